@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts the example server on a free loopback port, checks the public route, a tile with
+# the printed demo API key, and a refusal, then stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --quiet --example gis_server
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+out=$(mktemp)
+target/debug/examples/gis_server --addr "127.0.0.1:$port" >"$out" 2>/dev/null &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+fail() { echo "smoke: $*" >&2; exit 1; }
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+[ "$(status "http://127.0.0.1:$port/health")" = 200 ] || fail "/health is not 200"
+key=$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if "api_key" in o: print(o["api_key"]); break' "$out")
+[ -n "$key" ] || fail "no api_key line on stdout"
+[ "$(status "http://127.0.0.1:$port/tiles/3/4/2.png?apikey=$key")" = 200 ] || fail "tile with the demo key is not 200"
+[ "$(status "http://127.0.0.1:$port/tiles/3/4/2.png")" = 401 ] || fail "tile without a key is not 401"
+[ "$(status "http://127.0.0.1:$port/geocode?q=paris&apikey=$key")" = 403 ] || fail "geocode with a JavaScript key is not 403"
+echo "smoke: 4 passed, 0 failed"

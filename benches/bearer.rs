@@ -1,0 +1,123 @@
+//! The bearer-token path, against its floors, in one run:
+//!
+//! - `passthrough`: the same inner service without the layer;
+//! - `bare_decode`: `jsonwebtoken::decode` of the same token with the same key and algorithm;
+//! - `layer_cache_miss`: the layer with the verified-token cache turned off (header checks,
+//!   signature, claims, store re-check, policy);
+//! - `layer_cache_hit`: the layer with the cache (digest lookup, store re-check, policy).
+//!
+//! Run with `cargo bench --bench bearer`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use gis_auth::AuthLayer;
+use gis_auth::client::{Account, AccountId, Role, RoleSet};
+use gis_auth::policy::{Api, RouteTable};
+use gis_auth::store::{ClientStore, InMemoryStore};
+use gis_auth::token::{AccessClaims, JwtVerifier, SigningKey, TokenIssuer};
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+const SECRET: [u8; 32] = [42; 32];
+
+async fn tile(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"tile"))))
+}
+
+fn request(token: &str) -> Request<Full<Bytes>> {
+    Request::get("/geocode?q=paris")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::default())
+        .expect("a valid request")
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let store = Arc::new(InMemoryStore::new());
+    let made = store
+        .create_account(
+            Account::new(
+                AccountId::new("bench").expect("id"),
+                "Bench",
+                RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+            )
+            .expect("account"),
+        )
+        .expect("created");
+    let issuer = TokenIssuer::new(SigningKey::hs256("k1", &SECRET).expect("key"));
+    let client = &made.native.client;
+    let token = issuer
+        .issue(client, &made.account, client.roles(), 0, None)
+        .expect("token")
+        .access_token;
+    let routes = RouteTable::new()
+        .route(
+            Method::GET,
+            "/geocode",
+            Api::new("Geocoder", [Role::EVALUATOR, Role::SUBSCRIBER]),
+        )
+        .expect("routes");
+    let dyn_store: Arc<dyn ClientStore> = store.clone();
+    let layered = |cache: u64| {
+        let verifier = JwtVerifier::new(issuer.clone(), dyn_store.clone()).cache_capacity(cache);
+        ServiceBuilder::new()
+            .layer(
+                AuthLayer::new(dyn_store.clone(), routes.clone())
+                    .token_verifier(Arc::new(verifier)),
+            )
+            .service(service_fn(tile))
+    };
+    let miss = layered(0);
+    let hit = layered(1000);
+    let passthrough = service_fn(tile);
+
+    // Both paths must really succeed, or the figures mean nothing.
+    for svc in [miss.clone(), hit.clone()] {
+        let res = rt
+            .block_on(svc.oneshot(request(&token)))
+            .expect("infallible");
+        assert_eq!(res.status(), 200);
+    }
+
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_issuer(&["gis-auth"]);
+    validation.set_audience(&["gis-auth"]);
+    let key = DecodingKey::from_secret(&SECRET);
+
+    let mut g = c.benchmark_group("bearer");
+    g.measurement_time(Duration::from_secs(4));
+    g.warm_up_time(Duration::from_secs(1));
+    g.bench_function("passthrough", |b| {
+        b.iter(|| {
+            let mut svc = passthrough;
+            rt.block_on(svc.call(request(black_box(&token))))
+        })
+    });
+    g.bench_function("bare_decode", |b| {
+        b.iter(|| {
+            let req = request(black_box(&token));
+            let header = req.headers()["authorization"].to_str().expect("ascii");
+            jsonwebtoken::decode::<AccessClaims>(&header[7..], &key, &validation).expect("valid")
+        })
+    });
+    g.bench_function("layer_cache_miss", |b| {
+        b.iter(|| rt.block_on(miss.clone().oneshot(request(black_box(&token)))))
+    });
+    g.bench_function("layer_cache_hit", |b| {
+        b.iter(|| rt.block_on(hit.clone().oneshot(request(black_box(&token)))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,516 @@
+//! The GIS example server without its command line: the route table, the axum router behind
+//! [`AuthLayer`], the demo store, loading a clients file, and the credential lines printed
+//! at startup. `main.rs` parses flags and serves; `tests/example_server.rs` drives this.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
+use gis_auth::clock::Clock;
+use gis_auth::policy::{Api, CredentialSource, RouteTable};
+use gis_auth::restrict::TrustedProxies;
+use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
+use gis_auth::token::TokenVerifier;
+use gis_auth::{AuthLayer, ConfigError, Principal};
+use serde::Serialize;
+use serde_json::json;
+
+/// The id of the embedded demo account.
+pub const DEMO_ACCOUNT: &str = "demo";
+
+/// The tile every image route serves: 256×256 pixels of map-background beige.
+pub const TILE_PNG: &[u8] = include_bytes!("tile.png");
+
+/// The deepest zoom level a tile address may have.
+pub const MAX_ZOOM: u32 = 22;
+
+/// What the server is configured with besides its store.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// The proxies whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Verifies `Authorization: Bearer` tokens; without one every bearer token is refused.
+    pub token_verifier: Option<Arc<dyn TokenVerifier>>,
+    /// The clock for expiry decisions (the system clock when `None`).
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A store ready to serve, with the credentials generated while filling it. The plaintexts
+/// exist only here: print them once and drop them.
+#[derive(Debug)]
+pub struct Seeded {
+    /// The store.
+    pub store: Arc<InMemoryStore>,
+    /// The credentials generated for its clients, in the order the clients were created.
+    pub generated: Vec<GeneratedCredential>,
+}
+
+/// A clients file that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read clients file `{}`: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid clients file; the source names the client (or
+    /// account) and the field.
+    #[error("clients file `{}`: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        source: SnapshotError,
+    },
+}
+
+/// Which API each route is, who may call it, and which routes are public.
+pub fn route_table() -> Result<RouteTable, ConfigError> {
+    let maps = || [Role::EVALUATOR, Role::SUBSCRIBER];
+    RouteTable::new()
+        .route(
+            Method::GET,
+            "/tiles/{z}/{x}/{y}.png",
+            Api::new("WorldStreets", maps()).plugin(true),
+        )?
+        .route(
+            Method::GET,
+            "/imagery/{z}/{x}/{y}.png",
+            Api::new("WorldImagery", maps()).plugin(true),
+        )?
+        .route(
+            Method::GET,
+            "/elevation",
+            Api::new("Elevation", maps()).plugin(true),
+        )?
+        .route(
+            Method::GET,
+            "/reverse-geocode",
+            Api::new("ReverseGeocoder", maps()).plugin(true),
+        )?
+        .route(Method::GET, "/geocode", Api::new("Geocoder", maps()))?
+        .route(Method::GET, "/wms", Api::new("WMS", maps()))?
+        .route(
+            Method::GET,
+            "/account/profile",
+            Api::new("Profile", [Role::USER]),
+        )?
+        .public(Method::GET, "/health")
+}
+
+/// The application: every route of [`route_table`], guarded by an [`AuthLayer`] reading
+/// clients from `store`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so IP rules see the peer address.
+pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, ConfigError> {
+    let mut auth = AuthLayer::new(store, route_table()?)
+        .trusted_proxies(options.trusted_proxies)
+        .allow_preflight(true)
+        .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
+    if let Some(verifier) = options.token_verifier {
+        auth = auth.token_verifier(verifier);
+    }
+    if let Some(clock) = options.clock {
+        auth = auth.clock(clock);
+    }
+    // axum parameters are whole segments, so the tile routes take `{y}` and the handler
+    // checks the `.png` suffix; the route table above matches `{y}.png` itself.
+    Ok(Router::new()
+        .route("/tiles/{z}/{x}/{y}", get(tile))
+        .route("/imagery/{z}/{x}/{y}", get(tile))
+        .route("/elevation", get(elevation))
+        .route("/reverse-geocode", get(reverse_geocode))
+        .route("/geocode", get(geocode))
+        .route("/wms", get(wms))
+        .route("/account/profile", get(profile))
+        .route("/health", get(health))
+        .layer(auth))
+}
+
+/// A store with the demo account (roles User and Evaluator) and its two default clients,
+/// one of each kind, with their fresh credentials.
+pub fn demo_store() -> Result<Seeded, ConfigError> {
+    let store = Arc::new(InMemoryStore::new());
+    let account = Account::new(
+        AccountId::new(DEMO_ACCOUNT)?,
+        "Demo account",
+        RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+    )?;
+    let created = store.create_account(account)?;
+    let generated = [created.javascript, created.native]
+        .into_iter()
+        .map(|made| GeneratedCredential {
+            client: made.client.id().clone(),
+            kind: made.client.kind(),
+            credential: made.credential,
+        })
+        .collect();
+    Ok(Seeded { store, generated })
+}
+
+/// A store filled from the text of a clients file (see `clients.example.json`).
+pub fn load_clients_json(text: &str) -> Result<Seeded, SnapshotError> {
+    let store = Arc::new(InMemoryStore::new());
+    let generated = Snapshot::from_json(text)?.load_into(&store)?;
+    Ok(Seeded { store, generated })
+}
+
+/// A store filled from the clients file at `path`.
+pub fn load_clients_file(path: &Path) -> Result<Seeded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_clients_json(&text).map_err(|source| LoadError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// One generated credential as printed at startup, a JSON object on one line:
+/// `{"client": "<id>", "api_key": "…"}` for a JavaScript client,
+/// `{"client": "<id>", "client_id": "<id>", "client_secret": "…"}` for a NativeConfidential
+/// one.
+pub fn credential_line(generated: &GeneratedCredential) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Line<'a> {
+        ApiKey {
+            client: &'a str,
+            api_key: &'a str,
+        },
+        ClientSecret {
+            client: &'a str,
+            client_id: &'a str,
+            client_secret: &'a str,
+        },
+    }
+    let client = generated.client.as_str();
+    let secret = generated.credential.expose();
+    let line = match generated.kind {
+        ClientKind::JavaScript => Line::ApiKey {
+            client,
+            api_key: secret,
+        },
+        ClientKind::NativeConfidential => Line::ClientSecret {
+            client,
+            client_id: client,
+            client_secret: secret,
+        },
+    };
+    serde_json::to_string(&line)
+}
+
+/// Parses the `--trusted-proxies` flag: CIDR blocks or addresses, separated by commas.
+pub fn parse_trusted_proxies(list: &str) -> Result<TrustedProxies, ConfigError> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    if entries.iter().any(|e| e.is_empty()) {
+        return Err(ConfigError::InvalidIpRule {
+            rule: list.to_owned(),
+            reason: "the list has an empty entry",
+        });
+    }
+    TrustedProxies::parse(entries)
+}
+
+/// A refused request, answered as JSON in the layer's shape: `error`, `error_description`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl ApiError {
+    fn bad_request(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: description.into(),
+        }
+    }
+
+    fn not_found(description: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            description: description.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "error_description": self.description});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The query parameters of a request, looked up by name ignoring ASCII case (OGC clients
+/// send `REQUEST`, `Request` or `request` alike).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: Option<&str>) -> Self {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+        Self(pairs.into_owned().collect())
+    }
+
+    /// The value of `name`; a parameter given twice is ambiguous and refused.
+    fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is given more than once"
+            )));
+        }
+        Ok(first)
+    }
+
+    fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)?
+            .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required")))
+    }
+
+    fn number(&self, name: &str, range: RangeInclusive<f64>) -> Result<f64, ApiError> {
+        let value = self
+            .required(name)?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ApiError::bad_request(format!("`{name}` is not a number")))?;
+        if !range.contains(&value) {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is between {} and {}",
+                range.start(),
+                range.end()
+            )));
+        }
+        Ok(value)
+    }
+
+    fn point(&self) -> Result<(f64, f64), ApiError> {
+        Ok((
+            self.number("lat", -90.0..=90.0)?,
+            self.number("lon", -180.0..=180.0)?,
+        ))
+    }
+}
+
+fn png() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            // Cacheable by the browser; the layer makes it `private` for API-key requests so
+            // a shared cache never serves a tile around the key checks.
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        TILE_PNG,
+    )
+        .into_response()
+}
+
+/// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.
+async fn tile(
+    path: Result<UrlPath<(String, String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let UrlPath((z, x, y)) =
+        path.map_err(|_| ApiError::bad_request("a tile address is /{z}/{x}/{y}.png"))?;
+    let y = y
+        .strip_suffix(".png")
+        .ok_or_else(|| ApiError::not_found("tiles are served as `.png` only"))?;
+    let z: u32 =
+        z.parse().ok().filter(|z| *z <= MAX_ZOOM).ok_or_else(|| {
+            ApiError::bad_request(format!("z is a zoom level from 0 to {MAX_ZOOM}"))
+        })?;
+    let tiles_per_side = 1u32 << z;
+    for (name, value) in [("x", x.as_str()), ("y", y)] {
+        if !value.parse::<u32>().is_ok_and(|v| v < tiles_per_side) {
+            return Err(ApiError::bad_request(format!(
+                "{name} is a tile index from 0 to {} at zoom {z}",
+                tiles_per_side - 1
+            )));
+        }
+    }
+    Ok(png())
+}
+
+/// A made-up but deterministic terrain height in metres, to 0.1 m.
+fn elevation_m(lat: f64, lon: f64) -> f64 {
+    let (phi, lambda) = (lat.to_radians(), lon.to_radians());
+    let relief = 2400.0 * (3.0 * phi).sin() * (2.0 * lambda).cos()
+        + 900.0 * (7.0 * lambda + phi).sin() * (5.0 * phi).cos();
+    (relief * 10.0).round() / 10.0
+}
+
+/// `GET /elevation?lat=&lon=`.
+async fn elevation(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let (lat, lon) = Params::parse(query.as_deref()).point()?;
+    Ok(Json(json!({
+        "lat": lat,
+        "lon": lon,
+        "elevation_m": elevation_m(lat, lon),
+        "model": "synthetic",
+    })))
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct City {
+    name: &'static str,
+    country: &'static str,
+    lat: f64,
+    lon: f64,
+}
+
+const fn city(name: &'static str, country: &'static str, lat: f64, lon: f64) -> City {
+    City {
+        name,
+        country,
+        lat,
+        lon,
+    }
+}
+
+/// The gazetteer of both geocoders.
+const CITIES: [City; 14] = [
+    city("London", "GB", 51.5074, -0.1278),
+    city("Paris", "FR", 48.8566, 2.3522),
+    city("Berlin", "DE", 52.52, 13.405),
+    city("Madrid", "ES", 40.4168, -3.7038),
+    city("New York", "US", 40.7128, -74.006),
+    city("San Francisco", "US", 37.7749, -122.4194),
+    city("Toronto", "CA", 43.6532, -79.3832),
+    city("Mexico City", "MX", 19.4326, -99.1332),
+    city("São Paulo", "BR", -23.5505, -46.6333),
+    city("Cairo", "EG", 30.0444, 31.2357),
+    city("Nairobi", "KE", -1.2921, 36.8219),
+    city("Mumbai", "IN", 19.076, 72.8777),
+    city("Tokyo", "JP", 35.6762, 139.6503),
+    city("Sydney", "AU", -33.8688, 151.2093),
+];
+
+/// The great-circle distance in kilometres.
+fn distance_km((lat1, lon1): (f64, f64), (lat2, lon2): (f64, f64)) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
+}
+
+/// `GET /reverse-geocode?lat=&lon=`: the nearest city of the gazetteer.
+async fn reverse_geocode(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let point = Params::parse(query.as_deref()).point()?;
+    let mut nearest = (
+        &CITIES[0],
+        distance_km(point, (CITIES[0].lat, CITIES[0].lon)),
+    );
+    for c in &CITIES {
+        let d = distance_km(point, (c.lat, c.lon));
+        if d < nearest.1 {
+            nearest = (c, d);
+        }
+    }
+    Ok(Json(json!({
+        "lat": point.0,
+        "lon": point.1,
+        "place": nearest.0,
+        "distance_km": (nearest.1 * 10.0).round() / 10.0,
+    })))
+}
+
+/// The longest geocoding query accepted, in characters.
+const MAX_QUERY_CHARS: usize = 100;
+
+/// `GET /geocode?q=`: the cities whose name contains the query, ignoring case.
+async fn geocode(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = Params::parse(query.as_deref());
+    let q = params.required("q")?.trim();
+    if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "`q` has 1 to {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let needle = q.to_lowercase();
+    let results: Vec<&City> = CITIES
+        .iter()
+        .filter(|c| c.name.to_lowercase().contains(&needle))
+        .collect();
+    Ok(Json(json!({"query": q, "results": results})))
+}
+
+/// `GET /wms?…`: `REQUEST=GetMap` gives a PNG, `GetCapabilities` (or no `REQUEST`) a short
+/// JSON description.
+async fn wms(RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref());
+    match params.get("request")? {
+        Some(r) if r.eq_ignore_ascii_case("GetMap") => {
+            if let Some(format) = params.get("format")?
+                && !format.eq_ignore_ascii_case("image/png")
+            {
+                return Err(ApiError::bad_request("GetMap serves `image/png` only"));
+            }
+            Ok(png())
+        }
+        None => Ok(Json(capabilities()).into_response()),
+        Some(r) if r.eq_ignore_ascii_case("GetCapabilities") => {
+            Ok(Json(capabilities()).into_response())
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "the WMS requests served are GetCapabilities and GetMap",
+        )),
+    }
+}
+
+fn capabilities() -> serde_json::Value {
+    json!({
+        "service": "WMS",
+        "version": "1.3.0",
+        "requests": ["GetCapabilities", "GetMap"],
+        "formats": ["image/png"],
+        "layers": [{"name": "WorldStreets", "crs": ["EPSG:3857", "EPSG:4326"]}],
+    })
+}
+
+/// `GET /account/profile`: who is calling, as the layer authenticated them.
+async fn profile(principal: Option<Extension<Principal>>) -> Result<Response, ApiError> {
+    let Extension(who) = principal.ok_or(ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "server_error",
+        description: "the route is not behind the authentication layer".to_owned(),
+    })?;
+    let authenticated_with = match who.source() {
+        CredentialSource::ApiKey => "api_key",
+        CredentialSource::BearerToken => "bearer_token",
+    };
+    let body = json!({
+        "account_id": who.account_id(),
+        "client_id": who.client_id(),
+        "client_kind": who.kind(),
+        "roles": who.roles(),
+        "api": who.api(),
+        "authenticated_with": authenticated_with,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// `GET /health`: public.
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}

@@ -1,0 +1,224 @@
+//! Accounts, identifiers and the active/inactive status.
+//!
+//! ```
+//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status};
+//!
+//! let acme = Account::new(AccountId::new("acme")?, "Acme Maps",
+//!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?
+//!     .with_daily_quota(Some(10_000));
+//! assert_eq!(acme.status, Status::Active);
+//! assert!(AccountId::new("not an id").is_err());
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::role::RoleSet;
+use crate::error::ConfigError;
+
+const MAX_ID_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 200;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Accepts 1 to 128 ASCII letters, digits, `.`, `_` or `-`.
+            pub fn new(id: impl AsRef<str>) -> Result<Self, ConfigError> {
+                let id = id.as_ref();
+                validate_id($field, id)?;
+                Ok(Self(Arc::from(id)))
+            }
+
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&*self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Self::new(&*s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account's id.
+    AccountId,
+    "account id"
+);
+id_type!(
+    /// A client's id. For a NativeConfidential client this is also its OAuth `client_id`.
+    ClientId,
+    "client id"
+);
+
+fn validate_id(field: &'static str, id: &str) -> Result<(), ConfigError> {
+    let invalid = |reason| ConfigError::InvalidField {
+        field,
+        value: id.to_owned(),
+        reason,
+    };
+    if id.is_empty() {
+        return Err(invalid("it cannot be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(invalid("it has at most 128 characters"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid("it has only letters, digits, `.`, `_` and `-`"));
+    }
+    Ok(())
+}
+
+/// Checks a display name: 1 to 200 characters, no control characters.
+pub(crate) fn validate_name(name: &str) -> Result<(), ConfigError> {
+    let invalid = |reason| ConfigError::InvalidField {
+        field: "name",
+        value: name.to_owned(),
+        reason,
+    };
+    if name.trim().is_empty() {
+        return Err(invalid("it cannot be empty"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(invalid("it has at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("it cannot have control characters"));
+    }
+    Ok(())
+}
+
+/// Whether an account or client may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// In use.
+    #[default]
+    Active,
+    /// Switched off: every request with its credentials is refused at once.
+    Inactive,
+}
+
+impl Status {
+    /// Whether this is [`Status::Active`].
+    pub fn is_active(self) -> bool {
+        self == Status::Active
+    }
+}
+
+/// An account: the owner of clients, and the upper bound of their roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Account {
+    /// The account's id.
+    pub id: AccountId,
+    /// A display name.
+    pub name: String,
+    /// The roles the account holds; its clients hold at most these.
+    pub roles: RoleSet,
+    /// An inactive account disables all its clients.
+    pub status: Status,
+    /// Transactions per UTC day; `None` is unlimited.
+    pub daily_quota: Option<u64>,
+}
+
+impl Account {
+    /// An active account without a quota. Fails if the name is empty or too long.
+    pub fn new(
+        id: AccountId,
+        name: impl Into<String>,
+        roles: RoleSet,
+    ) -> Result<Self, ConfigError> {
+        let name = name.into();
+        validate_name(&name)?;
+        Ok(Self {
+            id,
+            name,
+            roles,
+            status: Status::Active,
+            daily_quota: None,
+        })
+    }
+
+    /// With this status.
+    #[must_use]
+    pub fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// With this daily quota.
+    #[must_use]
+    pub fn with_daily_quota(mut self, quota: Option<u64>) -> Self {
+        self.daily_quota = quota;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_validated_by_name() {
+        assert!(ClientId::new("web-map_1.prod").is_ok());
+        for bad in ["", "has space", "ü", &"a".repeat(129)] {
+            let err = AccountId::new(bad).unwrap_err();
+            assert!(err.to_string().starts_with("invalid account id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn status_serialises_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&Status::Inactive).unwrap(),
+            "\"inactive\""
+        );
+        assert!(serde_json::from_str::<Status>("\"Active\"").is_err());
+    }
+
+    #[test]
+    fn names_must_be_printable() {
+        assert!(validate_name("Demo maps").is_ok());
+        assert!(validate_name("  ").is_err());
+        assert!(validate_name("bad\nname").is_err());
+    }
+}

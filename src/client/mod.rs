@@ -1,0 +1,27 @@
+//! The client model: accounts, clients, kinds, roles, status, and the key and secret types.
+//!
+//! ```
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//!     CredentialKind, PlainCredential, Role, RoleSet};
+//!
+//! let account = Account::new(AccountId::new("acme")?, "Acme",
+//!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
+//! let key = PlainCredential::generate(CredentialKind::ApiKey)?;
+//! let client = Client::build(ClientId::new("web")?, &ClientSpec::javascript("Web map"),
+//!     &account, Credentials::new(key.digest()))?;
+//! // no roles given: all of the account's
+//! assert_eq!(client.roles(), &account.roles);
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+mod account;
+#[allow(clippy::module_inception)]
+mod client;
+mod key;
+mod role;
+
+pub use account::{Account, AccountId, ClientId, Status};
+pub use client::{Client, ClientKind, ClientSpec, Credentials};
+pub(crate) use key::DigestBuildHasher;
+pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
+pub use role::{Role, RoleSet};

@@ -1,0 +1,166 @@
+//! Pulling a credential out of a request: an `Authorization: Bearer` header or the `apikey`
+//! query parameter, never both.
+//!
+//! ```
+//! use gis_auth::credentials::{Credential, CredentialRules};
+//! use gis_auth::RejectionKind;
+//!
+//! let rules = CredentialRules::default();
+//! let req = http::Request::get("/tiles/1/2/3.png?APIKEY=abc").body(()).unwrap();
+//! assert_eq!(rules.extract(req.headers(), req.uri().query()),
+//!     Ok(Some(Credential::ApiKey("abc".into()))));
+//!
+//! let req = http::Request::get("/tiles/1/2/3.png?apikey=abc")
+//!     .header("authorization", "Bearer xyz").body(()).unwrap();
+//! assert_eq!(rules.extract(req.headers(), req.uri().query()),
+//!     Err(RejectionKind::MultipleCredentials));
+//! ```
+
+mod bearer;
+mod query;
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, Uri};
+
+use crate::error::RejectionKind;
+
+/// A credential found in a request.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// From `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// From the API key query parameter, percent-decoded once.
+    ApiKey(Cow<'a, str>),
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+        }
+    }
+}
+
+/// Where credentials are looked for, and how large they may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRules {
+    param: Cow<'static, str>,
+    max_len: usize,
+}
+
+/// The default size limit of a key or token: 4 KiB.
+pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 4096;
+
+impl Default for CredentialRules {
+    fn default() -> Self {
+        Self {
+            param: Cow::Borrowed("apikey"),
+            max_len: DEFAULT_MAX_CREDENTIAL_LEN,
+        }
+    }
+}
+
+impl CredentialRules {
+    /// With another query parameter name (matched ignoring ASCII case).
+    #[must_use]
+    pub fn query_param(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.param = name.into();
+        self
+    }
+
+    /// With another size limit, in bytes.
+    #[must_use]
+    pub fn max_len(mut self, bytes: usize) -> Self {
+        self.max_len = bytes;
+        self
+    }
+
+    /// The query parameter name.
+    pub fn param(&self) -> &str {
+        &self.param
+    }
+
+    /// The credential in a request with these headers and query string.
+    ///
+    /// `Ok(None)` is no credential at all (401 with a bare challenge); errors are the
+    /// 400/401 refusals of RFC 6750.
+    pub fn extract<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+    ) -> Result<Option<Credential<'a>>, RejectionKind> {
+        let bearer = bearer::bearer_token(headers, self.max_len)?;
+        let key = match query {
+            Some(q) => query::api_key_param(q, &self.param, self.max_len)?,
+            None => None,
+        };
+        match (bearer, key) {
+            (Some(_), Some(_)) => Err(RejectionKind::MultipleCredentials),
+            (Some(token), None) => Ok(Some(Credential::Bearer(token))),
+            (None, Some(key)) => Ok(Some(Credential::ApiKey(key))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// `uri` without the API key parameter.
+    pub fn strip_from_uri(&self, uri: &Uri) -> Uri {
+        query::without_param(uri, &self.param)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extract(uri: &str, auth: Option<&str>) -> Result<Option<String>, RejectionKind> {
+        let mut req = http::Request::get(uri);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let req = req.body(()).unwrap();
+        CredentialRules::default()
+            .extract(req.headers(), req.uri().query())
+            .map(|c| {
+                c.map(|c| match c {
+                    Credential::Bearer(t) => format!("bearer:{t}"),
+                    Credential::ApiKey(k) => format!("key:{k}"),
+                })
+            })
+    }
+
+    #[test]
+    fn basic_auth_beside_an_api_key_leaves_the_key() {
+        assert_eq!(
+            extract("/x?apikey=k", Some("Basic Zm9vOmJhcg==")),
+            Ok(Some("key:k".into()))
+        );
+    }
+
+    #[test]
+    fn bearer_and_api_key_together_are_refused() {
+        assert_eq!(
+            extract("/x?apikey=k", Some("Bearer t")),
+            Err(RejectionKind::MultipleCredentials)
+        );
+    }
+
+    #[test]
+    fn a_custom_parameter_name_is_used_instead() {
+        let rules = CredentialRules::default().query_param("key");
+        let req = http::Request::get("/x?KEY=k&apikey=other")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            rules.extract(req.headers(), req.uri().query()),
+            Ok(Some(Credential::ApiKey("k".into())))
+        );
+    }
+
+    #[test]
+    fn debug_output_is_redacted() {
+        let dbg = format!("{:?}", Credential::ApiKey("gis_apikey_secret".into()));
+        assert!(!dbg.contains("secret"));
+    }
+}

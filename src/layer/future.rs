@@ -1,0 +1,156 @@
+//! [`ResponseFuture`]: checking, then calling the wrapped service, or answering a rejection.
+//!
+//! ```
+//! use gis_auth::layer::ResponseFuture;
+//!
+//! // The future is `Send` whenever the wrapped service and its future are.
+//! fn assert_send<T: Send>() {}
+//! type Svc = tower::util::BoxCloneSyncService<http::Request<()>, http::Response<String>, std::convert::Infallible>;
+//! assert_send::<ResponseFuture<Svc, ()>>();
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::Config;
+use super::body::ResponseBody;
+use super::response::{add_vary_origin, make_private};
+use super::service::{CheckFuture, admit};
+use crate::policy::CredentialSource;
+
+/// Headers to add to the wrapped service's response.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Finish {
+    private: bool,
+    vary_origin: bool,
+}
+
+pin_project! {
+    /// The future of [`AuthService`](super::AuthService).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+        finish: Finish,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Checking {
+            check: CheckFuture<B>,
+            inner: Option<S>,
+            config: Arc<Config>,
+        },
+        Calling {
+            #[pin]
+            fut: S::Future,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn calling(fut: S::Future, finish: Option<Finish>) -> Self {
+        Self {
+            state: State::Calling { fut },
+            finish: finish.unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+            finish: Finish::default(),
+        }
+    }
+
+    pub(crate) fn checking(check: CheckFuture<B>, inner: S, config: Arc<Config>) -> Self {
+        Self {
+            state: State::Checking {
+                check,
+                inner: Some(inner),
+                config,
+            },
+            finish: Finish::default(),
+        }
+    }
+}
+
+impl<S, B, ResB> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Output = Result<Response<ResponseBody<ResB>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Checking {
+                    check,
+                    inner,
+                    config,
+                } => {
+                    let (mut req, outcome) = ready!(check.as_mut().poll(cx));
+                    match outcome {
+                        Ok(authorized) => {
+                            *this.finish = Finish {
+                                private: authorized.principal.source() == CredentialSource::ApiKey,
+                                vary_origin: authorized.vary_origin,
+                            };
+                            admit(config, &mut req, authorized);
+                            let mut svc = inner
+                                .take()
+                                .expect("ResponseFuture polled after completion");
+                            let fut = svc.call(req);
+                            this.state.set(State::Calling { fut });
+                        }
+                        Err(rejection) => {
+                            let response = config.render(&rejection);
+                            this.state.set(State::Rejected {
+                                response: Some(response),
+                            });
+                        }
+                    }
+                }
+                StateProj::Calling { fut } => {
+                    let mut res = ready!(fut.poll(cx))?;
+                    if this.finish.private {
+                        make_private(res.headers_mut());
+                    }
+                    if this.finish.vary_origin {
+                        add_vary_origin(res.headers_mut());
+                    }
+                    return Poll::Ready(Ok(res.map(ResponseBody::inner)));
+                }
+                StateProj::Rejected { response } => {
+                    let res = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(res.map(ResponseBody::rejection)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Rendering: the one place a [`Rejection`] becomes a response, and the headers added to
+//! responses the wrapped service produced.
+//!
+//! ```
+//! use gis_auth::{Rejection, RejectionKind};
+//! use gis_auth::layer::default_rejection_response;
+//!
+//! let res = default_rejection_response(&Rejection::new(RejectionKind::NotPluginApi), "maps");
+//! assert_eq!(res.status(), 403);
+//! assert_eq!(res.headers()["content-type"], "application/json");
+//! let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+//! assert_eq!(body["error"], "insufficient_scope");
+//! ```
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response};
+
+use crate::error::{Rejection, RejectionKind};
+
+/// The default response for a rejection: its status, a JSON body
+/// `{"error": …, "error_description": …}`, an RFC 6750 `WWW-Authenticate: Bearer` challenge on
+/// 401s (and on 400 `invalid_request` and 403 `insufficient_scope`), `Retry-After` on 503,
+/// and `Cache-Control: no-store`.
+///
+/// ```
+/// use gis_auth::{Rejection, RejectionKind};
+/// use gis_auth::layer::default_rejection_response;
+///
+/// let res = default_rejection_response(&Rejection::new(RejectionKind::MissingCredential), "maps");
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"maps\"");
+/// ```
+pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Response<Bytes> {
+    let body = serde_json::json!({
+        "error": rejection.error_code(),
+        "error_description": rejection.description(),
+    });
+    let mut res = Response::new(Bytes::from(body.to_string()));
+    *res.status_mut() = rejection.status();
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let kind = rejection.kind();
+    let challenge = if kind == RejectionKind::MissingCredential {
+        Some(format!("Bearer realm=\"{realm}\""))
+    } else if kind.in_challenge() {
+        Some(format!(
+            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+            kind.error_code(),
+            kind.description()
+        ))
+    } else {
+        None
+    };
+    // The realm is checked when the layer is built and descriptions are fixed ASCII, so
+    // this cannot fail; a header is left out rather than a panic risked.
+    if let Some(value) = challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    if kind == RejectionKind::StoreUnavailable {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    res
+}
+
+/// Whether `realm` can stand inside an RFC 7230 quoted-string without escaping.
+pub(crate) fn valid_realm(realm: &str) -> bool {
+    !realm.is_empty()
+        && realm
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// Adds `Vary: Origin` unless the response already varies on it (or on everything).
+pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
+    let covered = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("origin"))
+        })
+    });
+    if !covered {
+        headers.append(VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// Makes a response private to the caller unless it already is (or is `no-store`): drops
+/// `public` and `s-maxage`, keeps every other directive, and adds `private`.
+pub(crate) fn make_private(headers: &mut HeaderMap) {
+    let mut directives: Vec<String> = Vec::new();
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else {
+            // Unreadable: replace it with the strict form.
+            directives.clear();
+            break;
+        };
+        for d in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = d.split('=').next().unwrap_or(d).trim();
+            if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
+                return;
+            }
+            if !name.eq_ignore_ascii_case("public") && !name.eq_ignore_ascii_case("s-maxage") {
+                directives.push(d.to_owned());
+            }
+        }
+    }
+    directives.insert(0, "private".to_owned());
+    let value = HeaderValue::try_from(directives.join(", "))
+        .unwrap_or_else(|_| HeaderValue::from_static("private"));
+    headers.insert(CACHE_CONTROL, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(values: &[&str]) -> String {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, v.parse().unwrap());
+        }
+        make_private(&mut h);
+        h.get_all(CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    #[test]
+    fn shared_caching_is_turned_private() {
+        assert_eq!(cache(&[]), "private");
+        assert_eq!(cache(&["public, max-age=3600"]), "private, max-age=3600");
+        assert_eq!(cache(&["max-age=60, s-maxage=600"]), "private, max-age=60");
+    }
+
+    #[test]
+    fn stricter_settings_are_kept() {
+        assert_eq!(cache(&["no-store"]), "no-store");
+        assert_eq!(cache(&["private, max-age=5"]), "private, max-age=5");
+        assert_eq!(cache(&["max-age=5", "Private"]), "max-age=5 | Private");
+    }
+
+    #[test]
+    fn vary_is_added_once() {
+        let mut h = HeaderMap::new();
+        h.insert(VARY, "Accept-Encoding".parse().unwrap());
+        add_vary_origin(&mut h);
+        add_vary_origin(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 2);
+        let mut h = HeaderMap::new();
+        h.insert(VARY, "*".parse().unwrap());
+        add_vary_origin(&mut h);
+        assert_eq!(h.get_all(VARY).iter().count(), 1);
+    }
+
+    #[test]
+    fn challenges_follow_rfc_6750() {
+        let res = default_rejection_response(&RejectionKind::UnknownCredential.into(), "gis");
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"gis\", error=\"invalid_token\", error_description=\"the credential is not valid\""
+        );
+        let res = default_rejection_response(&RejectionKind::OriginNotAllowed.into(), "gis");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+        let res = default_rejection_response(&RejectionKind::StoreUnavailable.into(), "gis");
+        assert_eq!(res.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn realms_must_be_plain_quoted_strings() {
+        assert!(valid_realm("gis-auth maps"));
+        assert!(!valid_realm(""));
+        assert!(!valid_realm("a\"b"));
+        assert!(!valid_realm("a\\b"));
+        assert!(!valid_realm("é"));
+    }
+}

@@ -1,0 +1,75 @@
+//! The authenticated caller, as handlers see it.
+//!
+//! ```
+//! use gis_auth::Principal;
+//!
+//! // Handlers behind the layer read the caller from the request extensions.
+//! fn caller(req: &http::Request<()>) -> Option<&str> {
+//!     req.extensions().get::<Principal>().map(|p| p.account_id().as_str())
+//! }
+//! assert_eq!(caller(&http::Request::new(())), None);
+//! ```
+
+use std::sync::Arc;
+
+use crate::client::{AccountId, ClientId, ClientKind, RoleSet};
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialSource {
+    /// The API key query parameter.
+    ApiKey,
+    /// An `Authorization: Bearer` access token.
+    BearerToken,
+}
+
+/// The caller of an authorised request, inserted into the request's extensions.
+///
+/// ```
+/// # use gis_auth::policy::Principal;
+/// async fn handler(req: http::Request<()>) -> String {
+///     let who = req.extensions().get::<Principal>().expect("behind AuthLayer");
+///     format!("{} of {}", who.client_id(), who.account_id())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub(crate) client_id: ClientId,
+    pub(crate) account_id: AccountId,
+    pub(crate) kind: ClientKind,
+    pub(crate) roles: RoleSet,
+    pub(crate) api: Arc<str>,
+    pub(crate) source: CredentialSource,
+}
+
+impl Principal {
+    /// The client's id.
+    pub fn client_id(&self) -> &ClientId {
+        &self.client_id
+    }
+
+    /// The owning account's id.
+    pub fn account_id(&self) -> &AccountId {
+        &self.account_id
+    }
+
+    /// The client's kind.
+    pub fn kind(&self) -> ClientKind {
+        self.kind
+    }
+
+    /// The roles in force for this request.
+    pub fn roles(&self) -> &RoleSet {
+        &self.roles
+    }
+
+    /// The API the request is for.
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    /// How the caller authenticated.
+    pub fn source(&self) -> CredentialSource {
+        self.source
+    }
+}

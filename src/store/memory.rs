@@ -1,0 +1,709 @@
+//! The in-memory store: hash maps behind a read-write lock, with the management operations.
+//!
+//! Reads take the lock shared and clone an `Arc`; writes build the new client first and swap
+//! it in, so a lookup sees a client either wholly before or wholly after a change, and a
+//! change is enforced on the very next lookup.
+//!
+//! ```
+//! use gis_auth::client::{Account, AccountId, ClientSpec, Role, RoleSet, Status};
+//! use gis_auth::store::InMemoryStore;
+//!
+//! let store = InMemoryStore::new();
+//! let acme = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
+//! let web = store.create_client(&acme.account.id,
+//!     ClientSpec::javascript("Store locator").allowed_origins(["https://*.acme.test"]))?;
+//! store.set_client_status(web.client.id(), Status::Inactive)?;
+//! let fresh_key = store.regenerate(web.client.id(), None)?;
+//! assert_ne!(fresh_key.expose(), web.credential.expose());
+//! assert_eq!(store.clients_of(&acme.account.id).len(), 3);
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{ClientStore, Resolved, StoreError};
+use crate::client::{
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
+    DigestBuildHasher, KeyDigest, PlainCredential, Status,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+
+/// A client just created, with its credential in plaintext: shown once, never stored.
+#[derive(Debug, Clone)]
+pub struct CreatedClient {
+    /// The stored client.
+    pub client: Arc<Client>,
+    /// Its API key (JavaScript) or client secret (NativeConfidential).
+    pub credential: PlainCredential,
+}
+
+/// An account just created, with its two default clients.
+#[derive(Debug, Clone)]
+pub struct CreatedAccount {
+    /// The stored account.
+    pub account: Arc<Account>,
+    /// The default JavaScript client.
+    pub javascript: CreatedClient,
+    /// The default NativeConfidential client.
+    pub native: CreatedClient,
+}
+
+/// The credential to give a client being inserted.
+#[derive(Debug, Clone)]
+pub enum StoredCredential {
+    /// Generate a fresh one.
+    Generate,
+    /// Use this plaintext (it is hashed; only the digest is kept).
+    Plain(PlainCredential),
+    /// Use this digest.
+    Digest(KeyDigest),
+}
+
+#[derive(Default)]
+struct Registry {
+    accounts: HashMap<AccountId, Arc<Account>>,
+    clients: HashMap<ClientId, Arc<Client>>,
+    by_key: HashMap<KeyDigest, ClientId, DigestBuildHasher>,
+    by_account: HashMap<AccountId, BTreeSet<ClientId>>,
+}
+
+impl Registry {
+    fn index_digests(&mut self, client: &Client) {
+        for d in client.credentials().digests() {
+            self.by_key.insert(*d, client.id().clone());
+        }
+    }
+
+    /// The JavaScript client holding an API key digest (secrets are indexed too, so no two
+    /// clients share a credential, but they never answer a key lookup).
+    fn api_key_client(&self, digest: &KeyDigest) -> Option<&Arc<Client>> {
+        self.by_key
+            .get(digest)
+            .and_then(|id| self.clients.get(id))
+            .filter(|c| c.kind() == ClientKind::JavaScript)
+    }
+
+    fn unindex_digests(&mut self, client: &Client) {
+        for d in client.credentials().digests() {
+            if self.by_key.get(d) == Some(client.id()) {
+                self.by_key.remove(d);
+            }
+        }
+    }
+
+    fn digest_in_use(&self, digest: &KeyDigest) -> bool {
+        self.by_key.contains_key(digest)
+    }
+}
+
+/// Clients and accounts in memory: for tests, examples and single-process deployments.
+///
+/// Lookups are O(1) in the number of clients and run concurrently with each other; changes
+/// take a short exclusive lock.
+pub struct InMemoryStore {
+    state: RwLock<Registry>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.read();
+        f.debug_struct("InMemoryStore")
+            .field("accounts", &state.accounts.len())
+            .field("clients", &state.clients.len())
+            .finish()
+    }
+}
+
+fn generated_id(prefix: &str) -> Result<String, ConfigError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|_| ConfigError::RandomSource)?;
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+fn credential_kind(kind: ClientKind) -> CredentialKind {
+    match kind {
+        ClientKind::JavaScript => CredentialKind::ApiKey,
+        ClientKind::NativeConfidential => CredentialKind::ClientSecret,
+    }
+}
+
+impl InMemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// An empty store on the given clock (used for rotation grace periods).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            state: RwLock::new(Registry::default()),
+            clock,
+        }
+    }
+
+    // Writers swap in fully built values, so the state is consistent even if a writer
+    // panicked: recover it rather than fail every later request.
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Creates an account and its two default clients (one of each kind, holding all of the
+    /// account's roles and no restrictions), returning their credentials once.
+    pub fn create_account(&self, account: Account) -> Result<CreatedAccount, ConfigError> {
+        let mut state = self.write();
+        if state.accounts.contains_key(&account.id) {
+            return Err(ConfigError::DuplicateId {
+                what: "account",
+                id: account.id.to_string(),
+            });
+        }
+        let id = account.id.clone();
+        let account = Arc::new(account);
+        state.accounts.insert(id.clone(), account.clone());
+        let made = (|| {
+            let javascript = Self::insert_locked(
+                &mut state,
+                &id,
+                ClientSpec::javascript("Default JavaScript client"),
+                StoredCredential::Generate,
+            )?;
+            let native = Self::insert_locked(
+                &mut state,
+                &id,
+                ClientSpec::native("Default native client"),
+                StoredCredential::Generate,
+            )?;
+            Ok((javascript, native))
+        })();
+        match made {
+            Ok((javascript, native)) => Ok(CreatedAccount {
+                account,
+                javascript: javascript.into_created()?,
+                native: native.into_created()?,
+            }),
+            Err(e) => {
+                // Leave nothing half-made.
+                let ids: Vec<ClientId> =
+                    state.by_account.remove(&id).into_iter().flatten().collect();
+                for cid in ids {
+                    if let Some(c) = state.clients.remove(&cid) {
+                        state.unindex_digests(&c);
+                    }
+                }
+                state.accounts.remove(&id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds an account without default clients (for loading from a file).
+    pub fn insert_account(&self, account: Account) -> Result<Arc<Account>, ConfigError> {
+        let mut state = self.write();
+        if state.accounts.contains_key(&account.id) {
+            return Err(ConfigError::DuplicateId {
+                what: "account",
+                id: account.id.to_string(),
+            });
+        }
+        let account = Arc::new(account);
+        state.accounts.insert(account.id.clone(), account.clone());
+        Ok(account)
+    }
+
+    /// Changes an account. Its id cannot change. Role removals take effect on its clients'
+    /// very next request.
+    pub fn update_account(
+        &self,
+        id: &AccountId,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Arc<Account>, ConfigError> {
+        let mut state = self.write();
+        let current = state
+            .accounts
+            .get(id)
+            .ok_or_else(|| ConfigError::UnknownAccount(id.to_string()))?;
+        let mut next = Account::clone(current);
+        change(&mut next);
+        if next.id != *id {
+            return Err(ConfigError::InvalidField {
+                field: "account id",
+                value: next.id.to_string(),
+                reason: "an account's id cannot change",
+            });
+        }
+        crate::client::Account::new(next.id.clone(), next.name.clone(), next.roles.clone())?;
+        let next = Arc::new(next);
+        state.accounts.insert(id.clone(), next.clone());
+        Ok(next)
+    }
+
+    /// Creates a client with a fresh credential, returned once.
+    pub fn create_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+    ) -> Result<CreatedClient, ConfigError> {
+        let mut state = self.write();
+        Self::insert_locked(&mut state, account, spec, StoredCredential::Generate)?.into_created()
+    }
+
+    /// Adds a client with the given credential; gives the plaintext when one was generated.
+    pub fn insert_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+        credential: StoredCredential,
+    ) -> Result<(Arc<Client>, Option<PlainCredential>), ConfigError> {
+        let mut state = self.write();
+        let inserted = Self::insert_locked(&mut state, account, spec, credential)?;
+        Ok((inserted.client, inserted.generated))
+    }
+
+    fn insert_locked(
+        state: &mut Registry,
+        account_id: &AccountId,
+        spec: ClientSpec,
+        credential: StoredCredential,
+    ) -> Result<Inserted, ConfigError> {
+        let account = state
+            .accounts
+            .get(account_id)
+            .ok_or_else(|| ConfigError::UnknownAccount(account_id.to_string()))?
+            .clone();
+        let id = match &spec.id {
+            Some(id) => id.clone(),
+            None => loop {
+                let id = ClientId::new(generated_id("cl_")?)?;
+                if !state.clients.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        if state.clients.contains_key(&id) {
+            return Err(ConfigError::DuplicateId {
+                what: "client",
+                id: id.to_string(),
+            });
+        }
+        let expected = credential_kind(spec.kind);
+        let (digest, generated) = match credential {
+            StoredCredential::Generate => {
+                let plain = PlainCredential::generate(expected)?;
+                (plain.digest(), Some(plain))
+            }
+            StoredCredential::Plain(plain) => {
+                if plain.kind() != expected {
+                    return Err(ConfigError::InvalidCredential {
+                        client: id.to_string(),
+                        field: match expected {
+                            CredentialKind::ApiKey => "api_key",
+                            CredentialKind::ClientSecret => "client_secret",
+                        },
+                        reason: "it is a credential of the other kind",
+                    });
+                }
+                (plain.digest(), None)
+            }
+            StoredCredential::Digest(d) => (d, None),
+        };
+        if state.digest_in_use(&digest) {
+            return Err(ConfigError::InvalidCredential {
+                client: id.to_string(),
+                field: match expected {
+                    CredentialKind::ApiKey => "api_key",
+                    CredentialKind::ClientSecret => "client_secret",
+                },
+                reason: "another client already holds this credential",
+            });
+        }
+        let client = Arc::new(Client::build(
+            id.clone(),
+            &spec,
+            &account,
+            Credentials::new(digest),
+        )?);
+        state.index_digests(&client);
+        state.clients.insert(id.clone(), client.clone());
+        state
+            .by_account
+            .entry(account_id.clone())
+            .or_default()
+            .insert(id);
+        Ok(Inserted { client, generated })
+    }
+
+    /// Changes a client's settings; the change is validated as at creation. Its id and kind
+    /// cannot change.
+    pub fn update_client(
+        &self,
+        id: &ClientId,
+        change: impl FnOnce(&mut ClientSpec),
+    ) -> Result<Arc<Client>, ConfigError> {
+        let mut state = self.write();
+        let current = state
+            .clients
+            .get(id)
+            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
+            .clone();
+        let mut spec = current.to_spec();
+        change(&mut spec);
+        if spec.id.as_ref() != Some(id) {
+            return Err(ConfigError::InvalidField {
+                field: "client id",
+                value: spec.id.map(|i| i.to_string()).unwrap_or_default(),
+                reason: "a client's id cannot change",
+            });
+        }
+        if spec.kind != current.kind() {
+            return Err(ConfigError::InvalidField {
+                field: "kind",
+                value: format!("{:?}", spec.kind),
+                reason: "a client's kind cannot change",
+            });
+        }
+        let account = state
+            .accounts
+            .get(current.account_id())
+            .ok_or_else(|| ConfigError::UnknownAccount(current.account_id().to_string()))?;
+        let next = Arc::new(current.rebuilt(&spec, account)?);
+        state.clients.insert(id.clone(), next.clone());
+        Ok(next)
+    }
+
+    /// Activates or deactivates a client; an inactive client is refused on its next request.
+    pub fn set_client_status(
+        &self,
+        id: &ClientId,
+        status: Status,
+    ) -> Result<Arc<Client>, ConfigError> {
+        self.update_client(id, |spec| spec.status = status)
+    }
+
+    /// Replaces a client's credential. Without `grace`, every older credential stops at once;
+    /// with it, the current one keeps working for that long.
+    pub fn regenerate(
+        &self,
+        id: &ClientId,
+        grace: Option<time::Duration>,
+    ) -> Result<PlainCredential, ConfigError> {
+        let now = self.clock.now();
+        let mut state = self.write();
+        let current = state
+            .clients
+            .get(id)
+            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
+            .clone();
+        let plain = PlainCredential::generate(credential_kind(current.kind()))?;
+        let grace_until = grace.filter(|g| g.is_positive()).map(|g| now + g);
+        let next = Arc::new(
+            current.with_credentials(current.credentials().rotated(plain.digest(), grace_until)),
+        );
+        state.unindex_digests(&current);
+        state.index_digests(&next);
+        state.clients.insert(id.clone(), next);
+        Ok(plain)
+    }
+
+    /// Removes a client; its credentials stop working at once.
+    pub fn delete_client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+        let mut state = self.write();
+        let client = state
+            .clients
+            .remove(id)
+            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?;
+        state.unindex_digests(&client);
+        if let Some(ids) = state.by_account.get_mut(client.account_id()) {
+            ids.remove(id);
+        }
+        Ok(client)
+    }
+
+    /// The client with this id.
+    pub fn client(&self, id: &ClientId) -> Option<Arc<Client>> {
+        self.read().clients.get(id).cloned()
+    }
+
+    /// The account with this id.
+    pub fn get_account(&self, id: &AccountId) -> Option<Arc<Account>> {
+        self.read().accounts.get(id).cloned()
+    }
+
+    /// Every account, ordered by id.
+    pub fn accounts(&self) -> Vec<Arc<Account>> {
+        let mut all: Vec<_> = self.read().accounts.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// An account's clients, ordered by id.
+    pub fn clients_of(&self, account: &AccountId) -> Vec<Arc<Client>> {
+        let state = self.read();
+        state
+            .by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.clients.get(id).cloned())
+            .collect()
+    }
+
+    /// How many clients are stored.
+    pub fn client_count(&self) -> usize {
+        self.read().clients.len()
+    }
+}
+
+struct Inserted {
+    client: Arc<Client>,
+    generated: Option<PlainCredential>,
+}
+
+impl Inserted {
+    fn into_created(self) -> Result<CreatedClient, ConfigError> {
+        // Only called for generated credentials.
+        let credential = self.generated.ok_or(ConfigError::RandomSource)?;
+        Ok(CreatedClient {
+            client: self.client,
+            credential,
+        })
+    }
+}
+
+#[async_trait]
+impl ClientStore for InMemoryStore {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+        Ok(self.read().api_key_client(digest).cloned())
+    }
+
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        Ok(self.read().clients.get(id).cloned())
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        Ok(self.read().accounts.get(id).cloned())
+    }
+
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+        let state = self.read();
+        let Some(client) = state.api_key_client(digest) else {
+            return Ok(None);
+        };
+        Ok(state
+            .accounts
+            .get(client.account_id())
+            .map(|account| Resolved {
+                client: client.clone(),
+                account: account.clone(),
+            }))
+    }
+
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        let state = self.read();
+        let Some(client) = state.clients.get(id) else {
+            return Ok(None);
+        };
+        Ok(state
+            .accounts
+            .get(client.account_id())
+            .map(|account| Resolved {
+                client: client.clone(),
+                account: account.clone(),
+            }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{Role, RoleSet};
+    use crate::clock::ManualClock;
+
+    fn account(id: &str) -> Account {
+        Account::new(
+            AccountId::new(id).unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+        )
+        .unwrap()
+    }
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_new_account_gets_two_default_clients_with_all_its_roles() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        assert_eq!(made.javascript.client.kind(), ClientKind::JavaScript);
+        assert_eq!(made.native.client.kind(), ClientKind::NativeConfidential);
+        assert_eq!(made.native.client.roles(), &made.account.roles);
+        assert!(made.javascript.client.origins().is_empty());
+        assert_eq!(store.clients_of(&made.account.id).len(), 2);
+        assert!(matches!(
+            store.create_account(account("acme")),
+            Err(ConfigError::DuplicateId { .. })
+        ));
+    }
+
+    #[test]
+    fn keys_resolve_and_secrets_do_not() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let key = made.javascript.credential.digest();
+        let secret = made.native.credential.digest();
+        block(async {
+            let found = store.resolve_key(&key).await.unwrap().unwrap();
+            assert_eq!(found.client.id(), made.javascript.client.id());
+            assert!(store.resolve_key(&secret).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn regenerating_without_grace_stops_the_old_key_at_once() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.javascript.client.id().clone();
+        let new = store.regenerate(&id, None).unwrap();
+        block(async {
+            assert!(
+                store
+                    .resolve_key(&made.javascript.credential.digest())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(store.resolve_key(&new.digest()).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn regenerating_with_grace_keeps_the_old_key_until_the_grace_ends() {
+        let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
+        let store = InMemoryStore::with_clock(Arc::new(clock.clone()));
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.javascript.client.id().clone();
+        let old = made.javascript.credential.digest();
+        store
+            .regenerate(&id, Some(time::Duration::minutes(10)))
+            .unwrap();
+        let client = store.client(&id).unwrap();
+        assert!(client.credentials().accepts(&old, clock.now()));
+        clock.advance(time::Duration::minutes(10));
+        assert!(!client.credentials().accepts(&old, clock.now()));
+        // a second regeneration without grace drops both older keys
+        let newest = store.regenerate(&id, None).unwrap();
+        block(async {
+            assert!(store.resolve_key(&old).await.unwrap().is_none());
+            assert!(store.resolve_key(&newest.digest()).await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn updates_are_validated_and_cannot_change_kind() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.native.client.id().clone();
+        let err = store
+            .update_client(&id, |s| s.allowed_origins = vec!["example.com".into()])
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::OriginsOnConfidentialClient { .. }
+        ));
+        let err = store
+            .update_client(&id, |s| s.kind = ClientKind::JavaScript)
+            .unwrap_err();
+        assert!(err.to_string().contains("kind"));
+        let c = store.set_client_status(&id, Status::Inactive).unwrap();
+        assert_eq!(c.status(), Status::Inactive);
+    }
+
+    #[test]
+    fn deleted_clients_disappear_from_every_index() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.javascript.client.id().clone();
+        store.delete_client(&id).unwrap();
+        assert!(store.client(&id).is_none());
+        assert_eq!(store.clients_of(&made.account.id).len(), 1);
+        block(async {
+            assert!(
+                store
+                    .resolve_key(&made.javascript.credential.digest())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        });
+        assert!(matches!(
+            store.delete_client(&id),
+            Err(ConfigError::UnknownClient(_))
+        ));
+    }
+
+    #[test]
+    fn a_credential_cannot_be_shared_by_two_clients() {
+        let store = InMemoryStore::new();
+        store.insert_account(account("acme")).unwrap();
+        let key = PlainCredential::generate(CredentialKind::ApiKey).unwrap();
+        let acme = AccountId::new("acme").unwrap();
+        store
+            .insert_client(
+                &acme,
+                ClientSpec::javascript("a"),
+                StoredCredential::Plain(key.clone()),
+            )
+            .unwrap();
+        let err = store
+            .insert_client(
+                &acme,
+                ClientSpec::javascript("b"),
+                StoredCredential::Plain(key),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("another client"));
+    }
+
+    #[test]
+    fn account_changes_are_validated() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.account.id.clone();
+        let a = store
+            .update_account(&id, |a| a.roles = RoleSet::from_iter([Role::EVALUATOR]))
+            .unwrap();
+        assert_eq!(a.roles.len(), 1);
+        assert!(
+            store
+                .update_account(&id, |a| a.name = String::new())
+                .is_err()
+        );
+        assert!(
+            store
+                .update_account(&AccountId::new("nope").unwrap(), |_| {})
+                .is_err()
+        );
+    }
+}

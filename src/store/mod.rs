@@ -1,0 +1,104 @@
+//! Where clients and accounts live: the [`ClientStore`] trait the layer reads through, the
+//! [`InMemoryStore`], and the [`Snapshot`] file format.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::client::{Account, AccountId, KeyDigest, Role, RoleSet};
+//! use gis_auth::store::{ClientStore, InMemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(InMemoryStore::new());
+//! let account = Account::new(AccountId::new("acme")?, "Acme",
+//!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
+//! let created = store.create_account(account)?;
+//! let key = created.javascript.credential.expose();
+//!
+//! let dyn_store: Arc<dyn ClientStore> = store.clone();
+//! let found = dyn_store.resolve_key(&KeyDigest::of(key)).await?.expect("stored");
+//! assert_eq!(found.account.id.as_str(), "acme");
+//! # Ok(()) }
+//! ```
+
+mod memory;
+mod snapshot;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::client::{Account, AccountId, Client, ClientId, KeyDigest};
+pub use crate::error::StoreError;
+
+pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
+pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+
+/// A client together with its account, as the layer needs them for a decision.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The client.
+    pub client: Arc<Client>,
+    /// Its account.
+    pub account: Arc<Account>,
+}
+
+/// Read access to clients and accounts. Any error makes the layer answer 503: it never lets
+/// a request through because a store failed.
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// The JavaScript client holding the API key with this digest (current or in its grace
+    /// period; the caller checks the grace end).
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError>;
+
+    /// The client with this id.
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError>;
+
+    /// The account with this id.
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError>;
+
+    /// The client holding this API key digest, with its account. Remote stores override this
+    /// to answer in one round trip.
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+        let Some(client) = self.client_by_key(digest).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .account(client.account_id())
+            .await?
+            .map(|account| Resolved { client, account }))
+    }
+
+    /// The client with this id, with its account.
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        let Some(client) = self.client_by_id(id).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .account(client.account_id())
+            .await?
+            .map(|account| Resolved { client, account }))
+    }
+}
+
+#[async_trait]
+impl<S: ClientStore + ?Sized> ClientStore for Arc<S> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+        (**self).client_by_key(digest).await
+    }
+
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        (**self).client_by_id(id).await
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        (**self).account(id).await
+    }
+
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+        (**self).resolve_key(digest).await
+    }
+
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        (**self).resolve_id(id).await
+    }
+}

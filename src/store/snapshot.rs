@@ -1,0 +1,534 @@
+//! The clients file: accounts and clients as JSON, as the example server's `--clients` flag
+//! reads them.
+//!
+//! ```json
+//! {
+//!   "accounts": [{"id": "acme", "name": "Acme", "roles": ["User", "Evaluator"],
+//!                 "status": "active", "daily_quota": 10000}],
+//!   "clients": [{"id": "web", "account": "acme", "name": "Web map", "kind": "JavaScript",
+//!                "allowed_origins": ["https://*.acme.test"], "api_key": "gis_apikey_…"}]
+//! }
+//! ```
+//!
+//! Optional fields take the defaults of [`ClientSpec`]; `roles` absent means all of the
+//! account's roles. A credential is given in plaintext (in the crate's key format; it is
+//! hashed on load) or as a digest (`sha256:<64 hex digits>`); a client given none gets a
+//! fresh one, reported in [`Snapshot::load_into`]'s result. Errors name the client and field.
+//!
+//! ```
+//! use gis_auth::store::{InMemoryStore, Snapshot};
+//!
+//! let file = r#"{"accounts": [{"id": "acme", "name": "Acme", "roles": ["Evaluator"]}],
+//!                "clients": [{"id": "web", "account": "acme", "kind": "JavaScript"}]}"#;
+//! let store = InMemoryStore::new();
+//! let generated = Snapshot::from_json(file)?.load_into(&store)?;
+//! assert_eq!(generated[0].client.as_str(), "web");
+//!
+//! let bad = r#"{"clients": [{"id": "web", "account": "acme", "kind": "Browser"}]}"#;
+//! let err = Snapshot::from_json(bad).unwrap_err();
+//! assert!(err.to_string().starts_with("client `web`, field `kind`"));
+//! # Ok::<(), gis_auth::store::SnapshotError>(())
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::memory::{InMemoryStore, StoredCredential};
+use crate::client::{
+    Account, AccountId, ClientId, ClientKind, ClientSpec, CredentialKind, KeyDigest,
+    PlainCredential, RoleSet, Status,
+};
+use crate::error::ConfigError;
+
+/// A clients file that could not be read, naming where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError {
+    what: Option<(&'static str, String)>,
+    field: Option<String>,
+    message: String,
+}
+
+impl SnapshotError {
+    fn at(
+        what: &'static str,
+        id: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            what: Some((what, id.into())),
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    fn file(message: impl Into<String>) -> Self {
+        Self {
+            what: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The client id (or account id) the problem is in, if any.
+    pub fn entry(&self) -> Option<&str> {
+        self.what.as_ref().map(|(_, id)| id.as_str())
+    }
+
+    /// The field the problem is in, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((what, id)) = &self.what {
+            write!(f, "{what} `{id}`, ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// A credential generated while loading a file: the plaintext, shown once.
+#[derive(Debug, Clone)]
+pub struct GeneratedCredential {
+    /// The client it belongs to.
+    pub client: ClientId,
+    /// Its kind.
+    pub kind: ClientKind,
+    /// The plaintext.
+    pub credential: PlainCredential,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    accounts: Vec<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    clients: Vec<serde_json::Map<String, Value>>,
+}
+
+/// Validated accounts and clients, ready to load.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    accounts: Vec<Account>,
+    clients: Vec<ClientEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct ClientEntry {
+    account: AccountId,
+    spec: ClientSpec,
+    credential: StoredCredential,
+}
+
+const ACCOUNT_FIELDS: &[&str] = &["id", "name", "roles", "status", "daily_quota"];
+const CLIENT_FIELDS: &[&str] = &[
+    "id",
+    "account",
+    "name",
+    "kind",
+    "roles",
+    "status",
+    "allowed_origins",
+    "allow_missing_origin",
+    "allowed_ips",
+    "expires_at",
+    "api_key",
+    "client_secret",
+];
+
+/// Field access with errors that name the entry and the field.
+struct Entry<'a> {
+    what: &'static str,
+    id: String,
+    map: &'a serde_json::Map<String, Value>,
+}
+
+impl<'a> Entry<'a> {
+    fn new(
+        what: &'static str,
+        index: usize,
+        map: &'a serde_json::Map<String, Value>,
+        known: &[&str],
+    ) -> Result<Self, SnapshotError> {
+        let id = match map.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            _ => format!("#{}", index + 1),
+        };
+        let entry = Entry { what, id, map };
+        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(entry.err(unknown, "unknown field"));
+        }
+        Ok(entry)
+    }
+
+    fn err(&self, field: &str, message: impl Into<String>) -> SnapshotError {
+        SnapshotError::at(self.what, self.id.clone(), field, message)
+    }
+
+    fn config(&self, field: &str, e: ConfigError) -> SnapshotError {
+        self.err(field, e.to_string())
+    }
+
+    fn str(&self, field: &str) -> Result<Option<&'a str>, SnapshotError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.err(field, "expected a string")),
+        }
+    }
+
+    fn required_str(&self, field: &str) -> Result<&'a str, SnapshotError> {
+        self.str(field)?.ok_or_else(|| self.err(field, "required"))
+    }
+
+    fn strings(&self, field: &str) -> Result<Option<Vec<&'a str>>, SnapshotError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| self.err(field, "expected a list of strings"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.err(field, "expected a list of strings")),
+        }
+    }
+
+    fn bool(&self, field: &str) -> Result<bool, SnapshotError> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.err(field, "expected true or false")),
+        }
+    }
+
+    fn status(&self) -> Result<Status, SnapshotError> {
+        match self.str("status")? {
+            None | Some("active") => Ok(Status::Active),
+            Some("inactive") => Ok(Status::Inactive),
+            Some(other) => {
+                Err(self.err("status", format!("`{other}` is not `active` or `inactive`")))
+            }
+        }
+    }
+
+    fn roles(&self) -> Result<Option<RoleSet>, SnapshotError> {
+        self.strings("roles")?
+            .map(|names| RoleSet::parse(names).map_err(|e| self.config("roles", e)))
+            .transpose()
+    }
+}
+
+impl Snapshot {
+    /// Reads and validates a clients file.
+    pub fn from_json(text: &str) -> Result<Snapshot, SnapshotError> {
+        let raw: RawFile = serde_json::from_str(text)
+            // serde's message can quote a value, which could be a credential: give the place.
+            .map_err(|e| {
+                SnapshotError::file(format!(
+                    "not a clients file: expected {{\"accounts\": [...], \"clients\": [...]}} (problem at line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+        let mut accounts = Vec::with_capacity(raw.accounts.len());
+        for (i, map) in raw.accounts.iter().enumerate() {
+            let e = Entry::new("account", i, map, ACCOUNT_FIELDS)?;
+            let id = AccountId::new(e.required_str("id")?).map_err(|err| e.config("id", err))?;
+            let name = e.str("name")?.unwrap_or(id.as_str()).to_owned();
+            let roles = e.roles()?.ok_or_else(|| e.err("roles", "required"))?;
+            let quota = match map.get("daily_quota") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_u64().ok_or_else(|| {
+                    e.err(
+                        "daily_quota",
+                        "expected a whole number of transactions, or null",
+                    )
+                })?),
+            };
+            let account = Account::new(id, name, roles)
+                .map_err(|err| e.config("name", err))?
+                .with_status(e.status()?)
+                .with_daily_quota(quota);
+            accounts.push(account);
+        }
+        let mut clients = Vec::with_capacity(raw.clients.len());
+        for (i, map) in raw.clients.iter().enumerate() {
+            clients.push(Self::client_entry(&Entry::new(
+                "client",
+                i,
+                map,
+                CLIENT_FIELDS,
+            )?)?);
+        }
+        Ok(Snapshot { accounts, clients })
+    }
+
+    fn client_entry(e: &Entry<'_>) -> Result<ClientEntry, SnapshotError> {
+        let id = ClientId::new(e.required_str("id")?).map_err(|err| e.config("id", err))?;
+        let account =
+            AccountId::new(e.required_str("account")?).map_err(|err| e.config("account", err))?;
+        let kind = match e.required_str("kind")? {
+            "NativeConfidential" | "native_confidential" => ClientKind::NativeConfidential,
+            "JavaScript" | "javascript" => ClientKind::JavaScript,
+            other => {
+                return Err(e.err(
+                    "kind",
+                    format!("`{other}` is not `NativeConfidential` or `JavaScript`"),
+                ));
+            }
+        };
+        let expires_at = e
+            .str("expires_at")?
+            .map(|s| {
+                OffsetDateTime::parse(s, &Rfc3339)
+                    .map_err(|_| e.err("expires_at", format!("`{s}` is not an RFC 3339 time")))
+            })
+            .transpose()?;
+        let (field, other, cred_kind) = match kind {
+            ClientKind::JavaScript => ("api_key", "client_secret", CredentialKind::ApiKey),
+            ClientKind::NativeConfidential => {
+                ("client_secret", "api_key", CredentialKind::ClientSecret)
+            }
+        };
+        if e.map.contains_key(other) {
+            return Err(e.err(
+                other,
+                format!("a {kind:?} client has a `{field}`, not a `{other}`"),
+            ));
+        }
+        let credential = match e.str(field)? {
+            None => StoredCredential::Generate,
+            Some(text) if text.starts_with("sha256:") => StoredCredential::Digest(
+                KeyDigest::from_prefixed_hex(text)
+                    .ok_or_else(|| e.err(field, "a digest is `sha256:` and 64 hex digits"))?,
+            ),
+            Some(text) => StoredCredential::Plain(
+                PlainCredential::parse(cred_kind, text, id.as_str())
+                    .map_err(|err| e.config(field, err))?,
+            ),
+        };
+        let spec = ClientSpec {
+            id: Some(id.clone()),
+            name: e.str("name")?.unwrap_or(id.as_str()).to_owned(),
+            kind,
+            roles: e.roles()?,
+            status: e.status()?,
+            allowed_origins: e
+                .strings("allowed_origins")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            allow_missing_origin: e.bool("allow_missing_origin")?,
+            allowed_ips: e
+                .strings("allowed_ips")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            expires_at,
+        };
+        Ok(ClientEntry {
+            account,
+            spec,
+            credential,
+        })
+    }
+
+    /// Loads every account, then every client, into `store`; gives the credentials it
+    /// generated for clients that had none. The first invalid entry stops the load with an
+    /// error naming it (entries before it stay loaded).
+    pub fn load_into(
+        self,
+        store: &InMemoryStore,
+    ) -> Result<Vec<GeneratedCredential>, SnapshotError> {
+        for account in self.accounts {
+            let id = account.id.to_string();
+            store
+                .insert_account(account)
+                .map_err(|e| SnapshotError::at("account", id, "id", e.to_string()))?;
+        }
+        let mut generated = Vec::new();
+        for entry in self.clients {
+            let id = entry.spec.id.clone();
+            let kind = entry.spec.kind;
+            let id_str = id.as_ref().map(ToString::to_string).unwrap_or_default();
+            let (client, plain) = store
+                .insert_client(&entry.account, entry.spec, entry.credential)
+                .map_err(|e| {
+                    let field = match &e {
+                        ConfigError::UnknownAccount(_) => "account",
+                        ConfigError::RoleNotHeld { .. } | ConfigError::InvalidRole { .. } => {
+                            "roles"
+                        }
+                        ConfigError::InvalidOrigin { .. }
+                        | ConfigError::OriginsOnConfidentialClient { .. } => "allowed_origins",
+                        ConfigError::InvalidIpRule { .. } => "allowed_ips",
+                        ConfigError::InvalidCredential { field, .. } => field,
+                        ConfigError::InvalidField { field, .. } if *field == "name" => "name",
+                        _ => "id",
+                    };
+                    SnapshotError::at("client", id_str.clone(), field, e.to_string())
+                })?;
+            if let Some(credential) = plain {
+                generated.push(GeneratedCredential {
+                    client: client.id().clone(),
+                    kind,
+                    credential,
+                });
+            }
+        }
+        Ok(generated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<(InMemoryStore, Vec<GeneratedCredential>), SnapshotError> {
+        let store = InMemoryStore::new();
+        let generated = Snapshot::from_json(text)?.load_into(&store)?;
+        Ok((store, generated))
+    }
+
+    const ACCOUNT: &str = r#"{"id": "acme", "name": "Acme", "roles": ["User", "Evaluator"]}"#;
+
+    fn with_client(client: &str) -> String {
+        format!(r#"{{"accounts": [{ACCOUNT}], "clients": [{client}]}}"#)
+    }
+
+    #[test]
+    fn a_full_file_loads_with_defaults() {
+        let key = PlainCredential::generate(CredentialKind::ApiKey).unwrap();
+        let text = with_client(&format!(
+            r#"{{"id": "web", "account": "acme", "name": "Web", "kind": "JavaScript",
+                "roles": ["Evaluator"], "status": "active",
+                "allowed_origins": ["https://*.acme.test"], "allow_missing_origin": true,
+                "allowed_ips": ["203.0.113.0/24"], "expires_at": "2030-01-01T00:00:00Z",
+                "api_key": "{}"}}"#,
+            key.expose()
+        ));
+        let (store, generated) = load(&text).unwrap();
+        assert!(generated.is_empty());
+        let c = store.client(&ClientId::new("web").unwrap()).unwrap();
+        assert!(
+            c.credentials()
+                .accepts(&key.digest(), OffsetDateTime::UNIX_EPOCH)
+        );
+        assert!(c.allows_missing_origin());
+        assert_eq!(c.roles().len(), 1);
+    }
+
+    #[test]
+    fn clients_without_credentials_get_fresh_ones() {
+        let text = with_client(r#"{"id": "srv", "account": "acme", "kind": "NativeConfidential"}"#);
+        let (store, generated) = load(&text).unwrap();
+        assert_eq!(generated.len(), 1);
+        assert_eq!(generated[0].credential.kind(), CredentialKind::ClientSecret);
+        let c = store.client(&ClientId::new("srv").unwrap()).unwrap();
+        assert_eq!(c.roles().len(), 2, "no roles means all of the account's");
+    }
+
+    #[test]
+    fn digests_are_accepted() {
+        let digest = KeyDigest::of("x").to_prefixed_hex();
+        let text = with_client(&format!(
+            r#"{{"id": "web", "account": "acme", "kind": "JavaScript", "api_key": "{digest}"}}"#
+        ));
+        let (_, generated) = load(&text).unwrap();
+        assert!(generated.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_client_and_field() {
+        let cases = [
+            (
+                r#"{"id": "w", "account": "acme", "kind": "Browser"}"#,
+                "client `w`, field `kind`",
+            ),
+            (
+                r#"{"id": "w", "account": "nope", "kind": "JavaScript"}"#,
+                "client `w`, field `account`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "roles": ["Subscriber"]}"#,
+                "client `w`, field `roles`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "allowed_origins": ["*.com"]}"#,
+                "client `w`, field `allowed_origins`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "NativeConfidential", "allowed_origins": ["a.com"]}"#,
+                "client `w`, field `allowed_origins`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "allowed_ips": ["1.2.3.4/40"]}"#,
+                "client `w`, field `allowed_ips`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "api_key": "nope"}"#,
+                "client `w`, field `api_key`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "client_secret": "x"}"#,
+                "client `w`, field `client_secret`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "expires_at": "tomorrow"}"#,
+                "client `w`, field `expires_at`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "status": "paused"}"#,
+                "client `w`, field `status`",
+            ),
+            (
+                r#"{"id": "w", "account": "acme", "kind": "JavaScript", "colour": "red"}"#,
+                "client `w`, field `colour`",
+            ),
+            (
+                r#"{"account": "acme", "kind": "JavaScript"}"#,
+                "client `#1`, field `id`",
+            ),
+        ];
+        for (client, expected) in cases {
+            let err = load(&with_client(client)).unwrap_err();
+            assert!(err.to_string().starts_with(expected), "{err} / {expected}");
+        }
+    }
+
+    #[test]
+    fn plaintext_credentials_never_appear_in_errors() {
+        let secret = PlainCredential::generate(CredentialKind::ClientSecret).unwrap();
+        let text = with_client(&format!(
+            r#"{{"id": "w", "account": "acme", "kind": "JavaScript", "api_key": "{}"}}"#,
+            secret.expose()
+        ));
+        let err = load(&text).unwrap_err();
+        assert!(!err.to_string().contains(secret.expose()));
+    }
+
+    #[test]
+    fn not_json_is_a_file_error() {
+        let err = Snapshot::from_json("{").unwrap_err();
+        assert!(err.to_string().starts_with("not a clients file"));
+        assert!(Snapshot::from_json(r#"{"users": []}"#).is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! [`TokenIssuer`]: mints signed one-hour access tokens and checks their signature and
+//! claims.
+//!
+//! ```
+//! use gis_auth::token::{SigningKey, TokenIssuer};
+//! use std::time::Duration;
+//!
+//! let issuer = TokenIssuer::new(SigningKey::generate_hs256("2026-01")?)
+//!     .lifetime(Duration::from_secs(1800));
+//! issuer.rotate_key(SigningKey::generate_hs256("2026-02")?, Duration::from_secs(3600))?;
+//! assert_eq!(issuer.current_kid(), "2026-02");
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::keys::{KeyRing, SigningKey};
+use crate::client::{Account, Client, RoleSet};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{ConfigError, RejectionKind};
+
+/// The `typ` header of every access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The default token lifetime: one hour.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The default clock leeway: how far ahead of ours the issuing clock may run.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The client id.
+    pub sub: String,
+    /// The client's account id.
+    pub account_id: String,
+    /// The roles the token carries, space-separated.
+    pub scope: String,
+    /// Issued at (seconds since 1970).
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expires at; the token is expired from this second on.
+    pub exp: i64,
+    /// A unique id.
+    pub jti: String,
+    /// The client's credential generation when the token was minted.
+    pub generation: u64,
+}
+
+/// A freshly minted token.
+#[derive(Clone)]
+pub struct IssuedToken {
+    /// The compact JWT. Hand it to its client; never log it.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The roles it carries.
+    pub scope: RoleSet,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+struct Settings {
+    keys: RwLock<KeyRing>,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+    leeway: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// Mints and checks access tokens: JWTs with `typ: at+jwt`, a `kid`, and the algorithm
+/// pinned to the signing key (HS256 by default; EdDSA or ES256 with a key pair).
+///
+/// ```
+/// use gis_auth::token::{SigningKey, TokenIssuer};
+///
+/// let issuer = TokenIssuer::new(SigningKey::generate_hs256("2026-01")?)
+///     .issuer("https://maps.example.com")
+///     .audience("maps-api");
+/// # Ok::<(), gis_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct TokenIssuer {
+    settings: Arc<Settings>,
+}
+
+impl fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.settings.issuer)
+            .field("audience", &self.settings.audience)
+            .field("lifetime", &self.settings.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `key`: issuer and audience `gis-auth`, one-hour tokens, 5 s
+    /// leeway, the system clock.
+    #[must_use]
+    pub fn new(key: SigningKey) -> Self {
+        Self {
+            settings: Arc::new(Settings {
+                keys: RwLock::new(KeyRing::new(key)),
+                issuer: "gis-auth".to_owned(),
+                audience: "gis-auth".to_owned(),
+                lifetime: DEFAULT_TOKEN_LIFETIME,
+                leeway: DEFAULT_LEEWAY,
+                clock: Arc::new(SystemClock),
+            }),
+        }
+    }
+
+    fn settings(&mut self) -> &mut Settings {
+        // Builder methods run before the issuer is shared; if it already is, the builder
+        // gets its own copy of the settings.
+        if Arc::get_mut(&mut self.settings).is_none() {
+            let s = &self.settings;
+            let keys = s
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            self.settings = Arc::new(Settings {
+                keys: RwLock::new(keys),
+                issuer: s.issuer.clone(),
+                audience: s.audience.clone(),
+                lifetime: s.lifetime,
+                leeway: s.leeway,
+                clock: s.clock.clone(),
+            });
+        }
+        Arc::get_mut(&mut self.settings).expect("the settings were just made unique")
+    }
+
+    /// The `iss` claim tokens carry and must carry.
+    #[must_use]
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.settings().issuer = iss.into();
+        self
+    }
+
+    /// The `aud` claim tokens carry and must carry.
+    #[must_use]
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.settings().audience = aud.into();
+        self
+    }
+
+    /// The lifetime of new tokens (one hour by default).
+    #[must_use]
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings().lifetime = lifetime;
+        self
+    }
+
+    /// How far in the future `nbf` and `iat` may be (clock skew between instances). Expiry
+    /// is never extended: a token is expired from its `exp` second on. At most 5 minutes.
+    pub fn leeway(mut self, leeway: Duration) -> Result<Self, ConfigError> {
+        if leeway > Duration::from_secs(300) {
+            return Err(ConfigError::InvalidField {
+                field: "leeway",
+                value: format!("{}s", leeway.as_secs()),
+                reason: "the leeway is at most 300 seconds",
+            });
+        }
+        self.settings().leeway = leeway;
+        Ok(self)
+    }
+
+    /// The clock for `iat`, `nbf`, `exp` and their checks.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.settings().clock = clock;
+        self
+    }
+
+    /// The current time on the issuer's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.settings.clock.now()
+    }
+
+    /// The token lifetime.
+    pub fn token_lifetime(&self) -> Duration {
+        self.settings.lifetime
+    }
+
+    /// Signs new tokens with `next`; tokens signed with the current key keep verifying for
+    /// `grace`.
+    pub fn rotate_key(&self, next: SigningKey, grace: Duration) -> Result<(), ConfigError> {
+        let now = self.now();
+        let until = now + grace;
+        self.settings
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rotate(next, until, now)
+    }
+
+    /// The id of the key that signs new tokens.
+    pub fn current_kid(&self) -> String {
+        self.settings
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current()
+            .kid()
+            .to_owned()
+    }
+
+    /// Mints a token for `client` with `scope`, at credential `generation`, expiring after
+    /// the lifetime or at `not_after`, whichever comes first.
+    pub fn issue(
+        &self,
+        client: &Client,
+        account: &Account,
+        scope: &RoleSet,
+        generation: u64,
+        not_after: Option<OffsetDateTime>,
+    ) -> Result<IssuedToken, ConfigError> {
+        let now = self.now();
+        let mut exp = now + self.settings.lifetime;
+        if let Some(limit) = not_after {
+            exp = exp.min(limit);
+        }
+        let mut jti = [0u8; 16];
+        getrandom::fill(&mut jti).map_err(|_| ConfigError::RandomSource)?;
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: client.id().to_string(),
+            account_id: account.id.to_string(),
+            scope: scope
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: exp.unix_timestamp(),
+            jti: URL_SAFE_NO_PAD.encode(jti),
+            generation,
+        };
+        let key = self
+            .settings
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current()
+            .clone();
+        let mut header = Header::new(key.algorithm());
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(key.kid().to_owned());
+        let access_token =
+            jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(|_| {
+                ConfigError::InvalidField {
+                    field: "signing key",
+                    value: key.kid().to_owned(),
+                    reason: "the key could not sign",
+                }
+            })?;
+        Ok(IssuedToken {
+            access_token,
+            expires_in: u64::try_from((exp - now).whole_seconds()).unwrap_or(0),
+            scope: scope.clone(),
+        })
+    }
+
+    /// Checks a token's header, signature and claims at `now`; gives its claims and `kid`.
+    pub(crate) fn decode(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(AccessClaims, Arc<SigningKey>), RejectionKind> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| RejectionKind::MalformedCredential)?;
+        // Never let a token point at its own keys, and never accept critical extensions.
+        if header.jku.is_some()
+            || header.x5u.is_some()
+            || header.jwk.is_some()
+            || header.x5c.is_some()
+            || header.crit.is_some()
+        {
+            return Err(RejectionKind::MalformedCredential);
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(RejectionKind::MalformedCredential);
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(RejectionKind::UnknownCredential)?;
+        let key = self
+            .settings
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verifying(kid, now)
+            .cloned()
+            .ok_or(RejectionKind::UnknownCredential)?;
+        if header.alg != key.algorithm() {
+            return Err(RejectionKind::MalformedCredential);
+        }
+        let mut validation = Validation::new(key.algorithm());
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding(), &validation)
+            .map_err(|_| RejectionKind::UnknownCredential)?
+            .claims;
+        self.check_times(&claims, now)?;
+        Ok((claims, key))
+    }
+
+    /// Expired from `exp` on; `nbf` and `iat` may be at most the leeway ahead of `now`.
+    pub(crate) fn check_times(
+        &self,
+        claims: &AccessClaims,
+        now: OffsetDateTime,
+    ) -> Result<(), RejectionKind> {
+        let now = now.unix_timestamp();
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
+        if now >= claims.exp {
+            return Err(RejectionKind::Expired);
+        }
+        if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
+            return Err(RejectionKind::UnknownCredential);
+        }
+        Ok(())
+    }
+
+    /// Whether the key with this id still verifies at `now`.
+    pub(crate) fn key_live(&self, kid: &str, now: OffsetDateTime) -> bool {
+        self.settings
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verifying(kid, now)
+            .is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{AccountId, ClientId, ClientSpec, Credentials, KeyDigest, Role};
+    use crate::clock::ManualClock;
+    use time::macros::datetime;
+
+    fn fixture() -> (TokenIssuer, ManualClock, Client, Account) {
+        let clock = ManualClock::new(datetime!(2026-05-01 10:00 UTC));
+        let issuer = TokenIssuer::new(SigningKey::hs256("k1", &[1; 32]).unwrap())
+            .clock(Arc::new(clock.clone()));
+        let account = Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+        )
+        .unwrap();
+        let client = Client::build(
+            ClientId::new("srv").unwrap(),
+            &ClientSpec::native("srv"),
+            &account,
+            Credentials::new(KeyDigest::of("s")),
+        )
+        .unwrap();
+        (issuer, clock, client, account)
+    }
+
+    #[test]
+    fn a_minted_token_decodes_until_the_second_it_expires() {
+        let (issuer, clock, client, account) = fixture();
+        let t = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert_eq!(t.expires_in, 3600);
+        let (claims, key) = issuer.decode(&t.access_token, clock.now()).unwrap();
+        assert_eq!(claims.sub, "srv");
+        assert_eq!(claims.scope, "Evaluator User");
+        assert_eq!(key.kid(), "k1");
+        clock.advance(time::Duration::seconds(3599));
+        assert!(issuer.decode(&t.access_token, clock.now()).is_ok());
+        clock.advance(time::Duration::seconds(1));
+        assert_eq!(
+            issuer.decode(&t.access_token, clock.now()).unwrap_err(),
+            RejectionKind::Expired
+        );
+    }
+
+    #[test]
+    fn not_after_caps_the_lifetime() {
+        let (issuer, clock, client, account) = fixture();
+        let limit = clock.now() + time::Duration::minutes(10);
+        let t = issuer
+            .issue(&client, &account, client.roles(), 0, Some(limit))
+            .unwrap();
+        assert_eq!(t.expires_in, 600);
+    }
+
+    #[test]
+    fn another_issuers_tokens_are_refused() {
+        let (issuer, clock, client, account) = fixture();
+        let other = TokenIssuer::new(SigningKey::hs256("k1", &[2; 32]).unwrap())
+            .clock(Arc::new(clock.clone()));
+        let t = other
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert!(issuer.decode(&t.access_token, clock.now()).is_err());
+        let wrong_aud = TokenIssuer::new(SigningKey::hs256("k1", &[1; 32]).unwrap())
+            .audience("elsewhere")
+            .clock(Arc::new(clock.clone()));
+        let t = wrong_aud
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert!(issuer.decode(&t.access_token, clock.now()).is_err());
+    }
+
+    #[test]
+    fn rotated_keys_keep_verifying_through_their_grace() {
+        let (issuer, clock, client, account) = fixture();
+        let old = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        issuer
+            .rotate_key(
+                SigningKey::hs256("k2", &[3; 32]).unwrap(),
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        let new = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert!(issuer.decode(&old.access_token, clock.now()).is_ok());
+        assert!(issuer.decode(&new.access_token, clock.now()).is_ok());
+        clock.advance(time::Duration::seconds(600));
+        assert!(issuer.decode(&old.access_token, clock.now()).is_err());
+        assert!(issuer.decode(&new.access_token, clock.now()).is_ok());
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        let (issuer, ..) = fixture();
+        assert!(issuer.clone().leeway(Duration::from_secs(30)).is_ok());
+        assert!(issuer.leeway(Duration::from_secs(301)).is_err());
+    }
+
+    #[test]
+    fn issued_tokens_are_redacted_in_debug() {
+        let (issuer, _, client, account) = fixture();
+        let t = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert!(!format!("{t:?}").contains(&t.access_token));
+    }
+}

@@ -1,0 +1,154 @@
+//! [`JwtVerifier`]: the layer's [`TokenVerifier`] for tokens from a [`TokenIssuer`].
+//!
+//! After the signature (or a hit in the verified-token cache), every request re-reads the
+//! client from the store: a token is refused on its next use once its client is
+//! deactivated, deleted, expired, its account deactivated, or its secret regenerated (the
+//! generation in the token no longer matches). The layer then applies the client's IP
+//! rules and intersects the token's roles with the client's current ones.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::AuthLayer;
+//! use gis_auth::policy::RouteTable;
+//! use gis_auth::store::InMemoryStore;
+//! use gis_auth::token::{JwtVerifier, SigningKey, TokenIssuer};
+//!
+//! let store = Arc::new(InMemoryStore::new());
+//! let issuer = TokenIssuer::new(SigningKey::generate_hs256("k1")?);
+//! let layer = AuthLayer::new(store.clone(), RouteTable::new())
+//!     .token_verifier(Arc::new(JwtVerifier::new(issuer, store)));
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+
+use super::issuer::{AccessClaims, TokenIssuer};
+use super::{TokenVerifier, VerifiedToken, VerifyError};
+use crate::client::{ClientId, ClientKind, KeyDigest, RoleSet};
+use crate::error::RejectionKind;
+use crate::store::ClientStore;
+
+/// The default number of verified tokens kept.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
+
+#[derive(Debug)]
+struct Verified {
+    claims: AccessClaims,
+    kid: Arc<str>,
+    client: ClientId,
+    scope: RoleSet,
+}
+
+/// Verifies access tokens minted by a [`TokenIssuer`] and re-checks their client.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    issuer: TokenIssuer,
+    store: Arc<dyn ClientStore>,
+    cache: Option<Cache<KeyDigest, Arc<Verified>>>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuer", &self.issuer)
+            .field("cache", &self.cache.as_ref().map(Cache::entry_count))
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(kind: RejectionKind) -> VerifyError {
+    VerifyError::Invalid(kind)
+}
+
+impl JwtVerifier {
+    /// A verifier for `issuer`'s tokens reading clients from `store`, with a verified-token
+    /// cache of [`DEFAULT_TOKEN_CACHE_CAPACITY`] entries.
+    pub fn new(issuer: TokenIssuer, store: Arc<dyn ClientStore>) -> Self {
+        Self {
+            cache: Some(Self::cache(&issuer, DEFAULT_TOKEN_CACHE_CAPACITY)),
+            issuer,
+            store,
+        }
+    }
+
+    fn cache(issuer: &TokenIssuer, capacity: u64) -> Cache<KeyDigest, Arc<Verified>> {
+        Cache::builder()
+            .max_capacity(capacity)
+            // An upper bound only: every hit is checked against the token's own `exp` on
+            // the issuer's clock.
+            .time_to_live(issuer.token_lifetime().max(Duration::from_secs(1)))
+            .build()
+    }
+
+    /// Keeps at most `capacity` verified tokens (0 turns the cache off). The cache is keyed
+    /// by the SHA-256 of the token, never the token itself, and saves only the signature
+    /// check: every revocation rule still applies on a hit.
+    #[must_use]
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache = (capacity > 0).then(|| Self::cache(&self.issuer, capacity));
+        self
+    }
+
+    /// The claims of a valid token, from the cache or by verifying it.
+    fn verified(&self, token: &str) -> Result<Arc<Verified>, RejectionKind> {
+        let now = self.issuer.now();
+        let digest = self.cache.as_ref().map(|_| KeyDigest::of(token));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Some(hit) = cache.get(digest)
+        {
+            self.issuer.check_times(&hit.claims, now)?;
+            if !self.issuer.key_live(&hit.kid, now) {
+                cache.invalidate(digest);
+                return Err(RejectionKind::UnknownCredential);
+            }
+            return Ok(hit);
+        }
+        let (claims, key) = self.issuer.decode(token, now)?;
+        let client = ClientId::new(&claims.sub).map_err(|_| RejectionKind::UnknownCredential)?;
+        let scope = RoleSet::parse(claims.scope.split(' ').filter(|s| !s.is_empty()))
+            .map_err(|_| RejectionKind::UnknownCredential)?;
+        let verified = Arc::new(Verified {
+            kid: key.kid().into(),
+            client,
+            scope,
+            claims,
+        });
+        if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+            cache.insert(digest, verified.clone());
+        }
+        Ok(verified)
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.verified(token).map_err(invalid)?;
+        let found = self
+            .store
+            .resolve_id(&verified.client)
+            .await?
+            .ok_or(invalid(RejectionKind::UnknownCredential))?;
+        let client = &found.client;
+        if client.kind() != ClientKind::NativeConfidential
+            || client.account_id().as_str() != verified.claims.account_id
+        {
+            return Err(invalid(RejectionKind::UnknownCredential));
+        }
+        if !client
+            .credentials()
+            .generation_live(verified.claims.generation, self.issuer.now())
+        {
+            return Err(invalid(RejectionKind::Revoked));
+        }
+        Ok(VerifiedToken {
+            client: found.client,
+            account: found.account,
+            scope: Some(verified.scope.clone()),
+        })
+    }
+}
