@@ -18,7 +18,9 @@ use gis_auth::clock::Clock;
 use gis_auth::policy::{Api, CredentialSource, RouteTable};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
-use gis_auth::token::TokenVerifier;
+use gis_auth::token::{
+    JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
+};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
@@ -37,11 +39,20 @@ pub const MAX_ZOOM: u32 = 22;
 pub struct Options {
     /// The proxies whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: TrustedProxies,
-    /// Verifies `Authorization: Bearer` tokens; without one every bearer token is refused.
+    /// Mints the access tokens of `POST /oauth/token`; when `None`, one with a fresh random
+    /// HS256 key (so tokens do not outlive the process) on [`Options::clock`].
+    pub token_issuer: Option<TokenIssuer>,
+    /// Verifies `Authorization: Bearer` tokens; when `None`, a [`JwtVerifier`] for the
+    /// token issuer's tokens.
     pub token_verifier: Option<Arc<dyn TokenVerifier>>,
+    /// The token endpoint's brute-force protection (the default policy when `None`).
+    pub lockout: Option<LockoutPolicy>,
     /// The clock for expiry decisions (the system clock when `None`).
     pub clock: Option<Arc<dyn Clock>>,
 }
+
+/// The key id of the signing key the server generates when given no token issuer.
+pub const GENERATED_KID: &str = "gis-server-1";
 
 /// A store ready to serve, with the credentials generated while filling it. The plaintexts
 /// exist only here: print them once and drop them.
@@ -113,18 +124,38 @@ pub fn route_table() -> Result<RouteTable, ConfigError> {
 /// clients from `store`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so IP rules see the peer address.
 pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, ConfigError> {
+    let issuer = match options.token_issuer {
+        Some(issuer) => issuer,
+        None => {
+            let issuer = TokenIssuer::new(SigningKey::generate_hs256(GENERATED_KID)?);
+            match &options.clock {
+                Some(clock) => issuer.clock(clock.clone()),
+                None => issuer,
+            }
+        }
+    };
+    let verifier = options
+        .token_verifier
+        .unwrap_or_else(|| Arc::new(JwtVerifier::new(issuer.clone(), store.clone())));
+    let peer =
+        |ext: &axum::http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let mut token_endpoint = TokenService::new(issuer, store.clone())
+        .trusted_proxies(options.trusted_proxies.clone(), Default::default())
+        .peer_addr(peer);
+    if let Some(policy) = options.lockout {
+        token_endpoint = token_endpoint.lockout(policy);
+    }
     let mut auth = AuthLayer::new(store, route_table()?)
         .trusted_proxies(options.trusted_proxies)
         .allow_preflight(true)
-        .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
-    if let Some(verifier) = options.token_verifier {
-        auth = auth.token_verifier(verifier);
-    }
+        .peer_addr(peer)
+        .token_verifier(verifier);
     if let Some(clock) = options.clock {
         auth = auth.clock(clock);
     }
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
-    // checks the `.png` suffix; the route table above matches `{y}.png` itself.
+    // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
+    // endpoint authenticates its callers itself, so it is mounted outside the layer.
     Ok(Router::new()
         .route("/tiles/{z}/{x}/{y}", get(tile))
         .route("/imagery/{z}/{x}/{y}", get(tile))
@@ -134,7 +165,8 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         .route("/wms", get(wms))
         .route("/account/profile", get(profile))
         .route("/health", get(health))
-        .layer(auth))
+        .layer(auth)
+        .route_service("/oauth/token", token_endpoint))
 }
 
 /// A store with the demo account (roles User and Evaluator) and its two default clients,

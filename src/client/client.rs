@@ -82,6 +82,15 @@ impl Credentials {
         }
     }
 
+    /// The credentials with the previous digest retired before its grace ended: it, and
+    /// every token minted with it, stops at once.
+    pub(crate) fn without_previous(&self) -> Self {
+        Self {
+            previous: None,
+            ..self.clone()
+        }
+    }
+
     /// Every digest that may still be live (the current one first).
     pub fn digests(&self) -> impl Iterator<Item = &KeyDigest> {
         std::iter::once(&self.current).chain(self.previous.iter().map(|(d, _)| d))
@@ -536,5 +545,16 @@ mod tests {
         let creds = creds.rotated(c, None);
         assert!(!creds.accepts(&a, now) && !creds.accepts(&b, now) && creds.accepts(&c, now));
         assert_eq!(creds.generation(), 2);
+    }
+
+    #[test]
+    fn retiring_the_previous_digest_ends_its_grace_and_its_tokens() {
+        let now = time::macros::datetime!(2026-06-01 00:00 UTC);
+        let (a, b) = (KeyDigest::of("a"), KeyDigest::of("b"));
+        let creds = Credentials::new(a).rotated(b, Some(now + time::Duration::hours(1)));
+        assert!(creds.generation_live(0, now));
+        let retired = creds.without_previous();
+        assert!(!retired.accepts(&a, now) && retired.accepts(&b, now));
+        assert!(!retired.generation_live(0, now) && retired.generation_live(1, now));
     }
 }

@@ -422,6 +422,22 @@ impl InMemoryStore {
         Ok(plain)
     }
 
+    /// Ends a rotation's grace period early: the previous credential, and every token minted
+    /// with it, stops at once. Without a previous credential this changes nothing.
+    pub fn retire_previous(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+        let mut state = self.write();
+        let current = state
+            .clients
+            .get(id)
+            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
+            .clone();
+        let next = Arc::new(current.with_credentials(current.credentials().without_previous()));
+        state.unindex_digests(&current);
+        state.index_digests(&next);
+        state.clients.insert(id.clone(), next.clone());
+        Ok(next)
+    }
+
     /// Removes a client; its credentials stop working at once.
     pub fn delete_client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
         let mut state = self.write();
@@ -618,6 +634,29 @@ mod tests {
             assert!(store.resolve_key(&old).await.unwrap().is_none());
             assert!(store.resolve_key(&newest.digest()).await.unwrap().is_some());
         });
+    }
+
+    #[test]
+    fn retiring_the_previous_key_stops_it_before_its_grace_ends() {
+        let store = InMemoryStore::new();
+        let made = store.create_account(account("acme")).unwrap();
+        let id = made.javascript.client.id().clone();
+        let old = made.javascript.credential.digest();
+        let new = store
+            .regenerate(&id, Some(time::Duration::hours(1)))
+            .unwrap();
+        block(async {
+            assert!(store.resolve_key(&old).await.unwrap().is_some());
+        });
+        store.retire_previous(&id).unwrap();
+        block(async {
+            assert!(store.resolve_key(&old).await.unwrap().is_none());
+            assert!(store.resolve_key(&new.digest()).await.unwrap().is_some());
+        });
+        assert!(matches!(
+            store.retire_previous(&ClientId::new("nobody").unwrap()),
+            Err(ConfigError::UnknownClient(_))
+        ));
     }
 
     #[test]
