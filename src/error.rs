@@ -10,6 +10,9 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::policy::{Decision, QuotaState};
 
 use http::StatusCode;
 
@@ -162,6 +165,15 @@ pub enum RejectionKind {
     IpNotAllowed,
     /// The method and path are not in the route table (403).
     RouteNotAllowed,
+    /// The client is limited to other APIs by its privileges (403).
+    PrivilegeMissing,
+    /// The request is for an item the client holds no grant for, or not for this action
+    /// (403).
+    ItemNotGranted,
+    /// The account's daily quota is used up (429).
+    QuotaExceeded,
+    /// The client sends requests faster than its rate limit (429).
+    RateLimited,
     /// The client store failed or did not answer in time (503).
     StoreUnavailable,
 }
@@ -176,9 +188,9 @@ impl RejectionKind {
             }
             MissingCredential | MalformedCredential | UnknownCredential | Expired | Revoked
             | Inactive => StatusCode::UNAUTHORIZED,
-            InsufficientRole | NotPluginApi | OriginNotAllowed | IpNotAllowed | RouteNotAllowed => {
-                StatusCode::FORBIDDEN
-            }
+            InsufficientRole | NotPluginApi | OriginNotAllowed | IpNotAllowed | RouteNotAllowed
+            | PrivilegeMissing | ItemNotGranted => StatusCode::FORBIDDEN,
+            QuotaExceeded | RateLimited => StatusCode::TOO_MANY_REQUESTS,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -194,8 +206,12 @@ impl RejectionKind {
             MalformedCredential | UnknownCredential | Expired | Revoked | Inactive => {
                 "invalid_token"
             }
-            InsufficientRole | NotPluginApi => "insufficient_scope",
+            InsufficientRole | NotPluginApi | PrivilegeMissing | ItemNotGranted => {
+                "insufficient_scope"
+            }
             OriginNotAllowed | IpNotAllowed | RouteNotAllowed => "access_denied",
+            QuotaExceeded => "quota_exceeded",
+            RateLimited => "rate_limited",
             StoreUnavailable => "temporarily_unavailable",
         }
     }
@@ -221,6 +237,10 @@ impl RejectionKind {
             OriginNotAllowed => "the request's origin is not allowed for this client",
             IpNotAllowed => "the caller's IP address is not allowed for this client",
             RouteNotAllowed => "this method and path are not served",
+            PrivilegeMissing => "the client's privileges do not include this API",
+            ItemNotGranted => "the client holds no grant for this action on this item",
+            QuotaExceeded => "the account's daily quota is used up; it resets at 00:00 UTC",
+            RateLimited => "the client sends requests faster than its rate limit",
             StoreUnavailable => "the authorization service is temporarily unavailable",
         }
     }
@@ -242,6 +262,9 @@ impl RejectionKind {
 pub struct Rejection {
     kind: RejectionKind,
     vary_origin: bool,
+    retry_after: Option<u64>,
+    quota: Option<QuotaState>,
+    decision: Option<Arc<Decision>>,
 }
 
 impl Rejection {
@@ -250,12 +273,46 @@ impl Rejection {
         Self {
             kind,
             vary_origin: false,
+            retry_after: None,
+            quota: None,
+            decision: None,
         }
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
         self.vary_origin = yes;
         self
+    }
+
+    pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub(crate) fn with_quota(mut self, quota: QuotaState) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    pub(crate) fn with_decision(mut self, decision: Arc<Decision>) -> Self {
+        self.decision = Some(decision);
+        self
+    }
+
+    /// Seconds until a retry may succeed (the `Retry-After` header), for 429s.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The account's quota when the request was refused, if it has one.
+    pub fn quota(&self) -> Option<&QuotaState> {
+        self.quota.as_ref()
+    }
+
+    /// The policy decision that refused the request, when a client was identified: the rule
+    /// that decided and why (the same [`Decision`] that `Policy::explain` gives).
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_deref()
     }
 
     /// Why the request was refused.

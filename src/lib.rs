@@ -57,6 +57,7 @@ pub mod policy;
 pub mod restrict;
 pub mod store;
 pub mod token;
+pub mod usage;
 
 pub use error::{ConfigError, Rejection, RejectionKind, StoreError};
 pub use layer::{AuthLayer, AuthService};

@@ -19,6 +19,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::access::{
+    Action, DEFAULT_MAX_GRANTS, Grant, Grants, Privileges, RateLimit, Restriction, ShadowSet,
+};
 use super::account::{Account, AccountId, ClientId, Status, validate_name};
 use super::key::KeyDigest;
 use super::role::RoleSet;
@@ -150,6 +153,14 @@ pub struct ClientSpec {
     pub allowed_ips: Vec<String>,
     /// When the client stops working.
     pub expires_at: Option<OffsetDateTime>,
+    /// The APIs (by name) the client is limited to; `None` is whatever its roles allow.
+    pub privileges: Option<Vec<String>>,
+    /// Grants on items and datasets, for routes that declare an item.
+    pub grants: Vec<Grant>,
+    /// A request-rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// The restrictions run report-only.
+    pub shadow: ShadowSet,
 }
 
 impl ClientSpec {
@@ -228,6 +239,47 @@ impl ClientSpec {
         self.expires_at = at;
         self
     }
+
+    /// Limited to these APIs, by name.
+    #[must_use]
+    pub fn privileges<I, S>(mut self, apis: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.privileges = Some(apis.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// With these grants.
+    #[must_use]
+    pub fn grants(mut self, grants: impl IntoIterator<Item = Grant>) -> Self {
+        self.grants = grants.into_iter().collect();
+        self
+    }
+
+    /// With this request-rate limit.
+    #[must_use]
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// With these restrictions report-only.
+    #[must_use]
+    pub fn shadow(mut self, restrictions: impl IntoIterator<Item = Restriction>) -> Self {
+        self.shadow = restrictions.into_iter().collect();
+        self
+    }
+}
+
+/// The rules few clients carry, kept out of line so a plain client stays small.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extras {
+    privileges: Option<Privileges>,
+    grants: Grants,
+    rate_limit: Option<RateLimit>,
+    shadow: ShadowSet,
 }
 
 /// A stored client, with its rules compiled.
@@ -245,6 +297,7 @@ pub struct Client {
     expires_at: Option<OffsetDateTime>,
     credentials: Credentials,
     all_roles: bool,
+    extras: Option<Box<Extras>>,
 }
 
 impl Client {
@@ -255,13 +308,36 @@ impl Client {
         account: &Account,
         credentials: Credentials,
     ) -> Result<Client, ConfigError> {
-        Self::build_with(id, spec, account, credentials, &RoleSet::new())
+        Self::build_with(
+            id,
+            spec,
+            account,
+            credentials,
+            &RoleSet::new(),
+            DEFAULT_MAX_GRANTS,
+        )
+    }
+
+    /// As [`Client::build`], allowing at most `max_grants` grants.
+    pub fn build_limited(
+        id: ClientId,
+        spec: &ClientSpec,
+        account: &Account,
+        credentials: Credentials,
+        max_grants: usize,
+    ) -> Result<Client, ConfigError> {
+        Self::build_with(id, spec, account, credentials, &RoleSet::new(), max_grants)
     }
 
     /// This client changed to `spec`: validated as at creation, except that roles it already
     /// holds stay grantable after its account lost them (they stay without effect until the
     /// account gets them back), so a client remains manageable.
-    pub fn rebuilt(&self, spec: &ClientSpec, account: &Account) -> Result<Client, ConfigError> {
+    pub fn rebuilt(
+        &self,
+        spec: &ClientSpec,
+        account: &Account,
+        max_grants: usize,
+    ) -> Result<Client, ConfigError> {
         let held = if self.all_roles {
             RoleSet::new()
         } else {
@@ -273,6 +349,7 @@ impl Client {
             account,
             self.credentials.clone(),
             &held,
+            max_grants,
         )
     }
 
@@ -282,6 +359,7 @@ impl Client {
         account: &Account,
         credentials: Credentials,
         already_granted: &RoleSet,
+        max_grants: usize,
     ) -> Result<Client, ConfigError> {
         validate_name(&spec.name)?;
         let (roles, all_roles) = match &spec.roles {
@@ -307,6 +385,16 @@ impl Client {
         }
         let origins = OriginRules::compile(&spec.allowed_origins)?;
         let ips = IpRules::compile(&spec.allowed_ips)?;
+        let extras = Extras {
+            privileges: spec
+                .privileges
+                .as_ref()
+                .map(|names| Privileges::new(names.iter().cloned()))
+                .transpose()?,
+            grants: Grants::compile(spec.grants.clone(), max_grants)?,
+            rate_limit: spec.rate_limit,
+            shadow: spec.shadow,
+        };
         Ok(Client {
             id,
             account: account.id.clone(),
@@ -320,6 +408,7 @@ impl Client {
             expires_at: spec.expires_at,
             credentials,
             all_roles,
+            extras: (extras != Extras::default()).then(|| Box::new(extras)),
         })
     }
 
@@ -341,6 +430,12 @@ impl Client {
             allow_missing_origin: self.allow_missing_origin,
             allowed_ips: self.ips.rules().iter().map(|r| r.to_string()).collect(),
             expires_at: self.expires_at,
+            privileges: self
+                .privileges()
+                .map(|p| p.names().map(str::to_owned).collect()),
+            grants: self.grants().to_vec(),
+            rate_limit: self.rate_limit(),
+            shadow: self.shadow(),
         }
     }
 
@@ -414,6 +509,33 @@ impl Client {
     /// Whether the client has expired at `now` (expired at the instant itself).
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// The APIs the client is limited to, if any.
+    pub fn privileges(&self) -> Option<&Privileges> {
+        self.extras.as_ref().and_then(|e| e.privileges.as_ref())
+    }
+
+    /// Its grants on items and datasets.
+    pub fn grants(&self) -> &[Grant] {
+        self.extras.as_ref().map_or(&[], |e| e.grants.as_slice())
+    }
+
+    /// Whether `action` on `item` is granted.
+    pub fn allows_item(&self, item: &str, action: Action) -> bool {
+        self.extras
+            .as_ref()
+            .is_some_and(|e| e.grants.allows(item, action))
+    }
+
+    /// Its request-rate limit, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.extras.as_ref().and_then(|e| e.rate_limit)
+    }
+
+    /// The restrictions it runs report-only.
+    pub fn shadow(&self) -> ShadowSet {
+        self.extras.as_ref().map_or(ShadowSet::NONE, |e| e.shadow)
     }
 
     /// The credential digests.
@@ -517,14 +639,43 @@ mod tests {
             name: "renamed".into(),
             ..c.to_spec()
         };
-        let next = c.rebuilt(&renamed, &a).unwrap();
+        let next = c.rebuilt(&renamed, &a, DEFAULT_MAX_GRANTS).unwrap();
         assert_eq!(next.roles(), &RoleSet::from_iter([Role::EVALUATOR]));
         assert!(next.effective_roles(&a).is_empty());
         let widened = renamed.roles(RoleSet::from_iter([Role::EVALUATOR, Role::SUBSCRIBER]));
         assert!(matches!(
-            c.rebuilt(&widened, &a),
+            c.rebuilt(&widened, &a, DEFAULT_MAX_GRANTS),
             Err(ConfigError::RoleNotHeld { .. })
         ));
+    }
+
+    #[test]
+    fn access_rules_round_trip_through_the_spec() {
+        let spec = ClientSpec::javascript("web")
+            .privileges(["WorldStreets"])
+            .grants([Grant::new("roads", [Action::Read]).unwrap()])
+            .rate_limit(Some(RateLimit::new(5, 10).unwrap()))
+            .shadow([Restriction::Origins]);
+        let c = build(spec.clone()).unwrap();
+        assert!(c.privileges().unwrap().allows("WorldStreets"));
+        assert!(c.allows_item("roads", Action::Read) && !c.allows_item("roads", Action::Write));
+        assert_eq!(c.to_spec().grants, spec.grants);
+        assert_eq!(c.to_spec().shadow, spec.shadow);
+        let plain = build(ClientSpec::javascript("web")).unwrap();
+        assert!(plain.privileges().is_none() && plain.grants().is_empty());
+        assert!(plain.shadow().is_empty() && plain.rate_limit().is_none());
+    }
+
+    #[test]
+    fn grants_beyond_the_limit_are_refused() {
+        let grants: Vec<Grant> = (0..3)
+            .map(|i| Grant::new(format!("i{i}"), [Action::Read]).unwrap())
+            .collect();
+        let spec = ClientSpec::javascript("web").grants(grants);
+        let id = ClientId::new("c1").unwrap();
+        let creds = Credentials::new(KeyDigest::of("k"));
+        assert!(Client::build_limited(id.clone(), &spec, &account(), creds.clone(), 2).is_err());
+        assert!(Client::build_limited(id, &spec, &account(), creds, 3).is_ok());
     }
 
     #[test]

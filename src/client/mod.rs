@@ -14,12 +14,17 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
+mod access;
 mod account;
 #[allow(clippy::module_inception)]
 mod client;
 mod key;
 mod role;
 
+pub use access::{
+    Action, DEFAULT_MAX_GRANTS, Grant, Grants, MAX_ITEM_ID_LEN, Privileges, RateLimit, Restriction,
+    ShadowSet,
+};
 pub use account::{Account, AccountId, ClientId, Status};
 pub use client::{Client, ClientKind, ClientSpec, Credentials};
 pub(crate) use key::DigestBuildHasher;

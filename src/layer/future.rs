@@ -21,15 +21,16 @@ use tower_service::Service;
 
 use super::Config;
 use super::body::ResponseBody;
-use super::response::{add_vary_origin, make_private};
+use super::response::{add_quota_headers, add_vary_origin, make_private};
 use super::service::{CheckFuture, admit};
-use crate::policy::CredentialSource;
+use crate::policy::{CredentialSource, QuotaState};
 
 /// Headers to add to the wrapped service's response.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Finish {
     private: bool,
     vary_origin: bool,
+    quota: Option<(QuotaState, time::OffsetDateTime, Option<u8>)>,
 }
 
 pin_project! {
@@ -118,6 +119,9 @@ where
                             *this.finish = Finish {
                                 private: authorized.principal.source() == CredentialSource::ApiKey,
                                 vary_origin: authorized.vary_origin,
+                                quota: authorized
+                                    .quota
+                                    .map(|q| (q, config.clock.now(), config.quota_warning)),
                             };
                             admit(config, &mut req, authorized);
                             let mut svc = inner
@@ -141,6 +145,9 @@ where
                     }
                     if this.finish.vary_origin {
                         add_vary_origin(res.headers_mut());
+                    }
+                    if let Some((quota, now, warning)) = &this.finish.quota {
+                        add_quota_headers(res.headers_mut(), quota, *now, *warning);
                     }
                     return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                 }

@@ -41,6 +41,7 @@ mod service;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,19 +50,26 @@ use tower_layer::Layer;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use response::default_rejection_response;
 pub(crate) use response::valid_realm;
+pub use response::{
+    QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
+    default_rejection_response,
+};
 pub use service::AuthService;
 
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::CredentialRules;
 use crate::error::{ConfigError, Rejection};
-use crate::policy::RouteTable;
+use crate::policy::{ClientRateLimiter, Policy, RouteTable};
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies};
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
+use crate::usage::{InMemoryUsageCounter, UsageCounter};
 
 type Responder = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
+
+/// The share of the daily quota (in %) from which responses carry a warning header.
+pub const DEFAULT_QUOTA_WARNING_PERCENT: u8 = 80;
 
 /// The default time budget for one store lookup or token verification.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,7 +78,10 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Config {
     pub(crate) store: Arc<dyn ClientStore>,
     pub(crate) verifier: Option<Arc<dyn TokenVerifier>>,
-    pub(crate) routes: RouteTable,
+    pub(crate) policy: Policy,
+    pub(crate) usage: Arc<dyn UsageCounter>,
+    pub(crate) rate_limiter: ClientRateLimiter,
+    pub(crate) quota_warning: Option<u8>,
     pub(crate) credentials: CredentialRules,
     pub(crate) proxies: TrustedProxies,
     pub(crate) forwarded: ForwardedHeader,
@@ -81,6 +92,7 @@ pub(crate) struct Config {
     pub(crate) store_timeout: Option<Duration>,
     pub(crate) responder: Option<Responder>,
     pub(crate) peer_source: Option<PeerSource>,
+    pub(crate) proxies_warned: Arc<AtomicBool>,
 }
 
 impl Config {
@@ -96,6 +108,22 @@ impl Config {
         res
     }
 
+    /// Warns once when a client with IP rules is called with forwarded headers and no
+    /// proxy is trusted: behind a proxy, every request then comes from the proxy's address.
+    pub(crate) fn warn_if_proxies_missing(&self, headers: &http::HeaderMap) {
+        if self.proxies.is_empty()
+            && (headers.contains_key("x-forwarded-for")
+                || headers.contains_key(http::header::FORWARDED))
+            && !self.proxies_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                lint = crate::policy::Trap::IpRulesWithoutTrustedProxies.code(),
+                "forwarded headers arrive but no trusted proxies are configured: IP rules see \
+                 the proxy's address; configure AuthLayer::trusted_proxies"
+            );
+        }
+    }
+
     /// The connection's peer address.
     pub(crate) fn peer_ip(&self, ext: &Extensions) -> Option<IpAddr> {
         crate::restrict::peer_ip(ext, self.peer_source.as_ref())
@@ -106,8 +134,9 @@ impl Config {
 ///
 /// Every request is matched against the [`RouteTable`] first (unknown routes get 403 before
 /// any credential is read), then its credential is extracted, checked for format (no store
-/// lookup for a malformed key), looked up, and decided by
-/// [`policy::authorize`](crate::policy::authorize). On success a
+/// lookup for a malformed key), looked up, decided by [`Policy`] (the same decision
+/// [`Policy::explain`] gives), rate-limited and charged to the account's daily quota. On
+/// success a
 /// [`Principal`](crate::policy::Principal) is inserted into the request's extensions.
 #[derive(Clone)]
 #[must_use]
@@ -118,7 +147,7 @@ pub struct AuthLayer {
 impl std::fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthLayer")
-            .field("routes", &self.config.routes.routes().len())
+            .field("routes", &self.config.policy.routes().routes().len())
             .field("realm", &self.config.realm)
             .field("allow_preflight", &self.config.allow_preflight)
             .finish_non_exhaustive()
@@ -128,23 +157,29 @@ impl std::fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// A layer reading clients from `store` and routes from `routes`, with the defaults:
     /// `apikey` parameter, 4 KiB credential limit, no trusted proxies, realm `gis-auth`,
-    /// preflight not exempt, credentials stripped, 2 s store budget, system clock.
+    /// preflight not exempt, credentials stripped, 2 s store budget, system clock, usage
+    /// counted in memory with a quota warning from 80 %.
     pub fn new(store: Arc<dyn ClientStore>, routes: RouteTable) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
             config: Arc::new(Config {
                 store,
                 verifier: None,
-                routes,
+                policy: Policy::new(routes),
+                usage: Arc::new(InMemoryUsageCounter::new()),
+                rate_limiter: ClientRateLimiter::new(clock.clone()),
+                quota_warning: Some(DEFAULT_QUOTA_WARNING_PERCENT),
                 credentials: CredentialRules::default(),
                 proxies: TrustedProxies::none(),
                 forwarded: ForwardedHeader::default(),
-                clock: Arc::new(SystemClock),
+                clock,
                 realm: "gis-auth".to_owned(),
                 allow_preflight: false,
                 strip_credentials: true,
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
                 responder: None,
                 peer_source: None,
+                proxies_warned: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -186,9 +221,33 @@ impl AuthLayer {
         self
     }
 
-    /// The clock for expiry decisions.
+    /// The clock for expiry, quota days and rate limits.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.config().clock = clock;
+        let config = self.config();
+        config.rate_limiter = ClientRateLimiter::new(clock.clone());
+        config.clock = clock;
+        self
+    }
+
+    /// Counts usage and enforces daily quotas with `counter` (shared by every instance when
+    /// it is remote) instead of the in-memory default. A counter that fails or stalls gives
+    /// 503.
+    pub fn usage_counter(mut self, counter: Arc<dyn UsageCounter>) -> Self {
+        self.config().usage = counter;
+        self
+    }
+
+    /// Keeps at most `max_clients` per-client rate limiters in memory.
+    pub fn rate_limiter_capacity(mut self, max_clients: u64) -> Self {
+        let config = self.config();
+        config.rate_limiter = ClientRateLimiter::new(config.clock.clone()).capacity(max_clients);
+        self
+    }
+
+    /// From which share of the daily quota (in %) responses carry a `Quota-Warning` header;
+    /// `None` for never.
+    pub fn quota_warning(mut self, percent: Option<u8>) -> Self {
+        self.config().quota_warning = percent.map(|p| p.min(100));
         self
     }
 

@@ -14,14 +14,17 @@
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use time::OffsetDateTime;
 
 use crate::error::{Rejection, RejectionKind};
+use crate::policy::QuotaState;
 
 /// The default response for a rejection: its status, a JSON body
 /// `{"error": …, "error_description": …}`, an RFC 6750 `WWW-Authenticate: Bearer` challenge on
-/// 401s (and on 400 `invalid_request` and 403 `insufficient_scope`), `Retry-After` on 503,
-/// and `Cache-Control: no-store`.
+/// 401s (and on 400 `invalid_request` and 403 `insufficient_scope`), `Retry-After` on 503
+/// and 429 (with the `RateLimit-*` headers when the daily quota refused), and
+/// `Cache-Control: no-store`.
 ///
 /// ```
 /// use gis_auth::{Rejection, RejectionKind};
@@ -61,7 +64,58 @@ pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Respons
     if kind == RejectionKind::StoreUnavailable {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    if let Some(seconds) = rejection.retry_after() {
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(quota) = rejection.quota() {
+        headers.insert(
+            RATELIMIT_LIMIT,
+            HeaderValue::from(quota.limit_transactions()),
+        );
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from_static("0"));
+        if let Some(seconds) = rejection.retry_after() {
+            headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds));
+        }
+    }
     res
+}
+
+/// The daily quota, in transactions.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// Whole transactions left today.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// Seconds until the quota resets (00:00 UTC).
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// Present once the configured share of the quota is used:
+/// `<used> of <limit> daily transactions used`.
+pub const QUOTA_WARNING: HeaderName = HeaderName::from_static("quota-warning");
+
+/// Adds the quota headers to a metered response of an account with a quota.
+pub(crate) fn add_quota_headers(
+    headers: &mut HeaderMap,
+    quota: &QuotaState,
+    now: OffsetDateTime,
+    warning: Option<u8>,
+) {
+    headers.insert(
+        RATELIMIT_LIMIT,
+        HeaderValue::from(quota.limit_transactions()),
+    );
+    headers.insert(
+        RATELIMIT_REMAINING,
+        HeaderValue::from(quota.remaining_transactions()),
+    );
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(quota.reset_seconds(now)));
+    if warning.is_some_and(|percent| quota.used_at_least(percent)) {
+        let used = quota.used.div_ceil(crate::policy::TRANSACTION);
+        let text = format!(
+            "{used} of {} daily transactions used",
+            quota.limit_transactions()
+        );
+        if let Ok(value) = HeaderValue::try_from(text) {
+            headers.insert(QUOTA_WARNING, value);
+        }
+    }
 }
 
 /// Whether `realm` can stand inside an RFC 7230 quoted-string without escaping.

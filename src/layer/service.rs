@@ -24,14 +24,25 @@ use tower_service::Service;
 use super::Config;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use crate::client::Restriction;
 use crate::client::{ClientKind, CredentialKind, KeyDigest};
 use crate::credentials::Credential;
 use crate::error::{Rejection, RejectionKind};
 use crate::policy::{
-    Api, Authorized, CredentialSource, OriginEvidence, RequestFacts, RouteAccess, authorize,
+    CredentialSource, Finding, OriginEvidence, Principal, QuotaState, RequestFacts, RouteAccess,
+    Rule, decide, next_utc_midnight, seconds_until,
 };
 use crate::store::Resolved;
 use crate::token::VerifyError;
+use crate::usage::Charge;
+
+/// An admitted request: who is calling, and what its response must carry.
+#[derive(Debug)]
+pub(crate) struct Authorized {
+    pub(crate) principal: Principal,
+    pub(crate) vary_origin: bool,
+    pub(crate) quota: Option<QuotaState>,
+}
 
 /// The service [`AuthLayer`](super::AuthLayer) wraps around another.
 #[derive(Clone)]
@@ -89,11 +100,12 @@ where
         {
             return ResponseFuture::calling(self.inner.call(req), None);
         }
-        let api = match config.routes.lookup(req.method(), req.uri().path()) {
+        let routes = config.policy.routes();
+        let route = match routes.lookup_index(req.method(), req.uri().path()) {
             None => return self.reject(RejectionKind::RouteNotAllowed.into()),
-            Some(route) => match route.access() {
+            Some(i) => match routes.routes()[i].access() {
                 RouteAccess::Public => return ResponseFuture::calling(self.inner.call(req), None),
-                RouteAccess::Api(api) => api.clone(),
+                RouteAccess::Api(_) => i,
             },
         };
         let lookup = match config.credentials.extract(req.headers(), req.uri().query()) {
@@ -115,7 +127,7 @@ where
         // The ready service goes into the future; a fresh clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let check = Box::pin(check(self.config.clone(), lookup, api, req));
+        let check = Box::pin(check(self.config.clone(), lookup, route, req));
         ResponseFuture::checking(check, inner, self.config.clone())
     }
 }
@@ -130,49 +142,221 @@ impl<S> AuthService<S> {
     }
 }
 
-/// Looks the credential up, then decides. The request is not borrowed across the await, so
-/// only `B: Send` is needed.
+/// Looks the credential up, then decides, rate-limits and charges the quota. The request is
+/// not borrowed across an await, so only `B: Send` is needed.
 async fn check<B>(
     config: Arc<Config>,
     lookup: Lookup,
-    api: Arc<Api>,
+    route: usize,
     req: Request<B>,
 ) -> Checked<B> {
-    let found = resolve(&config, lookup).await;
-    let outcome = found.and_then(|(resolved, scope, source)| {
-        let client = &resolved.client;
-        let client_ip = if client.ips().is_empty() {
-            None
-        } else {
-            let peer = config.peer_ip(req.extensions());
-            config
-                .proxies
-                .client_ip(peer, req.headers(), config.forwarded)
-        };
-        let facts = RequestFacts {
+    let outcome = match resolve(&config, lookup).await {
+        Ok(found) => match prepare(&config, found, route, &req) {
+            Ok(prepared) => charge(&config, prepared).await,
+            Err(refused) => {
+                record_refusal(&config, &refused).await;
+                Err(refused.2)
+            }
+        },
+        Err(rejection) => Err(rejection),
+    };
+    (req, outcome)
+}
+
+/// A request decided and within its rate limit, ready to be charged.
+struct Prepared {
+    who: Resolved,
+    api: Arc<crate::policy::Api>,
+    decision: crate::policy::Decision,
+    source: CredentialSource,
+    cost: Option<u64>,
+    now: time::OffsetDateTime,
+}
+
+type Refused = (Resolved, Rule, Rejection);
+
+/// The synchronous part: the policy decision and the rate limit. The request is borrowed
+/// here only, never across an await.
+fn prepare<B>(
+    config: &Config,
+    (who, scope, source): Found,
+    route: usize,
+    req: &Request<B>,
+) -> Result<Prepared, Box<Refused>> {
+    let route = &config.policy.routes().routes()[route];
+    let RouteAccess::Api(api) = route.access() else {
+        return Err(Box::new((
+            who,
+            Rule::Route,
+            RejectionKind::RouteNotAllowed.into(),
+        )));
+    };
+    let client_ip = if who.client.ips().is_empty() {
+        None
+    } else {
+        config.warn_if_proxies_missing(req.headers());
+        let peer = config.peer_ip(req.extensions());
+        config
+            .proxies
+            .client_ip(peer, req.headers(), config.forwarded)
+    };
+    let now = config.clock.now().to_offset(time::UtcOffset::UTC);
+    let mut decision = decide(
+        &who.client,
+        &who.account,
+        route,
+        api,
+        &RequestFacts {
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
             origin: OriginEvidence::from_headers(req.headers()),
             client_ip,
-            now: config.clock.now(),
-        };
-        authorize(
-            client,
-            &resolved.account,
-            &api,
-            &facts,
-            scope.as_ref(),
-            source,
-        )
-        .inspect_err(|r| {
-            tracing::debug!(
-                client = %client.id(),
-                api = api.name(),
-                reason = r.error_code(),
-                kind = ?r.kind(),
-                "request refused"
-            );
-        })
+            now,
+            token_scope: scope.as_ref(),
+            quota: None,
+        },
+    );
+    if let Some(finding) = &decision.denied {
+        let rule = finding.rule;
+        let rejection = decision
+            .rejection()
+            .unwrap_or_else(|| RejectionKind::RouteNotAllowed.into());
+        return Err(Box::new((who, rule, rejection)));
+    }
+    if let Some(limit) = who.client.rate_limit()
+        && let Err(wait) = config.rate_limiter.check(who.client.id(), limit)
+    {
+        decision.denied = Some(Finding {
+            rule: Rule::RateLimit,
+            kind: RejectionKind::RateLimited,
+            reason: format!(
+                "the client's rate limit is {} requests a second with bursts of {}",
+                limit.per_second, limit.burst
+            ),
+        });
+        let rejection = decision
+            .rejection()
+            .unwrap_or_else(|| RejectionKind::RateLimited.into())
+            .with_retry_after(wait.as_secs().max(1));
+        return Err(Box::new((who, Rule::RateLimit, rejection)));
+    }
+    let cost = api
+        .request_cost()
+        .of(req.method(), req.uri(), req.headers());
+    Ok(Prepared {
+        who,
+        api: api.clone(),
+        decision,
+        source,
+        cost,
+        now,
+    })
+}
+
+/// Charges the account's quota (one counter round trip) and builds the principal.
+async fn charge(config: &Config, prepared: Prepared) -> Result<Authorized, Rejection> {
+    let Prepared {
+        who,
+        api,
+        mut decision,
+        source,
+        cost,
+        now,
+    } = prepared;
+    let (client, account) = (&who.client, &who.account);
+    let day = now.date();
+    let limit = cost
+        .and(account.daily_quota)
+        .map(|q| q.saturating_mul(crate::policy::TRANSACTION));
+    let shadowed: Vec<&'static str> = decision.shadowed.iter().map(|f| f.rule.as_str()).collect();
+    let charge = Charge {
+        limit,
+        enforce: !client.shadow().contains(Restriction::Quota),
+        shadowed: &shadowed,
+        ..Charge::new(&account.id, client.id(), day, cost.unwrap_or(0))
+    };
+    let unavailable = || Rejection::new(RejectionKind::StoreUnavailable);
+    let charged = within_budget(config, config.usage.charge(&charge))
+        .await
+        .ok_or_else(unavailable)?
+        .map_err(|e| {
+            tracing::warn!(error = %e, "usage counter failed");
+            unavailable()
+        })?;
+    let reset = next_utc_midnight(now);
+    let quota = limit.map(|limit| QuotaState {
+        limit,
+        used: charged.used,
+        reset,
     });
-    (req, outcome)
+    if charged.over {
+        let finding = Finding {
+            rule: Rule::Quota,
+            kind: RejectionKind::QuotaExceeded,
+            reason: format!(
+                "the account's daily quota of {} transactions is used up",
+                account.daily_quota.unwrap_or_default()
+            ),
+        };
+        if !charged.admitted {
+            decision.denied = Some(finding);
+            let rejection = decision
+                .rejection()
+                .unwrap_or_else(|| RejectionKind::QuotaExceeded.into())
+                .with_retry_after(seconds_until(reset, now));
+            return Err(match quota {
+                Some(q) => rejection.with_quota(q),
+                None => rejection,
+            });
+        }
+        decision.shadowed.push(finding);
+    }
+    for finding in &decision.shadowed {
+        tracing::info!(
+            target: "gis_auth::shadow",
+            client = %client.id(),
+            account = %account.id,
+            api = api.name(),
+            rule = finding.rule.as_str(),
+            reason = %finding.reason,
+            "report-only restriction would have refused the request"
+        );
+    }
+    Ok(Authorized {
+        principal: Principal {
+            client_id: client.id().clone(),
+            account_id: client.account_id().clone(),
+            kind: client.kind(),
+            roles: decision.roles,
+            api: api.shared_name().clone(),
+            source,
+            item: decision.item,
+            client: client.clone(),
+        },
+        vary_origin: decision.vary_origin,
+        quota,
+    })
+}
+
+/// Counts a refusal of an identified client and logs it; the request is refused whatever
+/// the counter does, so a counter failure is only logged.
+async fn record_refusal(config: &Config, refused: &Refused) {
+    let (who, rule, rejection) = refused;
+    tracing::debug!(
+        client = %who.client.id(),
+        rule = rule.as_str(),
+        reason = rejection.error_code(),
+        "request refused"
+    );
+    let day = config.clock.now().to_offset(time::UtcOffset::UTC).date();
+    let record = config
+        .usage
+        .record_refusal(&who.account.id, who.client.id(), day, rule.as_str());
+    match within_budget(config, record).await {
+        Some(Ok(())) | None => {}
+        Some(Err(e)) => tracing::warn!(error = %e, "usage counter failed to record a refusal"),
+    }
 }
 
 type Found = (Resolved, Option<crate::client::RoleSet>, CredentialSource);

@@ -16,11 +16,19 @@
 //! ```
 
 mod decision;
+mod lint;
 mod principal;
+mod rate;
 mod route;
 mod table;
 
-pub use decision::{Authorized, OriginEvidence, RequestFacts, authorize};
+pub use decision::{
+    Decision, Finding, OriginEvidence, Policy, QuotaFacts, QuotaState, RequestFacts, Rule,
+    next_utc_midnight, quota_admits,
+};
+pub(crate) use decision::{decide, seconds_until};
+pub use lint::{LintContext, LintWarning, Trap, lint};
 pub use principal::{CredentialSource, Principal};
+pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY};
 pub use route::PathPattern;
-pub use table::{Api, Route, RouteAccess, RouteTable};
+pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, TRANSACTION};

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use crate::client::{AccountId, ClientId, ClientKind, RoleSet};
+use crate::client::{AccountId, Client, ClientId, ClientKind, Grant, Privileges, RoleSet};
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,8 @@ pub struct Principal {
     pub(crate) roles: RoleSet,
     pub(crate) api: Arc<str>,
     pub(crate) source: CredentialSource,
+    pub(crate) item: Option<String>,
+    pub(crate) client: Arc<Client>,
 }
 
 impl Principal {
@@ -71,5 +73,21 @@ impl Principal {
     /// How the caller authenticated.
     pub fn source(&self) -> CredentialSource {
         self.source
+    }
+
+    /// The item the request is for, on routes that declare one (granted, or the grants
+    /// rule runs report-only).
+    pub fn item(&self) -> Option<&str> {
+        self.item.as_deref()
+    }
+
+    /// The client's grants on items and datasets.
+    pub fn grants(&self) -> &[Grant] {
+        self.client.grants()
+    }
+
+    /// The APIs the client is limited to, if any.
+    pub fn privileges(&self) -> Option<&Privileges> {
+        self.client.privileges()
     }
 }

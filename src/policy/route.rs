@@ -73,6 +73,14 @@ impl PathPattern {
         &self.source
     }
 
+    /// Whether `name` is one of the pattern's parameters.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.segments.iter().any(|s| match s {
+            Segment::Param { name: n, .. } | Segment::Rest(n) => **n == *name,
+            Segment::Literal(_) => false,
+        })
+    }
+
     /// Whether `path` matches.
     pub fn matches(&self, path: &str) -> bool {
         self.capture(path, "").is_some()

@@ -12,21 +12,102 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
+use std::fmt;
 use std::sync::Arc;
 
-use http::Method;
+use http::{HeaderMap, Method, Uri};
 
 use super::route::PathPattern;
 use crate::client::{Role, RoleSet};
 use crate::error::ConfigError;
 
-/// An API: a name, the roles that may call it (any of them), and whether it is a *plugin*
-/// API that JavaScript clients may reach.
+/// One transaction, in the milli-units costs are counted in (a tile at 0.1 transaction
+/// costs 100).
+pub const TRANSACTION: u64 = 1000;
+
+/// Where a route finds the item (or dataset) a request is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ItemSource {
+    /// A parameter of the path pattern, as `item` in `/items/{item}/metadata`.
+    Path(Arc<str>),
+    /// A query parameter.
+    Query(Arc<str>),
+}
+
+type CostFn = dyn Fn(&Method, &Uri, &HeaderMap) -> u64 + Send + Sync;
+
+/// What an authorised request of an API costs against its account's daily quota, in
+/// milli-transactions ([`TRANSACTION`] is one).
+#[derive(Clone)]
+pub enum Cost {
+    /// Not metered: neither counted nor refused for quota (account pages, the token
+    /// endpoint).
+    Free,
+    /// The same for every request.
+    Fixed(u64),
+    /// Computed from the request (say, from the number of points it asks for).
+    Computed(Arc<CostFn>),
+}
+
+impl Cost {
+    /// A cost computed from the request's method, URI and headers, in milli-transactions.
+    pub fn from_fn<F>(f: F) -> Cost
+    where
+        F: Fn(&Method, &Uri, &HeaderMap) -> u64 + Send + Sync + 'static,
+    {
+        Cost::Computed(Arc::new(f))
+    }
+
+    /// The cost of one request, `None` when it is not metered.
+    pub fn of(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<u64> {
+        match self {
+            Cost::Free => None,
+            Cost::Fixed(milli) => Some(*milli),
+            Cost::Computed(f) => Some(f(method, uri, headers)),
+        }
+    }
+}
+
+impl Default for Cost {
+    /// One transaction per request.
+    fn default() -> Self {
+        Cost::Fixed(TRANSACTION)
+    }
+}
+
+impl fmt::Debug for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cost::Free => f.write_str("Free"),
+            Cost::Fixed(m) => f.debug_tuple("Fixed").field(m).finish(),
+            Cost::Computed(_) => f.write_str("Computed"),
+        }
+    }
+}
+
+impl PartialEq for Cost {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Cost::Free, Cost::Free) => true,
+            (Cost::Fixed(a), Cost::Fixed(b)) => a == b,
+            (Cost::Computed(a), Cost::Computed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Cost {}
+
+/// An API: a name, the roles that may call it (any of them), whether it is a *plugin* API
+/// that JavaScript clients may reach, where its requests name an item (if they do), and what
+/// a request costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Api {
     name: Arc<str>,
     roles: RoleSet,
     plugin: bool,
+    item: Option<ItemSource>,
+    cost: Cost,
 }
 
 impl Api {
@@ -37,7 +118,42 @@ impl Api {
             name: name.into(),
             roles: roles.into_iter().collect(),
             plugin: false,
+            item: None,
+            cost: Cost::default(),
         }
+    }
+
+    /// Requests name an item with path parameter `name` (which every route of the API must
+    /// have): the client needs a grant on it, `read` for `GET`/`HEAD`, `write` otherwise.
+    #[must_use]
+    pub fn item_from_path(mut self, name: &str) -> Self {
+        self.item = Some(ItemSource::Path(name.into()));
+        self
+    }
+
+    /// Requests name an item with query parameter `name`; a request without it (or with it
+    /// twice) reaches no item.
+    #[must_use]
+    pub fn item_from_query(mut self, name: &str) -> Self {
+        self.item = Some(ItemSource::Query(name.into()));
+        self
+    }
+
+    /// What a request costs (one transaction by default).
+    #[must_use]
+    pub fn cost(mut self, cost: Cost) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// Where requests name their item, if they do.
+    pub fn item_source(&self) -> Option<&ItemSource> {
+        self.item.as_ref()
+    }
+
+    /// What a request costs.
+    pub fn request_cost(&self) -> &Cost {
+        &self.cost
     }
 
     /// Marks the API as a plugin API, reachable by JavaScript clients.
@@ -146,6 +262,15 @@ impl RouteTable {
         access: RouteAccess,
     ) -> Result<Self, ConfigError> {
         let pattern = PathPattern::parse(pattern)?;
+        if let RouteAccess::Api(api) = &access
+            && let Some(ItemSource::Path(name)) = &api.item
+            && !pattern.has_param(name)
+        {
+            return Err(ConfigError::InvalidRoute {
+                pattern: pattern.as_str().to_owned(),
+                reason: "the API's item parameter is not a parameter of this pattern",
+            });
+        }
         // Routes with the same API name share one `Api`, so names stay consistent.
         let access = match access {
             RouteAccess::Api(api) => RouteAccess::Api(
@@ -169,12 +294,17 @@ impl RouteTable {
 
     /// The route for a request, if any.
     pub fn lookup(&self, method: &Method, path: &str) -> Option<&Route> {
+        self.lookup_index(method, path).map(|i| &self.routes[i])
+    }
+
+    /// The position in [`RouteTable::routes`] of the route for a request, if any.
+    pub fn lookup_index(&self, method: &Method, path: &str) -> Option<usize> {
         let found = self
             .routes
             .iter()
-            .find(|r| r.method == *method && r.pattern.matches(path));
+            .position(|r| r.method == *method && r.pattern.matches(path));
         if found.is_none() && *method == Method::HEAD {
-            return self.lookup(&Method::GET, path);
+            return self.lookup_index(&Method::GET, path);
         }
         found
     }
@@ -200,6 +330,32 @@ mod tests {
         assert!(matches!(r.access(), RouteAccess::Api(_)));
         assert!(t.lookup(&Method::PUT, "/items/1").is_none());
         assert!(t.lookup(&Method::GET, "/other").is_none());
+    }
+
+    #[test]
+    fn an_item_parameter_must_be_in_the_pattern() {
+        let items = || Api::new("Items", [Role::USER]).item_from_path("item");
+        assert!(
+            RouteTable::new()
+                .route(Method::GET, "/items/{item}", items())
+                .is_ok()
+        );
+        let err = RouteTable::new()
+            .route(Method::GET, "/items/{id}", items())
+            .unwrap_err();
+        assert!(err.to_string().contains("/items/{id}"));
+    }
+
+    #[test]
+    fn costs_default_to_one_transaction() {
+        let (m, u, h) = (Method::GET, Uri::from_static("/x?n=3"), HeaderMap::new());
+        assert_eq!(
+            Api::new("A", []).request_cost().of(&m, &u, &h),
+            Some(TRANSACTION)
+        );
+        assert_eq!(Cost::Free.of(&m, &u, &h), None);
+        let per_n = Cost::from_fn(|_, uri, _| uri.query().map_or(0, |q| q.len() as u64));
+        assert_eq!(per_n.of(&m, &u, &h), Some(3));
     }
 
     #[test]

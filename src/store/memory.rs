@@ -110,6 +110,7 @@ impl Registry {
 pub struct InMemoryStore {
     state: RwLock<Registry>,
     clock: Arc<dyn Clock>,
+    max_grants: usize,
 }
 
 impl Default for InMemoryStore {
@@ -152,7 +153,15 @@ impl InMemoryStore {
         Self {
             state: RwLock::new(Registry::default()),
             clock,
+            max_grants: crate::client::DEFAULT_MAX_GRANTS,
         }
+    }
+
+    /// Allows at most `max` grants per client (100 by default).
+    #[must_use]
+    pub fn max_grants(mut self, max: usize) -> Self {
+        self.max_grants = max;
+        self
     }
 
     // Writers swap in fully built values, so the state is consistent even if a writer
@@ -180,12 +189,14 @@ impl InMemoryStore {
         state.accounts.insert(id.clone(), account.clone());
         let made = (|| {
             let javascript = Self::insert_locked(
+                self.max_grants,
                 &mut state,
                 &id,
                 ClientSpec::javascript("Default JavaScript client"),
                 StoredCredential::Generate,
             )?;
             let native = Self::insert_locked(
+                self.max_grants,
                 &mut state,
                 &id,
                 ClientSpec::native("Default native client"),
@@ -262,7 +273,14 @@ impl InMemoryStore {
         spec: ClientSpec,
     ) -> Result<CreatedClient, ConfigError> {
         let mut state = self.write();
-        Self::insert_locked(&mut state, account, spec, StoredCredential::Generate)?.into_created()
+        Self::insert_locked(
+            self.max_grants,
+            &mut state,
+            account,
+            spec,
+            StoredCredential::Generate,
+        )?
+        .into_created()
     }
 
     /// Adds a client with the given credential; gives the plaintext when one was generated.
@@ -273,11 +291,12 @@ impl InMemoryStore {
         credential: StoredCredential,
     ) -> Result<(Arc<Client>, Option<PlainCredential>), ConfigError> {
         let mut state = self.write();
-        let inserted = Self::insert_locked(&mut state, account, spec, credential)?;
+        let inserted = Self::insert_locked(self.max_grants, &mut state, account, spec, credential)?;
         Ok((inserted.client, inserted.generated))
     }
 
     fn insert_locked(
+        max_grants: usize,
         state: &mut Registry,
         account_id: &AccountId,
         spec: ClientSpec,
@@ -334,11 +353,12 @@ impl InMemoryStore {
                 reason: "another client already holds this credential",
             });
         }
-        let client = Arc::new(Client::build(
+        let client = Arc::new(Client::build_limited(
             id.clone(),
             &spec,
             &account,
             Credentials::new(digest),
+            max_grants,
         )?);
         state.index_digests(&client);
         state.clients.insert(id.clone(), client.clone());
@@ -383,7 +403,7 @@ impl InMemoryStore {
             .accounts
             .get(current.account_id())
             .ok_or_else(|| ConfigError::UnknownAccount(current.account_id().to_string()))?;
-        let next = Arc::new(current.rebuilt(&spec, account)?);
+        let next = Arc::new(current.rebuilt(&spec, account, self.max_grants)?);
         state.clients.insert(id.clone(), next.clone());
         Ok(next)
     }

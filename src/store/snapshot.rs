@@ -39,8 +39,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::memory::{InMemoryStore, StoredCredential};
 use crate::client::{
-    Account, AccountId, ClientId, ClientKind, ClientSpec, CredentialKind, KeyDigest,
-    PlainCredential, RoleSet, Status,
+    Account, AccountId, Action, ClientId, ClientKind, ClientSpec, CredentialKind, Grant, KeyDigest,
+    PlainCredential, RateLimit, RoleSet, ShadowSet, Status,
 };
 use crate::error::ConfigError;
 
@@ -145,6 +145,10 @@ const CLIENT_FIELDS: &[&str] = &[
     "allow_missing_origin",
     "allowed_ips",
     "expires_at",
+    "privileges",
+    "grants",
+    "rate_limit",
+    "shadow",
     "api_key",
     "client_secret",
 ];
@@ -225,6 +229,68 @@ impl<'a> Entry<'a> {
                 Err(self.err("status", format!("`{other}` is not `active` or `inactive`")))
             }
         }
+    }
+
+    fn grants(&self) -> Result<Vec<Grant>, SnapshotError> {
+        const SHAPE: &str = r#"expected a list of {"item": "<id>", "actions": ["read", "write"]}"#;
+        let items = match self.map.get("grants") {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(self.err("grants", SHAPE)),
+        };
+        items
+            .iter()
+            .map(|g| {
+                let obj = g.as_object().ok_or_else(|| self.err("grants", SHAPE))?;
+                if obj.keys().any(|k| k != "item" && k != "actions") {
+                    return Err(self.err("grants", SHAPE));
+                }
+                let item = obj
+                    .get("item")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| self.err("grants", SHAPE))?;
+                let actions = obj
+                    .get("actions")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| self.err("grants", SHAPE))?
+                    .iter()
+                    .map(|a| {
+                        a.as_str()
+                            .ok_or_else(|| self.err("grants", SHAPE))?
+                            .parse::<Action>()
+                            .map_err(|e| self.config("grants", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Grant::new(item, actions).map_err(|e| self.config("grants", e))
+            })
+            .collect()
+    }
+
+    fn rate_limit(&self) -> Result<Option<RateLimit>, SnapshotError> {
+        const SHAPE: &str =
+            r#"expected {"per_second": <n>, "burst": <n>} with whole numbers from 1"#;
+        let obj = match self.map.get("rate_limit") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(obj)) => obj,
+            Some(_) => return Err(self.err("rate_limit", SHAPE)),
+        };
+        if obj.keys().any(|k| k != "per_second" && k != "burst") {
+            return Err(self.err("rate_limit", SHAPE));
+        }
+        let number = |name: &str| {
+            obj.get(name)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| self.err("rate_limit", SHAPE))
+        };
+        let per_second = number("per_second")?;
+        let burst = match obj.get("burst") {
+            None => per_second,
+            Some(_) => number("burst")?,
+        };
+        RateLimit::new(per_second, burst)
+            .map(Some)
+            .map_err(|e| self.config("rate_limit", e))
     }
 
     fn roles(&self) -> Result<Option<RoleSet>, SnapshotError> {
@@ -343,6 +409,16 @@ impl Snapshot {
                 .map(String::from)
                 .collect(),
             expires_at,
+            privileges: e
+                .strings("privileges")?
+                .map(|names| names.into_iter().map(String::from).collect()),
+            grants: e.grants()?,
+            rate_limit: e.rate_limit()?,
+            shadow: e
+                .strings("shadow")?
+                .map(|names| ShadowSet::parse(names).map_err(|err| e.config("shadow", err)))
+                .transpose()?
+                .unwrap_or_default(),
         };
         Ok(ClientEntry {
             account,
@@ -381,7 +457,11 @@ impl Snapshot {
                         | ConfigError::OriginsOnConfidentialClient { .. } => "allowed_origins",
                         ConfigError::InvalidIpRule { .. } => "allowed_ips",
                         ConfigError::InvalidCredential { field, .. } => field,
-                        ConfigError::InvalidField { field, .. } if *field == "name" => "name",
+                        ConfigError::InvalidField { field, .. }
+                            if CLIENT_FIELDS.contains(field) =>
+                        {
+                            field
+                        }
                         _ => "id",
                     };
                     SnapshotError::at("client", id_str.clone(), field, e.to_string())

@@ -1,0 +1,378 @@
+//! Per-client request-rate limits: each client's [`RateLimit`] (a sustained rate with a
+//! burst on top) is enforced by its own GCRA limiter, kept in a bounded cache.
+//!
+//! Time comes from the injected [`Clock`], so tests move a [`ManualClock`] instead of
+//! sleeping.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use gis_auth::client::{ClientId, RateLimit};
+//! use gis_auth::clock::ManualClock;
+//! use gis_auth::policy::ClientRateLimiter;
+//! use time::macros::datetime;
+//!
+//! let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+//! let limiter = ClientRateLimiter::new(Arc::new(clock.clone()));
+//! let web = ClientId::new("web-map")?;
+//! let limit = RateLimit::new(2, 3)?; // two a second, bursts of three
+//!
+//! for _ in 0..3 {
+//!     assert!(limiter.check(&web, limit).is_ok());
+//! }
+//! assert_eq!(limiter.check(&web, limit), Err(Duration::from_secs(1)));
+//!
+//! clock.advance(time::Duration::milliseconds(500));
+//! assert!(limiter.check(&web, limit).is_ok());
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+//!
+//! [`ManualClock`]: crate::clock::ManualClock
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use moka::Expiry;
+use moka::sync::Cache;
+use time::OffsetDateTime;
+
+use crate::client::{ClientId, RateLimit};
+use crate::clock::Clock;
+
+/// How many clients [`ClientRateLimiter`] keeps limiters for unless told otherwise.
+pub const DEFAULT_RATE_LIMITER_CAPACITY: u64 = 100_000;
+
+/// How long an entry stays after its limiter has refilled, before it may be dropped.
+const IDLE_MARGIN: Duration = Duration::from_secs(1);
+
+/// One client's limiter, on the crate's clock.
+type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<Nanos>>;
+
+/// The cache key: a client and the limit it had when its limiter was made, so a changed limit
+/// gets a limiter of its own.
+type Key = (ClientId, RateLimit);
+
+/// Enforces each client's [`RateLimit`].
+///
+/// Limiters are kept for at most [`capacity`](Self::capacity) clients (least recently used
+/// go first) and are dropped once idle long enough to have refilled, so memory stays
+/// bounded however many clients call. A client whose limiter was dropped starts again with a
+/// full burst, which is where an idle limiter ends up anyway; a capacity below the number of
+/// clients active at once lets busy clients lose their state early, so size it above that.
+///
+/// A changed limit for a client takes effect on its next request, with a full burst.
+///
+/// Cloning is cheap: clones share their limiters.
+#[derive(Clone)]
+pub struct ClientRateLimiter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    clock: LimiterClock,
+    capacity: u64,
+    limiters: Cache<Key, Arc<DirectLimiter>>,
+}
+
+impl ClientRateLimiter {
+    /// A limiter reading time from `clock`, for up to [`DEFAULT_RATE_LIMITER_CAPACITY`]
+    /// clients.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::build(LimiterClock(clock), DEFAULT_RATE_LIMITER_CAPACITY)
+    }
+
+    /// Keeps limiters for at most `max_clients` clients (at least 1).
+    #[must_use]
+    pub fn capacity(self, max_clients: u64) -> Self {
+        Self::build(self.shared.clock.clone(), max_clients)
+    }
+
+    fn build(clock: LimiterClock, capacity: u64) -> Self {
+        let capacity = capacity.max(1);
+        let limiters = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(IdleExpiry)
+            .build();
+        Self {
+            shared: Arc::new(Shared {
+                clock,
+                capacity,
+                limiters,
+            }),
+        }
+    }
+
+    /// Counts one request from `client` against `limit`.
+    ///
+    /// `Ok` when the request may pass; `Err(retry_after)` when the client is over its limit,
+    /// with `retry_after` rounded up to whole seconds and at least one second (it becomes a
+    /// `Retry-After` header). A refused request does not count.
+    pub fn check(&self, client: &ClientId, limit: RateLimit) -> Result<(), Duration> {
+        let shared = &*self.shared;
+        let limiter = shared
+            .limiters
+            .get_with_by_ref(&(client.clone(), limit), || {
+                let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
+                Arc::new(RateLimiter::direct_with_clock(quota, shared.clock.clone()))
+            });
+        limiter
+            .check()
+            .map_err(|not_until| whole_seconds_up(not_until.wait_time_from(shared.clock.now())))
+    }
+}
+
+impl fmt::Debug for ClientRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientRateLimiter")
+            .field("capacity", &self.shared.capacity)
+            .field("entries", &self.shared.limiters.entry_count())
+            .finish()
+    }
+}
+
+/// The crate's [`Clock`] as governor's: nanoseconds since the Unix epoch.
+///
+/// Times before 1970 read as the epoch and times past 2262 as 2262, which leaves room below
+/// `u64::MAX` for the largest burst window (`u32::MAX` seconds) to be added without overflow.
+#[derive(Clone)]
+struct LimiterClock(Arc<dyn Clock>);
+
+impl governor::clock::Clock for LimiterClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        nanos_since_epoch(self.0.now())
+    }
+}
+
+fn nanos_since_epoch(t: OffsetDateTime) -> Nanos {
+    let nanos = t.unix_timestamp_nanos().clamp(0, i128::from(i64::MAX));
+    Nanos::from(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// Drops an entry once it has been idle long enough for its limiter to refill: a limiter
+/// is full again `burst / per_second` seconds after the last request it let through.
+struct IdleExpiry;
+
+impl Expiry<Key, Arc<DirectLimiter>> for IdleExpiry {
+    fn expire_after_create(
+        &self,
+        (_, limit): &Key,
+        _: &Arc<DirectLimiter>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(idle_lifetime(*limit))
+    }
+
+    fn expire_after_read(
+        &self,
+        (_, limit): &Key,
+        _: &Arc<DirectLimiter>,
+        _: Instant,
+        _: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(idle_lifetime(*limit))
+    }
+}
+
+/// `max(1 s, burst / per_second)` rounded up to whole seconds, plus [`IDLE_MARGIN`].
+fn idle_lifetime(limit: RateLimit) -> Duration {
+    let refill = u64::from(limit.burst.get()).div_ceil(u64::from(limit.per_second.get()));
+    Duration::from_secs(refill.max(1)) + IDLE_MARGIN
+}
+
+/// `wait` rounded up to whole seconds, at least one.
+fn whole_seconds_up(wait: Duration) -> Duration {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Duration::from_secs(secs.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use time::macros::datetime;
+
+    fn setup() -> (ManualClock, ClientRateLimiter) {
+        let clock = ManualClock::new(datetime!(2026-03-01 12:00 UTC));
+        let limiter = ClientRateLimiter::new(Arc::new(clock.clone()));
+        (clock, limiter)
+    }
+
+    fn id(s: &str) -> ClientId {
+        ClientId::new(s).unwrap()
+    }
+
+    fn limit(per_second: u32, burst: u32) -> RateLimit {
+        RateLimit::new(per_second, burst).unwrap()
+    }
+
+    #[test]
+    fn a_full_burst_passes_then_the_next_request_is_told_to_retry() {
+        let (_, limiter) = setup();
+        let web = id("web");
+        for n in 0..5 {
+            assert_eq!(limiter.check(&web, limit(4, 5)), Ok(()), "request {n}");
+        }
+        let retry = limiter.check(&web, limit(4, 5)).unwrap_err();
+        assert!(retry >= Duration::from_secs(1), "{retry:?}");
+    }
+
+    #[test]
+    fn one_more_request_passes_after_one_interval() {
+        let (clock, limiter) = setup();
+        let web = id("web");
+        for _ in 0..5 {
+            limiter.check(&web, limit(4, 5)).unwrap();
+        }
+        assert!(limiter.check(&web, limit(4, 5)).is_err());
+        clock.advance(time::Duration::milliseconds(249));
+        assert!(limiter.check(&web, limit(4, 5)).is_err());
+        clock.advance(time::Duration::milliseconds(1));
+        assert_eq!(limiter.check(&web, limit(4, 5)), Ok(()));
+        assert!(limiter.check(&web, limit(4, 5)).is_err());
+    }
+
+    #[test]
+    fn an_idle_client_gets_its_full_burst_back() {
+        let (clock, limiter) = setup();
+        let web = id("web");
+        for _ in 0..3 {
+            limiter.check(&web, limit(1, 3)).unwrap();
+        }
+        clock.advance(time::Duration::seconds(3));
+        for n in 0..3 {
+            assert_eq!(limiter.check(&web, limit(1, 3)), Ok(()), "request {n}");
+        }
+        assert!(limiter.check(&web, limit(1, 3)).is_err());
+    }
+
+    #[test]
+    fn two_clients_are_limited_independently() {
+        let (_, limiter) = setup();
+        let (web, batch) = (id("web"), id("batch"));
+        limiter.check(&web, limit(1, 1)).unwrap();
+        assert!(limiter.check(&web, limit(1, 1)).is_err());
+        assert_eq!(limiter.check(&batch, limit(1, 1)), Ok(()));
+        assert!(limiter.check(&batch, limit(1, 1)).is_err());
+    }
+
+    #[test]
+    fn a_changed_limit_takes_effect_on_the_next_request() {
+        let (_, limiter) = setup();
+        let web = id("web");
+        limiter.check(&web, limit(1, 1)).unwrap();
+        assert!(limiter.check(&web, limit(1, 1)).is_err());
+        for n in 0..5 {
+            assert_eq!(limiter.check(&web, limit(1, 5)), Ok(()), "request {n}");
+        }
+        assert!(limiter.check(&web, limit(1, 5)).is_err());
+    }
+
+    #[test]
+    fn clones_share_their_limiters() {
+        let (_, limiter) = setup();
+        let web = id("web");
+        limiter.check(&web, limit(1, 1)).unwrap();
+        assert!(limiter.clone().check(&web, limit(1, 1)).is_err());
+    }
+
+    #[test]
+    fn capacity_bounds_the_number_of_limiters_kept() {
+        let (_, limiter) = setup();
+        let limiter = limiter.capacity(50);
+        for n in 0..1_000 {
+            limiter
+                .check(&id(&format!("client-{n}")), limit(10, 10))
+                .unwrap();
+        }
+        limiter.shared.limiters.run_pending_tasks();
+        let kept = limiter.shared.limiters.entry_count();
+        assert!(kept <= 50, "{kept} limiters kept");
+        assert_eq!(limiter.shared.capacity, 50);
+    }
+
+    #[test]
+    fn a_capacity_of_zero_keeps_one_limiter() {
+        let (_, limiter) = setup();
+        assert_eq!(limiter.capacity(0).shared.capacity, 1);
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let cases = [
+            (Duration::ZERO, 1),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_secs(1), 1),
+            (Duration::from_millis(1_001), 2),
+            (Duration::from_secs(7), 7),
+        ];
+        for (wait, secs) in cases {
+            assert_eq!(
+                whole_seconds_up(wait),
+                Duration::from_secs(secs),
+                "{wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_shrinks_as_time_passes_but_stays_at_least_a_second() {
+        let (clock, limiter) = setup();
+        let web = id("web");
+        limiter.check(&web, limit(1, 1)).unwrap();
+        let one_second = Err(Duration::from_secs(1));
+        assert_eq!(limiter.check(&web, limit(1, 1)), one_second);
+        clock.advance(time::Duration::milliseconds(900));
+        assert_eq!(limiter.check(&web, limit(1, 1)), one_second);
+    }
+
+    #[test]
+    fn idle_entries_live_until_their_limiter_has_refilled() {
+        assert_eq!(idle_lifetime(limit(1, 1)), Duration::from_secs(2));
+        assert_eq!(idle_lifetime(limit(1_000, 5)), Duration::from_secs(2));
+        assert_eq!(idle_lifetime(limit(2, 5)), Duration::from_secs(4));
+        assert_eq!(idle_lifetime(limit(1, 10)), Duration::from_secs(11));
+    }
+
+    #[test]
+    fn times_outside_the_clock_range_saturate() {
+        let before_1970 = datetime!(1900-01-01 00:00 UTC);
+        assert_eq!(nanos_since_epoch(before_1970).as_u64(), 0);
+        let far_future = datetime!(9999-12-31 23:59 UTC);
+        assert_eq!(
+            nanos_since_epoch(far_future).as_u64(),
+            i64::MAX.unsigned_abs()
+        );
+        let t = datetime!(1970-01-01 00:00:01 UTC);
+        assert_eq!(nanos_since_epoch(t).as_u64(), 1_000_000_000);
+    }
+
+    #[test]
+    fn a_clock_that_moves_back_does_not_panic_or_refill_the_limit() {
+        let (clock, limiter) = setup();
+        let web = id("web");
+        limiter.check(&web, limit(1, 1)).unwrap();
+        clock.advance(time::Duration::hours(-1));
+        assert!(limiter.check(&web, limit(1, 1)).is_err());
+    }
+
+    #[test]
+    fn the_limiter_is_send_and_sync_and_debug_shows_no_clients() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ClientRateLimiter>();
+        let (_, limiter) = setup();
+        limiter.check(&id("secret-client"), limit(1, 1)).unwrap();
+        let debug = format!("{limiter:?}");
+        assert!(debug.contains("capacity: 100000"), "{debug}");
+        assert!(!debug.contains("secret-client"), "{debug}");
+    }
+}

@@ -1,0 +1,310 @@
+//! [`InMemoryUsageCounter`]: exact counters in one process.
+//!
+//! ```
+//! use gis_auth::client::{AccountId, ClientId};
+//! use gis_auth::usage::{Charge, InMemoryUsageCounter, UsageCounter};
+//! use time::macros::date;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let counter = InMemoryUsageCounter::new();
+//! let (acme, web) = (AccountId::new("acme")?, ClientId::new("web")?);
+//! counter.charge(&Charge::new(&acme, &web, date!(2026-06-01), 100)).await?;
+//! assert_eq!(counter.used(&acme, date!(2026-06-01)).await?, 100);
+//! assert_eq!(counter.used(&acme, date!(2026-06-02)).await?, 0, "a new UTC day starts at 0");
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use time::Date;
+
+use super::{Charge, Charged, DailyUsage, UsageCounter};
+use crate::client::{AccountId, ClientId};
+use crate::error::StoreError;
+use crate::policy::quota_admits;
+
+/// How many days of usage the in-memory counter keeps by default.
+pub const DEFAULT_RETENTION_DAYS: u16 = 92;
+
+#[derive(Debug, Default)]
+struct Counts {
+    requests: u64,
+    cost: u64,
+    refusals: BTreeMap<&'static str, u64>,
+    shadowed: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Day {
+    used: HashMap<AccountId, u64>,
+    clients: HashMap<(AccountId, ClientId), Counts>,
+}
+
+/// Usage counters in memory: exact under any concurrency (one short lock per request),
+/// keeping [`DEFAULT_RETENTION_DAYS`] days.
+#[derive(Debug)]
+pub struct InMemoryUsageCounter {
+    days: Mutex<BTreeMap<Date, Day>>,
+    retention: u16,
+}
+
+impl Default for InMemoryUsageCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryUsageCounter {
+    /// An empty counter.
+    pub fn new() -> Self {
+        Self {
+            days: Mutex::new(BTreeMap::new()),
+            retention: DEFAULT_RETENTION_DAYS,
+        }
+    }
+
+    /// Keeps `days` days of usage (at least 2: today and yesterday).
+    #[must_use]
+    pub fn retention_days(mut self, days: u16) -> Self {
+        self.retention = days.max(2);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Date, Day>> {
+        // Every update leaves the maps consistent, so a panic elsewhere cannot corrupt them.
+        self.days.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn day<'m>(&self, days: &'m mut BTreeMap<Date, Day>, day: Date) -> &'m mut Day {
+        if !days.contains_key(&day) {
+            let oldest = day.saturating_sub(time::Duration::days(i64::from(self.retention) - 1));
+            days.retain(|d, _| *d >= oldest);
+        }
+        days.entry(day).or_default()
+    }
+}
+
+#[async_trait]
+impl UsageCounter for InMemoryUsageCounter {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+        let mut days = self.lock();
+        let day = self.day(&mut days, charge.day);
+        let used = day.used.entry(charge.account.clone()).or_default();
+        let fits = charge
+            .limit
+            .is_none_or(|limit| quota_admits(*used, charge.cost, limit));
+        let admitted = fits || !charge.enforce;
+        if admitted {
+            *used = used.saturating_add(charge.cost);
+        }
+        let used = *used;
+        let counts = day
+            .clients
+            .entry((charge.account.clone(), charge.client.clone()))
+            .or_default();
+        if admitted {
+            counts.requests += 1;
+            counts.cost = counts.cost.saturating_add(charge.cost);
+            for rule in charge.shadowed {
+                *counts.shadowed.entry(rule).or_default() += 1;
+            }
+            if !fits {
+                *counts.shadowed.entry("quota").or_default() += 1;
+            }
+        } else {
+            *counts.refusals.entry("quota_exceeded").or_default() += 1;
+        }
+        Ok(Charged {
+            admitted,
+            over: !fits,
+            used,
+        })
+    }
+
+    async fn record_refusal(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Result<(), StoreError> {
+        let mut days = self.lock();
+        let counts = self
+            .day(&mut days, day)
+            .clients
+            .entry((account.clone(), client.clone()))
+            .or_default();
+        *counts.refusals.entry(reason).or_default() += 1;
+        Ok(())
+    }
+
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+        let days = self.lock();
+        Ok(days
+            .get(&day)
+            .and_then(|d| d.used.get(account))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        let days = self.lock();
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        for (date, day) in days.range(from..=to) {
+            let mut rows: Vec<DailyUsage> = day
+                .clients
+                .iter()
+                .filter(|((a, _), _)| a == account)
+                .map(|((_, client), c)| DailyUsage {
+                    day: *date,
+                    client: client.clone(),
+                    requests: c.requests,
+                    cost: c.cost,
+                    refusals: c
+                        .refusals
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    shadowed: c
+                        .shadowed
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                })
+                .collect();
+            rows.sort_by(|a, b| a.client.as_str().cmp(b.client.as_str()));
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use time::macros::date;
+
+    fn ids() -> (AccountId, ClientId) {
+        (
+            AccountId::new("acme").unwrap(),
+            ClientId::new("web").unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_charges_admit_exactly_what_fits() {
+        let counter = Arc::new(InMemoryUsageCounter::new());
+        let (a, c) = ids();
+        let tasks: Vec<_> = (0..10_000)
+            .map(|_| {
+                let (counter, a, c) = (counter.clone(), a.clone(), c.clone());
+                tokio::spawn(async move {
+                    let charge = Charge {
+                        limit: Some(5_000 * 1000),
+                        ..Charge::new(&a, &c, date!(2026 - 06 - 01), 1000)
+                    };
+                    counter.charge(&charge).await.unwrap().admitted
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(admitted, 5_000);
+        let usage = counter
+            .usage(&a, date!(2026 - 06 - 01), date!(2026 - 06 - 01))
+            .await
+            .unwrap();
+        assert_eq!(usage[0].requests, 5_000);
+        assert_eq!(usage[0].refusals["quota_exceeded"], 5_000);
+    }
+
+    #[tokio::test]
+    async fn report_only_quota_admits_and_reports_over() {
+        let counter = InMemoryUsageCounter::new();
+        let (a, c) = ids();
+        let charge = Charge {
+            limit: Some(1000),
+            enforce: false,
+            shadowed: &["origins"],
+            ..Charge::new(&a, &c, date!(2026 - 06 - 01), 1000)
+        };
+        assert!(!counter.charge(&charge).await.unwrap().over);
+        let second = counter.charge(&charge).await.unwrap();
+        assert!(second.admitted && second.over);
+        assert_eq!(second.used, 2000);
+        let usage = counter
+            .usage(&a, date!(2026 - 06 - 01), date!(2026 - 06 - 01))
+            .await
+            .unwrap();
+        assert_eq!(usage[0].shadowed["quota"], 1);
+        assert_eq!(usage[0].shadowed["origins"], 2);
+    }
+
+    #[tokio::test]
+    async fn days_are_separate_and_old_days_are_dropped() {
+        let counter = InMemoryUsageCounter::new().retention_days(2);
+        let (a, c) = ids();
+        for day in [
+            date!(2026 - 06 - 01),
+            date!(2026 - 06 - 02),
+            date!(2026 - 06 - 03),
+        ] {
+            counter
+                .charge(&Charge::new(&a, &c, day, 100))
+                .await
+                .unwrap();
+        }
+        assert_eq!(counter.used(&a, date!(2026 - 06 - 01)).await.unwrap(), 0);
+        assert_eq!(counter.used(&a, date!(2026 - 06 - 03)).await.unwrap(), 100);
+        let usage = counter
+            .usage(&a, date!(2026 - 06 - 01), date!(2026 - 06 - 30))
+            .await
+            .unwrap();
+        assert_eq!(usage.len(), 2);
+        assert!(
+            counter
+                .usage(&a, date!(2026 - 06 - 03), date!(2026 - 06 - 01))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_are_counted_by_reason_for_their_account_only() {
+        let counter = InMemoryUsageCounter::new();
+        let (a, c) = ids();
+        let other = AccountId::new("other").unwrap();
+        let day = date!(2026 - 06 - 01);
+        counter
+            .record_refusal(&a, &c, day, "origins")
+            .await
+            .unwrap();
+        counter
+            .record_refusal(&a, &c, day, "origins")
+            .await
+            .unwrap();
+        counter
+            .record_refusal(&other, &c, day, "ips")
+            .await
+            .unwrap();
+        let usage = counter.usage(&a, day, day).await.unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].refusals["origins"], 2);
+        assert!(!usage[0].refusals.contains_key("ips"));
+    }
+}

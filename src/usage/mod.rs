@@ -1,0 +1,162 @@
+//! Usage: the daily quota counter and per-client statistics, behind the [`UsageCounter`]
+//! trait so that many instances can share one (Redis) or a process can keep its own
+//! ([`InMemoryUsageCounter`]).
+//!
+//! Every authorised request is one [`UsageCounter::charge`]: a single atomic
+//! increment-and-compare against the account's quota that also counts the request, its cost
+//! and its report-only findings for the client, so a remote backend needs one round trip.
+//!
+//! ```
+//! use gis_auth::client::{AccountId, ClientId};
+//! use gis_auth::usage::{Charge, InMemoryUsageCounter, UsageCounter};
+//! use time::macros::date;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let counter = InMemoryUsageCounter::new();
+//! let (acme, web) = (AccountId::new("acme")?, ClientId::new("web")?);
+//! let charge = Charge { limit: Some(1_000), ..Charge::new(&acme, &web, date!(2026-06-01), 600) };
+//! assert!(counter.charge(&charge).await?.admitted);
+//! let second = counter.charge(&charge).await?;
+//! assert!(!second.admitted, "600 + 600 is over the quota of 1,000");
+//! assert_eq!(second.used, 600);
+//! # Ok(()) }
+//! ```
+
+mod memory;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use time::Date;
+
+pub use memory::{DEFAULT_RETENTION_DAYS, InMemoryUsageCounter};
+
+use crate::client::{AccountId, ClientId};
+use crate::error::StoreError;
+
+/// One authorised request to count, in milli-transactions.
+#[derive(Debug, Clone, Copy)]
+pub struct Charge<'a> {
+    /// The account whose quota pays.
+    pub account: &'a AccountId,
+    /// The client that called.
+    pub client: &'a ClientId,
+    /// The UTC day.
+    pub day: Date,
+    /// What the request costs; 0 for unmetered requests, counted in the statistics only.
+    pub cost: u64,
+    /// The account's daily quota, if it has one.
+    pub limit: Option<u64>,
+    /// Whether a request over the quota is refused (`false` runs the quota report-only:
+    /// it is admitted, charged and reported as over).
+    pub enforce: bool,
+    /// The report-only rules that would have refused the request, for the statistics.
+    pub shadowed: &'a [&'static str],
+}
+
+impl<'a> Charge<'a> {
+    /// A charge of `cost` with no quota, enforced, and no findings.
+    pub fn new(account: &'a AccountId, client: &'a ClientId, day: Date, cost: u64) -> Self {
+        Self {
+            account,
+            client,
+            day,
+            cost,
+            limit: None,
+            enforce: true,
+            shadowed: &[],
+        }
+    }
+}
+
+/// What a charge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charged {
+    /// Whether the request fits (or the quota runs report-only).
+    pub admitted: bool,
+    /// Whether the request went (or would have gone) over the quota.
+    pub over: bool,
+    /// The account's usage of the day after the charge (unchanged when refused).
+    pub used: u64,
+}
+
+/// A client's usage on one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// The day.
+    pub day: Date,
+    /// The client.
+    pub client: ClientId,
+    /// Authorised requests.
+    pub requests: u64,
+    /// Their cost, in milli-transactions.
+    pub cost: u64,
+    /// Refused requests by reason (the rejection's error code or rule).
+    pub refusals: BTreeMap<String, u64>,
+    /// Requests a report-only restriction would have refused, by rule.
+    pub shadowed: BTreeMap<String, u64>,
+}
+
+/// Counts usage against daily quotas and keeps per-client statistics.
+///
+/// Implementations must make [`charge`](UsageCounter::charge) atomic: with a quota of N
+/// transactions, any number of concurrent requests admit exactly as many as fit.
+#[async_trait]
+pub trait UsageCounter: Send + Sync {
+    /// Adds `charge.cost` to the account's usage of `charge.day` if it fits `charge.limit`
+    /// (always when there is no limit or it is not enforced), and counts the request for
+    /// the client; a refusal is counted as a `quota_exceeded` refusal instead.
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError>;
+
+    /// Counts a refused request of a known client.
+    async fn record_refusal(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Result<(), StoreError>;
+
+    /// The account's usage on `day`, in milli-transactions.
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError>;
+
+    /// The per-client statistics of an account from `from` to `to` (inclusive), by day then
+    /// client.
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<DailyUsage>, StoreError>;
+}
+
+#[async_trait]
+impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+        (**self).charge(charge).await
+    }
+
+    async fn record_refusal(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Result<(), StoreError> {
+        (**self).record_refusal(account, client, day, reason).await
+    }
+
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+        (**self).used(account, day).await
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        (**self).usage(account, from, to).await
+    }
+}
