@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
-use gis_auth::clock::Clock;
-use gis_auth::policy::{Api, CredentialSource, RouteTable};
+use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::policy::{Api, Cost, CredentialSource, RouteTable, TRANSACTION, next_utc_midnight};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
+use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
@@ -49,6 +50,16 @@ pub struct Options {
     pub lockout: Option<LockoutPolicy>,
     /// The clock for expiry decisions (the system clock when `None`).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Counts usage against daily quotas (in memory when `None`).
+    pub usage: Option<Arc<dyn UsageCounter>>,
+}
+
+/// What the account pages read: the usage counter and the clock the layer uses.
+#[derive(Clone)]
+struct AccountPages {
+    usage: Arc<dyn UsageCounter>,
+    clock: Arc<dyn Clock>,
+    store: Arc<InMemoryStore>,
 }
 
 /// The key id of the signing key the server generates when given no token issuer.
@@ -86,24 +97,49 @@ pub enum LoadError {
     },
 }
 
-/// Which API each route is, who may call it, and which routes are public.
+/// A map tile costs a tenth of a transaction, as on the hosted platforms.
+pub const TILE_COST: u64 = TRANSACTION / 10;
+
+/// Points an elevation request may ask for at once.
+pub const MAX_ELEVATION_POINTS: usize = 10_000;
+
+/// Elevation costs one transaction per started 100 points: `points=lat,lon;lat,lon;…`, or
+/// one point for a single `lat`/`lon` pair.
+pub fn elevation_cost(_: &Method, uri: &axum::http::Uri, _: &axum::http::HeaderMap) -> u64 {
+    let points = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k.eq_ignore_ascii_case("points"))
+        .map_or(1, |(_, v)| {
+            v.split(';').filter(|p| !p.trim().is_empty()).count()
+        });
+    (points.max(1) as u64).div_ceil(100) * TRANSACTION
+}
+
+/// Which API each route is, who may call it, what it costs, and which routes are public.
 pub fn route_table() -> Result<RouteTable, ConfigError> {
     let maps = || [Role::EVALUATOR, Role::SUBSCRIBER];
+    let account = |name: &str| Api::new(name, [Role::USER]).cost(Cost::Free);
+    let items = || Api::new("Items", maps()).item_from_path("item");
     RouteTable::new()
         .route(
             Method::GET,
             "/tiles/{z}/{x}/{y}.png",
-            Api::new("WorldStreets", maps()).plugin(true),
+            Api::new("WorldStreets", maps())
+                .plugin(true)
+                .cost(Cost::Fixed(TILE_COST)),
         )?
         .route(
             Method::GET,
             "/imagery/{z}/{x}/{y}.png",
-            Api::new("WorldImagery", maps()).plugin(true),
+            Api::new("WorldImagery", maps())
+                .plugin(true)
+                .cost(Cost::Fixed(TILE_COST)),
         )?
         .route(
             Method::GET,
             "/elevation",
-            Api::new("Elevation", maps()).plugin(true),
+            Api::new("Elevation", maps())
+                .plugin(true)
+                .cost(Cost::from_fn(elevation_cost)),
         )?
         .route(
             Method::GET,
@@ -112,11 +148,11 @@ pub fn route_table() -> Result<RouteTable, ConfigError> {
         )?
         .route(Method::GET, "/geocode", Api::new("Geocoder", maps()))?
         .route(Method::GET, "/wms", Api::new("WMS", maps()))?
-        .route(
-            Method::GET,
-            "/account/profile",
-            Api::new("Profile", [Role::USER]),
-        )?
+        .route(Method::GET, "/items/{item}/metadata", items())?
+        .route(Method::PUT, "/items/{item}/metadata", items())?
+        .route(Method::GET, "/account/profile", account("Profile"))?
+        .route(Method::GET, "/account/usage", account("Usage"))?
+        .route(Method::GET, "/account/quota", account("Quota"))?
         .public(Method::GET, "/health")
 }
 
@@ -145,14 +181,22 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
     if let Some(policy) = options.lockout {
         token_endpoint = token_endpoint.lockout(policy);
     }
-    let mut auth = AuthLayer::new(store, route_table()?)
+    let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let usage = options
+        .usage
+        .unwrap_or_else(|| Arc::new(InMemoryUsageCounter::new()));
+    let pages = AccountPages {
+        usage: usage.clone(),
+        clock: clock.clone(),
+        store: store.clone(),
+    };
+    let auth = AuthLayer::new(store, route_table()?)
         .trusted_proxies(options.trusted_proxies)
         .allow_preflight(true)
         .peer_addr(peer)
-        .token_verifier(verifier);
-    if let Some(clock) = options.clock {
-        auth = auth.clock(clock);
-    }
+        .token_verifier(verifier)
+        .clock(clock)
+        .usage_counter(usage);
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
     // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
     // endpoint authenticates its callers itself, so it is mounted outside the layer.
@@ -163,8 +207,29 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         .route("/reverse-geocode", get(reverse_geocode))
         .route("/geocode", get(geocode))
         .route("/wms", get(wms))
+        .route(
+            "/items/{item}/metadata",
+            get(item_metadata).put(put_item_metadata),
+        )
         .route("/account/profile", get(profile))
+        .route("/account/usage", get(account_usage))
+        .route("/account/quota", get(account_quota))
         .route("/health", get(health))
+        .layer(Extension(pages))
+        // Inside the auth layer, which lets CORS preflights through without credentials:
+        // browser maps on other origins can send `Authorization: Bearer`.
+        .layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods([Method::GET, Method::HEAD, Method::PUT])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .expose_headers([
+                    gis_auth::layer::RATELIMIT_LIMIT,
+                    gis_auth::layer::RATELIMIT_REMAINING,
+                    gis_auth::layer::RATELIMIT_RESET,
+                    gis_auth::layer::QUOTA_WARNING,
+                ]),
+        )
         .layer(auth)
         .route_service("/oauth/token", token_endpoint))
 }
@@ -391,15 +456,44 @@ fn elevation_m(lat: f64, lon: f64) -> f64 {
     (relief * 10.0).round() / 10.0
 }
 
-/// `GET /elevation?lat=&lon=`.
+/// `GET /elevation?lat=&lon=` for one point, `GET /elevation?points=lat,lon;lat,lon;…` for
+/// up to [`MAX_ELEVATION_POINTS`].
 async fn elevation(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
-    let (lat, lon) = Params::parse(query.as_deref()).point()?;
-    Ok(Json(json!({
-        "lat": lat,
-        "lon": lon,
-        "elevation_m": elevation_m(lat, lon),
-        "model": "synthetic",
-    })))
+    let params = Params::parse(query.as_deref());
+    let Some(points) = params.get("points")? else {
+        let (lat, lon) = params.point()?;
+        return Ok(Json(json!({
+            "lat": lat,
+            "lon": lon,
+            "elevation_m": elevation_m(lat, lon),
+            "model": "synthetic",
+        })));
+    };
+    let points: Vec<&str> = points.split(';').filter(|p| !p.trim().is_empty()).collect();
+    if points.is_empty() || points.len() > MAX_ELEVATION_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "`points` lists 1 to {MAX_ELEVATION_POINTS} `lat,lon` pairs separated by `;`"
+        )));
+    }
+    let mut results = Vec::with_capacity(points.len());
+    for (i, p) in points.iter().enumerate() {
+        let bad = || ApiError::bad_request(format!("point {} is not `lat,lon`", i + 1));
+        let (lat, lon) = p.split_once(',').ok_or_else(bad)?;
+        let lat: f64 = lat
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| (-90.0..=90.0).contains(v))
+            .ok_or_else(bad)?;
+        let lon: f64 = lon
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| (-180.0..=180.0).contains(v))
+            .ok_or_else(bad)?;
+        results.push(json!({"lat": lat, "lon": lon, "elevation_m": elevation_m(lat, lon)}));
+    }
+    Ok(Json(json!({"points": results, "model": "synthetic"})))
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -538,6 +632,148 @@ async fn profile(principal: Option<Extension<Principal>>) -> Result<Response, Ap
         "roles": who.roles(),
         "api": who.api(),
         "authenticated_with": authenticated_with,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+fn caller(principal: Option<Extension<Principal>>) -> Result<Principal, ApiError> {
+    principal.map(|Extension(p)| p).ok_or(ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "server_error",
+        description: "the route is not behind the authentication layer".to_owned(),
+    })
+}
+
+/// `GET /items/{item}/metadata`: the layer admitted it only with a `read` grant on the item.
+async fn item_metadata(
+    principal: Option<Extension<Principal>>,
+    UrlPath(item): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(principal)?;
+    Ok(Json(json!({
+        "item": item,
+        "title": format!("Item {item}"),
+        "owner": who.account_id(),
+        "granted": who.grants().iter().map(|g| json!({"item": g.item(), "actions": g.actions()})).collect::<Vec<_>>(),
+    })))
+}
+
+/// The largest metadata document accepted, in bytes.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// `PUT /items/{item}/metadata`: the layer admitted it only with a `write` grant.
+async fn put_item_metadata(
+    principal: Option<Extension<Principal>>,
+    UrlPath(item): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller(principal)?;
+    if body.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::bad_request("metadata is at most 16 KiB of JSON"));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("metadata is a JSON document"))?;
+    Ok(Json(
+        json!({"item": item, "metadata": metadata, "stored": true}),
+    ))
+}
+
+/// Milli-transactions as transactions.
+fn transactions(milli: u64) -> f64 {
+    milli as f64 / TRANSACTION as f64
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn unavailable() -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "temporarily_unavailable",
+        description: "usage statistics are temporarily unavailable".to_owned(),
+    }
+}
+
+/// `GET /account/quota`: the caller's account's quota today.
+async fn account_quota(
+    principal: Option<Extension<Principal>>,
+    Extension(pages): Extension<AccountPages>,
+) -> Result<Response, ApiError> {
+    let who = caller(principal)?;
+    let now = pages.clock.now().to_offset(time::UtcOffset::UTC);
+    let used = pages
+        .usage
+        .used(who.account_id(), now.date())
+        .await
+        .map_err(|_| unavailable())?;
+    let limit = pages
+        .store
+        .get_account(who.account_id())
+        .and_then(|a| a.daily_quota);
+    let body = json!({
+        "limit": limit,
+        "used": transactions(used),
+        "remaining": limit.map(|l| l.saturating_mul(TRANSACTION).saturating_sub(used) / TRANSACTION),
+        "reset": rfc3339(next_utc_midnight(now)),
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// The longest range `GET /account/usage` reports, in days.
+const MAX_USAGE_DAYS: i64 = 92;
+
+/// `GET /account/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`: per client per day, the caller's
+/// account only; both dates default to today (UTC).
+async fn account_usage(
+    principal: Option<Extension<Principal>>,
+    Extension(pages): Extension<AccountPages>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let who = caller(principal)?;
+    let today = pages.clock.now().to_offset(time::UtcOffset::UTC).date();
+    let params = Params::parse(query.as_deref());
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = |name: &str| -> Result<time::Date, ApiError> {
+        match params.get(name)? {
+            None => Ok(today),
+            Some(s) => time::Date::parse(s, format)
+                .map_err(|_| ApiError::bad_request(format!("`{name}` is a date as YYYY-MM-DD"))),
+        }
+    };
+    let (from, to) = (date("from")?, date("to")?);
+    if from > to {
+        return Err(ApiError::bad_request("`from` is after `to`"));
+    }
+    if (to - from).whole_days() >= MAX_USAGE_DAYS {
+        return Err(ApiError::bad_request(format!(
+            "a range covers at most {MAX_USAGE_DAYS} days"
+        )));
+    }
+    let rows = pages
+        .usage
+        .usage(who.account_id(), from, to)
+        .await
+        .map_err(|_| unavailable())?;
+    let days: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "date": r.day.format(format).unwrap_or_default(),
+                "client_id": r.client,
+                "requests": r.requests,
+                "transactions": transactions(r.cost),
+                "refusals": r.refusals,
+                "shadowed": r.shadowed,
+            })
+        })
+        .collect();
+    let body = json!({
+        "account_id": who.account_id(),
+        "from": from.format(format).unwrap_or_default(),
+        "to": to.format(format).unwrap_or_default(),
+        "days": days,
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
