@@ -110,6 +110,19 @@ impl Credentials {
                     .is_some_and(|(_, until)| now < *until))
     }
 
+    /// The digest of credential `generation`, if the client still holds it (the current one,
+    /// or the previous one whether or not its grace has ended; see
+    /// [`Credentials::generation_live`]).
+    pub fn of_generation(&self, generation: u64) -> Option<&KeyDigest> {
+        if generation == self.generation {
+            Some(&self.current)
+        } else if generation.checked_add(1) == Some(self.generation) {
+            self.previous.as_ref().map(|(d, _)| d)
+        } else {
+            None
+        }
+    }
+
     /// Whether `digest` is live at `now`, in constant time per candidate.
     pub fn accepts(&self, digest: &KeyDigest, now: OffsetDateTime) -> bool {
         let current = self.current.ct_eq(digest);

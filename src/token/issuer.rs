@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::keys::{KeyRing, SigningKey};
-use crate::client::{Account, Client, RoleSet};
+use crate::client::{Account, Client, KeyDigest, RoleSet};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, RejectionKind};
 
@@ -59,6 +59,21 @@ pub struct AccessClaims {
     pub jti: String,
     /// The client's credential generation when the token was minted.
     pub generation: u64,
+    /// A hash of the credential the token was minted with, so a token never outlives that
+    /// credential: not across a regeneration, and not across deleting the client and
+    /// creating another with the same id.
+    pub cred: String,
+}
+
+/// The `cred` claim of a token minted with the credential whose digest is `digest`: a
+/// domain-separated SHA-256 of the digest, 128 bits in Base64URL. It says nothing usable
+/// about the secret.
+pub fn credential_binding(digest: &KeyDigest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"gis-auth token binding\0");
+    h.update(digest.as_bytes());
+    URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
 }
 
 /// A freshly minted token.
@@ -246,6 +261,15 @@ impl TokenIssuer {
         if let Some(limit) = not_after {
             exp = exp.min(limit);
         }
+        let cred = client
+            .credentials()
+            .of_generation(generation)
+            .map(credential_binding)
+            .ok_or_else(|| ConfigError::InvalidField {
+                field: "generation",
+                value: generation.to_string(),
+                reason: "the client holds no credential of this generation",
+            })?;
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti).map_err(|_| ConfigError::RandomSource)?;
         let claims = AccessClaims {
@@ -263,6 +287,7 @@ impl TokenIssuer {
             exp: exp.unix_timestamp(),
             jti: URL_SAFE_NO_PAD.encode(jti),
             generation,
+            cred,
         };
         let key = self
             .settings
@@ -359,13 +384,15 @@ impl TokenIssuer {
     }
 
     /// Whether the key with this id still verifies at `now`.
-    pub(crate) fn key_live(&self, kid: &str, now: OffsetDateTime) -> bool {
+    /// Whether `key` is still the live key for its `kid` at `now` (not retired past its
+    /// grace, and its kid not given to another key since).
+    pub(crate) fn key_live(&self, key: &Arc<SigningKey>, now: OffsetDateTime) -> bool {
         self.settings
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .verifying(kid, now)
-            .is_some()
+            .verifying(key.kid(), now)
+            .is_some_and(|live| Arc::ptr_eq(live, key))
     }
 }
 

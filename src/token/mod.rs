@@ -45,7 +45,7 @@ use async_trait::async_trait;
 pub use endpoint::{MAX_TOKEN_REQUEST_BYTES, TokenService};
 pub use issuer::{
     ACCESS_TOKEN_TYP, AccessClaims, DEFAULT_LEEWAY, DEFAULT_TOKEN_LIFETIME, IssuedToken,
-    TokenIssuer,
+    TokenIssuer, credential_binding,
 };
 pub use keys::SigningKey;
 pub use lockout::LockoutPolicy;

@@ -26,7 +26,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
-use super::issuer::{AccessClaims, TokenIssuer};
+use subtle::ConstantTimeEq;
+
+use super::issuer::{AccessClaims, TokenIssuer, credential_binding};
+use super::keys::SigningKey;
 use super::{TokenVerifier, VerifiedToken, VerifyError};
 use crate::client::{ClientId, ClientKind, KeyDigest, RoleSet};
 use crate::error::RejectionKind;
@@ -38,7 +41,7 @@ pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
 #[derive(Debug)]
 struct Verified {
     claims: AccessClaims,
-    kid: Arc<str>,
+    key: Arc<SigningKey>,
     client: ClientId,
     scope: RoleSet,
 }
@@ -101,7 +104,7 @@ impl JwtVerifier {
             && let Some(hit) = cache.get(digest)
         {
             self.issuer.check_times(&hit.claims, now)?;
-            if !self.issuer.key_live(&hit.kid, now) {
+            if !self.issuer.key_live(&hit.key, now) {
                 cache.invalidate(digest);
                 return Err(RejectionKind::UnknownCredential);
             }
@@ -112,7 +115,7 @@ impl JwtVerifier {
         let scope = RoleSet::parse(claims.scope.split(' ').filter(|s| !s.is_empty()))
             .map_err(|_| RejectionKind::UnknownCredential)?;
         let verified = Arc::new(Verified {
-            kid: key.kid().into(),
+            key,
             client,
             scope,
             claims,
@@ -139,10 +142,13 @@ impl TokenVerifier for JwtVerifier {
         {
             return Err(invalid(RejectionKind::UnknownCredential));
         }
-        if !client
-            .credentials()
-            .generation_live(verified.claims.generation, self.issuer.now())
-        {
+        let credentials = client.credentials();
+        let generation = verified.claims.generation;
+        let bound = credentials
+            .of_generation(generation)
+            .map(credential_binding)
+            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(verified.claims.cred.as_bytes())));
+        if !bound || !credentials.generation_live(generation, self.issuer.now()) {
             return Err(invalid(RejectionKind::Revoked));
         }
         Ok(VerifiedToken {
