@@ -72,7 +72,12 @@ pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Respons
             RATELIMIT_LIMIT,
             HeaderValue::from(quota.limit_transactions()),
         );
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from_static("0"));
+        // Whole transactions left: 0 once used up, more when only this request's cost did
+        // not fit.
+        headers.insert(
+            RATELIMIT_REMAINING,
+            HeaderValue::from(quota.remaining_transactions()),
+        );
         if let Some(seconds) = rejection.retry_after() {
             headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds));
         }

@@ -36,7 +36,7 @@ use tower_service::Service;
 
 use super::issuer::TokenIssuer;
 use super::lockout::{FailureLimiter, LockoutPolicy};
-use crate::client::{ClientId, ClientKind, CredentialKind, KeyDigest, RoleSet};
+use crate::client::{ClientId, ClientKind, CredentialKind, KeyDigest, Restriction, RoleSet};
 use crate::error::ConfigError;
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies, peer_ip};
 use crate::store::ClientStore;
@@ -535,9 +535,19 @@ impl Endpoint {
             && client.status().is_active()
             && found.account.status.is_active()
             && !client.is_expired(now)
-            && (client.ips().is_empty() || caller.is_some_and(|ip| client.ips().allows(ip)));
+            && (client.ips().is_empty()
+                || caller.is_some_and(|ip| client.ips().allows(ip))
+                || client.shadow().contains(Restriction::Ips));
         if !usable {
             return Err(None);
+        }
+        if !client.ips().is_empty() && !caller.is_some_and(|ip| client.ips().allows(ip)) {
+            tracing::info!(
+                target: "gis_auth::shadow",
+                client = %client.id(),
+                rule = "ips",
+                "report-only restriction would have refused the token request"
+            );
         }
         let not_after = match (grace_end, client.expires_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
