@@ -611,4 +611,154 @@ mod tests {
         assert!(err.to_string().starts_with("not a clients file"));
         assert!(Snapshot::from_json(r#"{"users": []}"#).is_err());
     }
+
+    /// A file with client `w` of `acme`, with `fields` added to it.
+    fn web_with(fields: &str) -> String {
+        with_client(&format!(
+            r#"{{"id": "w", "account": "acme", "kind": "JavaScript", {fields}}}"#
+        ))
+    }
+
+    /// Loads client `w` with `fields`, checks that the error names `w` and `field`, and
+    /// gives it.
+    fn refused(fields: &str, field: &str) -> SnapshotError {
+        let err = load(&web_with(fields)).unwrap_err();
+        assert_eq!(
+            (err.entry(), err.field()),
+            (Some("w"), Some(field)),
+            "{fields}: {err}"
+        );
+        let prefix = format!("client `w`, field `{field}`: ");
+        assert!(err.to_string().starts_with(&prefix), "{err}");
+        err
+    }
+
+    fn grants_json(n: usize) -> String {
+        let grants: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"item": "item-{i}", "actions": ["read"]}}"#))
+            .collect();
+        format!(r#""grants": [{}]"#, grants.join(", "))
+    }
+
+    #[test]
+    fn privileges_grants_rate_limit_and_shadow_reach_the_client() {
+        let text = web_with(
+            r#""privileges": ["WorldStreets", "Items"],
+                "grants": [{"item": "roads-2026", "actions": ["read"]},
+                           {"item": "parcels", "actions": ["write", "read"]}],
+                "rate_limit": {"per_second": 5, "burst": 20},
+                "shadow": ["quota", "origins"]"#,
+        );
+        let (store, _) = load(&text).unwrap();
+        let c = store.client(&ClientId::new("w").unwrap()).unwrap();
+        let privileges: Vec<&str> = c.privileges().unwrap().names().collect();
+        assert_eq!(privileges, ["WorldStreets", "Items"]);
+        assert_eq!(
+            c.grants(),
+            [
+                Grant::new("roads-2026", [Action::Read]).unwrap(),
+                Grant::new("parcels", [Action::Read, Action::Write]).unwrap(),
+            ]
+        );
+        assert!(c.allows_item("parcels", Action::Write));
+        assert!(!c.allows_item("roads-2026", Action::Write));
+        assert_eq!(c.rate_limit(), Some(RateLimit::new(5, 20).unwrap()));
+        assert_eq!(
+            c.shadow(),
+            ShadowSet::from_iter([
+                crate::client::Restriction::Origins,
+                crate::client::Restriction::Quota
+            ])
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_without_a_burst_bursts_at_its_rate() {
+        let (store, _) = load(&web_with(r#""rate_limit": {"per_second": 7}"#)).unwrap();
+        let c = store.client(&ClientId::new("w").unwrap()).unwrap();
+        assert_eq!(c.rate_limit(), Some(RateLimit::new(7, 7).unwrap()));
+    }
+
+    #[test]
+    fn absent_or_null_access_rules_leave_the_client_unrestricted() {
+        let text =
+            web_with(r#""privileges": null, "grants": null, "rate_limit": null, "shadow": null"#);
+        let (store, _) = load(&text).unwrap();
+        let c = store.client(&ClientId::new("w").unwrap()).unwrap();
+        assert!(c.privileges().is_none() && c.grants().is_empty());
+        assert!(c.rate_limit().is_none() && c.shadow().is_empty());
+    }
+
+    #[test]
+    fn a_grant_with_an_unknown_action_names_the_client_field_and_action() {
+        let err = refused(
+            r#""grants": [{"item": "roads", "actions": ["delete"]}]"#,
+            "grants",
+        );
+        assert!(err.to_string().contains("`delete`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_grants_name_the_client_and_field() {
+        for fields in [
+            r#""grants": [{"actions": ["read"]}]"#,
+            r#""grants": [{"item": "roads", "actions": ["read"], "scope": "all"}]"#,
+            r#""grants": [{"item": "roads"}]"#,
+            r#""grants": [{"item": "roads", "actions": []}]"#,
+            r#""grants": [{"item": "roads", "actions": "read"}]"#,
+            r#""grants": [{"item": 7, "actions": ["read"]}]"#,
+            r#""grants": [{"item": "", "actions": ["read"]}]"#,
+            r#""grants": ["roads"]"#,
+            r#""grants": {"item": "roads", "actions": ["read"]}"#,
+            r#""grants": [{"item": "roads", "actions": ["read"]},
+                          {"item": "roads", "actions": ["write"]}]"#,
+        ] {
+            refused(fields, "grants");
+        }
+    }
+
+    #[test]
+    fn more_than_a_hundred_grants_name_the_client_and_field() {
+        assert!(load(&web_with(&grants_json(100))).is_ok());
+        let err = refused(&grants_json(101), "grants");
+        assert!(err.to_string().contains("`101`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_rate_limits_name_the_client_and_field() {
+        for fields in [
+            r#""rate_limit": {"per_second": 0}"#,
+            r#""rate_limit": {"per_second": 5, "burst": 0}"#,
+            r#""rate_limit": {"per_second": -1}"#,
+            r#""rate_limit": {"per_second": 4294967296}"#,
+            r#""rate_limit": {"per_second": 2.5}"#,
+            r#""rate_limit": {"burst": 5}"#,
+            r#""rate_limit": {"per_second": 5, "window": 60}"#,
+            r#""rate_limit": 5"#,
+            r#""rate_limit": [5, 10]"#,
+            r#""rate_limit": "5/s""#,
+        ] {
+            refused(fields, "rate_limit");
+        }
+    }
+
+    #[test]
+    fn an_unknown_shadow_name_names_the_client_field_and_name() {
+        let err = refused(r#""shadow": ["origins", "referrers"]"#, "shadow");
+        assert!(err.to_string().contains("`referrers`"), "{err}");
+        refused(r#""shadow": "quota""#, "shadow");
+    }
+
+    #[test]
+    fn privileges_that_are_not_a_list_of_api_names_name_the_client_and_field() {
+        for fields in [
+            r#""privileges": "WorldStreets""#,
+            r#""privileges": ["WorldStreets", 3]"#,
+            r#""privileges": {"WorldStreets": true}"#,
+            r#""privileges": ["WorldStreets", "WorldStreets"]"#,
+            r#""privileges": [" "]"#,
+        ] {
+            refused(fields, "privileges");
+        }
+    }
 }
