@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 cargo build --quiet --example gis_server
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 out=$(mktemp)
-target/debug/examples/gis_server --addr "127.0.0.1:$port" >"$out" 2>/dev/null &
+"${CARGO_TARGET_DIR:-target}"/debug/examples/gis_server --addr "127.0.0.1:$port" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 

@@ -125,7 +125,17 @@ impl PathPattern {
                     prefix,
                     suffix,
                 } => {
-                    let value = piece.strip_prefix(&**prefix)?.strip_suffix(&**suffix)?;
+                    // Most parameters are whole segments: skip the empty affix tests.
+                    let value = if prefix.is_empty() {
+                        piece
+                    } else {
+                        piece.strip_prefix(&**prefix)?
+                    };
+                    let value = if suffix.is_empty() {
+                        value
+                    } else {
+                        value.strip_suffix(&**suffix)?
+                    };
                     if value.is_empty() {
                         return None;
                     }

@@ -285,7 +285,7 @@ impl<'a> Entry<'a> {
         };
         let per_second = number("per_second")?;
         let burst = match obj.get("burst") {
-            None => per_second,
+            None | Some(Value::Null) => per_second,
             Some(_) => number("burst")?,
         };
         RateLimit::new(per_second, burst)
@@ -670,6 +670,24 @@ mod tests {
                 crate::client::Restriction::Quota
             ])
         );
+    }
+
+    #[test]
+    fn a_null_burst_is_an_absent_burst() {
+        let file = format!(
+            r#"{{"accounts": [{ACCOUNT}], "clients": [{{"id": "w", "account": "acme", "kind": "JavaScript", "rate_limit": {{"per_second": 5, "burst": null}}}}]}}"#
+        );
+        let store = InMemoryStore::new();
+        Snapshot::from_json(&file)
+            .unwrap()
+            .load_into(&store)
+            .unwrap();
+        let limit = store
+            .client(&ClientId::new("w").unwrap())
+            .unwrap()
+            .rate_limit()
+            .unwrap();
+        assert_eq!(limit.burst.get(), 5);
     }
 
     #[test]
