@@ -15,7 +15,9 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
-use gis_auth::policy::{Api, Cost, CredentialSource, RouteTable, TRANSACTION, next_utc_midnight};
+use gis_auth::policy::{
+    Api, Cost, CredentialSource, QuotaState, RouteTable, TRANSACTION, next_utc_midnight,
+};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
 use gis_auth::token::{
@@ -616,11 +618,7 @@ fn capabilities() -> serde_json::Value {
 
 /// `GET /account/profile`: who is calling, as the layer authenticated them.
 async fn profile(principal: Option<Extension<Principal>>) -> Result<Response, ApiError> {
-    let Extension(who) = principal.ok_or(ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "server_error",
-        description: "the route is not behind the authentication layer".to_owned(),
-    })?;
+    let who = caller(principal)?;
     let authenticated_with = match who.source() {
         CredentialSource::ApiKey => "api_key",
         CredentialSource::BearerToken => "bearer_token",
@@ -715,7 +713,12 @@ async fn account_quota(
     let body = json!({
         "limit": limit,
         "used": transactions(used),
-        "remaining": limit.map(|l| l.saturating_mul(TRANSACTION).saturating_sub(used) / TRANSACTION),
+        "remaining": limit.map(|l| QuotaState {
+            limit: l.saturating_mul(TRANSACTION),
+            used,
+            reset: next_utc_midnight(now),
+        }
+        .remaining_transactions()),
         "reset": rfc3339(next_utc_midnight(now)),
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())

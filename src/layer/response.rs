@@ -68,16 +68,9 @@ pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Respons
         headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
     if let Some(quota) = rejection.quota() {
-        headers.insert(
-            RATELIMIT_LIMIT,
-            HeaderValue::from(quota.limit_transactions()),
-        );
         // Whole transactions left: 0 once used up, more when only this request's cost did
         // not fit.
-        headers.insert(
-            RATELIMIT_REMAINING,
-            HeaderValue::from(quota.remaining_transactions()),
-        );
+        insert_quota_counts(headers, quota);
         if let Some(seconds) = rejection.retry_after() {
             headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds));
         }
@@ -95,13 +88,8 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// `<used> of <limit> daily transactions used`.
 pub const QUOTA_WARNING: HeaderName = HeaderName::from_static("quota-warning");
 
-/// Adds the quota headers to a metered response of an account with a quota.
-pub(crate) fn add_quota_headers(
-    headers: &mut HeaderMap,
-    quota: &QuotaState,
-    now: OffsetDateTime,
-    warning: Option<u8>,
-) {
+/// `RateLimit-Limit` and `RateLimit-Remaining`, in whole transactions.
+fn insert_quota_counts(headers: &mut HeaderMap, quota: &QuotaState) {
     headers.insert(
         RATELIMIT_LIMIT,
         HeaderValue::from(quota.limit_transactions()),
@@ -110,6 +98,16 @@ pub(crate) fn add_quota_headers(
         RATELIMIT_REMAINING,
         HeaderValue::from(quota.remaining_transactions()),
     );
+}
+
+/// Adds the quota headers to a metered response of an account with a quota.
+pub(crate) fn add_quota_headers(
+    headers: &mut HeaderMap,
+    quota: &QuotaState,
+    now: OffsetDateTime,
+    warning: Option<u8>,
+) {
+    insert_quota_counts(headers, quota);
     headers.insert(RATELIMIT_RESET, HeaderValue::from(quota.reset_seconds(now)));
     if warning.is_some_and(|percent| quota.used_at_least(percent)) {
         let used = quota.used.div_ceil(crate::policy::TRANSACTION);

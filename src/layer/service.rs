@@ -276,14 +276,7 @@ async fn charge(config: &Config, prepared: Prepared) -> Result<Authorized, Rejec
         shadowed: &shadowed,
         ..Charge::new(&account.id, client.id(), day, cost.unwrap_or(0))
     };
-    let unavailable = || Rejection::new(RejectionKind::StoreUnavailable);
-    let charged = within_budget(config, config.usage.charge(&charge))
-        .await
-        .ok_or_else(unavailable)?
-        .map_err(|e| {
-            tracing::warn!(error = %e, "usage counter failed");
-            unavailable()
-        })?;
+    let charged = fail_closed(config, "usage counter", config.usage.charge(&charge)).await?;
     let reset = next_utc_midnight(now);
     let quota = limit.map(|limit| QuotaState {
         limit,
@@ -365,13 +358,8 @@ async fn resolve(config: &Config, lookup: Lookup) -> Result<Found, Rejection> {
     let unavailable = || Rejection::new(RejectionKind::StoreUnavailable);
     match lookup {
         Lookup::Key(digest) => {
-            let found = within_budget(config, config.store.resolve_key(&digest))
-                .await
-                .ok_or_else(unavailable)?
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "client store failed");
-                    unavailable()
-                })?;
+            let found =
+                fail_closed(config, "client store", config.store.resolve_key(&digest)).await?;
             let now = config.clock.now();
             match found {
                 Some(r)
@@ -413,6 +401,23 @@ async fn resolve(config: &Config, lookup: Lookup) -> Result<Found, Rejection> {
                 }
             }
         }
+    }
+}
+
+/// Runs a store or counter call within the budget: its failure or a stall past the budget
+/// is a 503, never an open door.
+async fn fail_closed<T, E: std::fmt::Display>(
+    config: &Config,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Rejection> {
+    match within_budget(config, fut).await {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "{what} failed");
+            Err(RejectionKind::StoreUnavailable.into())
+        }
+        None => Err(RejectionKind::StoreUnavailable.into()),
     }
 }
 

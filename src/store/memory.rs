@@ -90,6 +90,22 @@ impl Registry {
             .filter(|c| c.kind() == ClientKind::JavaScript)
     }
 
+    fn client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+        self.clients
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))
+    }
+
+    /// Stores `current` with new credentials, re-indexing its digests.
+    fn replace_credentials(&mut self, current: &Client, credentials: Credentials) -> Arc<Client> {
+        let next = Arc::new(current.with_credentials(credentials));
+        self.unindex_digests(current);
+        self.index_digests(&next);
+        self.clients.insert(current.id().clone(), next.clone());
+        next
+    }
+
     fn unindex_digests(&mut self, client: &Client) {
         for d in client.credentials().digests() {
             if self.by_key.get(d) == Some(client.id()) {
@@ -378,11 +394,7 @@ impl InMemoryStore {
         change: impl FnOnce(&mut ClientSpec),
     ) -> Result<Arc<Client>, ConfigError> {
         let mut state = self.write();
-        let current = state
-            .clients
-            .get(id)
-            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
-            .clone();
+        let current = state.client(id)?;
         let mut spec = current.to_spec();
         change(&mut spec);
         if spec.id.as_ref() != Some(id) {
@@ -426,19 +438,13 @@ impl InMemoryStore {
     ) -> Result<PlainCredential, ConfigError> {
         let now = self.clock.now();
         let mut state = self.write();
-        let current = state
-            .clients
-            .get(id)
-            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
-            .clone();
+        let current = state.client(id)?;
         let plain = PlainCredential::generate(credential_kind(current.kind()))?;
         let grace_until = grace.filter(|g| g.is_positive()).map(|g| now + g);
-        let next = Arc::new(
-            current.with_credentials(current.credentials().rotated(plain.digest(), grace_until)),
+        state.replace_credentials(
+            &current,
+            current.credentials().rotated(plain.digest(), grace_until),
         );
-        state.unindex_digests(&current);
-        state.index_digests(&next);
-        state.clients.insert(id.clone(), next);
         Ok(plain)
     }
 
@@ -446,16 +452,8 @@ impl InMemoryStore {
     /// with it, stops at once. Without a previous credential this changes nothing.
     pub fn retire_previous(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
         let mut state = self.write();
-        let current = state
-            .clients
-            .get(id)
-            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?
-            .clone();
-        let next = Arc::new(current.with_credentials(current.credentials().without_previous()));
-        state.unindex_digests(&current);
-        state.index_digests(&next);
-        state.clients.insert(id.clone(), next.clone());
-        Ok(next)
+        let current = state.client(id)?;
+        Ok(state.replace_credentials(&current, current.credentials().without_previous()))
     }
 
     /// Removes a client; its credentials stop working at once.
