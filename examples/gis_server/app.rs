@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::layer::Meter;
 use gis_auth::policy::{
     Api, Cost, CredentialSource, QuotaState, RouteTable, TRANSACTION, next_utc_midnight,
 };
@@ -105,6 +106,14 @@ pub const TILE_COST: u64 = TRANSACTION / 10;
 /// Points an elevation request may ask for at once.
 pub const MAX_ELEVATION_POINTS: usize = 10_000;
 
+/// The largest batch body `POST /elevation` accepts, in bytes.
+pub const MAX_ELEVATION_BODY: usize = 1024 * 1024;
+
+/// What `points` elevation points cost: one transaction per started 100.
+pub fn elevation_points_cost(points: usize) -> u64 {
+    (points.max(1) as u64).div_ceil(100) * TRANSACTION
+}
+
 /// Elevation costs one transaction per started 100 points: `points=lat,lon;lat,lon;…`, or
 /// one point for a single `lat`/`lon` pair.
 pub fn elevation_cost(_: &Method, uri: &axum::http::Uri, _: &axum::http::HeaderMap) -> u64 {
@@ -113,7 +122,7 @@ pub fn elevation_cost(_: &Method, uri: &axum::http::Uri, _: &axum::http::HeaderM
         .map_or(1, |(_, v)| {
             v.split(';').filter(|p| !p.trim().is_empty()).count()
         });
-    (points.max(1) as u64).div_ceil(100) * TRANSACTION
+    elevation_points_cost(points)
 }
 
 /// Which API each route is, who may call it, what it costs, and which routes are public.
@@ -142,6 +151,16 @@ pub fn route_table() -> Result<RouteTable, ConfigError> {
             Api::new("Elevation", maps())
                 .plugin(true)
                 .cost(Cost::from_fn(elevation_cost)),
+        )?
+        .route(
+            Method::POST,
+            "/elevation",
+            // A batch body is priced by its handler once read: nothing up front, then one
+            // transaction per started 100 points through the request's `Meter`.
+            Api::new("Elevation", maps())
+                .plugin(true)
+                .cost(Cost::Fixed(0))
+                .handler_meter(true),
         )?
         .route(
             Method::GET,
@@ -205,7 +224,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
     Ok(Router::new()
         .route("/tiles/{z}/{x}/{y}", get(tile))
         .route("/imagery/{z}/{x}/{y}", get(tile))
-        .route("/elevation", get(elevation))
+        .route("/elevation", get(elevation).post(elevation_batch))
         .route("/reverse-geocode", get(reverse_geocode))
         .route("/geocode", get(geocode))
         .route("/wms", get(wms))
@@ -223,7 +242,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         .layer(
             tower_http::cors::CorsLayer::new()
                 .allow_origin(tower_http::cors::Any)
-                .allow_methods([Method::GET, Method::HEAD, Method::PUT])
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                 .expose_headers([
                     gis_auth::layer::RATELIMIT_LIMIT,
@@ -496,6 +515,59 @@ async fn elevation(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>,
         results.push(json!({"lat": lat, "lon": lon, "elevation_m": elevation_m(lat, lon)}));
     }
     Ok(Json(json!({"points": results, "model": "synthetic"})))
+}
+
+/// The batch body of `POST /elevation`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    points: Vec<(f64, f64)>,
+}
+
+/// `POST /elevation` with `{"points": [[lat, lon], …]}`: up to [`MAX_ELEVATION_POINTS`],
+/// charged one transaction per started 100 through the request's [`Meter`] once the body
+/// is read and valid (a malformed batch costs nothing).
+async fn elevation_batch(
+    meter: Option<Extension<Meter>>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if body.len() > MAX_ELEVATION_BODY {
+        return Err(ApiError::bad_request("a batch body is at most 1 MiB"));
+    }
+    let batch: Batch = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("the body is {\"points\": [[lat, lon], …]} in JSON"))?;
+    if batch.points.is_empty() || batch.points.len() > MAX_ELEVATION_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "`points` lists 1 to {MAX_ELEVATION_POINTS} `[lat, lon]` pairs"
+        )));
+    }
+    for (i, (lat, lon)) in batch.points.iter().enumerate() {
+        if !(-90.0..=90.0).contains(lat) || !(-180.0..=180.0).contains(lon) {
+            return Err(ApiError::bad_request(format!(
+                "point {} is not a latitude and longitude",
+                i + 1
+            )));
+        }
+    }
+    let Some(Extension(meter)) = meter else {
+        return Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "server_error",
+            description: "the route is not metered by the authentication layer".to_owned(),
+        });
+    };
+    if let Err(refused) = meter
+        .charge(elevation_points_cost(batch.points.len()))
+        .await
+    {
+        return Ok(refused.into_response().map(axum::body::Body::from));
+    }
+    let results: Vec<serde_json::Value> = batch
+        .points
+        .iter()
+        .map(|&(lat, lon)| json!({"lat": lat, "lon": lon, "elevation_m": elevation_m(lat, lon)}))
+        .collect();
+    Ok(Json(json!({"points": results, "model": "synthetic"})).into_response())
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -20,17 +20,20 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::Config;
+use super::Meter;
 use super::body::ResponseBody;
 use super::response::{add_quota_headers, add_vary_origin, make_private};
 use super::service::{CheckFuture, admit};
 use crate::policy::{CredentialSource, QuotaState};
 
 /// Headers to add to the wrapped service's response.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Finish {
     private: bool,
     vary_origin: bool,
     quota: Option<(QuotaState, time::OffsetDateTime, Option<u8>)>,
+    /// The handler's meter: its latest charge decides the quota headers.
+    meter: Option<Meter>,
 }
 
 pin_project! {
@@ -122,6 +125,7 @@ where
                                 quota: authorized
                                     .quota
                                     .map(|q| (q, config.clock.now(), config.quota_warning)),
+                                meter: authorized.meter.clone(),
                             };
                             admit(config, &mut req, authorized);
                             let mut svc = inner
@@ -147,6 +151,8 @@ where
                         add_vary_origin(res.headers_mut());
                     }
                     if let Some((quota, now, warning)) = &this.finish.quota {
+                        let latest = this.finish.meter.as_ref().and_then(Meter::quota);
+                        let quota = latest.as_ref().unwrap_or(quota);
                         add_quota_headers(res.headers_mut(), quota, *now, *warning);
                     }
                     return Poll::Ready(Ok(res.map(ResponseBody::inner)));

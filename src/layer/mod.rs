@@ -36,6 +36,7 @@
 
 mod body;
 mod future;
+mod meter;
 mod response;
 mod service;
 
@@ -50,6 +51,7 @@ use tower_layer::Layer;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use meter::{Meter, Refused};
 pub(crate) use response::valid_realm;
 pub use response::{
     QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,

@@ -42,6 +42,7 @@ pub(crate) struct Authorized {
     pub(crate) principal: Principal,
     pub(crate) vary_origin: bool,
     pub(crate) quota: Option<QuotaState>,
+    pub(crate) meter: Option<super::Meter>,
 }
 
 /// The service [`AuthLayer`](super::AuthLayer) wraps around another.
@@ -255,7 +256,7 @@ fn prepare<B>(
 }
 
 /// Charges the account's quota (one counter round trip) and builds the principal.
-async fn charge(config: &Config, prepared: Prepared) -> Result<Authorized, Rejection> {
+async fn charge(config: &Arc<Config>, prepared: Prepared) -> Result<Authorized, Rejection> {
     let Prepared {
         who,
         api,
@@ -316,6 +317,8 @@ async fn charge(config: &Config, prepared: Prepared) -> Result<Authorized, Rejec
             "report-only restriction would have refused the request"
         );
     }
+    let meter = (api.has_handler_meter() && cost.is_some())
+        .then(|| super::Meter::new(config.clone(), &who, &decision, now, quota));
     Ok(Authorized {
         principal: Principal {
             client_id: client.id().clone(),
@@ -329,6 +332,7 @@ async fn charge(config: &Config, prepared: Prepared) -> Result<Authorized, Rejec
         },
         vary_origin: decision.vary_origin,
         quota,
+        meter,
     })
 }
 
@@ -406,7 +410,7 @@ async fn resolve(config: &Config, lookup: Lookup) -> Result<Found, Rejection> {
 
 /// Runs a store or counter call within the budget: its failure or a stall past the budget
 /// is a 503, never an open door.
-async fn fail_closed<T, E: std::fmt::Display>(
+pub(crate) async fn fail_closed<T, E: std::fmt::Display>(
     config: &Config,
     what: &'static str,
     fut: impl Future<Output = Result<T, E>>,
@@ -448,4 +452,7 @@ pub(crate) fn admit<B>(config: &Config, req: &mut Request<B>, authorized: Author
         }
     }
     req.extensions_mut().insert(authorized.principal);
+    if let Some(meter) = authorized.meter {
+        req.extensions_mut().insert(meter);
+    }
 }

@@ -108,6 +108,7 @@ pub struct Api {
     plugin: bool,
     item: Option<ItemSource>,
     cost: Cost,
+    handler_meter: bool,
 }
 
 impl Api {
@@ -120,6 +121,7 @@ impl Api {
             plugin: false,
             item: None,
             cost: Cost::default(),
+            handler_meter: false,
         }
     }
 
@@ -144,6 +146,21 @@ impl Api {
     pub fn cost(mut self, cost: Cost) -> Self {
         self.cost = cost;
         self
+    }
+
+    /// The API's handlers price requests further once they have read them (a batch body
+    /// of points, say): the layer puts a [`Meter`](crate::layer::Meter) into the request's
+    /// extensions, charging against the same quota after [`cost`](Api::cost) was charged.
+    /// Has no effect on an unmetered ([`Cost::Free`]) API.
+    #[must_use]
+    pub fn handler_meter(mut self, yes: bool) -> Self {
+        self.handler_meter = yes;
+        self
+    }
+
+    /// Whether handlers charge through a [`Meter`](crate::layer::Meter).
+    pub fn has_handler_meter(&self) -> bool {
+        self.handler_meter
     }
 
     /// Where requests name their item, if they do.

@@ -106,7 +106,7 @@ impl UsageCounter for InMemoryUsageCounter {
             .entry((charge.account.clone(), charge.client.clone()))
             .or_default();
         if admitted {
-            counts.requests += 1;
+            counts.requests += charge.requests;
             counts.cost = counts.cost.saturating_add(charge.cost);
             for rule in charge.shadowed {
                 *counts.shadowed.entry(rule).or_default() += 1;

@@ -46,6 +46,9 @@ pub struct Charge<'a> {
     pub day: Date,
     /// What the request costs; 0 for unmetered requests, counted in the statistics only.
     pub cost: u64,
+    /// How many requests this charge counts in the statistics: 1 for a request, 0 for a
+    /// further charge of a request already counted (see [`Meter`](crate::layer::Meter)).
+    pub requests: u64,
     /// The account's daily quota, if it has one.
     pub limit: Option<u64>,
     /// Whether a request over the quota is refused (`false` runs the quota report-only:
@@ -56,13 +59,14 @@ pub struct Charge<'a> {
 }
 
 impl<'a> Charge<'a> {
-    /// A charge of `cost` with no quota, enforced, and no findings.
+    /// A charge of one request costing `cost`, with no quota, enforced, and no findings.
     pub fn new(account: &'a AccountId, client: &'a ClientId, day: Date, cost: u64) -> Self {
         Self {
             account,
             client,
             day,
             cost,
+            requests: 1,
             limit: None,
             enforce: true,
             shadowed: &[],
