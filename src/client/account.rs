@@ -158,6 +158,79 @@ pub struct Account {
     pub status: Status,
     /// Transactions per UTC day; `None` is unlimited.
     pub daily_quota: Option<u64>,
+    /// Who to contact about the account.
+    pub contact: Contact,
+}
+
+/// The people behind an account, as its holder keeps them (`PATCH /account/profile`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Contact {
+    /// A person's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_name: Option<String>,
+    /// An e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
+    /// A telephone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_phone: Option<String>,
+}
+
+const MAX_EMAIL_LEN: usize = 254;
+const MAX_PHONE_LEN: usize = 32;
+
+impl Contact {
+    /// Checks every field: a name as account names are, an e-mail address with one `@`
+    /// between a local part and a dotted domain, a phone number of digits, spaces and
+    /// `+-()./`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.contact_name {
+            validate_name(name).map_err(|e| match e {
+                ConfigError::InvalidField { value, reason, .. } => ConfigError::InvalidField {
+                    field: "contact_name",
+                    value,
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+        if let Some(email) = &self.contact_email {
+            let invalid = |reason| ConfigError::InvalidField {
+                field: "contact_email",
+                value: email.clone(),
+                reason,
+            };
+            if email.len() > MAX_EMAIL_LEN {
+                return Err(invalid("it has at most 254 characters"));
+            }
+            let valid = email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }) && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !valid {
+                return Err(invalid("it is an address like name@example.com"));
+            }
+        }
+        if let Some(phone) = &self.contact_phone {
+            let valid = !phone.trim().is_empty()
+                && phone.len() <= MAX_PHONE_LEN
+                && phone.chars().any(|c| c.is_ascii_digit())
+                && phone
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-()./".contains(c));
+            if !valid {
+                return Err(ConfigError::InvalidField {
+                    field: "contact_phone",
+                    value: phone.clone(),
+                    reason: "it has up to 32 digits, spaces and `+-()./`",
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Account {
@@ -175,7 +248,15 @@ impl Account {
             roles,
             status: Status::Active,
             daily_quota: None,
+            contact: Contact::default(),
         })
+    }
+
+    /// With these contact details.
+    #[must_use]
+    pub fn with_contact(mut self, contact: Contact) -> Self {
+        self.contact = contact;
+        self
     }
 
     /// With this status.
@@ -203,6 +284,72 @@ mod tests {
         for bad in ["", "has space", "ü", &"a".repeat(129)] {
             let err = AccountId::new(bad).unwrap_err();
             assert!(err.to_string().starts_with("invalid account id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn contacts_are_validated_by_field() {
+        let ok = Contact {
+            contact_name: Some("Ana Ruiz".into()),
+            contact_email: Some("ana@acme.example".into()),
+            contact_phone: Some("+34 (91) 123-4567".into()),
+        };
+        assert!(ok.validate().is_ok());
+        for (contact, field) in [
+            (
+                Contact {
+                    contact_name: Some(" ".into()),
+                    ..Contact::default()
+                },
+                "contact_name",
+            ),
+            (
+                Contact {
+                    contact_email: Some("ana".into()),
+                    ..Contact::default()
+                },
+                "contact_email",
+            ),
+            (
+                Contact {
+                    contact_email: Some("a@b@c.d".into()),
+                    ..Contact::default()
+                },
+                "contact_email",
+            ),
+            (
+                Contact {
+                    contact_email: Some("a@localhost".into()),
+                    ..Contact::default()
+                },
+                "contact_email",
+            ),
+            (
+                Contact {
+                    contact_email: Some("a b@c.d".into()),
+                    ..Contact::default()
+                },
+                "contact_email",
+            ),
+            (
+                Contact {
+                    contact_phone: Some("call me".into()),
+                    ..Contact::default()
+                },
+                "contact_phone",
+            ),
+            (
+                Contact {
+                    contact_phone: Some("1".repeat(33)),
+                    ..Contact::default()
+                },
+                "contact_phone",
+            ),
+        ] {
+            match contact.validate() {
+                Err(ConfigError::InvalidField { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{contact:?}: {other:?}"),
+            }
         }
     }
 

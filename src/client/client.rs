@@ -60,6 +60,20 @@ impl Credentials {
         }
     }
 
+    /// Credentials as a store kept them: the current digest, the previous one with the end
+    /// of its grace period, and the generation (how many times it was regenerated).
+    pub fn restored(
+        current: KeyDigest,
+        previous: Option<(KeyDigest, OffsetDateTime)>,
+        generation: u64,
+    ) -> Self {
+        Self {
+            current,
+            previous,
+            generation,
+        }
+    }
+
     /// The current digest.
     pub fn current(&self) -> &KeyDigest {
         &self.current

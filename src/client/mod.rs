@@ -18,6 +18,7 @@ mod access;
 mod account;
 #[allow(clippy::module_inception)]
 mod client;
+mod document;
 mod key;
 mod role;
 
@@ -25,8 +26,9 @@ pub use access::{
     Action, DEFAULT_MAX_GRANTS, Grant, Grants, MAX_ITEM_ID_LEN, Privileges, RateLimit, Restriction,
     ShadowSet,
 };
-pub use account::{Account, AccountId, ClientId, Status};
+pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub use client::{Client, ClientKind, ClientSpec, Credentials};
+pub use document::{ClientDocument, GrantDocument, etag};
 pub(crate) use key::DigestBuildHasher;
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub use role::{Role, RoleSet};

@@ -27,6 +27,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::manage::{
+    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, check_precondition,
+};
 use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
@@ -64,6 +67,8 @@ pub enum StoredCredential {
     Plain(PlainCredential),
     /// Use this digest.
     Digest(KeyDigest),
+    /// Use these credentials as a store kept them (a rotation in progress, a generation).
+    Restored(Credentials),
 }
 
 #[derive(Default)]
@@ -95,6 +100,21 @@ impl Registry {
             .get(id)
             .cloned()
             .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))
+    }
+
+    fn account_of(&self, client: &Client) -> Result<Arc<Account>, ConfigError> {
+        self.accounts
+            .get(client.account_id())
+            .cloned()
+            .ok_or_else(|| ConfigError::UnknownAccount(client.account_id().to_string()))
+    }
+
+    fn clients_of<'a>(&'a self, account: &AccountId) -> impl Iterator<Item = &'a Client> + 'a {
+        self.by_account
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.clients.get(id).map(|c| &**c))
     }
 
     /// Stores `current` with new credentials, re-indexing its digests.
@@ -262,13 +282,25 @@ impl InMemoryStore {
         id: &AccountId,
         change: impl FnOnce(&mut Account),
     ) -> Result<Arc<Account>, ConfigError> {
+        self.try_update_account(id, |account| {
+            change(account);
+            Ok(())
+        })
+    }
+
+    /// Changes an account with a change that may refuse; validated as at creation.
+    pub fn try_update_account(
+        &self,
+        id: &AccountId,
+        change: impl FnOnce(&mut Account) -> Result<(), ConfigError>,
+    ) -> Result<Arc<Account>, ConfigError> {
         let mut state = self.write();
         let current = state
             .accounts
             .get(id)
             .ok_or_else(|| ConfigError::UnknownAccount(id.to_string()))?;
         let mut next = Account::clone(current);
-        change(&mut next);
+        change(&mut next)?;
         if next.id != *id {
             return Err(ConfigError::InvalidField {
                 field: "account id",
@@ -277,6 +309,7 @@ impl InMemoryStore {
             });
         }
         crate::client::Account::new(next.id.clone(), next.name.clone(), next.roles.clone())?;
+        next.contact.validate()?;
         let next = Arc::new(next);
         state.accounts.insert(id.clone(), next.clone());
         Ok(next)
@@ -339,10 +372,10 @@ impl InMemoryStore {
             });
         }
         let expected = credential_kind(spec.kind);
-        let (digest, generated) = match credential {
+        let (credentials, generated) = match credential {
             StoredCredential::Generate => {
                 let plain = PlainCredential::generate(expected)?;
-                (plain.digest(), Some(plain))
+                (Credentials::new(plain.digest()), Some(plain))
             }
             StoredCredential::Plain(plain) => {
                 if plain.kind() != expected {
@@ -355,11 +388,12 @@ impl InMemoryStore {
                         reason: "it is a credential of the other kind",
                     });
                 }
-                (plain.digest(), None)
+                (Credentials::new(plain.digest()), None)
             }
-            StoredCredential::Digest(d) => (d, None),
+            StoredCredential::Digest(d) => (Credentials::new(d), None),
+            StoredCredential::Restored(c) => (c, None),
         };
-        if state.digest_in_use(&digest) {
+        if credentials.digests().any(|d| state.digest_in_use(d)) {
             return Err(ConfigError::InvalidCredential {
                 client: id.to_string(),
                 field: match expected {
@@ -373,7 +407,7 @@ impl InMemoryStore {
             id.clone(),
             &spec,
             &account,
-            Credentials::new(digest),
+            credentials,
             max_grants,
         )?);
         state.index_digests(&client);
@@ -393,29 +427,52 @@ impl InMemoryStore {
         id: &ClientId,
         change: impl FnOnce(&mut ClientSpec),
     ) -> Result<Arc<Client>, ConfigError> {
+        self.update_client_if(id, &Precondition::default(), |spec| {
+            change(spec);
+            Ok(())
+        })
+        .map_err(unconditional)
+    }
+
+    /// Changes a client's settings if `pre` holds, checked under the same lock as the
+    /// change.
+    pub fn update_client_if(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        change: impl FnOnce(&mut ClientSpec) -> Result<(), ConfigError>,
+    ) -> Result<Arc<Client>, ManageError> {
+        let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
         let mut spec = current.to_spec();
-        change(&mut spec);
+        change(&mut spec)?;
         if spec.id.as_ref() != Some(id) {
             return Err(ConfigError::InvalidField {
-                field: "client id",
+                field: "id",
                 value: spec.id.map(|i| i.to_string()).unwrap_or_default(),
                 reason: "a client's id cannot change",
-            });
+            }
+            .into());
         }
         if spec.kind != current.kind() {
             return Err(ConfigError::InvalidField {
                 field: "kind",
                 value: format!("{:?}", spec.kind),
                 reason: "a client's kind cannot change",
-            });
+            }
+            .into());
         }
-        let account = state
-            .accounts
-            .get(current.account_id())
-            .ok_or_else(|| ConfigError::UnknownAccount(current.account_id().to_string()))?;
-        let next = Arc::new(current.rebuilt(&spec, account, self.max_grants)?);
+        let account = state.account_of(&current)?;
+        let next = Arc::new(current.rebuilt(&spec, &account, self.max_grants)?);
+        check_precondition(
+            pre,
+            &current,
+            &account,
+            Some(&next),
+            state.clients_of(&account.id),
+            now,
+        )?;
         state.clients.insert(id.clone(), next.clone());
         Ok(next)
     }
@@ -436,16 +493,35 @@ impl InMemoryStore {
         id: &ClientId,
         grace: Option<time::Duration>,
     ) -> Result<PlainCredential, ConfigError> {
+        self.regenerate_if(id, &Precondition::default(), grace)
+            .map(|(_, plain)| plain)
+            .map_err(unconditional)
+    }
+
+    /// Replaces a client's credential if `pre` holds.
+    pub fn regenerate_if(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        grace: Option<time::Duration>,
+    ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
         let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
+        let account = state.account_of(&current)?;
+        // A new credential never locks anyone out: the caller gets it in the answer.
+        let check = Precondition {
+            keep_admin_access: false,
+            ..pre.clone()
+        };
+        check_precondition(&check, &current, &account, Some(&current), [], now)?;
         let plain = PlainCredential::generate(credential_kind(current.kind()))?;
         let grace_until = grace.filter(|g| g.is_positive()).map(|g| now + g);
-        state.replace_credentials(
+        let next = state.replace_credentials(
             &current,
             current.credentials().rotated(plain.digest(), grace_until),
         );
-        Ok(plain)
+        Ok((next, plain))
     }
 
     /// Ends a rotation's grace period early: the previous credential, and every token minted
@@ -458,16 +534,34 @@ impl InMemoryStore {
 
     /// Removes a client; its credentials stop working at once.
     pub fn delete_client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+        self.delete_client_if(id, &Precondition::default())
+            .map_err(unconditional)
+    }
+
+    /// Removes a client if `pre` holds.
+    pub fn delete_client_if(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+    ) -> Result<Arc<Client>, ManageError> {
+        let now = self.clock.now();
         let mut state = self.write();
-        let client = state
-            .clients
-            .remove(id)
-            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?;
-        state.unindex_digests(&client);
-        if let Some(ids) = state.by_account.get_mut(client.account_id()) {
+        let current = state.client(id)?;
+        let account = state.account_of(&current)?;
+        check_precondition(
+            pre,
+            &current,
+            &account,
+            None,
+            state.clients_of(&account.id),
+            now,
+        )?;
+        state.clients.remove(id);
+        state.unindex_digests(&current);
+        if let Some(ids) = state.by_account.get_mut(current.account_id()) {
             ids.remove(id);
         }
-        Ok(client)
+        Ok(current)
     }
 
     /// The client with this id.
@@ -502,6 +596,23 @@ impl InMemoryStore {
     /// How many clients are stored.
     pub fn client_count(&self) -> usize {
         self.read().clients.len()
+    }
+}
+
+/// A management error of an unconditional change, which can only be invalid input.
+fn unconditional(e: ManageError) -> ConfigError {
+    match e {
+        ManageError::Invalid(e) => e,
+        // An in-memory store has no I/O, and no precondition was given.
+        other => ConfigError::InvalidField {
+            field: "client",
+            value: String::new(),
+            reason: if matches!(other, ManageError::Store(_)) {
+                "the store failed"
+            } else {
+                "a precondition failed"
+            },
+        },
     }
 }
 
@@ -561,6 +672,66 @@ impl ClientStore for InMemoryStore {
                 client: client.clone(),
                 account: account.clone(),
             }))
+    }
+}
+
+#[async_trait]
+impl ManagedStore for InMemoryStore {
+    async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
+        Ok(self.accounts())
+    }
+
+    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+        Ok(InMemoryStore::create_account(self, account)?)
+    }
+
+    async fn update_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+    ) -> Result<Arc<Account>, ManageError> {
+        Ok(self.try_update_account(id, change)?)
+    }
+
+    async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
+        if self.get_account(account).is_none() {
+            return Err(ConfigError::UnknownAccount(account.to_string()).into());
+        }
+        Ok(self.clients_of(account))
+    }
+
+    async fn create_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+    ) -> Result<CreatedClient, ManageError> {
+        Ok(InMemoryStore::create_client(self, account, spec)?)
+    }
+
+    async fn update_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        change: ClientChange,
+    ) -> Result<Arc<Client>, ManageError> {
+        self.update_client_if(id, pre, change)
+    }
+
+    async fn regenerate_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        grace: Option<time::Duration>,
+    ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
+        self.regenerate_if(id, pre, grace)
+    }
+
+    async fn delete_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+    ) -> Result<Arc<Client>, ManageError> {
+        self.delete_client_if(id, pre)
     }
 }
 

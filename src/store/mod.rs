@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod manage;
 mod memory;
 mod snapshot;
 
@@ -30,6 +31,10 @@ use async_trait::async_trait;
 use crate::client::{Account, AccountId, Client, ClientId, KeyDigest};
 pub use crate::error::StoreError;
 
+pub use manage::{
+    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, can_administer,
+    check_precondition, etag_matches,
+};
 pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
 pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
 

@@ -39,8 +39,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::memory::{InMemoryStore, StoredCredential};
 use crate::client::{
-    Account, AccountId, Action, ClientId, ClientKind, ClientSpec, CredentialKind, Grant, KeyDigest,
-    PlainCredential, RateLimit, RoleSet, ShadowSet, Status,
+    Account, AccountId, Action, ClientId, ClientKind, ClientSpec, Contact, CredentialKind,
+    Credentials, Grant, GrantDocument, KeyDigest, PlainCredential, RateLimit, RoleSet, ShadowSet,
+    Status,
 };
 use crate::error::ConfigError;
 
@@ -133,7 +134,16 @@ struct ClientEntry {
     credential: StoredCredential,
 }
 
-const ACCOUNT_FIELDS: &[&str] = &["id", "name", "roles", "status", "daily_quota"];
+const ACCOUNT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "roles",
+    "status",
+    "daily_quota",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+];
 const CLIENT_FIELDS: &[&str] = &[
     "id",
     "account",
@@ -151,6 +161,10 @@ const CLIENT_FIELDS: &[&str] = &[
     "shadow",
     "api_key",
     "client_secret",
+    "previous_api_key",
+    "previous_client_secret",
+    "previous_expires_at",
+    "credential_generation",
 ];
 
 /// Field access with errors that name the entry and the field.
@@ -327,10 +341,20 @@ impl Snapshot {
                     )
                 })?),
             };
+            let contact = Contact {
+                contact_name: e.str("contact_name")?.map(str::to_owned),
+                contact_email: e.str("contact_email")?.map(str::to_owned),
+                contact_phone: e.str("contact_phone")?.map(str::to_owned),
+            };
+            contact.validate().map_err(|err| match &err {
+                ConfigError::InvalidField { field, .. } => e.config(field, err),
+                _ => e.config("contact_name", err),
+            })?;
             let account = Account::new(id, name, roles)
                 .map_err(|err| e.config("name", err))?
                 .with_status(e.status()?)
-                .with_daily_quota(quota);
+                .with_daily_quota(quota)
+                .with_contact(contact);
             accounts.push(account);
         }
         let mut clients = Vec::with_capacity(raw.clients.len());
@@ -343,6 +367,108 @@ impl Snapshot {
             )?)?);
         }
         Ok(Snapshot { accounts, clients })
+    }
+
+    /// The previous credential of a rotation in progress and the generation, as a store
+    /// writes them back: `previous_<field>` (a digest), `previous_expires_at`,
+    /// `credential_generation`.
+    fn rotation(
+        e: &Entry<'_>,
+        field: &str,
+        credential: StoredCredential,
+    ) -> Result<StoredCredential, SnapshotError> {
+        let previous_field = format!("previous_{field}");
+        let other = if field == "api_key" {
+            "previous_client_secret"
+        } else {
+            "previous_api_key"
+        };
+        if e.map.contains_key(other) {
+            return Err(e.err(other, format!("this client's credential is a `{field}`")));
+        }
+        let previous = e
+            .str(&previous_field)?
+            .map(|text| {
+                KeyDigest::from_prefixed_hex(text).ok_or_else(|| {
+                    e.err(&previous_field, "a digest is `sha256:` and 64 hex digits")
+                })
+            })
+            .transpose()?;
+        let until = e
+            .str("previous_expires_at")?
+            .map(|s| {
+                OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                    e.err(
+                        "previous_expires_at",
+                        format!("`{s}` is not an RFC 3339 time"),
+                    )
+                })
+            })
+            .transpose()?;
+        let generation = match e.map.get("credential_generation") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| e.err("credential_generation", "expected a whole number"))?,
+            ),
+        };
+        if previous.is_none() && until.is_none() && generation.is_none() {
+            return Ok(credential);
+        }
+        let current = match credential {
+            StoredCredential::Digest(d) => d,
+            StoredCredential::Plain(p) => p.digest(),
+            _ => {
+                return Err(e.err(
+                    field,
+                    "a client with a previous credential or a generation has a current one",
+                ));
+            }
+        };
+        let previous = match (previous, until) {
+            (Some(d), Some(t)) => Some((d, t)),
+            (None, None) => None,
+            _ => {
+                return Err(e.err(
+                    "previous_expires_at",
+                    format!("`{previous_field}` and `previous_expires_at` go together"),
+                ));
+            }
+        };
+        Ok(StoredCredential::Restored(Credentials::restored(
+            current,
+            previous,
+            generation.unwrap_or(u64::from(previous.is_some())),
+        )))
+    }
+
+    /// The accounts and clients of `store`, with credentials as digests only: what a file
+    /// store writes back.
+    pub fn of_store(store: &InMemoryStore) -> Snapshot {
+        let accounts: Vec<Account> = store.accounts().iter().map(|a| Account::clone(a)).collect();
+        let clients = accounts
+            .iter()
+            .flat_map(|a| store.clients_of(&a.id))
+            .map(|c| ClientEntry {
+                account: c.account_id().clone(),
+                spec: c.to_spec(),
+                credential: StoredCredential::Restored(c.credentials().clone()),
+            })
+            .collect();
+        Snapshot { accounts, clients }
+    }
+
+    /// The snapshot as a clients file, pretty-printed. Credentials are written as digests
+    /// (`sha256:…`), never in plaintext; a client whose credential is still to be generated
+    /// is written without one.
+    pub fn to_json(&self) -> String {
+        let accounts: Vec<Value> = self.accounts.iter().map(account_json).collect();
+        let clients: Vec<Value> = self.clients.iter().map(client_json).collect();
+        let file = serde_json::json!({"accounts": accounts, "clients": clients});
+        // A tree of strings, numbers and lists always serialises.
+        let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
+        text.push('\n');
+        text
     }
 
     fn client_entry(e: &Entry<'_>) -> Result<ClientEntry, SnapshotError> {
@@ -389,6 +515,7 @@ impl Snapshot {
                     .map_err(|err| e.config(field, err))?,
             ),
         };
+        let credential = Self::rotation(e, field, credential)?;
         let spec = ClientSpec {
             id: Some(id.clone()),
             name: e.str("name")?.unwrap_or(id.as_str()).to_owned(),
@@ -478,9 +605,147 @@ impl Snapshot {
     }
 }
 
+fn account_json(a: &Account) -> Value {
+    let mut obj = serde_json::Map::new();
+    obj.insert("id".into(), Value::from(a.id.as_str()));
+    obj.insert("name".into(), Value::from(a.name.as_str()));
+    obj.insert(
+        "roles".into(),
+        serde_json::to_value(&a.roles).unwrap_or_default(),
+    );
+    obj.insert(
+        "status".into(),
+        serde_json::to_value(a.status).unwrap_or_default(),
+    );
+    obj.insert(
+        "daily_quota".into(),
+        serde_json::to_value(a.daily_quota).unwrap_or_default(),
+    );
+    if let Ok(Value::Object(contact)) = serde_json::to_value(&a.contact) {
+        obj.extend(contact);
+    }
+    Value::Object(obj)
+}
+
+fn client_json(entry: &ClientEntry) -> Value {
+    let spec = &entry.spec;
+    let field = match spec.kind {
+        ClientKind::JavaScript => "api_key",
+        ClientKind::NativeConfidential => "client_secret",
+    };
+    let mut obj = serde_json::Map::new();
+    if let Some(id) = &spec.id {
+        obj.insert("id".into(), Value::from(id.as_str()));
+    }
+    obj.insert("account".into(), Value::from(entry.account.as_str()));
+    obj.insert("name".into(), Value::from(spec.name.as_str()));
+    obj.insert(
+        "kind".into(),
+        serde_json::to_value(spec.kind).unwrap_or_default(),
+    );
+    if let Some(roles) = &spec.roles {
+        obj.insert(
+            "roles".into(),
+            serde_json::to_value(roles).unwrap_or_default(),
+        );
+    }
+    obj.insert(
+        "status".into(),
+        serde_json::to_value(spec.status).unwrap_or_default(),
+    );
+    obj.insert(
+        "allowed_origins".into(),
+        Value::from(spec.allowed_origins.clone()),
+    );
+    obj.insert(
+        "allow_missing_origin".into(),
+        Value::from(spec.allow_missing_origin),
+    );
+    obj.insert("allowed_ips".into(), Value::from(spec.allowed_ips.clone()));
+    if let Some(t) = spec.expires_at.and_then(|t| t.format(&Rfc3339).ok()) {
+        obj.insert("expires_at".into(), Value::from(t));
+    }
+    if let Some(p) = &spec.privileges {
+        obj.insert("privileges".into(), Value::from(p.clone()));
+    }
+    let grants: Vec<GrantDocument> = spec.grants.iter().map(GrantDocument::from).collect();
+    obj.insert(
+        "grants".into(),
+        serde_json::to_value(grants).unwrap_or_default(),
+    );
+    if let Some(limit) = spec.rate_limit {
+        obj.insert(
+            "rate_limit".into(),
+            serde_json::to_value(limit).unwrap_or_default(),
+        );
+    }
+    let shadow: Vec<&str> = spec.shadow.iter().map(|r| r.as_str()).collect();
+    obj.insert("shadow".into(), Value::from(shadow));
+    let credentials = match &entry.credential {
+        StoredCredential::Generate => None,
+        StoredCredential::Plain(p) => Some(Credentials::new(p.digest())),
+        StoredCredential::Digest(d) => Some(Credentials::new(*d)),
+        StoredCredential::Restored(c) => Some(c.clone()),
+    };
+    if let Some(c) = credentials {
+        obj.insert(field.into(), Value::from(c.current().to_prefixed_hex()));
+        if let Some((previous, until)) = c.previous() {
+            obj.insert(
+                format!("previous_{field}"),
+                Value::from(previous.to_prefixed_hex()),
+            );
+            if let Ok(t) = until.format(&Rfc3339) {
+                obj.insert("previous_expires_at".into(), Value::from(t));
+            }
+        }
+        if c.generation() > 0 {
+            obj.insert("credential_generation".into(), Value::from(c.generation()));
+        }
+    }
+    Value::Object(obj)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_written_back_loads_into_the_same_clients_with_digests_only() {
+        let (store, generated) = load(&with_client(
+            r#"{"id": "web", "account": "acme", "kind": "JavaScript",
+                "allowed_origins": ["https://*.acme.test"], "shadow": ["origins"],
+                "grants": [{"item": "roads", "actions": ["read"]}],
+                "rate_limit": {"per_second": 5, "burst": 9}}"#,
+        ))
+        .unwrap();
+        let id = ClientId::new("web").unwrap();
+        store
+            .regenerate(&id, Some(time::Duration::hours(1)))
+            .unwrap();
+        store
+            .update_account(&AccountId::new("acme").unwrap(), |a| {
+                a.contact.contact_email = Some("ops@acme.test".into());
+            })
+            .unwrap();
+        let text = Snapshot::of_store(&store).to_json();
+        assert!(!text.contains(generated[0].credential.expose()));
+        assert!(!text.contains("gis_apikey_"), "{text}");
+        let (again, none) = load(&text).unwrap();
+        assert!(none.is_empty());
+        let (a, b) = (store.client(&id).unwrap(), again.client(&id).unwrap());
+        assert_eq!(a.credentials(), b.credentials());
+        assert_eq!(a.to_spec(), b.to_spec());
+        assert_eq!(
+            again
+                .get_account(&AccountId::new("acme").unwrap())
+                .unwrap()
+                .contact
+                .contact_email
+                .as_deref(),
+            Some("ops@acme.test")
+        );
+        assert_eq!(Snapshot::of_store(&again).to_json(), text);
+    }
 
     fn load(text: &str) -> Result<(InMemoryStore, Vec<GeneratedCredential>), SnapshotError> {
         let store = InMemoryStore::new();

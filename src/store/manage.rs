@@ -1,0 +1,205 @@
+//! [`ManagedStore`]: the management operations the admin API and the command-line tool use,
+//! with optimistic concurrency ([`Precondition::if_match`]) and the lock-out guard
+//! ([`Precondition::keep_admin_access`]) checked atomically with the change.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status, etag};
+//! use gis_auth::store::{InMemoryStore, ManageError, ManagedStore, Precondition};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store: Arc<dyn ManagedStore> = Arc::new(InMemoryStore::new());
+//! let acme = store.create_account(Account::new(AccountId::new("acme")?,
+//!     "Acme", RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?).await?;
+//! let web = acme.javascript.client.clone();
+//! let seen = etag(&web, &acme.account);
+//!
+//! // A change based on what was seen applies...
+//! let pre = Precondition { if_match: Some(seen.clone()), ..Precondition::default() };
+//! store.update_client(web.id(), &pre, Box::new(|spec| {
+//!     spec.name = "Store locator".into();
+//!     Ok(())
+//! })).await?;
+//! // ...and a second one based on the same, now stale, view is refused.
+//! let stale = store.update_client(web.id(), &pre, Box::new(|spec| {
+//!     spec.status = Status::Inactive;
+//!     Ok(())
+//! })).await;
+//! assert!(matches!(stale, Err(ManageError::Stale { .. })));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use super::{ClientStore, CreatedAccount, CreatedClient, StoreError};
+use crate::client::{
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, PlainCredential, Role, etag,
+};
+use crate::error::ConfigError;
+
+/// A change to a client's settings, applied to its current settings; an error aborts it.
+pub type ClientChange = Box<dyn FnOnce(&mut ClientSpec) -> Result<(), ConfigError> + Send>;
+
+/// A change to an account, applied to its current state; an error aborts it.
+pub type AccountChange = Box<dyn FnOnce(&mut Account) -> Result<(), ConfigError> + Send>;
+
+/// What must hold for a change to a client to apply, checked atomically with it.
+#[derive(Debug, Clone, Default)]
+pub struct Precondition {
+    /// The client's [`etag`] as the caller last saw it: when it no longer matches, nothing
+    /// changes and the result is [`ManageError::Stale`]. `None` applies unconditionally.
+    pub if_match: Option<String>,
+    /// Refuse ([`ManageError::LockOut`]) a change after which the account would have no
+    /// client left that can reach the admin API (see [`can_administer`]).
+    pub keep_admin_access: bool,
+}
+
+/// A management operation that did not apply. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManageError {
+    /// The change is invalid, or names an unknown account or client.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// The client changed since the caller read it.
+    #[error("the client changed since it was read; read it again (its ETag is now {current})")]
+    Stale {
+        /// The client's ETag now.
+        current: String,
+    },
+    /// The change would leave the account with no client able to manage it.
+    #[error("{0}")]
+    LockOut(String),
+    /// The store could not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether `client` can reach the admin API now: a NativeConfidential client, active and
+/// unexpired, of an active account, whose roles include `User`.
+pub fn can_administer(client: &Client, account: &Account, now: OffsetDateTime) -> bool {
+    client.kind() == ClientKind::NativeConfidential
+        && client.status().is_active()
+        && account.status.is_active()
+        && !client.is_expired(now)
+        && client.effective_roles(account).contains(&Role::USER)
+}
+
+/// Checks a precondition against a client as stored, and the lock-out guard against the
+/// account's clients as they would be after the change (`after`: the changed client, or
+/// `None` when it is deleted). Shared by every store so they refuse alike.
+pub fn check_precondition<'a>(
+    pre: &Precondition,
+    current: &Client,
+    account: &Account,
+    after: Option<&Client>,
+    others: impl IntoIterator<Item = &'a Client>,
+    now: OffsetDateTime,
+) -> Result<(), ManageError> {
+    if let Some(expected) = &pre.if_match {
+        let current_tag = etag(current, account);
+        if !etag_matches(expected, &current_tag) {
+            return Err(ManageError::Stale {
+                current: current_tag,
+            });
+        }
+    }
+    if pre.keep_admin_access && can_administer(current, account, now) {
+        let still = after.is_some_and(|c| can_administer(c, account, now))
+            || others
+                .into_iter()
+                .filter(|c| c.id() != current.id())
+                .any(|c| can_administer(c, account, now));
+        if !still {
+            return Err(ManageError::LockOut(format!(
+                "client `{}` is the account's last client that can manage it (an active \
+                 NativeConfidential client with the User role); this change would lock the \
+                 account out: give another client that access first",
+                current.id()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an `If-Match` value matches `current`: `*`, the tag itself, or a list containing
+/// it (weak tags never match: RFC 9110 §13.1.1 compares strongly).
+pub fn etag_matches(if_match: &str, current: &str) -> bool {
+    if_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == current)
+}
+
+/// Account and client management, for the admin API and the command-line tool. Every
+/// operation is atomic: it applies wholly or not at all, and a change is enforced on the
+/// very next request that uses the client.
+#[async_trait]
+pub trait ManagedStore: ClientStore {
+    /// Every account, ordered by id.
+    async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError>;
+
+    /// Creates an account and its two default clients, returning their credentials once.
+    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError>;
+
+    /// Changes an account (its id cannot change).
+    async fn update_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+    ) -> Result<Arc<Account>, ManageError>;
+
+    /// An account's clients, ordered by id.
+    async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError>;
+
+    /// Creates a client with a fresh credential, returned once.
+    async fn create_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+    ) -> Result<CreatedClient, ManageError>;
+
+    /// Changes a client's settings (validated as at creation; id and kind cannot change).
+    async fn update_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        change: ClientChange,
+    ) -> Result<Arc<Client>, ManageError>;
+
+    /// Replaces a client's credential, returned once; with `grace`, the current one keeps
+    /// working for that long.
+    async fn regenerate_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        grace: Option<Duration>,
+    ) -> Result<(Arc<Client>, PlainCredential), ManageError>;
+
+    /// Removes a client; its credentials and tokens stop at once.
+    async fn delete_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+    ) -> Result<Arc<Client>, ManageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_the_tag_a_list_or_a_star_and_nothing_else() {
+        let tag = "\"abc\"";
+        assert!(etag_matches("\"abc\"", tag));
+        assert!(etag_matches("\"x\", \"abc\"", tag));
+        assert!(etag_matches("*", tag));
+        assert!(!etag_matches("W/\"abc\"", tag));
+        assert!(!etag_matches("\"abd\"", tag));
+        assert!(!etag_matches("", tag));
+    }
+}
