@@ -17,7 +17,8 @@ use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::layer::Meter;
 use gis_auth::policy::{
-    Api, Cost, CredentialSource, QuotaState, RouteTable, TRANSACTION, next_utc_midnight,
+    CredentialSource, MAX_ELEVATION_POINTS, QuotaState, RouteTable, TRANSACTION,
+    elevation_points_cost, next_utc_midnight, standard_routes,
 };
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
@@ -100,81 +101,13 @@ pub enum LoadError {
     },
 }
 
-/// A map tile costs a tenth of a transaction, as on the hosted platforms.
-pub const TILE_COST: u64 = TRANSACTION / 10;
-
-/// Points an elevation request may ask for at once.
-pub const MAX_ELEVATION_POINTS: usize = 10_000;
-
 /// The largest batch body `POST /elevation` accepts, in bytes.
 pub const MAX_ELEVATION_BODY: usize = 1024 * 1024;
 
-/// What `points` elevation points cost: one transaction per started 100.
-pub fn elevation_points_cost(points: usize) -> u64 {
-    (points.max(1) as u64).div_ceil(100) * TRANSACTION
-}
-
-/// Elevation costs one transaction per started 100 points: `points=lat,lon;lat,lon;…`, or
-/// one point for a single `lat`/`lon` pair.
-pub fn elevation_cost(_: &Method, uri: &axum::http::Uri, _: &axum::http::HeaderMap) -> u64 {
-    let points = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k.eq_ignore_ascii_case("points"))
-        .map_or(1, |(_, v)| {
-            v.split(';').filter(|p| !p.trim().is_empty()).count()
-        });
-    elevation_points_cost(points)
-}
-
-/// Which API each route is, who may call it, what it costs, and which routes are public.
+/// Which API each route is, who may call it, what it costs, and which routes are public:
+/// the library's standard GIS table.
 pub fn route_table() -> Result<RouteTable, ConfigError> {
-    let maps = || [Role::EVALUATOR, Role::SUBSCRIBER];
-    let account = |name: &str| Api::new(name, [Role::USER]).cost(Cost::Free);
-    let items = || Api::new("Items", maps()).item_from_path("item");
-    RouteTable::new()
-        .route(
-            Method::GET,
-            "/tiles/{z}/{x}/{y}.png",
-            Api::new("WorldStreets", maps())
-                .plugin(true)
-                .cost(Cost::Fixed(TILE_COST)),
-        )?
-        .route(
-            Method::GET,
-            "/imagery/{z}/{x}/{y}.png",
-            Api::new("WorldImagery", maps())
-                .plugin(true)
-                .cost(Cost::Fixed(TILE_COST)),
-        )?
-        .route(
-            Method::GET,
-            "/elevation",
-            Api::new("Elevation", maps())
-                .plugin(true)
-                .cost(Cost::from_fn(elevation_cost)),
-        )?
-        .route(
-            Method::POST,
-            "/elevation",
-            // A batch body is priced by its handler once read: nothing up front, then one
-            // transaction per started 100 points through the request's `Meter`.
-            Api::new("Elevation", maps())
-                .plugin(true)
-                .cost(Cost::Fixed(0))
-                .handler_meter(true),
-        )?
-        .route(
-            Method::GET,
-            "/reverse-geocode",
-            Api::new("ReverseGeocoder", maps()).plugin(true),
-        )?
-        .route(Method::GET, "/geocode", Api::new("Geocoder", maps()))?
-        .route(Method::GET, "/wms", Api::new("WMS", maps()))?
-        .route(Method::GET, "/items/{item}/metadata", items())?
-        .route(Method::PUT, "/items/{item}/metadata", items())?
-        .route(Method::GET, "/account/profile", account("Profile"))?
-        .route(Method::GET, "/account/usage", account("Usage"))?
-        .route(Method::GET, "/account/quota", account("Quota"))?
-        .public(Method::GET, "/health")
+    standard_routes()
 }
 
 /// The application: every route of [`route_table`], guarded by an [`AuthLayer`] reading

@@ -20,6 +20,7 @@ mod lint;
 mod principal;
 mod rate;
 mod route;
+mod standard;
 mod table;
 
 pub use decision::{
@@ -31,4 +32,7 @@ pub use lint::{LintContext, LintWarning, Trap, lint};
 pub use principal::{CredentialSource, Principal};
 pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY};
 pub use route::PathPattern;
+pub use standard::{
+    MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
+};
 pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, TRANSACTION};
