@@ -48,6 +48,8 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod credentials;

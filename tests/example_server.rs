@@ -285,7 +285,6 @@ async fn the_profile_names_the_calling_account_and_client() {
     assert_eq!(body["client_id"], demo.native.as_str());
     assert_eq!(body["client_kind"], "NativeConfidential");
     assert_eq!(body["roles"], serde_json::json!(["Evaluator", "User"]));
-    assert_eq!(body["api"], "Profile");
     assert_eq!(body["authenticated_with"], "bearer_token");
     assert_eq!(reply.header(header::CACHE_CONTROL), "no-store");
     assert_ne!(demo.native, demo.javascript);

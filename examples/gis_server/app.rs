@@ -13,13 +13,11 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::layer::Meter;
-use gis_auth::policy::{
-    CredentialSource, MAX_ELEVATION_POINTS, QuotaState, RouteTable, TRANSACTION,
-    elevation_points_cost, next_utc_midnight, standard_routes,
-};
+use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
 use gis_auth::token::{
@@ -56,14 +54,6 @@ pub struct Options {
     pub clock: Option<Arc<dyn Clock>>,
     /// Counts usage against daily quotas (in memory when `None`).
     pub usage: Option<Arc<dyn UsageCounter>>,
-}
-
-/// What the account pages read: the usage counter and the clock the layer uses.
-#[derive(Clone)]
-struct AccountPages {
-    usage: Arc<dyn UsageCounter>,
-    clock: Arc<dyn Clock>,
-    store: Arc<InMemoryStore>,
 }
 
 /// The key id of the signing key the server generates when given no token issuer.
@@ -139,11 +129,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
     let usage = options
         .usage
         .unwrap_or_else(|| Arc::new(InMemoryUsageCounter::new()));
-    let pages = AccountPages {
-        usage: usage.clone(),
-        clock: clock.clone(),
-        store: store.clone(),
-    };
+    let admin = AdminApi::new(store.clone(), usage.clone()).clock(clock.clone());
     let auth = AuthLayer::new(store, route_table()?)
         .trusted_proxies(options.trusted_proxies)
         .allow_preflight(true)
@@ -165,19 +151,28 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
             "/items/{item}/metadata",
             get(item_metadata).put(put_item_metadata),
         )
-        .route("/account/profile", get(profile))
-        .route("/account/usage", get(account_usage))
-        .route("/account/quota", get(account_quota))
+        .route_service("/account/{*rest}", admin)
         .route("/health", get(health))
-        .layer(Extension(pages))
         // Inside the auth layer, which lets CORS preflights through without credentials:
         // browser maps on other origins can send `Authorization: Bearer`.
         .layer(
             tower_http::cors::CorsLayer::new()
                 .allow_origin(tower_http::cors::Any)
-                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .allow_methods([
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::IF_MATCH,
+                ])
                 .expose_headers([
+                    header::ETAG,
                     gis_auth::layer::RATELIMIT_LIMIT,
                     gis_auth::layer::RATELIMIT_REMAINING,
                     gis_auth::layer::RATELIMIT_RESET,
@@ -621,24 +616,6 @@ fn capabilities() -> serde_json::Value {
     })
 }
 
-/// `GET /account/profile`: who is calling, as the layer authenticated them.
-async fn profile(principal: Option<Extension<Principal>>) -> Result<Response, ApiError> {
-    let who = caller(principal)?;
-    let authenticated_with = match who.source() {
-        CredentialSource::ApiKey => "api_key",
-        CredentialSource::BearerToken => "bearer_token",
-    };
-    let body = json!({
-        "account_id": who.account_id(),
-        "client_id": who.client_id(),
-        "client_kind": who.kind(),
-        "roles": who.roles(),
-        "api": who.api(),
-        "authenticated_with": authenticated_with,
-    });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
-}
-
 fn caller(principal: Option<Extension<Principal>>) -> Result<Principal, ApiError> {
     principal.map(|Extension(p)| p).ok_or(ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -679,111 +656,6 @@ async fn put_item_metadata(
     Ok(Json(
         json!({"item": item, "metadata": metadata, "stored": true}),
     ))
-}
-
-/// Milli-transactions as transactions.
-fn transactions(milli: u64) -> f64 {
-    milli as f64 / TRANSACTION as f64
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn unavailable() -> ApiError {
-    ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "temporarily_unavailable",
-        description: "usage statistics are temporarily unavailable".to_owned(),
-    }
-}
-
-/// `GET /account/quota`: the caller's account's quota today.
-async fn account_quota(
-    principal: Option<Extension<Principal>>,
-    Extension(pages): Extension<AccountPages>,
-) -> Result<Response, ApiError> {
-    let who = caller(principal)?;
-    let now = pages.clock.now().to_offset(time::UtcOffset::UTC);
-    let used = pages
-        .usage
-        .used(who.account_id(), now.date())
-        .await
-        .map_err(|_| unavailable())?;
-    let limit = pages
-        .store
-        .get_account(who.account_id())
-        .and_then(|a| a.daily_quota);
-    let body = json!({
-        "limit": limit,
-        "used": transactions(used),
-        "remaining": limit.map(|l| QuotaState {
-            limit: l.saturating_mul(TRANSACTION),
-            used,
-            reset: next_utc_midnight(now),
-        }
-        .remaining_transactions()),
-        "reset": rfc3339(next_utc_midnight(now)),
-    });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
-}
-
-/// The longest range `GET /account/usage` reports, in days.
-const MAX_USAGE_DAYS: i64 = 92;
-
-/// `GET /account/usage?from=YYYY-MM-DD&to=YYYY-MM-DD`: per client per day, the caller's
-/// account only; both dates default to today (UTC).
-async fn account_usage(
-    principal: Option<Extension<Principal>>,
-    Extension(pages): Extension<AccountPages>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    let who = caller(principal)?;
-    let today = pages.clock.now().to_offset(time::UtcOffset::UTC).date();
-    let params = Params::parse(query.as_deref());
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = |name: &str| -> Result<time::Date, ApiError> {
-        match params.get(name)? {
-            None => Ok(today),
-            Some(s) => time::Date::parse(s, format)
-                .map_err(|_| ApiError::bad_request(format!("`{name}` is a date as YYYY-MM-DD"))),
-        }
-    };
-    let (from, to) = (date("from")?, date("to")?);
-    if from > to {
-        return Err(ApiError::bad_request("`from` is after `to`"));
-    }
-    if (to - from).whole_days() >= MAX_USAGE_DAYS {
-        return Err(ApiError::bad_request(format!(
-            "a range covers at most {MAX_USAGE_DAYS} days"
-        )));
-    }
-    let rows = pages
-        .usage
-        .usage(who.account_id(), from, to)
-        .await
-        .map_err(|_| unavailable())?;
-    let days: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "date": r.day.format(format).unwrap_or_default(),
-                "client_id": r.client,
-                "requests": r.requests,
-                "transactions": transactions(r.cost),
-                "refusals": r.refusals,
-                "shadowed": r.shadowed,
-            })
-        })
-        .collect();
-    let body = json!({
-        "account_id": who.account_id(),
-        "from": from.format(format).unwrap_or_default(),
-        "to": to.format(format).unwrap_or_default(),
-        "days": days,
-    });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// `GET /health`: public.

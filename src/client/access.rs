@@ -31,6 +31,7 @@ pub const MAX_ITEM_ID_LEN: usize = 256;
 /// What a grant allows on an item: `read` admits `GET` and `HEAD`, `write` the mutating
 /// methods. Neither implies the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// `GET` and `HEAD`.
@@ -206,10 +207,13 @@ impl fmt::Debug for Grants {
 
 /// A request-rate limit: a sustained rate with a burst on top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 pub struct RateLimit {
     /// Requests per second, sustained.
+    #[cfg_attr(feature = "admin", schema(value_type = u32, minimum = 1))]
     pub per_second: NonZeroU32,
     /// How many requests may arrive at once.
+    #[cfg_attr(feature = "admin", schema(value_type = u32, minimum = 1))]
     pub burst: NonZeroU32,
 }
 

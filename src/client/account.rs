@@ -128,6 +128,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ConfigError> {
 
 /// Whether an account or client may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// In use.

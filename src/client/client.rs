@@ -30,6 +30,7 @@ use crate::restrict::{IpRules, OriginRules};
 
 /// The two kinds of client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 pub enum ClientKind {
     /// A server-side client with a client id and secret, exchanged for bearer tokens; full
     /// access up to its roles.

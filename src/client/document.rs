@@ -33,6 +33,7 @@ use crate::error::ConfigError;
 
 /// A grant as JSON: `{"item": "roads", "actions": ["read", "write"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantDocument {
     /// The item or dataset id.
@@ -60,10 +61,13 @@ impl TryFrom<&GrantDocument> for Grant {
 
 /// A client as JSON, in the clients file's field names. Never holds a credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 pub struct ClientDocument {
     /// The id (a NativeConfidential client's `client_id`).
+    #[cfg_attr(feature = "admin", schema(value_type = String))]
     pub id: ClientId,
     /// The owning account.
+    #[cfg_attr(feature = "admin", schema(value_type = String))]
     pub account: AccountId,
     /// The display name.
     pub name: String,
@@ -72,6 +76,7 @@ pub struct ClientDocument {
     /// The roles the client holds: explicit in the admin API's answers; `None` in a clients
     /// file for a client that follows its account's roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     pub roles: Option<RoleSet>,
     /// `active` or `inactive`.
     pub status: Status,

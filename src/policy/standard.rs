@@ -127,7 +127,13 @@ mod tests {
 
     #[test]
     fn elevation_costs_one_transaction_per_started_hundred_points() {
-        for (n, cost) in [(0, 1_000), (1, 1_000), (100, 1_000), (101, 2_000), (10_000, 100_000)] {
+        for (n, cost) in [
+            (0, 1_000),
+            (1, 1_000),
+            (100, 1_000),
+            (101, 2_000),
+            (10_000, 100_000),
+        ] {
             assert_eq!(elevation_points_cost(n), cost, "{n} points");
         }
         let uri: Uri = "/elevation?points=1,1;2,2;;".parse().unwrap();
@@ -137,7 +143,11 @@ mod tests {
     #[test]
     fn the_standard_table_builds() {
         let routes = standard_routes().unwrap();
-        assert!(routes.lookup(&Method::DELETE, "/account/clients/web").is_some());
+        assert!(
+            routes
+                .lookup(&Method::DELETE, "/account/clients/web")
+                .is_some()
+        );
         assert!(routes.lookup(&Method::DELETE, "/account/profile").is_none());
     }
 }

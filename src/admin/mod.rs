@@ -1,0 +1,759 @@
+//! The admin API: account holders manage their own account's clients over HTTP.
+//!
+//! [`AdminApi`] is a Tower service to mount under `/account`, behind an
+//! [`AuthLayer`](crate::AuthLayer) whose route table names its routes
+//! ([`standard_routes`](crate::policy::standard_routes) does). It answers only a
+//! NativeConfidential client calling with a bearer token whose roles include `User`, and
+//! only about that client's own account: another account's clients are `404`, as unknown
+//! ones are.
+//!
+//! | Route | What |
+//! |---|---|
+//! | `GET`, `PATCH /account/profile` | the account (name and contact fields are self-service) |
+//! | `GET /account/clients` | `{"clients": [...]}`, never a credential |
+//! | `POST /account/clients` | a new client; its credential is in the answer, once |
+//! | `GET`, `PATCH`, `DELETE /account/clients/{id}` | one client (`ETag`, `If-Match`) |
+//! | `POST /account/clients/{id}/regenerate` | a new credential, once (`{"grace_seconds": n}`) |
+//! | `GET /account/usage?from=&to=` | per client per day |
+//! | `GET /account/quota` | `{"limit", "used", "remaining", "reset"}` |
+//! | `GET /account/openapi.json` | the OpenAPI 3.1 document of these and the token endpoint |
+//!
+//! Bodies use the clients file's field names. Errors are JSON (`error`,
+//! `error_description`, and `field` for invalid input); a stale `If-Match` is `412` and
+//! changes nothing; a change that would leave the account no client able to manage it is
+//! `409`. Changes apply on the very next request that uses the client, tokens included.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::admin::AdminApi;
+//! use gis_auth::store::InMemoryStore;
+//! use gis_auth::usage::InMemoryUsageCounter;
+//! use gis_auth::{AuthLayer, policy::standard_routes};
+//! use http::{Request, StatusCode};
+//! use tower::{Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(InMemoryStore::new());
+//! let usage = Arc::new(InMemoryUsageCounter::new());
+//! let admin = AdminApi::new(store.clone(), usage.clone());
+//! let app = AuthLayer::new(store, standard_routes()?).usage_counter(usage).layer(admin);
+//!
+//! // The OpenAPI document is public; everything else needs a User's bearer token.
+//! let spec = app.clone().oneshot(Request::get("/account/openapi.json").body(String::new())?).await?;
+//! assert_eq!(spec.status(), StatusCode::OK);
+//! let clients = app.oneshot(Request::get("/account/clients").body(String::new())?).await?;
+//! assert_eq!(clients.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(()) }
+//! ```
+
+mod input;
+mod openapi;
+mod reply;
+mod schema;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, IF_MATCH};
+use http::{HeaderMap, Method, Request, Response};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use serde::Serialize;
+use serde_json::Value;
+use tower_service::Service;
+
+pub use openapi::{ApiDoc, TokenRequest, TokenResponse, openapi_document};
+pub use schema::{
+    ClientList, ClientPatch, ClientView, CreatedClientView, ErrorBody, NewClient, Profile,
+    ProfilePatch, Quota, Regenerate, Usage, UsageDay,
+};
+
+use self::input::Body;
+use self::reply::{AdminError, Reply};
+use crate::client::{ClientDocument, ClientId, ClientKind, PlainCredential, Role, etag};
+use crate::clock::{Clock, SystemClock};
+use crate::policy::{CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight};
+use crate::store::{ManagedStore, Precondition};
+use crate::usage::UsageCounter;
+
+/// The largest request body the admin API reads, in bytes.
+pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest range `GET /account/usage` reports, in days.
+pub const MAX_USAGE_DAYS: i64 = 92;
+
+struct Shared {
+    store: Arc<dyn ManagedStore>,
+    usage: Arc<dyn UsageCounter>,
+    clock: Arc<dyn Clock>,
+    prefix: String,
+}
+
+/// The admin API as a Tower service. Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+#[must_use]
+pub struct AdminApi {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi")
+            .field("prefix", &self.shared.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminApi {
+    /// The admin API over `store`, reading usage from `usage` (the layer's counter), on the
+    /// system clock, under `/account`.
+    pub fn new(store: Arc<dyn ManagedStore>, usage: Arc<dyn UsageCounter>) -> Self {
+        AdminApi {
+            shared: Arc::new(Shared {
+                store,
+                usage,
+                clock: Arc::new(SystemClock),
+                prefix: "/account".to_owned(),
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
+            store: arc.store.clone(),
+            usage: arc.usage.clone(),
+            clock: arc.clock.clone(),
+            prefix: arc.prefix.clone(),
+        });
+        f(&mut shared);
+        AdminApi {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The clock for "today" in usage and quota answers and for expiry in the lock-out
+    /// guard (use the layer's).
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.with(|s| s.clock = clock)
+    }
+
+    /// Where the API is mounted (`/account` by default); requests may arrive with or
+    /// without it.
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into().trim_end_matches('/').to_owned();
+        self.with(|s| s.prefix = prefix)
+    }
+}
+
+impl<B> Service<Request<B>> for AdminApi
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            Ok(match handle(&shared, req).await {
+                Ok(reply) => reply.into_response(),
+                Err(e) => e.into_response(),
+            })
+        })
+    }
+}
+
+/// Which resource a path names.
+enum Resource {
+    Profile,
+    Clients,
+    Client(String),
+    Regenerate(String),
+    Usage,
+    Quota,
+    OpenApi,
+}
+
+impl Resource {
+    fn of(prefix: &str, path: &str) -> Option<Resource> {
+        let rest = path.strip_prefix(prefix).unwrap_or(path);
+        let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        Some(match segments.as_slice() {
+            ["profile"] => Resource::Profile,
+            ["clients"] => Resource::Clients,
+            ["clients", id] if !id.is_empty() => Resource::Client(decode(id)),
+            ["clients", id, "regenerate"] if !id.is_empty() => Resource::Regenerate(decode(id)),
+            ["usage"] => Resource::Usage,
+            ["quota"] => Resource::Quota,
+            ["openapi.json"] => Resource::OpenApi,
+            _ => return None,
+        })
+    }
+
+    fn allow(&self) -> &'static str {
+        match self {
+            Resource::Profile => "GET, PATCH",
+            Resource::Clients => "GET, POST",
+            Resource::Client(_) => "GET, PATCH, DELETE",
+            Resource::Regenerate(_) => "POST",
+            Resource::Usage | Resource::Quota | Resource::OpenApi => "GET",
+        }
+    }
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+async fn handle<B>(shared: &Shared, req: Request<B>) -> Result<Reply, AdminError>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let resource = Resource::of(&shared.prefix, req.uri().path())
+        .ok_or_else(|| AdminError::not_found("no such admin resource"))?;
+    let method = req.method().clone();
+    if let Resource::OpenApi = resource {
+        return match method {
+            Method::GET | Method::HEAD => Ok(Reply::public(openapi_document())),
+            _ => Err(AdminError::method_not_allowed(resource.allow())),
+        };
+    }
+    let who = caller(&req)?;
+    let if_match = req
+        .headers()
+        .get(IF_MATCH)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| AdminError::bad_request("If-Match is a list of ETags"))
+        })
+        .transpose()?;
+    let pre = Precondition {
+        if_match,
+        keep_admin_access: true,
+    };
+    let query = req.uri().query().map(str::to_owned);
+    let (parts, body) = req.into_parts();
+    match (resource, method) {
+        (Resource::Profile, Method::GET) => get_profile(shared, &who).await,
+        (Resource::Profile, Method::PATCH) => {
+            let body = read_json(&parts.headers, body, false).await?;
+            patch_profile(shared, &who, &body).await
+        }
+        (Resource::Clients, Method::GET) => list_clients(shared, &who).await,
+        (Resource::Clients, Method::POST) => {
+            let body = read_json(&parts.headers, body, false).await?;
+            create_client(shared, &who, &body).await
+        }
+        (Resource::Client(id), Method::GET) => get_client(shared, &who, &id).await,
+        (Resource::Client(id), Method::PATCH) => {
+            let body = read_json(&parts.headers, body, false).await?;
+            patch_client(shared, &who, &id, &pre, &body).await
+        }
+        (Resource::Client(id), Method::DELETE) => delete_client(shared, &who, &id, &pre).await,
+        (Resource::Regenerate(id), Method::POST) => {
+            let body = read_json(&parts.headers, body, true).await?;
+            regenerate_client(shared, &who, &id, &pre, &body).await
+        }
+        (Resource::Usage, Method::GET) => get_usage(shared, &who, query.as_deref()).await,
+        (Resource::Quota, Method::GET) => get_quota(shared, &who).await,
+        (resource, _) => Err(AdminError::method_not_allowed(resource.allow())),
+    }
+}
+
+/// The authenticated caller, if it may use the admin API.
+fn caller<B>(req: &Request<B>) -> Result<Principal, AdminError> {
+    let who = req
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(AdminError::not_behind_layer)?;
+    if who.kind() != ClientKind::NativeConfidential || who.source() != CredentialSource::BearerToken
+    {
+        return Err(AdminError::forbidden(
+            "the admin API takes a NativeConfidential client's bearer token, never an API key",
+        ));
+    }
+    if !who.roles().contains(&Role::USER) {
+        return Err(AdminError::forbidden("the admin API needs the User role"));
+    }
+    Ok(who)
+}
+
+async fn read_json<B>(headers: &HeaderMap, body: B, empty_ok: bool) -> Result<Body, AdminError>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        let json = ct.to_str().is_ok_and(|ct| {
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+                || essence.eq_ignore_ascii_case("application/merge-patch+json")
+        });
+        if !json {
+            return Err(AdminError::unsupported_media_type());
+        }
+    }
+    let bytes = match Limited::new(body, MAX_ADMIN_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(AdminError::too_large(MAX_ADMIN_BODY_BYTES));
+        }
+        Err(_) => return Err(AdminError::bad_request("the body could not be read")),
+    };
+    Body::parse(&bytes, empty_ok)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Value {
+    // The admin API's bodies are plain structs of strings, numbers and lists.
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+#[utoipa::path(
+    get, path = "/account/profile", tag = "account",
+    responses(
+        (status = 200, description = "The caller's account", body = Profile),
+        (status = 401, description = "No valid bearer token", body = ErrorBody),
+        (status = 403, description = "Not a User's NativeConfidential client", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
+    let account = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    Ok(Reply::ok(to_json(&Profile::of(&account, who))))
+}
+
+#[utoipa::path(
+    patch, path = "/account/profile", tag = "account",
+    request_body(content = ProfilePatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed account", body = Profile),
+        (status = 400, description = "An invalid or non-self-service field", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
+    let name = body.profile_name()?;
+    let mut contact = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .ok_or_else(|| AdminError::not_found("no such account"))?
+        .contact
+        .clone();
+    body.apply_contact(&mut contact)?;
+    contact.validate()?;
+    let account = shared
+        .store
+        .update_account(
+            who.account_id(),
+            Box::new(move |account| {
+                if let Some(name) = name {
+                    account.name = name;
+                }
+                account.contact = contact;
+                Ok(())
+            }),
+        )
+        .await?;
+    Ok(Reply::ok(to_json(&Profile::of(&account, who))))
+}
+
+/// The client `id` of the caller's account (another account's is unknown).
+async fn own_client(
+    shared: &Shared,
+    who: &Principal,
+    id: &str,
+) -> Result<
+    (
+        ClientId,
+        Arc<crate::client::Client>,
+        Arc<crate::client::Account>,
+    ),
+    AdminError,
+> {
+    let not_found = || AdminError::not_found("no such client in this account");
+    let id = ClientId::new(id).map_err(|_| not_found())?;
+    let found = shared.store.resolve_id(&id).await?.ok_or_else(not_found)?;
+    if found.client.account_id() != who.account_id() {
+        return Err(not_found());
+    }
+    Ok((id, found.client, found.account))
+}
+
+#[utoipa::path(
+    get, path = "/account/clients", tag = "clients",
+    responses((status = 200, description = "The account's clients, without credentials", body = ClientList)),
+    security(("bearer" = []))
+)]
+async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
+    let account = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    let clients = shared.store.list_clients(who.account_id()).await?;
+    let list = ClientList {
+        clients: clients
+            .iter()
+            .map(|c| ClientView::of(c, &account))
+            .collect(),
+    };
+    Ok(Reply::ok(to_json(&list)))
+}
+
+#[utoipa::path(
+    post, path = "/account/clients", tag = "clients",
+    request_body(content = NewClient, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new client, with its credential shown this once", body = CreatedClientView,
+            headers(("ETag" = String, description = "The client's ETag"), ("Location" = String, description = "The client's URL"))),
+        (status = 400, description = "Invalid input, naming the field", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
+    let spec = body.new_client()?;
+    let created = shared.store.create_client(who.account_id(), spec).await?;
+    let account = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    let view = CreatedClientView::of(&created.client, &account, &created.credential);
+    let location = format!("{}/clients/{}", shared.prefix, created.client.id());
+    Ok(Reply::created(to_json(&view), location).with_etag(view.view.etag.clone()))
+}
+
+#[utoipa::path(
+    get, path = "/account/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "The client's id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView,
+            headers(("ETag" = String, description = "The client's ETag"))),
+        (status = 404, description = "No such client in this account", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_client(shared: &Shared, who: &Principal, id: &str) -> Result<Reply, AdminError> {
+    let (_, client, account) = own_client(shared, who, id).await?;
+    let view = ClientView::of(&client, &account);
+    let tag = view.etag.clone();
+    Ok(Reply::ok(to_json(&view)).with_etag(tag))
+}
+
+#[utoipa::path(
+    patch, path = "/account/clients/{id}", tag = "clients",
+    params(
+        ("id" = String, Path, description = "The client's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
+    ),
+    request_body(content = ClientPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed client", body = ClientView,
+            headers(("ETag" = String, description = "The client's new ETag"))),
+        (status = 400, description = "Invalid input, naming the field", body = ErrorBody),
+        (status = 404, description = "No such client in this account", body = ErrorBody),
+        (status = 409, description = "The change would lock the account out", body = ErrorBody),
+        (status = 412, description = "If-Match does not match: nothing changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_client(
+    shared: &Shared,
+    who: &Principal,
+    id: &str,
+    pre: &Precondition,
+    body: &Body,
+) -> Result<Reply, AdminError> {
+    let (id, client, account) = own_client(shared, who, id).await?;
+    if body.has("etag") {
+        return Err(AdminError::invalid(
+            "etag",
+            "send the ETag as the If-Match header, not in the body",
+        ));
+    }
+    let read_only = ["id", "account", "kind"];
+    let known: Vec<&str> = input::PATCH_FIELDS
+        .iter()
+        .chain(&read_only)
+        .copied()
+        .collect();
+    body.only(&known)?;
+    let current = to_json(&ClientDocument::of(&client, &account));
+    for field in read_only {
+        body.unchanged(field, &current[field])?;
+    }
+    let mut spec = client.to_spec();
+    body.apply_to(&mut spec)?;
+    let changed = shared
+        .store
+        .update_client(
+            &id,
+            pre,
+            Box::new(move |s| {
+                *s = spec;
+                Ok(())
+            }),
+        )
+        .await?;
+    let account = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .unwrap_or(account);
+    let view = ClientView::of(&changed, &account);
+    let tag = view.etag.clone();
+    Ok(Reply::ok(to_json(&view)).with_etag(tag))
+}
+
+#[utoipa::path(
+    delete, path = "/account/clients/{id}", tag = "clients",
+    params(
+        ("id" = String, Path, description = "The client's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on"),
+    ),
+    responses(
+        (status = 204, description = "Deleted: its credentials and tokens stop at once"),
+        (status = 404, description = "No such client in this account", body = ErrorBody),
+        (status = 409, description = "The deletion would lock the account out", body = ErrorBody),
+        (status = 412, description = "If-Match does not match: nothing changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_client(
+    shared: &Shared,
+    who: &Principal,
+    id: &str,
+    pre: &Precondition,
+) -> Result<Reply, AdminError> {
+    let (id, _, _) = own_client(shared, who, id).await?;
+    shared.store.delete_client(&id, pre).await?;
+    Ok(Reply::no_content())
+}
+
+#[utoipa::path(
+    post, path = "/account/clients/{id}/regenerate", tag = "clients",
+    params(
+        ("id" = String, Path, description = "The client's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
+    ),
+    request_body(content = Option<Regenerate>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The client with its new credential, shown this once", body = CreatedClientView),
+        (status = 404, description = "No such client in this account", body = ErrorBody),
+        (status = 412, description = "If-Match does not match: nothing changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn regenerate_client(
+    shared: &Shared,
+    who: &Principal,
+    id: &str,
+    pre: &Precondition,
+    body: &Body,
+) -> Result<Reply, AdminError> {
+    let grace = body.grace()?;
+    let (id, _, account) = own_client(shared, who, id).await?;
+    let (client, credential) = shared.store.regenerate_client(&id, pre, grace).await?;
+    let view = CreatedClientView::of(&client, &account, &credential);
+    let tag = view.view.etag.clone();
+    Ok(Reply::ok(to_json(&view)).with_etag(tag))
+}
+
+#[utoipa::path(
+    get, path = "/account/usage", tag = "account",
+    params(
+        ("from" = Option<String>, Query, description = "First day, YYYY-MM-DD (UTC; today by default)"),
+        ("to" = Option<String>, Query, description = "Last day, YYYY-MM-DD (UTC; today by default)"),
+    ),
+    responses(
+        (status = 200, description = "Requests, transactions and refusals per client per day", body = Usage),
+        (status = 400, description = "A bad date or range", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_usage(
+    shared: &Shared,
+    who: &Principal,
+    query: Option<&str>,
+) -> Result<Reply, AdminError> {
+    let today = shared.clock.now().to_offset(time::UtcOffset::UTC).date();
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if let Some((k, _)) = params.iter().find(|(k, _)| k != "from" && k != "to") {
+        return Err(AdminError::invalid(
+            k,
+            format!("`{k}` is not a parameter here"),
+        ));
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = |name: &str| -> Result<time::Date, AdminError> {
+        let mut values = params.iter().filter(|(k, _)| k == name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(AdminError::invalid(
+                name,
+                format!("`{name}` is given twice"),
+            ));
+        }
+        match first {
+            None => Ok(today),
+            Some((_, s)) => time::Date::parse(s, format).map_err(|_| {
+                AdminError::invalid(name, format!("`{name}` is a date as YYYY-MM-DD"))
+            }),
+        }
+    };
+    let (from, to) = (date("from")?, date("to")?);
+    if from > to {
+        return Err(AdminError::invalid("from", "`from` is after `to`"));
+    }
+    if (to - from).whole_days() >= MAX_USAGE_DAYS {
+        return Err(AdminError::invalid(
+            "to",
+            format!("a range covers at most {MAX_USAGE_DAYS} days"),
+        ));
+    }
+    let rows = shared
+        .usage
+        .usage(who.account_id(), from, to)
+        .await
+        .map_err(AdminError::from)?;
+    let day = |d: time::Date| d.format(format).unwrap_or_default();
+    let usage = Usage {
+        account_id: who.account_id().to_string(),
+        from: day(from),
+        to: day(to),
+        days: rows
+            .iter()
+            .map(|r| UsageDay {
+                date: day(r.day),
+                client_id: r.client.to_string(),
+                requests: r.requests,
+                transactions: transactions(r.cost),
+                refusals: r.refusals.clone(),
+                shadowed: r.shadowed.clone(),
+            })
+            .collect(),
+    };
+    Ok(Reply::ok(to_json(&usage)))
+}
+
+/// Milli-transactions as transactions.
+fn transactions(milli: u64) -> f64 {
+    milli as f64 / TRANSACTION as f64
+}
+
+#[utoipa::path(
+    get, path = "/account/quota", tag = "account",
+    responses((status = 200, description = "Today's quota (UTC)", body = Quota)),
+    security(("bearer" = []))
+)]
+async fn get_quota(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
+    let now = shared.clock.now().to_offset(time::UtcOffset::UTC);
+    let used = shared.usage.used(who.account_id(), now.date()).await?;
+    let limit = shared
+        .store
+        .account(who.account_id())
+        .await?
+        .and_then(|a| a.daily_quota);
+    let reset = next_utc_midnight(now);
+    let quota = Quota {
+        limit,
+        used: transactions(used),
+        remaining: limit.map(|l| {
+            QuotaState {
+                limit: l.saturating_mul(TRANSACTION),
+                used,
+                reset,
+            }
+            .remaining_transactions()
+        }),
+        reset: reset
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    };
+    Ok(Reply::ok(to_json(&quota)))
+}
+
+impl ClientView {
+    /// The client as the admin API shows it.
+    pub fn of(client: &crate::client::Client, account: &crate::client::Account) -> ClientView {
+        ClientView {
+            client: ClientDocument::of(client, account),
+            etag: etag(client, account),
+        }
+    }
+}
+
+impl CreatedClientView {
+    /// The client with its credential, shown once.
+    pub fn of(
+        client: &crate::client::Client,
+        account: &crate::client::Account,
+        credential: &PlainCredential,
+    ) -> CreatedClientView {
+        let secret = credential.expose().to_owned();
+        let (api_key, client_id, client_secret) = match client.kind() {
+            ClientKind::JavaScript => (Some(secret), None, None),
+            ClientKind::NativeConfidential => (None, Some(client.id().to_string()), Some(secret)),
+        };
+        CreatedClientView {
+            view: ClientView::of(client, account),
+            api_key,
+            client_id,
+            client_secret,
+        }
+    }
+}
+
+impl Profile {
+    fn of(account: &crate::client::Account, who: &Principal) -> Profile {
+        Profile {
+            account_id: account.id.to_string(),
+            name: account.name.clone(),
+            roles: account
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            status: account.status,
+            daily_quota: account.daily_quota,
+            contact_name: account.contact.contact_name.clone(),
+            contact_email: account.contact.contact_email.clone(),
+            contact_phone: account.contact.contact_phone.clone(),
+            client_id: who.client_id().to_string(),
+            client_kind: who.kind(),
+            authenticated_with: match who.source() {
+                CredentialSource::ApiKey => "api_key",
+                CredentialSource::BearerToken => "bearer_token",
+            }
+            .to_owned(),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! What the admin API answers: JSON bodies with their headers, and its errors.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, LOCATION, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use crate::error::ConfigError;
+use crate::store::ManageError;
+
+/// A successful answer.
+pub(crate) struct Reply {
+    status: StatusCode,
+    body: Option<Value>,
+    etag: Option<String>,
+    location: Option<String>,
+    cache: &'static str,
+}
+
+impl Reply {
+    pub(crate) fn ok(body: Value) -> Self {
+        Reply {
+            status: StatusCode::OK,
+            body: Some(body),
+            etag: None,
+            location: None,
+            cache: "no-store",
+        }
+    }
+
+    pub(crate) fn created(body: Value, location: String) -> Self {
+        Reply {
+            status: StatusCode::CREATED,
+            location: Some(location),
+            ..Reply::ok(body)
+        }
+    }
+
+    pub(crate) fn no_content() -> Self {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+            ..Reply::ok(Value::Null)
+        }
+    }
+
+    /// A public document that caches may keep for a while.
+    pub(crate) fn public(body: Value) -> Self {
+        Reply {
+            cache: "public, max-age=3600",
+            ..Reply::ok(body)
+        }
+    }
+
+    pub(crate) fn with_etag(mut self, etag: String) -> Self {
+        self.etag = Some(etag);
+        self
+    }
+
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
+        let body = self
+            .body
+            .map(|b| Bytes::from(b.to_string()))
+            .unwrap_or_default();
+        let has_body = !body.is_empty();
+        let mut res = Response::new(Full::new(body));
+        *res.status_mut() = self.status;
+        let h = res.headers_mut();
+        if has_body {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        h.insert(CACHE_CONTROL, HeaderValue::from_static(self.cache));
+        if let Some(tag) = self.etag.and_then(|t| HeaderValue::try_from(t).ok()) {
+            h.insert(ETAG, tag);
+        }
+        if let Some(loc) = self.location.and_then(|l| HeaderValue::try_from(l).ok()) {
+            h.insert(LOCATION, loc);
+        }
+        res
+    }
+}
+
+/// A refused admin request: status, error code, a description, and the field at fault.
+#[derive(Debug)]
+pub(crate) struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    field: Option<String>,
+    etag: Option<String>,
+    allow: Option<&'static str>,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        AdminError {
+            status,
+            code,
+            description: description.into(),
+            field: None,
+            etag: None,
+            allow: None,
+        }
+    }
+
+    /// 400 `invalid_request`, naming the field.
+    pub(crate) fn invalid(field: &str, description: impl Into<String>) -> Self {
+        AdminError {
+            field: Some(field.to_owned()),
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                description.into(),
+            )
+        }
+    }
+
+    /// 400 `invalid_request` about the request as a whole.
+    pub(crate) fn bad_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub(crate) fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+    }
+
+    pub(crate) fn forbidden(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "insufficient_scope", description)
+    }
+
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        AdminError {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this resource accepts {allow}"),
+            )
+        }
+    }
+
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the body is at most {limit} bytes"),
+        )
+    }
+
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "the body is JSON: send `Content-Type: application/json`",
+        )
+    }
+
+    pub(crate) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the store is temporarily unavailable; try again",
+        )
+    }
+
+    pub(crate) fn not_behind_layer() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the admin API is not behind the authentication layer",
+        )
+    }
+
+    pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
+        let mut body = json!({"error": self.code, "error_description": self.description});
+        if let Some(field) = &self.field {
+            body["field"] = Value::from(field.as_str());
+        }
+        let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+        *res.status_mut() = self.status;
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(tag) = self.etag.and_then(|t| HeaderValue::try_from(t).ok()) {
+            h.insert(ETAG, tag);
+        }
+        if let Some(allow) = self.allow {
+            h.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        res
+    }
+}
+
+/// The field a configuration error is about, in the clients file's names.
+pub(crate) fn field_of(e: &ConfigError) -> &'static str {
+    match e {
+        ConfigError::InvalidOrigin { .. } | ConfigError::OriginsOnConfidentialClient { .. } => {
+            "allowed_origins"
+        }
+        ConfigError::InvalidIpRule { .. } => "allowed_ips",
+        ConfigError::InvalidRole { .. } | ConfigError::RoleNotHeld { .. } => "roles",
+        ConfigError::InvalidCredential { field, .. } => field,
+        ConfigError::InvalidField { field, .. } => match *field {
+            "client id" | "account id" => "id",
+            other => other,
+        },
+        ConfigError::DuplicateId { .. } => "id",
+        _ => "body",
+    }
+}
+
+impl From<ConfigError> for AdminError {
+    fn from(e: ConfigError) -> Self {
+        match &e {
+            ConfigError::UnknownClient(_) => AdminError::not_found("no such client"),
+            ConfigError::UnknownAccount(_) => AdminError::not_found("no such account"),
+            ConfigError::DuplicateId { .. } => AdminError {
+                field: Some("id".to_owned()),
+                ..AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            },
+            ConfigError::RandomSource => {
+                tracing::warn!(error = %e, "admin API could not generate a credential");
+                AdminError::unavailable()
+            }
+            _ => AdminError::invalid(field_of(&e), e.to_string()),
+        }
+    }
+}
+
+impl From<ManageError> for AdminError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::Invalid(e) => e.into(),
+            ManageError::Stale { current } => AdminError {
+                etag: Some(current),
+                ..AdminError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition_failed",
+                    "the client changed since you read it (If-Match does not match its ETag); \
+                     read it again and reapply your change",
+                )
+            },
+            ManageError::LockOut(why) => AdminError::new(StatusCode::CONFLICT, "conflict", why),
+            ManageError::Store(e) => {
+                tracing::warn!(error = %e, "admin API: the store failed");
+                AdminError::unavailable()
+            }
+        }
+    }
+}
+
+impl From<crate::error::StoreError> for AdminError {
+    fn from(e: crate::error::StoreError) -> Self {
+        tracing::warn!(error = %e, "admin API: the store failed");
+        AdminError::unavailable()
+    }
+}
