@@ -4,6 +4,8 @@
 //! upstream that refuses or is down is a 502 naming no secret. Time is a shared manual
 //! clock, never slept on.
 
+#![cfg(feature = "admin")]
+
 #[path = "../examples/gis_server/app.rs"]
 #[allow(dead_code)]
 mod app;

@@ -3,6 +3,8 @@
 //! tokens, brute force, revocation, secret and signing-key rotation, and the verified-token
 //! cache. Time is a `ManualClock` shared by the store, the issuer and the layer.
 
+#![cfg(feature = "admin")]
+
 #[path = "../examples/gis_server/app.rs"]
 #[allow(dead_code)]
 mod app;
