@@ -1,0 +1,322 @@
+//! `gis-auth client create|list|show|update|regenerate|deactivate|activate|delete`.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+use gis_auth::client::{AccountId, Client, ClientId, ClientKind, ClientSpec, Status};
+use gis_auth::store::{ManagedStore, Precondition, Resolved};
+use serde_json::{Value, json};
+
+use crate::account::created_fields;
+use crate::output::{
+    Failure, Output, Table, client_fields, client_json, created_json, credential_fields, kind_text,
+    note, roles_text, status_text, time_text,
+};
+use crate::settings::{self, ClientFlags};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Create a client with a fresh credential, printed once.
+    Create(CreateArgs),
+    /// List the clients of one account, or of every account.
+    List(ListArgs),
+    /// Show a client's settings and its ETag (never its credential).
+    Show(IdArg),
+    /// Change a client's settings (id and kind cannot change).
+    Update(UpdateArgs),
+    /// Replace a client's credential; the new one is printed once.
+    Regenerate(RegenerateArgs),
+    /// Deactivate a client: its credential and tokens are refused from the next request.
+    Deactivate(ChangeArgs),
+    /// Activate a client.
+    Activate(ChangeArgs),
+    /// Delete a client: its credential and tokens stop at once.
+    Delete(ChangeArgs),
+}
+
+/// The two kinds of client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// A browser client with a public API key (plugin APIs only).
+    #[value(name = "javascript", alias = "JavaScript")]
+    JavaScript,
+    /// A server-side client with a client id and secret, exchanged for bearer tokens.
+    #[value(
+        name = "native",
+        alias = "NativeConfidential",
+        alias = "native-confidential"
+    )]
+    Native,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The client's id.
+    id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(mut_arg("name", |a| a.required(true)))]
+pub struct CreateArgs {
+    /// The account the client belongs to.
+    #[arg(long)]
+    account: String,
+
+    /// `javascript` (an API key) or `native` (a client id and secret).
+    #[arg(long, value_enum)]
+    kind: KindArg,
+
+    /// The client's id (generated when absent).
+    #[arg(long)]
+    id: Option<String>,
+
+    #[command(flatten)]
+    settings: ClientFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this account's clients.
+    #[arg(long)]
+    account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The client's id.
+    id: String,
+
+    /// Apply only if the client's ETag is still this (as `client show` printed it).
+    #[arg(long, value_name = "ETAG")]
+    if_match: Option<String>,
+
+    #[command(flatten)]
+    settings: ClientFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct RegenerateArgs {
+    /// The client's id.
+    id: String,
+
+    /// Keep the current credential working this long too (`3600`, `30m`, `1h`, `2d`).
+    #[arg(long, value_name = "DURATION")]
+    grace: Option<String>,
+
+    /// Apply only if the client's ETag is still this.
+    #[arg(long, value_name = "ETAG")]
+    if_match: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// The client's id.
+    id: String,
+
+    /// Apply only if the client's ETag is still this.
+    #[arg(long, value_name = "ETAG")]
+    if_match: Option<String>,
+}
+
+pub async fn run(
+    command: ClientCommand,
+    store: &Arc<dyn ManagedStore>,
+    out: &Output,
+) -> Result<(), Failure> {
+    let out = *out;
+    match command {
+        ClientCommand::Create(args) => create(args, store, out).await,
+        ClientCommand::List(args) => list(args, store, out).await,
+        ClientCommand::Show(IdArg { id }) => {
+            let found = find(store, &id).await?;
+            print_client(&found.client, &found, out)
+        }
+        ClientCommand::Update(args) => {
+            let edits = args.settings.edits()?;
+            if edits.is_empty() {
+                crate::usage_error("nothing to change: give at least one setting to change");
+            }
+            change(&args.id, args.if_match, store, out, move |spec| {
+                edits.apply(spec)
+            })
+            .await
+        }
+        ClientCommand::Regenerate(args) => regenerate(args, store, out).await,
+        ClientCommand::Deactivate(args) => {
+            change(&args.id, args.if_match, store, out, |spec| {
+                spec.status = Status::Inactive;
+            })
+            .await
+        }
+        ClientCommand::Activate(args) => {
+            change(&args.id, args.if_match, store, out, |spec| {
+                spec.status = Status::Active;
+            })
+            .await
+        }
+        ClientCommand::Delete(args) => delete(args, store, out).await,
+    }
+}
+
+fn precondition(if_match: Option<String>) -> Precondition {
+    // Operators are not locked out of anything: the lock-out guard is for the admin API,
+    // where a client manages its own account.
+    Precondition {
+        if_match,
+        keep_admin_access: false,
+    }
+}
+
+/// The client with this id and its account, or a failure naming it.
+async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Resolved, Failure> {
+    let id = ClientId::new(id)?;
+    store
+        .resolve_id(&id)
+        .await?
+        .ok_or_else(|| gis_auth::ConfigError::UnknownClient(id.to_string()).into())
+}
+
+async fn create(
+    args: CreateArgs,
+    store: &Arc<dyn ManagedStore>,
+    out: Output,
+) -> Result<(), Failure> {
+    let account = AccountId::new(&args.account)?;
+    let kind = match args.kind {
+        KindArg::JavaScript => ClientKind::JavaScript,
+        KindArg::Native => ClientKind::NativeConfidential,
+    };
+    let edits = args.settings.edits()?;
+    let mut spec = ClientSpec::new(kind, "");
+    if let Some(id) = &args.id {
+        spec = spec.id(ClientId::new(id)?);
+    }
+    edits.apply(&mut spec);
+    let created = store.create_client(&account, spec).await?;
+    let account = find_account(store, &account).await?;
+    if out.is_json() {
+        out.json(&created_json(
+            &created.client,
+            &account,
+            &created.credential,
+        ))?;
+    } else {
+        out.fields(&created_fields(&created))?;
+    }
+    note("the credential above is shown this once: keep it now");
+    Ok(())
+}
+
+async fn find_account(
+    store: &Arc<dyn ManagedStore>,
+    id: &AccountId,
+) -> Result<Arc<gis_auth::client::Account>, Failure> {
+    crate::account::find(store, id.as_str()).await
+}
+
+async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {
+    let accounts = match &args.account {
+        Some(id) => vec![crate::account::find(store, id).await?],
+        None => store.list_accounts().await?,
+    };
+    let mut rows = Vec::new();
+    for account in &accounts {
+        for client in store.list_clients(&account.id).await? {
+            rows.push((client, account.clone()));
+        }
+    }
+    if out.is_json() {
+        let clients: Vec<Value> = rows.iter().map(|(c, a)| client_json(c, a)).collect();
+        return out.json(&json!({ "clients": clients }));
+    }
+    let mut table = Table::new([
+        "ID", "ACCOUNT", "KIND", "NAME", "STATUS", "ROLES", "EXPIRES",
+    ]);
+    for (c, a) in &rows {
+        table.row(vec![
+            c.id().to_string(),
+            a.id.to_string(),
+            kind_text(c.kind()).to_owned(),
+            c.name().to_owned(),
+            status_text(c.status()),
+            roles_text(&c.effective_roles(a)),
+            time_text(c.expires_at()),
+        ]);
+    }
+    out.table(&table, "no clients")
+}
+
+fn print_client(client: &Client, found: &Resolved, out: Output) -> Result<(), Failure> {
+    if out.is_json() {
+        out.json(&client_json(client, &found.account))
+    } else {
+        out.fields(&client_fields(client, &found.account))
+    }
+}
+
+async fn change(
+    id: &str,
+    if_match: Option<String>,
+    store: &Arc<dyn ManagedStore>,
+    out: Output,
+    edit: impl FnOnce(&mut ClientSpec) + Send + 'static,
+) -> Result<(), Failure> {
+    let id = ClientId::new(id)?;
+    let client = store
+        .update_client(
+            &id,
+            &precondition(if_match),
+            Box::new(move |spec| {
+                edit(spec);
+                Ok(())
+            }),
+        )
+        .await?;
+    let found = find(store, id.as_str()).await?;
+    print_client(&client, &found, out)
+}
+
+async fn regenerate(
+    args: RegenerateArgs,
+    store: &Arc<dyn ManagedStore>,
+    out: Output,
+) -> Result<(), Failure> {
+    let id = ClientId::new(&args.id)?;
+    let grace = args.grace.as_deref().map(settings::grace).transpose()?;
+    let (client, credential) = store
+        .regenerate_client(&id, &precondition(args.if_match), grace)
+        .await?;
+    let account = find_account(store, client.account_id()).await?;
+    if out.is_json() {
+        out.json(&created_json(&client, &account, &credential))?;
+    } else {
+        let mut fields = vec![("client", client.id().to_string())];
+        fields.extend(credential_fields(&client, &credential));
+        if let Some((_, until)) = client.credentials().previous() {
+            fields.push(("previous_expires_at", time_text(Some(*until))));
+        }
+        out.fields(&fields)?;
+    }
+    note("the new credential above is shown this once: keep it now");
+    Ok(())
+}
+
+async fn delete(
+    args: ChangeArgs,
+    store: &Arc<dyn ManagedStore>,
+    out: Output,
+) -> Result<(), Failure> {
+    let found = find(store, &args.id).await?;
+    let client = store
+        .delete_client(found.client.id(), &precondition(args.if_match))
+        .await?;
+    if out.is_json() {
+        out.json(&json!({ "deleted": client_json(&client, &found.account) }))
+    } else {
+        out.line(&format!(
+            "deleted client `{}` of account `{}`",
+            client.id(),
+            client.account_id()
+        ))
+    }
+}

@@ -1,0 +1,446 @@
+//! Client and account settings given as flags, checked before anything is changed: a bad
+//! value is a `ConfigError` naming the field in the clients file's terms.
+
+use clap::{Args, ValueEnum};
+use gis_auth::ConfigError;
+use gis_auth::client::{Action, ClientSpec, Contact, Grant, RateLimit, RoleSet, ShadowSet, Status};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `active` or `inactive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Inactive,
+}
+
+impl From<StatusArg> for Status {
+    fn from(s: StatusArg) -> Status {
+        match s {
+            StatusArg::Active => Status::Active,
+            StatusArg::Inactive => Status::Inactive,
+        }
+    }
+}
+
+/// A client's settings, as flags. Lists are comma-separated; an empty value (`''`) gives
+/// an empty list.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientFlags {
+    /// The display name.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The roles it holds (a subset of its account's); absent at creation means all of
+    /// them.
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,…")]
+    pub roles: Option<Vec<String>>,
+
+    /// Hold all of the account's roles, following them as they change.
+    #[arg(long, conflicts_with = "roles")]
+    pub all_roles: bool,
+
+    /// `active` or `inactive`.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+
+    /// Origins a JavaScript client's requests may come from (`https://*.example.com`,
+    /// `http://localhost:*`).
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN,…")]
+    pub allowed_origins: Option<Vec<String>>,
+
+    /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "true|false")]
+    pub allow_missing_origin: Option<String>,
+
+    /// IP rules (`203.0.113.9`, `203.0.113.*`, `2001:db8::/32`).
+    #[arg(long, value_delimiter = ',', value_name = "RULE,…")]
+    pub allowed_ips: Option<Vec<String>>,
+
+    /// When the client stops working (RFC 3339, e.g. `2027-12-31T23:59:59Z`).
+    #[arg(long, value_name = "TIME")]
+    pub expires_at: Option<String>,
+
+    /// Remove the expiry date.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub clear_expiry: bool,
+
+    /// Limit the client to these APIs (route-table names); `''` reaches no API.
+    #[arg(long, value_delimiter = ',', value_name = "API,…")]
+    pub privileges: Option<Vec<String>>,
+
+    /// Remove the API limit: the client reaches whatever its roles allow.
+    #[arg(long, conflicts_with = "privileges")]
+    pub clear_privileges: bool,
+
+    /// A grant on an item or dataset (repeat for more; replaces the client's grants).
+    #[arg(long = "grant", value_name = "ITEM=read[+write]")]
+    pub grants: Vec<String>,
+
+    /// Remove every grant.
+    #[arg(long, conflicts_with = "grants")]
+    pub clear_grants: bool,
+
+    /// A request-rate limit: requests per second, and optionally the burst.
+    #[arg(long, value_name = "PER_SECOND[/BURST]")]
+    pub rate_limit: Option<String>,
+
+    /// Remove the rate limit.
+    #[arg(long, conflicts_with = "rate_limit")]
+    pub clear_rate_limit: bool,
+
+    /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`, `quota`).
+    #[arg(long, value_delimiter = ',', value_name = "RESTRICTION,…")]
+    pub shadow: Option<Vec<String>>,
+}
+
+/// The roles to give: `Some(None)` is all of the account's.
+type RolesEdit = Option<Option<RoleSet>>;
+
+/// Client settings checked and ready to apply to a [`ClientSpec`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientEdits {
+    name: Option<String>,
+    roles: RolesEdit,
+    status: Option<Status>,
+    allowed_origins: Option<Vec<String>>,
+    allow_missing_origin: Option<bool>,
+    allowed_ips: Option<Vec<String>>,
+    expires_at: Option<Option<OffsetDateTime>>,
+    privileges: Option<Option<Vec<String>>>,
+    grants: Option<Vec<Grant>>,
+    rate_limit: Option<Option<RateLimit>>,
+    shadow: Option<ShadowSet>,
+}
+
+impl ClientFlags {
+    /// Checks every value that can be checked without the store.
+    pub fn edits(&self) -> Result<ClientEdits, ConfigError> {
+        Ok(ClientEdits {
+            name: self.name.clone(),
+            roles: if self.all_roles {
+                Some(None)
+            } else {
+                self.roles
+                    .as_ref()
+                    .map(|r| roles(r).map(Some))
+                    .transpose()?
+            },
+            status: self.status.map(Status::from),
+            allowed_origins: self.allowed_origins.as_deref().map(non_empty),
+            allow_missing_origin: self
+                .allow_missing_origin
+                .as_deref()
+                .map(|v| boolean("allow_missing_origin", v))
+                .transpose()?,
+            allowed_ips: self.allowed_ips.as_deref().map(non_empty),
+            expires_at: if self.clear_expiry {
+                Some(None)
+            } else {
+                self.expires_at
+                    .as_deref()
+                    .map(|t| rfc3339("expires_at", t).map(Some))
+                    .transpose()?
+            },
+            privileges: if self.clear_privileges {
+                Some(None)
+            } else {
+                self.privileges.as_deref().map(|p| Some(non_empty(p)))
+            },
+            grants: if self.clear_grants {
+                Some(Vec::new())
+            } else if self.grants.is_empty() {
+                None
+            } else {
+                Some(
+                    self.grants
+                        .iter()
+                        .map(|g| grant(g))
+                        .collect::<Result<_, _>>()?,
+                )
+            },
+            rate_limit: if self.clear_rate_limit {
+                Some(None)
+            } else {
+                self.rate_limit
+                    .as_deref()
+                    .map(|r| rate_limit(r).map(Some))
+                    .transpose()?
+            },
+            shadow: self
+                .shadow
+                .as_deref()
+                .map(|s| ShadowSet::parse(non_empty(s)))
+                .transpose()?,
+        })
+    }
+}
+
+impl ClientEdits {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.roles.is_none()
+            && self.status.is_none()
+            && self.allowed_origins.is_none()
+            && self.allow_missing_origin.is_none()
+            && self.allowed_ips.is_none()
+            && self.expires_at.is_none()
+            && self.privileges.is_none()
+            && self.grants.is_none()
+            && self.rate_limit.is_none()
+            && self.shadow.is_none()
+    }
+
+    /// Applies the edits; the store validates the result as a whole.
+    pub fn apply(self, spec: &mut ClientSpec) {
+        if let Some(v) = self.name {
+            spec.name = v;
+        }
+        if let Some(v) = self.roles {
+            spec.roles = v;
+        }
+        if let Some(v) = self.status {
+            spec.status = v;
+        }
+        if let Some(v) = self.allowed_origins {
+            spec.allowed_origins = v;
+        }
+        if let Some(v) = self.allow_missing_origin {
+            spec.allow_missing_origin = v;
+        }
+        if let Some(v) = self.allowed_ips {
+            spec.allowed_ips = v;
+        }
+        if let Some(v) = self.expires_at {
+            spec.expires_at = v;
+        }
+        if let Some(v) = self.privileges {
+            spec.privileges = v;
+        }
+        if let Some(v) = self.grants {
+            spec.grants = v;
+        }
+        if let Some(v) = self.rate_limit {
+            spec.rate_limit = v;
+        }
+        if let Some(v) = self.shadow {
+            spec.shadow = v;
+        }
+    }
+}
+
+/// An account's contact fields, as flags; `''` clears one.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContactFlags {
+    /// A contact person.
+    #[arg(long)]
+    pub contact_name: Option<String>,
+    /// A contact e-mail address.
+    #[arg(long)]
+    pub contact_email: Option<String>,
+    /// A contact telephone number.
+    #[arg(long)]
+    pub contact_phone: Option<String>,
+}
+
+impl ContactFlags {
+    /// Applies the flags given to `contact` and checks the result.
+    pub fn apply(&self, contact: &mut Contact) -> Result<(), ConfigError> {
+        for (flag, field) in [
+            (&self.contact_name, &mut contact.contact_name),
+            (&self.contact_email, &mut contact.contact_email),
+            (&self.contact_phone, &mut contact.contact_phone),
+        ] {
+            if let Some(v) = flag {
+                *field = (!v.is_empty()).then(|| v.clone());
+            }
+        }
+        contact.validate()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.contact_name.is_none() && self.contact_email.is_none() && self.contact_phone.is_none()
+    }
+}
+
+/// Items with empty ones (from `''` or a trailing comma) left out.
+fn non_empty(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn roles(names: &[String]) -> Result<RoleSet, ConfigError> {
+    RoleSet::parse(non_empty(names))
+}
+
+pub fn rfc3339(field: &'static str, text: &str) -> Result<OffsetDateTime, ConfigError> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| ConfigError::InvalidField {
+        field,
+        value: text.to_owned(),
+        reason: "it is an RFC 3339 time such as 2027-12-31T23:59:59Z",
+    })
+}
+
+fn boolean(field: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::InvalidField {
+            field,
+            value: text.to_owned(),
+            reason: "it is `true` or `false`",
+        }),
+    }
+}
+
+/// `ITEM=read+write` (or `read,write`).
+fn grant(text: &str) -> Result<Grant, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidField {
+        field: "grants",
+        value: text.to_owned(),
+        reason,
+    };
+    let (item, actions) = text
+        .rsplit_once('=')
+        .ok_or_else(|| invalid("a grant is ITEM=read, ITEM=write or ITEM=read+write"))?;
+    let actions = actions
+        .split(['+', ','])
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<Action>().map_err(|_| ConfigError::InvalidField {
+                field: "grants",
+                value: a.to_owned(),
+                reason: "an action is `read` or `write`",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Grant::new(item, actions)
+}
+
+/// `50` or `50/100`.
+fn rate_limit(text: &str) -> Result<RateLimit, ConfigError> {
+    let invalid = || ConfigError::InvalidField {
+        field: "rate_limit",
+        value: text.to_owned(),
+        reason: "a rate limit is PER_SECOND or PER_SECOND/BURST, whole numbers from 1",
+    };
+    let (rate, burst) = match text.split_once('/') {
+        Some((rate, burst)) => (rate, Some(burst)),
+        None => (text, None),
+    };
+    let number = |s: &str| s.trim().parse::<u32>().map_err(|_| invalid());
+    let rate = number(rate)?;
+    let burst = burst.map(number).transpose()?.unwrap_or(rate);
+    RateLimit::new(rate, burst)
+}
+
+/// A whole number of transactions, or `none`/`unlimited`.
+pub fn daily_quota(text: &str) -> Result<Option<u64>, ConfigError> {
+    match text {
+        "none" | "unlimited" => Ok(None),
+        _ => text
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| ConfigError::InvalidField {
+                field: "daily_quota",
+                value: text.to_owned(),
+                reason: "it is a whole number of transactions, or `unlimited`",
+            }),
+    }
+}
+
+/// `3600`, `90s`, `30m`, `1h` or `2d`.
+pub fn grace(text: &str) -> Result<time::Duration, ConfigError> {
+    let invalid = || ConfigError::InvalidField {
+        field: "grace",
+        value: text.to_owned(),
+        reason: "a grace period is seconds, or a number with s, m, h or d (e.g. 1h)",
+    };
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: i64 = number.parse().map_err(|_| invalid())?;
+    if n < 0 {
+        return Err(invalid());
+    }
+    let seconds = match unit {
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3_600),
+        'd' => n.checked_mul(86_400),
+        _ => None,
+    }
+    .filter(|s| *s <= 366 * 86_400)
+    .ok_or_else(invalid)?;
+    Ok(time::Duration::seconds(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: ConfigError) -> &'static str {
+        match e {
+            ConfigError::InvalidField { field, .. } => field,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn grants_take_one_or_both_actions() {
+        let g = grant("roads-2026=read+write").unwrap();
+        assert_eq!(g.item(), "roads-2026");
+        assert_eq!(g.actions(), [Action::Read, Action::Write]);
+        assert_eq!(grant("a=b=write").unwrap().item(), "a=b");
+        assert_eq!(field(grant("roads").unwrap_err()), "grants");
+        assert_eq!(field(grant("roads=delete").unwrap_err()), "grants");
+        assert_eq!(field(grant("roads=").unwrap_err()), "grants");
+    }
+
+    #[test]
+    fn rate_limits_burst_at_their_rate_unless_told() {
+        let r = rate_limit("50").unwrap();
+        assert_eq!((r.per_second.get(), r.burst.get()), (50, 50));
+        let r = rate_limit("5/20").unwrap();
+        assert_eq!((r.per_second.get(), r.burst.get()), (5, 20));
+        for bad in ["0", "x", "5/", "-1/2", "5/0"] {
+            assert_eq!(field(rate_limit(bad).unwrap_err()), "rate_limit", "{bad}");
+        }
+    }
+
+    #[test]
+    fn grace_periods_take_units_and_refuse_the_absurd() {
+        assert_eq!(grace("90").unwrap(), time::Duration::seconds(90));
+        assert_eq!(grace("30m").unwrap(), time::Duration::minutes(30));
+        assert_eq!(grace("2d").unwrap(), time::Duration::days(2));
+        for bad in ["", "h", "-1h", "1w", "9999999999999999d", "400d"] {
+            assert_eq!(field(grace(bad).unwrap_err()), "grace", "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_list_value_is_an_empty_list() {
+        let flags = ClientFlags {
+            allowed_origins: Some(vec![String::new()]),
+            privileges: Some(vec![String::new()]),
+            ..ClientFlags::default()
+        };
+        let mut spec = ClientSpec::javascript("Web").allowed_origins(["https://a.test"]);
+        flags.edits().unwrap().apply(&mut spec);
+        assert!(spec.allowed_origins.is_empty());
+        assert_eq!(spec.privileges, Some(Vec::new()));
+    }
+
+    #[test]
+    fn quotas_are_numbers_or_unlimited() {
+        assert_eq!(daily_quota("10000").unwrap(), Some(10_000));
+        assert_eq!(daily_quota("unlimited").unwrap(), None);
+        assert_eq!(field(daily_quota("ten").unwrap_err()), "daily_quota");
+    }
+}

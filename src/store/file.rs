@@ -1,0 +1,1168 @@
+//! [`FileStore`]: the clients file (the format of [`Snapshot`]) as a store, for operators
+//! who keep their clients in a file: written atomically, locked against concurrent
+//! writers, and reloaded when it changes.
+//!
+//! Lookups read an in-memory copy of the file that is replaced whole, so a request sees
+//! the file either wholly before or wholly after a change. Every management operation
+//! takes an exclusive lock on `<file>.lock`, re-reads the file (another process may have
+//! written it), applies the change, writes a temporary file beside it, flushes it to disk
+//! and renames it over the original; two processes writing at once never lose an update,
+//! and a crash never leaves half a file. Credentials are written as digests only.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::client::{ClientId, ClientSpec, Role, RoleSet};
+//! use gis_auth::store::{ClientStore, FileStore, ManagedStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("clients.json");
+//! std::fs::write(&path, r#"{"accounts": [{"id": "acme", "roles": ["Evaluator"]}]}"#)?;
+//!
+//! let store = Arc::new(FileStore::open(&path)?);
+//! let _watch = store.watch()?; // picks up edits made by others until dropped
+//! let acme = gis_auth::client::AccountId::new("acme")?;
+//! let web = store.create_client(&acme, ClientSpec::javascript("Web map")).await?;
+//! println!("API key, shown once: {}", web.credential.expose());
+//!
+//! // The file now holds the client, with the key's digest only.
+//! let text = std::fs::read_to_string(&path)?;
+//! assert!(text.contains(web.client.id().as_str()));
+//! assert!(!text.contains(web.credential.expose()));
+//! assert!(store.client_by_id(web.client.id()).await?.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! # Credentials in the file
+//!
+//! - A credential given in plaintext is hashed when the file is read and kept as given
+//!   until the first write through the store, which writes digests only.
+//! - A client without a credential gets a fresh one when the store is opened: the file is
+//!   written back at once (so the credential stays valid across reloads and restarts), and
+//!   the plaintext is handed out once by [`FileStore::take_generated`]. A reload or write
+//!   that finds such a client (added to the file while the store runs) refuses the file
+//!   with [`FileStoreError::MissingCredential`], since nobody could be shown the credential.
+//!
+//! # Reloading
+//!
+//! [`FileStore::watch`] follows the file's directory (an atomic rename replaces the file's
+//! inode) and reloads after each burst of changes; [`FileStore::reload`] does the same on
+//! demand (on `SIGHUP`, say). A file that cannot be read or parsed keeps the last good
+//! state in force and is logged as a `tracing` error naming the problem (the entry and
+//! field, never a credential).
+//!
+//! Lookups and listings see the state in force: the file as this store last read or wrote
+//! it. Without [`FileStore::watch`] (or [`FileStore::reload`]), another process's writes
+//! are seen on this store's next write, which always starts from the file as it is.
+//!
+//! Writes do blocking file I/O on the calling thread (a lock, a read, a write and two
+//! `fsync`s): they are rare management operations. Lookups never touch the disk.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration as StdDuration, Instant};
+
+use async_trait::async_trait;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use sha2::{Digest, Sha256};
+
+use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
+use super::memory::{CreatedAccount, CreatedClient, InMemoryStore};
+use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+use super::{ClientStore, Resolved, StoreError};
+use crate::client::{
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
+    PlainCredential,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+
+/// How long a burst of file events must be quiet before the watcher reloads, so an editor's
+/// truncate-then-write is read once, whole.
+const SETTLE: StdDuration = StdDuration::from_millis(50);
+/// The longest a burst is waited out before reloading anyway.
+const SETTLE_AT_MOST: StdDuration = StdDuration::from_millis(500);
+
+/// What a missing file reads as when the store creates it.
+const EMPTY_FILE: &str = r#"{"accounts": [], "clients": []}"#;
+
+/// A clients file that could not be opened, read, written or watched. Names the file and
+/// the problem; never shows a credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileStoreError {
+    /// A file operation failed.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file is not a valid clients file.
+    #[error("`{path}`: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the entry and field.
+        source: SnapshotError,
+    },
+    /// A client in the file has no credential, and this is not the store's opening, when a
+    /// fresh one could be handed out.
+    #[error(
+        "`{path}`: client `{client}`, field `{field}`: required for a client added while the \
+         store runs (give a digest `sha256:…`, or create the client through the store, e.g. \
+         `gis-auth client create`)"
+    )]
+    MissingCredential {
+        /// The file.
+        path: PathBuf,
+        /// The client.
+        client: ClientId,
+        /// `api_key` or `client_secret`.
+        field: &'static str,
+    },
+    /// The file's directory cannot be watched.
+    #[error("cannot watch `{path}` for changes: {source}")]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// The watcher's error.
+        source: notify::Error,
+    },
+}
+
+impl From<FileStoreError> for ManageError {
+    fn from(e: FileStoreError) -> Self {
+        ManageError::Store(StoreError::new(e.to_string()))
+    }
+}
+
+/// How to open a [`FileStore`]: see [`FileStore::options`].
+#[must_use]
+pub struct FileStoreOptions {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    max_grants: usize,
+    create: bool,
+}
+
+impl fmt::Debug for FileStoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStoreOptions")
+            .field("path", &self.path)
+            .field("max_grants", &self.max_grants)
+            .field("create", &self.create)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStoreOptions {
+    /// The clock for expiry and rotation grace periods (the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Allows at most `max` grants per client (100 by default).
+    pub fn max_grants(mut self, max: usize) -> Self {
+        self.max_grants = max;
+        self
+    }
+
+    /// Creates an empty clients file when there is none (off by default: a mistyped path
+    /// is an error).
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+
+    /// Opens the store: reads the file, or creates it when asked to. A client without a
+    /// credential gets a fresh one, written back at once and handed out by
+    /// [`FileStore::take_generated`].
+    pub fn open(self) -> Result<FileStore, FileStoreError> {
+        let lock_path = {
+            let mut name = self.path.clone().into_os_string();
+            name.push(".lock");
+            PathBuf::from(name)
+        };
+        let inner = Arc::new(Inner {
+            state: RwLock::new(Arc::new(empty_store(&self.clock, self.max_grants))),
+            path: self.path,
+            lock_path,
+            clock: self.clock,
+            max_grants: self.max_grants,
+            sync: Mutex::new(Loaded { digest: None }),
+            revision: AtomicU64::new(0),
+            generated: Mutex::new(Vec::new()),
+            reload_error: Mutex::new(None),
+        });
+        match inner.read_file(self.create)? {
+            None => {
+                inner.transact(Missing::Empty, Generate::No, |_| {
+                    Ok::<(), FileStoreError>(())
+                })?;
+            }
+            Some(text) => match inner.build(&text, Generate::No) {
+                Ok((store, _)) => {
+                    let mut loaded = inner.lock_sync();
+                    inner.swap(store, &mut loaded, digest_of(&text));
+                }
+                Err(FileStoreError::MissingCredential { .. }) => {
+                    let ((), generated) = inner.transact(Missing::Error, Generate::Yes, |_| {
+                        Ok::<(), FileStoreError>(())
+                    })?;
+                    *inner
+                        .generated
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = generated;
+                }
+                Err(e) => return Err(e),
+            },
+        }
+        Ok(FileStore { inner })
+    }
+}
+
+/// The clients file as a [`ClientStore`] and [`ManagedStore`].
+///
+/// Lookups read an in-memory copy of the file, replaced whole after each write or reload.
+/// Writes lock `<file>.lock`, re-read the file, and replace it atomically (a temporary file
+/// beside it, `fsync`, rename, directory `fsync`), with credentials as digests only.
+/// Plaintext credentials in the file are hashed on load and replaced by digests on the
+/// first write; a client without one gets one at [`FileStore::open`] (see
+/// [`FileStore::take_generated`]) and is refused by later reloads. [`FileStore::watch`]
+/// follows the file; a file that fails to load keeps the last good state in force.
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.inner.path)
+            .field("revision", &self.revision())
+            .field("state", &self.inner.current())
+            .finish()
+    }
+}
+
+impl FileStore {
+    /// Opens the clients file at `path` with the default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileStore, FileStoreError> {
+        Self::options(path).open()
+    }
+
+    /// Options for opening the clients file at `path`.
+    pub fn options(path: impl AsRef<Path>) -> FileStoreOptions {
+        FileStoreOptions {
+            path: path.as_ref().to_path_buf(),
+            clock: Arc::new(SystemClock),
+            max_grants: DEFAULT_MAX_GRANTS,
+            create: false,
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many times the state in force has been replaced since the store was opened (by
+    /// a write through it or a reload that found the file changed).
+    pub fn revision(&self) -> u64 {
+        self.inner.revision.load(Ordering::SeqCst)
+    }
+
+    /// The credentials generated at opening for clients the file gave none, in plaintext:
+    /// returned once, empty afterwards. Show them to their owners; never log them.
+    pub fn take_generated(&self) -> Vec<GeneratedCredential> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .generated
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Reads the file again and puts it in force if it changed; gives whether it did. A
+    /// file that cannot be read or parsed leaves the state in force as it was.
+    pub fn reload(&self) -> Result<bool, FileStoreError> {
+        self.inner.reload()
+    }
+
+    /// Why the last reload failed (the file names the problem), or `None` when it
+    /// succeeded or none was tried: the state in force is then the file as last read. For
+    /// health checks.
+    pub fn last_reload_error(&self) -> Option<String> {
+        self.inner
+            .reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts following the file: every change to it (by an editor, another process, or a
+    /// deployment tool) is reloaded as [`FileStore::reload`] does, and a failure is logged
+    /// as a `tracing` error while the last good state stays in force. Following stops when
+    /// the returned [`Watch`] is dropped.
+    pub fn watch(&self) -> Result<Watch, FileStoreError> {
+        let dir = self.inner.dir().to_path_buf();
+        let name = self.inner.path.file_name().map(ToOwned::to_owned);
+        let (tx, rx) = mpsc::channel::<()>();
+        let events = tx.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let relevant = match event {
+                    Ok(event) => {
+                        changes_content(event.kind)
+                            && (event.need_rescan()
+                                || event.paths.iter().any(|p| p.file_name() == name.as_deref()))
+                    }
+                    // Events were lost: look at the file anyway.
+                    Err(_) => true,
+                };
+                if relevant {
+                    let _ = events.send(());
+                }
+            })
+            .map_err(|source| FileStoreError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|source| FileStoreError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let inner = Arc::downgrade(&self.inner);
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("gis-auth-file-store".into())
+                .spawn(move || follow(&inner, &rx, &stop))
+                .map_err(|source| FileStoreError::Io {
+                    action: "start a thread to watch",
+                    path: dir.clone(),
+                    source,
+                })?
+        };
+        // Catch up with anything written between opening and watching.
+        self.inner.reload_logged();
+        Ok(Watch {
+            path: dir,
+            watcher: Some(watcher),
+            wake: tx,
+            stop,
+            worker: Some(worker),
+        })
+    }
+}
+
+/// Whether an event kind can mean new content (opening or reading the file cannot: the
+/// store's own reads must not trigger reloads).
+fn changes_content(kind: EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// The watcher's loop: wait for an event, let the burst settle, reload.
+fn follow(inner: &Weak<Inner>, rx: &mpsc::Receiver<()>, stop: &AtomicBool) {
+    while rx.recv().is_ok() {
+        let started = Instant::now();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match rx.recv_timeout(SETTLE) {
+                Ok(()) if started.elapsed() < SETTLE_AT_MOST => continue,
+                Ok(()) | Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.reload_logged();
+    }
+}
+
+/// Following a clients file for changes (see [`FileStore::watch`]); dropping it stops.
+pub struct Watch {
+    path: PathBuf,
+    watcher: Option<notify::RecommendedWatcher>,
+    wake: mpsc::Sender<()>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch").field("path", &self.path).finish()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        drop(self.watcher.take());
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(());
+        if let Some(worker) = self.worker.take() {
+            // A reload in progress finishes first; none starts after this returns.
+            let _ = worker.join();
+        }
+    }
+}
+
+struct Loaded {
+    /// The SHA-256 of the file text in force, to skip reloading what is already loaded
+    /// (the store's own writes, an editor saving unchanged text).
+    digest: Option<[u8; 32]>,
+}
+
+struct Inner {
+    path: PathBuf,
+    lock_path: PathBuf,
+    clock: Arc<dyn Clock>,
+    max_grants: usize,
+    state: RwLock<Arc<InMemoryStore>>,
+    /// Held by this process's reloads and writes, so that a reload never puts in force a
+    /// file older than one this process has just written.
+    sync: Mutex<Loaded>,
+    revision: AtomicU64,
+    generated: Mutex<Vec<GeneratedCredential>>,
+    /// Why the last reload failed, until one succeeds.
+    reload_error: Mutex<Option<String>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Generate {
+    Yes,
+    No,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// A missing file is an empty one (creating the store).
+    Empty,
+    /// A missing file is an error.
+    Error,
+}
+
+fn empty_store(clock: &Arc<dyn Clock>, max_grants: usize) -> InMemoryStore {
+    InMemoryStore::with_clock(clock.clone()).max_grants(max_grants)
+}
+
+fn digest_of(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn credential_field(kind: ClientKind) -> &'static str {
+    match kind {
+        ClientKind::JavaScript => "api_key",
+        ClientKind::NativeConfidential => "client_secret",
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Arc<InMemoryStore> {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn lock_sync(&self) -> MutexGuard<'_, Loaded> {
+        self.sync.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    fn io(&self, action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FileStoreError {
+        let path = path.to_path_buf();
+        move |source| FileStoreError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// The file's text; `None` when it does not exist and `missing_ok`.
+    fn read_file(&self, missing_ok: bool) -> Result<Option<String>, FileStoreError> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if missing_ok && e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read", &self.path)(e)),
+        }
+    }
+
+    /// A fresh store holding the file's text, with the credentials generated for clients
+    /// it gave none (refused unless `generate`).
+    fn build(
+        &self,
+        text: &str,
+        generate: Generate,
+    ) -> Result<(InMemoryStore, Vec<GeneratedCredential>), FileStoreError> {
+        let invalid = |source| FileStoreError::Invalid {
+            path: self.path.clone(),
+            source,
+        };
+        let store = empty_store(&self.clock, self.max_grants);
+        let generated = Snapshot::from_json(text)
+            .map_err(invalid)?
+            .load_into(&store)
+            .map_err(invalid)?;
+        if generate == Generate::No
+            && let Some(first) = generated.first()
+        {
+            return Err(FileStoreError::MissingCredential {
+                path: self.path.clone(),
+                client: first.client.clone(),
+                field: credential_field(first.kind),
+            });
+        }
+        Ok((store, generated))
+    }
+
+    fn swap(&self, store: InMemoryStore, loaded: &mut Loaded, digest: [u8; 32]) {
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
+        loaded.digest = Some(digest);
+        self.revision.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn reload(&self) -> Result<bool, FileStoreError> {
+        let result = self.reload_inner();
+        *self
+            .reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    fn reload_inner(&self) -> Result<bool, FileStoreError> {
+        let mut loaded = self.lock_sync();
+        let text = self.read_file(false)?.unwrap_or_default();
+        let digest = digest_of(&text);
+        if loaded.digest == Some(digest) {
+            return Ok(false);
+        }
+        let (store, _) = self.build(&text, Generate::No)?;
+        self.swap(store, &mut loaded, digest);
+        Ok(true)
+    }
+
+    fn reload_logged(&self) {
+        match self.reload() {
+            Ok(true) => tracing::info!(
+                path = %self.path.display(),
+                revision = self.revision.load(Ordering::SeqCst),
+                "clients file reloaded"
+            ),
+            Ok(false) => {}
+            Err(error) => tracing::error!(
+                %error,
+                "clients file not reloaded; the last good state stays in force"
+            ),
+        }
+    }
+
+    /// The exclusive lock on `<file>.lock`, held until the returned file is dropped.
+    fn lock_exclusive(&self) -> Result<File, FileStoreError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(self.io("open the lock file", &self.lock_path))?;
+        fs4::FileExt::lock(&file).map_err(self.io("lock", &self.lock_path))?;
+        Ok(file)
+    }
+
+    /// Runs `op` on the file as it is now, under the lock, and writes the result back when
+    /// it succeeds; the state in force is then what was written. Gives what `op` gave and
+    /// the credentials generated while reading (only with `Generate::Yes`).
+    fn transact<T, E>(
+        &self,
+        missing: Missing,
+        generate: Generate,
+        op: impl FnOnce(&InMemoryStore) -> Result<T, E>,
+    ) -> Result<(T, Vec<GeneratedCredential>), E>
+    where
+        E: From<FileStoreError>,
+    {
+        let mut loaded = self.lock_sync();
+        let lock = self.lock_exclusive()?;
+        let text = self
+            .read_file(missing == Missing::Empty)?
+            .unwrap_or_else(|| EMPTY_FILE.to_owned());
+        let read_digest = digest_of(&text);
+        let (store, generated) = self.build(&text, generate)?;
+        let value = match op(&store) {
+            Ok(value) => value,
+            Err(e) => {
+                // Nothing to write, but the file read is the newest: put it in force.
+                if loaded.digest != Some(read_digest) && generated.is_empty() {
+                    self.swap(store, &mut loaded, read_digest);
+                }
+                return Err(e);
+            }
+        };
+        let out = Snapshot::of_store(&store).to_json();
+        self.write_atomically(&out)?;
+        self.swap(store, &mut loaded, digest_of(&out));
+        drop(lock);
+        Ok((value, generated))
+    }
+
+    /// Replaces the file with `text`: a temporary file in the same directory, flushed to
+    /// disk, renamed over the file, and the directory flushed so the rename is durable.
+    fn write_atomically(&self, text: &str) -> Result<(), FileStoreError> {
+        let dir = self.dir();
+        let mut suffix = [0u8; 6];
+        getrandom::fill(&mut suffix).map_err(|_| self.random_source_failed())?;
+        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.{}-{suffix}.tmp", std::process::id()));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(self.io("create a temporary file beside", &self.path))?;
+            if let Ok(meta) = fs::metadata(&self.path) {
+                // Keep the file's permissions (an operator may have narrowed them).
+                file.set_permissions(meta.permissions())
+                    .map_err(self.io("set the permissions of", &tmp))?;
+            }
+            file.write_all(text.as_bytes())
+                .map_err(self.io("write", &tmp))?;
+            file.sync_all().map_err(self.io("flush", &tmp))?;
+            drop(file);
+            fs::rename(&tmp, &self.path).map_err(self.io("replace", &self.path))?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
+        sync_dir(dir).map_err(self.io("flush the directory", dir))
+    }
+
+    fn random_source_failed(&self) -> FileStoreError {
+        FileStoreError::Io {
+            action: "name a temporary file beside",
+            path: self.path.clone(),
+            source: io::Error::other(ConfigError::RandomSource),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> io::Result<()> {
+    // Directories cannot be opened for flushing here; the rename is as durable as the
+    // file system makes it.
+    Ok(())
+}
+
+#[async_trait]
+impl ClientStore for FileStore {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+        self.inner.current().client_by_key(digest).await
+    }
+
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        self.inner.current().client_by_id(id).await
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        self.inner.current().account(id).await
+    }
+
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+        self.inner.current().resolve_key(digest).await
+    }
+
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        self.inner.current().resolve_id(id).await
+    }
+
+    // Lookups never touch the disk: they answer at once, as the in-memory store does.
+    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+        self.inner.current().resolve_key_now(digest)
+    }
+
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+        self.inner.current().resolve_id_now(id)
+    }
+}
+
+impl FileStore {
+    fn write<T>(
+        &self,
+        op: impl FnOnce(&InMemoryStore) -> Result<T, ManageError>,
+    ) -> Result<T, ManageError> {
+        self.inner
+            .transact(Missing::Error, Generate::No, op)
+            .map(|(value, _)| value)
+    }
+}
+
+#[async_trait]
+impl ManagedStore for FileStore {
+    async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
+        Ok(self.inner.current().accounts())
+    }
+
+    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+        self.write(|store| Ok(InMemoryStore::create_account(store, account)?))
+    }
+
+    async fn update_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+    ) -> Result<Arc<Account>, ManageError> {
+        self.write(|store| Ok(store.try_update_account(id, change)?))
+    }
+
+    async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
+        let store = self.inner.current();
+        if store.get_account(account).is_none() {
+            return Err(ConfigError::UnknownAccount(account.to_string()).into());
+        }
+        Ok(store.clients_of(account))
+    }
+
+    async fn create_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+    ) -> Result<CreatedClient, ManageError> {
+        self.write(|store| Ok(InMemoryStore::create_client(store, account, spec)?))
+    }
+
+    async fn update_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        change: ClientChange,
+    ) -> Result<Arc<Client>, ManageError> {
+        self.write(|store| store.update_client_if(id, pre, change))
+    }
+
+    async fn regenerate_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        grace: Option<time::Duration>,
+    ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
+        self.write(|store| store.regenerate_if(id, pre, grace))
+    }
+
+    async fn delete_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+    ) -> Result<Arc<Client>, ManageError> {
+        self.write(|store| store.delete_client_if(id, pre))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{CredentialKind, Status};
+    use crate::clock::ManualClock;
+    use time::macros::datetime;
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    const ACME: &str = r#"{"id": "acme", "name": "Acme", "roles": ["User", "Evaluator"]}"#;
+
+    fn file_with(dir: &Path, clients: &str) -> PathBuf {
+        let path = dir.join("clients.json");
+        fs::write(
+            &path,
+            format!(r#"{{"accounts": [{ACME}], "clients": [{clients}]}}"#),
+        )
+        .unwrap();
+        path
+    }
+
+    fn acme() -> AccountId {
+        AccountId::new("acme").unwrap()
+    }
+
+    fn id(s: &str) -> ClientId {
+        ClientId::new(s).unwrap()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn plaintext_keys_stay_until_the_first_write_which_leaves_digests_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PlainCredential::generate(CredentialKind::ApiKey).unwrap();
+        let path = file_with(
+            dir.path(),
+            &format!(
+                r#"{{"id": "web", "account": "acme", "kind": "JavaScript", "api_key": "{}"}}"#,
+                key.expose()
+            ),
+        );
+        let store = FileStore::open(&path).unwrap();
+        assert!(fs::read_to_string(&path).unwrap().contains(key.expose()));
+        block(async {
+            store
+                .create_client(&acme(), ClientSpec::native("Backend"))
+                .await
+                .unwrap();
+        });
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(key.expose()));
+        assert!(text.contains(&key.digest().to_prefixed_hex()));
+        Snapshot::from_json(&text).unwrap();
+        assert_eq!(names_in(dir.path()), ["clients.json", "clients.json.lock"]);
+        // The key still works, in this store and in one opened afresh.
+        for store in [store, FileStore::open(&path).unwrap()] {
+            let found = block(store.resolve_key(&key.digest())).unwrap().unwrap();
+            assert_eq!(found.client.id().as_str(), "web");
+        }
+    }
+
+    #[test]
+    fn clients_without_credentials_get_one_at_opening_written_back_and_handed_out_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(
+            dir.path(),
+            r#"{"id": "web", "account": "acme", "kind": "JavaScript"},
+               {"id": "batch", "account": "acme", "kind": "NativeConfidential"}"#,
+        );
+        let store = FileStore::open(&path).unwrap();
+        let generated = store.take_generated();
+        assert_eq!(generated.len(), 2);
+        assert!(store.take_generated().is_empty(), "handed out once");
+        let text = fs::read_to_string(&path).unwrap();
+        for g in &generated {
+            assert!(text.contains(&g.credential.digest().to_prefixed_hex()));
+            assert!(!text.contains(g.credential.expose()));
+        }
+        // Opened again, nothing is generated and the credentials still hold.
+        let again = FileStore::open(&path).unwrap();
+        assert!(again.take_generated().is_empty());
+        let web = generated
+            .iter()
+            .find(|g| g.client.as_str() == "web")
+            .unwrap();
+        assert!(
+            block(again.resolve_key(&web.credential.digest()))
+                .unwrap()
+                .is_some()
+        );
+        assert!(!again.reload().unwrap(), "the file is what was loaded");
+    }
+
+    #[test]
+    fn a_client_added_without_a_credential_while_running_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let store = FileStore::open(&path).unwrap();
+        file_with(
+            dir.path(),
+            r#"{"id": "late", "account": "acme", "kind": "NativeConfidential"}"#,
+        );
+        let err = store.reload().unwrap_err();
+        assert!(
+            matches!(&err, FileStoreError::MissingCredential { client, field: "client_secret", .. }
+                if client.as_str() == "late"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("client `late`, field `client_secret`")
+        );
+        assert!(block(store.client_by_id(&id("late"))).unwrap().is_none());
+        assert_eq!(store.last_reload_error(), Some(err.to_string()));
+        // A write refuses it too, and leaves the file alone.
+        let before = fs::read_to_string(&path).unwrap();
+        let write = block(store.create_client(&acme(), ClientSpec::javascript("x")));
+        assert!(matches!(write, Err(ManageError::Store(_))));
+        assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it_unless_asked_to_create_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.json");
+        let err = FileStore::open(&path).unwrap_err();
+        assert!(err.to_string().contains("nope.json"), "{err}");
+        assert!(!path.exists());
+        let store = FileStore::options(&path).create(true).open().unwrap();
+        let created = Snapshot::from_json(&fs::read_to_string(&path).unwrap()).unwrap();
+        let empty = InMemoryStore::new();
+        created.load_into(&empty).unwrap();
+        assert!(empty.accounts().is_empty());
+        assert!(block(store.list_accounts()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reload_puts_a_changed_file_in_force_and_skips_an_unchanged_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let store = FileStore::open(&path).unwrap();
+        let revision = store.revision();
+        assert!(!store.reload().unwrap());
+        assert_eq!(store.revision(), revision);
+        file_with(
+            dir.path(),
+            r#"{"id": "web", "account": "acme", "kind": "JavaScript",
+                "api_key": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#,
+        );
+        assert!(store.reload().unwrap());
+        assert_eq!(store.revision(), revision + 1);
+        assert!(block(store.client_by_id(&id("web"))).unwrap().is_some());
+        assert_eq!(store.last_reload_error(), None);
+    }
+
+    #[test]
+    fn a_broken_file_keeps_the_last_good_state_and_its_log_names_the_problem_not_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(
+            dir.path(),
+            r#"{"id": "web", "account": "acme", "kind": "JavaScript",
+                "api_key": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#,
+        );
+        let store = FileStore::open(&path).unwrap();
+        let key = PlainCredential::generate(CredentialKind::ApiKey).unwrap();
+        file_with(
+            dir.path(),
+            &format!(
+                r#"{{"id": "web", "account": "acme", "kind": "JavaScript", "api_key": "{}",
+                    "allowed_ips": ["300.1.2.3"]}}"#,
+                key.expose()
+            ),
+        );
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        tracing::subscriber::with_default(Capture(logs.clone()), || store.inner.reload_logged());
+        let logs = logs.lock().unwrap().join("\n");
+        assert!(logs.contains("ERROR"), "{logs}");
+        assert!(logs.contains("client `web`, field `allowed_ips`"), "{logs}");
+        assert!(logs.contains("clients.json"), "{logs}");
+        assert!(!logs.contains(key.expose()), "{logs}");
+        let web = block(store.client_by_id(&id("web"))).unwrap().unwrap();
+        assert!(web.ips().is_empty(), "the last good state stays in force");
+
+        // Not JSON at all: the same.
+        fs::write(&path, "{\"accounts\": [").unwrap();
+        assert!(matches!(
+            store.reload(),
+            Err(FileStoreError::Invalid { .. })
+        ));
+        assert!(block(store.client_by_id(&id("web"))).unwrap().is_some());
+    }
+
+    #[test]
+    fn writes_apply_to_the_file_as_it_is_now_not_as_last_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let store = FileStore::open(&path).unwrap();
+        // Another process adds an account; this store has not reloaded.
+        fs::write(
+            &path,
+            format!(
+                r#"{{"accounts": [{ACME}, {{"id": "beta", "roles": ["Evaluator"]}}], "clients": []}}"#
+            ),
+        )
+        .unwrap();
+        let beta = AccountId::new("beta").unwrap();
+        let made = block(store.create_client(&beta, ClientSpec::javascript("Beta web"))).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"beta\"") && text.contains("\"acme\""));
+        assert!(text.contains(made.client.id().as_str()));
+        assert!(block(store.account(&beta)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_refused_operation_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(
+            dir.path(),
+            r#"{"id": "web", "account": "acme", "kind": "JavaScript",
+                "api_key": "sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#,
+        );
+        let store = FileStore::open(&path).unwrap();
+        let before = fs::read_to_string(&path).unwrap();
+        let pre = Precondition {
+            if_match: Some("\"stale\"".into()),
+            ..Precondition::default()
+        };
+        let stale = block(store.update_client(
+            &id("web"),
+            &pre,
+            Box::new(|s| {
+                s.status = Status::Inactive;
+                Ok(())
+            }),
+        ));
+        assert!(matches!(stale, Err(ManageError::Stale { .. })));
+        let invalid = block(store.update_client(
+            &id("web"),
+            &Precondition::default(),
+            Box::new(|s| {
+                s.allowed_origins = vec!["https://*.".into()];
+                Ok(())
+            }),
+        ));
+        assert!(matches!(invalid, Err(ManageError::Invalid(_))));
+        assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_write_that_cannot_take_the_lock_fails_naming_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let store = FileStore::open(&path).unwrap();
+        fs::create_dir(dir.path().join("clients.json.lock")).unwrap();
+        let err = block(store.create_client(&acme(), ClientSpec::javascript("Web"))).unwrap_err();
+        assert!(err.to_string().contains("clients.json.lock"), "{err}");
+        assert!(block(store.list_clients(&acme())).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_write_keeps_the_files_permissions() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        block(store.create_client(&acme(), ClientSpec::javascript("Web"))).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+
+    #[test]
+    fn grace_periods_are_timed_on_the_stores_clock_and_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let store = FileStore::options(&path)
+            .clock(Arc::new(clock.clone()))
+            .open()
+            .unwrap();
+        let made = block(store.create_client(&acme(), ClientSpec::javascript("Web"))).unwrap();
+        let old = made.credential.digest();
+        let (client, _) = block(store.regenerate_client(
+            made.client.id(),
+            &Precondition::default(),
+            Some(time::Duration::hours(1)),
+        ))
+        .unwrap();
+        assert!(client.credentials().accepts(&old, clock.now()));
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#""previous_expires_at": "2026-01-01T01:00:00Z""#),
+            "{text}"
+        );
+        clock.advance(time::Duration::hours(1));
+        let reopened = FileStore::open(&path).unwrap();
+        let client = block(reopened.client_by_id(made.client.id()))
+            .unwrap()
+            .unwrap();
+        assert!(!client.credentials().accepts(&old, clock.now()));
+    }
+
+    #[test]
+    fn the_debug_output_shows_the_path_and_counts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_with(dir.path(), "");
+        let store = FileStore::open(&path).unwrap();
+        let made = block(store.create_client(&acme(), ClientSpec::javascript("Web"))).unwrap();
+        let debug = format!("{store:?}");
+        assert!(
+            debug.contains("clients.json") && debug.contains("clients: 1"),
+            "{debug}"
+        );
+        assert!(!debug.contains(made.credential.expose()));
+    }
+
+    /// Records every event as text, for asserting on logs.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Text(String);
+            impl tracing::field::Visit for Text {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                    self.0.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+            let mut text = Text(event.metadata().level().to_string());
+            event.record(&mut text);
+            self.0.lock().unwrap().push(text.0);
+        }
+
+        fn enter(&self, _: &tracing::span::Id) {}
+
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+}
