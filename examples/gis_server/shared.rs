@@ -1,0 +1,151 @@
+//! `--store` and `--redis`: state the server shares with other instances of itself, so that
+//! several of them can run behind one load balancer.
+//!
+//! - `--store FILE` keeps clients in a clients file ([`FileStore`]): changes made through
+//!   the admin API are written back, and edits made by others are picked up as they land.
+//! - `--store postgres://…` (feature `postgres`) keeps them in PostgreSQL: the schema is
+//!   migrated at start, lookups go through a [`CachedStore`], and a change made by any
+//!   instance drops the others' cached entries as it commits.
+//! - `--redis redis://…` (feature `redis`) counts daily quotas and enforces rate limits in
+//!   Redis, exactly across every instance (fail closed: 503 while Redis is away).
+//!
+//! A store with no account yet gets the demo account, whose credentials are printed once,
+//! by whichever instance starts first. Instances that should accept each other's access
+//! tokens sign them with one secret, given in the environment (never a flag, so it does
+//! not show in `ps`): `GIS_TOKEN_SECRET`, at least 32 bytes.
+
+use std::any::Any;
+use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
+
+use gis_auth::ConfigError;
+use gis_auth::client::{Account, AccountId, Role, RoleSet};
+use gis_auth::policy::SharedRateLimiter;
+#[cfg(feature = "postgres")]
+use gis_auth::store::{CachedStore, PostgresStore};
+use gis_auth::store::{FileStore, GeneratedCredential, ManageError, ManagedStore};
+use gis_auth::token::{SigningKey, TokenIssuer};
+use gis_auth::usage::UsageCounter;
+
+/// The environment variable holding the token signing secret shared by instances.
+pub const TOKEN_SECRET_VAR: &str = "GIS_TOKEN_SECRET";
+
+/// A store opened from `--store`, with what has to stay alive while it serves.
+pub struct OpenedStore {
+    /// The store the server reads and manages clients in.
+    pub store: Arc<dyn ManagedStore>,
+    /// The credentials generated while opening it (the demo account's, say).
+    pub generated: Vec<GeneratedCredential>,
+    /// What it is, for the startup message.
+    pub description: &'static str,
+    /// The change listener or the file watch.
+    _keep: Box<dyn Any + Send>,
+}
+
+/// Opens `--store`: a `postgres://` URL or the path of a clients file.
+pub async fn open_store(target: &str) -> Result<OpenedStore, Box<dyn Error>> {
+    let mut opened = if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        open_postgres(target).await?
+    } else {
+        open_file(Path::new(target))?
+    };
+    if opened.store.list_accounts().await?.is_empty() {
+        let demo = seed_demo(&*opened.store).await?;
+        opened.generated.extend(demo);
+    }
+    Ok(opened)
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<OpenedStore, Box<dyn Error>> {
+    let postgres = PostgresStore::connect(url).await?;
+    postgres.migrate().await?;
+    let store = Arc::new(CachedStore::new(postgres.clone()));
+    let cache = store.clone();
+    let listener = postgres
+        .listen(move |change| cache.invalidate(&change))
+        .await?;
+    Ok(OpenedStore {
+        store,
+        generated: Vec::new(),
+        description: "PostgreSQL, cached; other instances' changes apply as they commit",
+        _keep: Box::new(listener),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: &str) -> Result<OpenedStore, Box<dyn Error>> {
+    Err("`--store postgres://…` needs the `postgres` feature: \
+         cargo run --features postgres,redis --example gis_server -- …"
+        .into())
+}
+
+fn open_file(path: &Path) -> Result<OpenedStore, Box<dyn Error>> {
+    let store = Arc::new(FileStore::open(path)?);
+    let watch = store.watch()?;
+    Ok(OpenedStore {
+        generated: store.take_generated(),
+        store,
+        description: "a clients file, written back and reloaded when it changes",
+        _keep: Box::new(watch),
+    })
+}
+
+/// The demo account and its two default clients; nothing when another instance made it
+/// first.
+async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>, ManageError> {
+    let account = Account::new(
+        AccountId::new(crate::app::DEMO_ACCOUNT)?,
+        "Demo account",
+        RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+    )?;
+    match store.create_account(account).await {
+        Ok(created) => Ok([created.javascript, created.native]
+            .into_iter()
+            .map(|made| GeneratedCredential {
+                client: made.client.id().clone(),
+                kind: made.client.kind(),
+                credential: made.credential,
+            })
+            .collect()),
+        Err(ManageError::Invalid(ConfigError::DuplicateId { .. })) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A token issuer signing with the secret in [`TOKEN_SECRET_VAR`], if it is set, so that
+/// every instance given the same secret accepts the others' tokens.
+pub fn shared_token_issuer() -> Result<Option<TokenIssuer>, ConfigError> {
+    match std::env::var_os(TOKEN_SECRET_VAR) {
+        None => Ok(None),
+        Some(secret) => {
+            let key = SigningKey::hs256("gis-server-shared", secret.as_encoded_bytes())?;
+            Ok(Some(TokenIssuer::new(key)))
+        }
+    }
+}
+
+/// The usage counter and the rate limiter of `--redis`.
+#[cfg(feature = "redis")]
+pub async fn open_redis(
+    url: &str,
+) -> Result<(Arc<dyn UsageCounter>, Arc<dyn SharedRateLimiter>), Box<dyn Error>> {
+    use gis_auth::policy::RedisRateLimiter;
+    use gis_auth::usage::{RedisUsageCounter, redis_connection};
+
+    let redis = redis_connection(url).await?;
+    Ok((
+        Arc::new(RedisUsageCounter::new(redis.clone())),
+        Arc::new(RedisRateLimiter::new(redis)),
+    ))
+}
+
+#[cfg(not(feature = "redis"))]
+pub async fn open_redis(
+    _: &str,
+) -> Result<(Arc<dyn UsageCounter>, Arc<dyn SharedRateLimiter>), Box<dyn Error>> {
+    Err("`--redis` needs the `redis` feature: \
+         cargo run --features postgres,redis --example gis_server -- …"
+        .into())
+}

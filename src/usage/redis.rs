@@ -1,0 +1,487 @@
+//! [`RedisUsageCounter`] (feature `redis`): daily quotas and usage statistics in Redis, exact
+//! across every instance that shares it.
+//!
+//! Each account has one hash per UTC day, `<prefix>usage:<account>:<YYYY-MM-DD>`, holding
+//! the day's usage (`used`) and each client's statistics (`requests:<client>`,
+//! `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`). A charge is
+//! one round trip: one Lua script (sent by digest, `EVALSHA`) compares and increments the
+//! usage, counts the request for the client and sets the hash to expire at the end of the
+//! retention window (the end of the day plus [`retention_days`] − 1 days, measured on the
+//! counter's clock). Redis runs a script alone, so any number of concurrent requests from
+//! any number of instances admit exactly as many as fit.
+//!
+//! When Redis cannot be reached, or does not answer within the
+//! [`timeout`](RedisUsageCounter::timeout), a charge fails and the layer answers 503
+//! (**fail closed**, the default). [`fail_open`](RedisUsageCounter::fail_open) admits such
+//! requests instead, uncounted and unlimited for as long as Redis is away: for operators who
+//! put availability above quotas. The connection comes back by itself either way.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use gis_auth::AuthLayer;
+//! use gis_auth::policy::{RedisRateLimiter, RouteTable};
+//! use gis_auth::store::InMemoryStore;
+//! use gis_auth::usage::{RedisUsageCounter, redis_connection};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let redis = redis_connection("redis://127.0.0.1:6379").await?;
+//! let layer = AuthLayer::new(Arc::new(InMemoryStore::new()), RouteTable::new())
+//!     .usage_counter(Arc::new(RedisUsageCounter::new(redis.clone())))
+//!     .shared_rate_limiter(Arc::new(RedisRateLimiter::new(redis)));
+//! # Ok(()) }
+//! ```
+//!
+//! [`retention_days`]: RedisUsageCounter::retention_days
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{RedisResult, Script};
+use async_trait::async_trait;
+use time::{Date, OffsetDateTime};
+
+use super::{Charge, Charged, DEFAULT_RETENTION_DAYS, DailyUsage, UsageCounter};
+use crate::client::{AccountId, ClientId};
+use crate::clock::{Clock, SystemClock};
+use crate::error::StoreError;
+
+/// The prefix of every key the counter and the rate limiter write, unless told otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "gis-auth:";
+
+/// How long one Redis call may take before it counts as failed, unless told otherwise.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Lua numbers are doubles: amounts are exact up to 2^53 milli-transactions (nine thousand
+/// billion transactions a day), and larger ones are capped there.
+const MAX_EXACT: u64 = 1 << 53;
+
+/// The atomic increment-and-compare, the client's statistics and the expiry, in one step.
+static CHARGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+-- KEYS[1]: the account's usage hash of the day
+-- ARGV: client, cost, requests, limit ('' for none), enforce ('1'/'0'), seconds to keep,
+--       then the report-only rules that would have refused the request
+local key, client = KEYS[1], ARGV[1]
+local cost = tonumber(ARGV[2])
+local used = tonumber(redis.call('HGET', key, 'used') or '0')
+local fits = ARGV[4] == '' or used + cost <= tonumber(ARGV[4])
+local admitted = fits or ARGV[5] == '0'
+if admitted then
+  used = redis.call('HINCRBY', key, 'used', ARGV[2])
+  redis.call('HINCRBY', key, 'requests:' .. client, ARGV[3])
+  redis.call('HINCRBY', key, 'cost:' .. client, ARGV[2])
+  for i = 7, #ARGV do
+    redis.call('HINCRBY', key, 'shadowed:' .. client .. ':' .. ARGV[i], 1)
+  end
+  if not fits then
+    redis.call('HINCRBY', key, 'shadowed:' .. client .. ':quota', 1)
+  end
+else
+  redis.call('HINCRBY', key, 'refused:' .. client .. ':quota_exceeded', 1)
+end
+redis.call('EXPIRE', key, ARGV[6])
+return {admitted and 1 or 0, fits and 0 or 1, used}
+",
+    )
+});
+
+/// Connects to Redis at `url` for a [`RedisUsageCounter`] and a
+/// [`RedisRateLimiter`](crate::policy::RedisRateLimiter), which can share the connection.
+/// It reconnects by itself after a failure; each attempt and each call is given one
+/// second. Fails when Redis cannot be reached now.
+pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StoreError> {
+    let client = ::redis::Client::open(url).map_err(|e| unavailable("Redis", &e))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| unavailable("Redis", &e))
+}
+
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::new(format!("{what}: {e}"))
+}
+
+/// A Redis connection as the counter and the rate limiter use it: a key prefix, a time
+/// limit per call, and one warning when Redis goes away (and a note when it is back)
+/// rather than one per request.
+#[derive(Clone)]
+pub(crate) struct RedisLink {
+    conn: ConnectionManager,
+    pub(crate) prefix: Arc<str>,
+    pub(crate) timeout: Duration,
+    pub(crate) fail_open: bool,
+    away: Arc<AtomicBool>,
+    what: &'static str,
+}
+
+impl RedisLink {
+    pub(crate) fn new(conn: ConnectionManager, what: &'static str) -> Self {
+        Self {
+            conn,
+            prefix: Arc::from(DEFAULT_KEY_PREFIX),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            fail_open: false,
+            away: Arc::new(AtomicBool::new(false)),
+            what,
+        }
+    }
+
+    /// Runs one call on the connection within the time limit.
+    pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let outcome = match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(unavailable(self.what, &e)),
+            Err(_) => Err(StoreError::new(format!(
+                "{}: Redis did not answer within {} ms",
+                self.what,
+                self.timeout.as_millis()
+            ))),
+        };
+        match &outcome {
+            Ok(_) => {
+                if self.away.swap(false, Ordering::Relaxed) {
+                    tracing::info!(what = self.what, "Redis answers again");
+                }
+            }
+            Err(e) => {
+                if !self.away.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        what = self.what,
+                        error = %e,
+                        fail_open = self.fail_open,
+                        "Redis is unreachable: {}",
+                        if self.fail_open {
+                            "requests are let through unlimited until it is back (fail open)"
+                        } else {
+                            "requests get 503 until it is back (fail closed)"
+                        }
+                    );
+                } else {
+                    tracing::debug!(what = self.what, error = %e, "Redis call failed");
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// Daily quotas and usage statistics in Redis, shared by every instance. See the
+/// [module docs](self). Cloning is cheap: clones share the connection.
+#[derive(Clone)]
+pub struct RedisUsageCounter {
+    link: RedisLink,
+    retention: u16,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RedisUsageCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisUsageCounter")
+            .field("prefix", &self.link.prefix)
+            .field("retention_days", &self.retention)
+            .field("timeout", &self.link.timeout)
+            .field("fail_open", &self.link.fail_open)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisUsageCounter {
+    /// A counter on `conn` (see [`redis_connection`]): keys under [`DEFAULT_KEY_PREFIX`],
+    /// [`DEFAULT_RETENTION_DAYS`] days kept, [`DEFAULT_REDIS_TIMEOUT`], fail closed, on the
+    /// system clock.
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            link: RedisLink::new(conn, "usage counter"),
+            retention: DEFAULT_RETENTION_DAYS,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Connects to Redis at `url` (see [`redis_connection`]).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(redis_connection(url).await?))
+    }
+
+    /// Puts every key under `prefix` (`gis-auth:` by default), so that several services
+    /// can share one Redis.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.link.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// Keeps `days` days of usage (at least 2: today and yesterday).
+    #[must_use]
+    pub fn retention_days(mut self, days: u16) -> Self {
+        self.retention = days.max(2);
+        self
+    }
+
+    /// How long one call may take before it counts as failed (1 s by default; keep it
+    /// below the layer's store budget so that fail-open mode answers in time).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.link.timeout = timeout;
+        self
+    }
+
+    /// Whether a charge that cannot reach Redis admits the request (uncounted, with no
+    /// quota) instead of failing it with 503. Off by default: turning it on trades the
+    /// quotas for availability while Redis is away.
+    #[must_use]
+    pub fn fail_open(mut self, yes: bool) -> Self {
+        self.link.fail_open = yes;
+        self
+    }
+
+    /// Reads the UTC day, and measures the retention window, on `clock`.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn key(&self, account: &AccountId, day: Date) -> String {
+        format!("{}usage:{account}:{day}", self.link.prefix)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now().to_offset(time::UtcOffset::UTC)
+    }
+
+    /// The oldest day still kept at `now`.
+    fn oldest_kept(&self, now: OffsetDateTime) -> Date {
+        now.date()
+            .saturating_sub(time::Duration::days(i64::from(self.retention) - 1))
+    }
+
+    /// Seconds from now until `day`'s hash is dropped: the end of the retention window.
+    fn keep_seconds(&self, day: Date) -> i64 {
+        let until = day
+            .saturating_add(time::Duration::days(i64::from(self.retention)))
+            .midnight()
+            .assume_utc();
+        (until - self.now()).whole_seconds().max(1)
+    }
+}
+
+/// One client's statistics as a hash holds them.
+#[derive(Default)]
+struct Counts {
+    requests: u64,
+    cost: u64,
+    refusals: BTreeMap<String, u64>,
+    shadowed: BTreeMap<String, u64>,
+}
+
+fn counts_of(fields: Vec<(String, i64)>) -> BTreeMap<String, Counts> {
+    let mut clients: BTreeMap<String, Counts> = BTreeMap::new();
+    for (field, value) in fields {
+        let value = u64::try_from(value).unwrap_or(0);
+        let mut parts = field.splitn(3, ':');
+        let (Some(kind), Some(client)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let rule = parts.next();
+        if !matches!(
+            (kind, rule),
+            ("requests" | "cost", None) | ("refused" | "shadowed", Some(_))
+        ) {
+            continue;
+        }
+        let counts = clients.entry(client.to_owned()).or_default();
+        match (kind, rule) {
+            ("requests", _) => counts.requests = value,
+            ("cost", _) => counts.cost = value,
+            ("refused", Some(reason)) => {
+                counts.refusals.insert(reason.to_owned(), value);
+            }
+            (_, Some(rule)) => {
+                counts.shadowed.insert(rule.to_owned(), value);
+            }
+            _ => {}
+        }
+    }
+    clients
+}
+
+#[async_trait]
+impl UsageCounter for RedisUsageCounter {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+        let key = self.key(charge.account, charge.day);
+        let cost = charge.cost.min(MAX_EXACT);
+        let limit = charge
+            .limit
+            .map(|l| l.min(MAX_EXACT).to_string())
+            .unwrap_or_default();
+        let keep = self.keep_seconds(charge.day);
+        let called = self
+            .link
+            .call(|mut conn| async move {
+                let mut script = CHARGE.key(&key);
+                script
+                    .arg(charge.client.as_str())
+                    .arg(cost)
+                    .arg(charge.requests.min(MAX_EXACT))
+                    .arg(limit)
+                    .arg(if charge.enforce { "1" } else { "0" })
+                    .arg(keep);
+                for rule in charge.shadowed {
+                    script.arg(*rule);
+                }
+                script.invoke_async::<(i64, i64, i64)>(&mut conn).await
+            })
+            .await;
+        match called {
+            Ok((admitted, over, used)) => Ok(Charged {
+                admitted: admitted == 1,
+                over: over == 1,
+                used: u64::try_from(used).unwrap_or(0),
+            }),
+            Err(_) if self.link.fail_open => Ok(Charged {
+                admitted: true,
+                over: false,
+                used: 0,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_refusal(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Result<(), StoreError> {
+        let key = self.key(account, day);
+        let field = format!("refused:{client}:{reason}");
+        let keep = self.keep_seconds(day);
+        let recorded = self
+            .link
+            .call(|mut conn| async move {
+                ::redis::pipe()
+                    .atomic()
+                    .hincr(&key, field, 1)
+                    .ignore()
+                    .expire(&key, keep)
+                    .ignore()
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        match recorded {
+            Err(_) if self.link.fail_open => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+        if day < self.oldest_kept(self.now()) {
+            return Ok(0);
+        }
+        let key = self.key(account, day);
+        let used: Option<i64> = self
+            .link
+            .call(|mut conn| async move {
+                ::redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("used")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(used.and_then(|u| u64::try_from(u).ok()).unwrap_or(0))
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        let now = self.now();
+        // Days past the retention window are gone; no request is charged to a day after
+        // tomorrow (tomorrow covers clocks a little ahead).
+        let from = from.max(self.oldest_kept(now));
+        let to = to.min(now.date().saturating_add(time::Duration::days(1)));
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let mut days = Vec::new();
+        let mut day = from;
+        while day <= to {
+            days.push(day);
+            day = day.saturating_add(time::Duration::days(1));
+        }
+        let keys: Vec<String> = days.iter().map(|d| self.key(account, *d)).collect();
+        let hashes: Vec<Vec<(String, i64)>> = self
+            .link
+            .call(|mut conn| async move {
+                let mut pipe = ::redis::pipe();
+                for key in &keys {
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                pipe.query_async(&mut conn).await
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (day, fields) in days.into_iter().zip(hashes) {
+            for (client, counts) in counts_of(fields) {
+                let Ok(client) = ClientId::new(&client) else {
+                    continue;
+                };
+                out.push(DailyUsage {
+                    day,
+                    client,
+                    requests: counts.requests,
+                    cost: counts.cost,
+                    refusals: counts.refusals,
+                    shadowed: counts.shadowed,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_fields_parse_into_per_client_counts() {
+        let fields = vec![
+            ("used".to_owned(), 7_000),
+            ("requests:web".to_owned(), 3),
+            ("cost:web".to_owned(), 3_000),
+            ("refused:web:quota_exceeded".to_owned(), 2),
+            ("shadowed:web:origins".to_owned(), 1),
+            ("refused:batch:ips".to_owned(), 4),
+            ("unknown:field:with:colons".to_owned(), 9),
+        ];
+        let counts = counts_of(fields);
+        assert_eq!(counts.len(), 2);
+        let web = &counts["web"];
+        assert_eq!((web.requests, web.cost), (3, 3_000));
+        assert_eq!(web.refusals["quota_exceeded"], 2);
+        assert_eq!(web.shadowed["origins"], 1);
+        let batch = &counts["batch"];
+        assert_eq!((batch.requests, batch.cost), (0, 0));
+        assert_eq!(batch.refusals["ips"], 4);
+    }
+}
