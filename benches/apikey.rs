@@ -6,14 +6,21 @@
 //! request is part of every benchmark, the floor included, so it cancels out of the
 //! differences. The inner service answers a small `Response<Full<Bytes>>`.
 //!
-//! - `apikey_clients`: `passthrough` (the same inner service without the layer) and the
-//!   layer's success path with 1, 10,000 and 1,000,000 JavaScript clients in an
+//! - `apikey_clients`: `passthrough` (the same inner service without the layer),
+//!   `tower_http_validate` (tower-http's `ValidateRequestHeaderLayer` with a static check:
+//!   the query must equal one fixed `apikey=…`, the cheapest peer a service could put in
+//!   front of its tiles) and the layer's success path with 1, 10,000 and 1,000,000 JavaScript clients in an
 //!   [`InMemoryStore`], the same key on every iteration (the store's entries stay in the CPU
 //!   caches, so this shows the cost of the code path and whether it grows with the store).
 //! - `apikey_spread`: the success path at 10,000 and 1,000,000 clients with a different key
 //!   on every iteration (a fixed permutation of all the store's keys), so lookups miss the
 //!   CPU caches as they do when many clients share a server. Each size has its own floor,
 //!   rotating through the same request URIs.
+//! - `apikey_floor`: the steps no implementation of the rules can skip, alone: the SHA-256
+//!   of the key (stores keep digests only), its format and checksum, the store lookup (1M
+//!   clients, in memory, same key), rebuilding the URI without the key, the principal's
+//!   request extension (a value of its size), the `Cache-Control: private` header on an
+//!   empty header map, and one clock read.
 //! - `apikey_rejections`: with 1,000,000 clients, the floor, the success path and the
 //!   refusals: a garbage key, a key with one character changed (bad checksum), a well-formed
 //!   key that was never stored (the only refusal that reaches the store) and no credential.
@@ -36,15 +43,37 @@ use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use gis_auth::client::{
-    Account, AccountId, ClientSpec, CredentialKind, KeyFormatError, PlainCredential, Role, RoleSet,
+    Account, AccountId, ClientSpec, CredentialKind, KeyDigest, KeyFormatError, PlainCredential,
+    Role, RoleSet,
 };
+use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::credentials::CredentialRules;
 use gis_auth::policy::{Api, RouteTable};
-use gis_auth::store::InMemoryStore;
+use gis_auth::store::{ClientStore, InMemoryStore};
 use gis_auth::{AuthLayer, Rejection, RejectionKind};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
+
+/// The static check of the tower-http baseline: the query must be exactly this.
+#[derive(Clone)]
+struct StaticQuery(String);
+
+impl<B> ValidateRequest<B> for StaticQuery {
+    type ResponseBody = Full<Bytes>;
+
+    fn validate(&mut self, req: &mut Request<B>) -> Result<(), Response<Full<Bytes>>> {
+        if req.uri().query() == Some(self.0.as_str()) {
+            Ok(())
+        } else {
+            let mut refused = Response::new(Full::default());
+            *refused.status_mut() = StatusCode::UNAUTHORIZED;
+            Err(refused)
+        }
+    }
+}
 
 /// The store sizes, in JavaScript clients (API keys).
 const SIZES: [usize; 3] = [1, 10_000, 1_000_000];
@@ -166,8 +195,10 @@ fn bench(c: &mut Criterion) {
         )
         .expect("routes");
     let passthrough = service_fn(tile);
+    let mut largest_store = None;
     let stores = SIZES.map(|n| {
         let (store, uris) = store_with(n);
+        largest_store = Some(store.clone());
         let svc = ServiceBuilder::new()
             .layer(AuthLayer::new(store, routes.clone()))
             .service_fn(tile);
@@ -178,6 +209,13 @@ fn bench(c: &mut Criterion) {
     configure(&mut g);
     let hot = &stores[0].2[..1];
     bench_service(&mut g, &rt, "passthrough", &passthrough, hot, None);
+    let expected_query = hot[0].split_once('?').expect("a query").1.to_owned();
+    let validated = ServiceBuilder::new()
+        .layer(ValidateRequestHeaderLayer::custom(StaticQuery(
+            expected_query,
+        )))
+        .service_fn(tile);
+    bench_service(&mut g, &rt, "tower_http_validate", &validated, hot, None);
     for (n, svc, uris) in &stores {
         bench_service(&mut g, &rt, &format!("layer/{n}"), svc, &uris[..1], None);
     }
@@ -194,6 +232,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let (_, largest, uris) = &stores[SIZES.len() - 1];
+    let largest_store = largest_store.expect("a store");
     let valid = uris[0].clone();
     let key = valid.rsplit_once('=').expect("an apikey parameter").1;
     let unknown = PlainCredential::generate(CredentialKind::ApiKey).expect("random source");
@@ -219,6 +258,47 @@ fn bench(c: &mut Criterion) {
             RejectionKind::MissingCredential,
         ),
     ];
+    // The steps every admitted API-key request must take whatever the code around them:
+    // the floor of the layer's added cost.
+    let mut g = c.benchmark_group("apikey_floor");
+    configure(&mut g);
+    let key_text = key.to_owned();
+    let digest = KeyDigest::of(&key_text);
+    let store = largest_store;
+    let uri: Uri = valid.parse().expect("a URI");
+    let rules = CredentialRules::default();
+    g.bench_function("sha256_of_key", |b| {
+        b.iter(|| KeyDigest::of(black_box(&key_text)))
+    });
+    g.bench_function("format_and_checksum", |b| {
+        b.iter(|| CredentialKind::ApiKey.check(black_box(&key_text)))
+    });
+    g.bench_function("store_lookup_1m", |b| {
+        b.iter(|| store.resolve_key_now(black_box(&digest)))
+    });
+    g.bench_function("strip_key_from_uri", |b| {
+        b.iter(|| rules.strip_from_uri(black_box(&uri)))
+    });
+    g.bench_function("principal_extension", |b| {
+        b.iter(|| {
+            let mut ext = http::Extensions::new();
+            ext.insert(black_box([0u64; 13]));
+            ext
+        })
+    });
+    g.bench_function("cache_control_private", |b| {
+        b.iter(|| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("private"),
+            );
+            headers
+        })
+    });
+    g.bench_function("clock", |b| b.iter(|| SystemClock.now()));
+    g.finish();
+
     let mut g = c.benchmark_group("apikey_rejections");
     configure(&mut g);
     let valid = [valid];

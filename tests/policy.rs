@@ -1331,14 +1331,24 @@ async fn usage_shows_the_callers_account_only() -> TestResult {
         let client = row["client_id"].as_str().unwrap_or_default();
         assert!(acme_ids.iter().any(|c| c == client), "{row}");
     }
-    // A parameter naming another account changes nothing.
-    let page = server.usage_page(&server.acme, "?account_id=globex").await;
-    assert_eq!(page["account_id"], ACCOUNT);
+    // A parameter naming another account is refused, and reveals nothing.
+    let token = server.token(&server.acme.native).await;
+    let reply = server
+        .send(get(&format!("{USAGE}?account_id=globex")).bearer(&token))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        reply.describe()
+    );
+    assert_eq!(reply.json()["field"], "account_id");
     assert!(
-        !page
-            .to_string()
+        !reply
+            .describe()
             .contains(globex.javascript.client.id().as_str()),
-        "{page}"
+        "{}",
+        reply.describe()
     );
     let theirs = server.usage_page(&globex, "").await;
     let row = Server::row(&theirs, "2026-05-01", globex.javascript.client.id());

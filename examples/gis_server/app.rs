@@ -17,9 +17,11 @@ use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::layer::Meter;
-use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
+use gis_auth::policy::{
+    MAX_ELEVATION_POINTS, RouteTable, SharedRateLimiter, elevation_points_cost, standard_routes,
+};
 use gis_auth::restrict::TrustedProxies;
-use gis_auth::store::{GeneratedCredential, InMemoryStore, Snapshot, SnapshotError};
+use gis_auth::store::{GeneratedCredential, InMemoryStore, ManagedStore, Snapshot, SnapshotError};
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
@@ -54,6 +56,11 @@ pub struct Options {
     pub clock: Option<Arc<dyn Clock>>,
     /// Counts usage against daily quotas (in memory when `None`).
     pub usage: Option<Arc<dyn UsageCounter>>,
+    /// Reads and manages clients here instead of in the store given to [`router`] (a
+    /// store shared with other instances: `--store`).
+    pub store: Option<Arc<dyn ManagedStore>>,
+    /// Enforces clients' rate limits across instances (in this process when `None`).
+    pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
 }
 
 /// The key id of the signing key the server generates when given no token issuer.
@@ -104,6 +111,10 @@ pub fn route_table() -> Result<RouteTable, ConfigError> {
 /// clients from `store`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so IP rules see the peer address.
 pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, ConfigError> {
+    let store: Arc<dyn ManagedStore> = match options.store.clone() {
+        Some(shared) => shared,
+        None => store,
+    };
     let issuer = match options.token_issuer {
         Some(issuer) => issuer,
         None => {
@@ -137,6 +148,10 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         .token_verifier(verifier)
         .clock(clock)
         .usage_counter(usage);
+    let auth = match options.rate_limiter {
+        Some(limiter) => auth.shared_rate_limiter(limiter),
+        None => auth,
+    };
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
     // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
     // endpoint authenticates its callers itself, so it is mounted outside the layer.
@@ -370,6 +385,12 @@ fn png() -> Response {
         TILE_PNG,
     )
         .into_response()
+}
+
+/// The tile handler alone at `/bench/tiles/{z}/{x}/{y}.png`, without the auth layer or
+/// CORS: what `scripts/load.sh` compares the guarded tile routes with. Never in production.
+pub fn unguarded_bench_tiles() -> Router {
+    Router::new().route("/bench/tiles/{z}/{x}/{y}", get(tile))
 }
 
 /// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.

@@ -5,7 +5,14 @@
 //! cargo run --example gis_server
 //! cargo run --example gis_server -- --addr 127.0.0.1:9000 --clients clients.json \
 //!     --trusted-proxies 10.0.0.0/8,192.0.2.1
+//! cargo run --release --example gis_server -- --unguarded-bench-route   # scripts/load.sh
+//! cargo run --features postgres,redis --example gis_server -- --addr 127.0.0.1:8081 \
+//!     --store postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
 //! ```
+//!
+//! With `--store` (a clients file, or PostgreSQL) and `--redis`, several instances share
+//! their clients, quotas and rate limits, and with `GIS_TOKEN_SECRET` in the environment
+//! they accept each other's access tokens: see `shared.rs`.
 //!
 //! Without `--clients` the server holds a demo account (roles User and Evaluator) with its
 //! two default clients. Every credential generated at startup is printed on stdout, one JSON
@@ -14,12 +21,14 @@
 //! scripts can read stdout as it is. Ctrl-C stops the server gracefully.
 
 mod app;
+mod shared;
 
 use std::error::Error;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use gis_auth::restrict::TrustedProxies;
@@ -39,6 +48,21 @@ struct Flags {
     /// Proxies whose X-Forwarded-For header is believed: CIDR blocks or addresses.
     #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = app::parse_trusted_proxies)]
     trusted_proxies: Option<TrustedProxies>,
+
+    /// Also serve the tile handler at /bench/tiles/{z}/{x}/{y}.png without the auth layer,
+    /// so scripts/load.sh can measure what the layer costs. Never in production.
+    #[arg(long)]
+    unguarded_bench_route: bool,
+
+    /// Keep clients in this clients file (written back, reloaded on change) or in
+    /// PostgreSQL (`postgres://…`, feature `postgres`), shared with other instances.
+    #[arg(long, value_name = "FILE|postgres://…", conflicts_with = "clients")]
+    store: Option<String>,
+
+    /// Count quotas and enforce rate limits in Redis (`redis://…`, feature `redis`), shared
+    /// with other instances.
+    #[arg(long, value_name = "redis://…")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
@@ -53,8 +77,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
-    let seeded = match &flags.clients {
-        Some(path) => {
+    // Kept to the end: it holds the change listener or the file watch.
+    let mut shared_store = match &flags.store {
+        Some(target) => Some(shared::open_store(target).await?),
+        None => None,
+    };
+    let seeded = match (&mut shared_store, &flags.clients) {
+        (Some(opened), _) => {
+            eprintln!("gis_server: clients in {}", opened.description);
+            app::Seeded {
+                store: Arc::default(),
+                generated: std::mem::take(&mut opened.generated),
+            }
+        }
+        (None, Some(path)) => {
             let seeded = app::load_clients_file(path)?;
             eprintln!(
                 "gis_server: loaded {} accounts and {} clients from {}",
@@ -64,7 +100,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             );
             seeded
         }
-        None => {
+        (None, None) => {
             let seeded = app::demo_store()?;
             eprintln!(
                 "gis_server: demo account `{}` (roles User, Evaluator) with its two default clients",
@@ -77,11 +113,30 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     if !proxies.is_empty() {
         eprintln!("gis_server: X-Forwarded-For is believed from the trusted proxies given");
     }
+    let (usage, rate_limiter) = match &flags.redis {
+        Some(url) => {
+            let (usage, limiter) = shared::open_redis(url).await?;
+            eprintln!("gis_server: quotas and rate limits in Redis, shared with other instances");
+            (Some(usage), Some(limiter))
+        }
+        None => (None, None),
+    };
     let options = app::Options {
         trusted_proxies: proxies,
+        store: shared_store.as_ref().map(|opened| opened.store.clone()),
+        token_issuer: shared::shared_token_issuer()?,
+        usage,
+        rate_limiter,
         ..app::Options::default()
     };
-    let router = app::router(seeded.store.clone(), options)?;
+    let mut router = app::router(seeded.store.clone(), options)?;
+    if flags.unguarded_bench_route {
+        // Merged after the layers, so neither the auth layer nor CORS wraps it.
+        router = router.merge(app::unguarded_bench_tiles());
+        eprintln!(
+            "gis_server: /bench/tiles/… serves tiles WITHOUT access control (benchmarks only)"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(flags.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", flags.addr))?;

@@ -86,19 +86,19 @@ impl CredentialKind {
             return Err(KeyFormatError::Prefix);
         }
         let rest = &s.as_bytes()[prefix.len()..];
-        if !rest
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !rest.iter().all(|&b| BASE64URL[usize::from(b)] != INVALID) {
             return Err(KeyFormatError::Alphabet);
         }
-        let (signed, checksum) = s.split_at(s.len() - CHECKSUM_CHARS);
-        let mut decoded = [0u8; 4];
-        match URL_SAFE_NO_PAD.decode_slice(checksum, &mut decoded) {
-            Ok(4) => {}
-            _ => return Err(KeyFormatError::Checksum),
+        let (signed, checksum) = s.as_bytes().split_at(s.len() - CHECKSUM_CHARS);
+        // Six Base64URL characters: 32 bits, then 4 bits that must be zero.
+        let mut bits: u64 = 0;
+        for &c in checksum {
+            bits = bits << 6 | u64::from(BASE64URL[usize::from(c)]);
         }
-        if u32::from_be_bytes(decoded) != crc32fast::hash(signed.as_bytes()) {
+        if bits & 0xf != 0 {
+            return Err(KeyFormatError::Checksum);
+        }
+        if (bits >> 4) as u32 != crc32fast::hash(signed) {
             return Err(KeyFormatError::Checksum);
         }
         Ok(())
@@ -195,9 +195,16 @@ impl KeyDigest {
         Self(bytes)
     }
 
-    /// Compares in constant time.
+    /// Compares in constant time: the differences of all 32 bytes are folded into one word
+    /// before the one comparison.
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
+        let mut diff = 0u64;
+        for (a, b) in self.0.chunks_exact(8).zip(other.0.chunks_exact(8)) {
+            let word =
+                |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            diff |= word(a) ^ word(b);
+        }
+        diff.ct_eq(&0).into()
     }
 
     /// The `sha256:<hex>` form used in client files.
@@ -228,6 +235,21 @@ impl KeyDigest {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Marks a byte outside the Base64URL alphabet in [`BASE64URL`].
+const INVALID: u8 = 0xff;
+
+/// The value of each Base64URL character, [`INVALID`] for every other byte.
+const BASE64URL: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Debug for KeyDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,6 +286,42 @@ impl Hasher for DigestHasher {
 
 /// `BuildHasher` for [`DigestHasher`].
 pub(crate) type DigestBuildHasher = BuildHasherDefault<DigestHasher>;
+
+/// A fast multiply-rotate hasher for the crate's small in-memory maps whose keys are short
+/// strings an administrator chose (ids, origin pattern hosts): a request can look such a map
+/// up, never fill it, so nobody can aim collisions at it.
+#[derive(Default)]
+pub(crate) struct FastHasher(u64);
+
+const FAST_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(FAST_K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(FAST_K);
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(FAST_K);
+    }
+}
+
+/// `BuildHasher` for [`FastHasher`].
+pub(crate) type FastBuildHasher = BuildHasherDefault<FastHasher>;
 
 #[cfg(test)]
 mod tests {

@@ -29,6 +29,6 @@ pub use access::{
 pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub use client::{Client, ClientKind, ClientSpec, Credentials};
 pub use document::{ClientDocument, GrantDocument, etag};
-pub(crate) use key::DigestBuildHasher;
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
+pub(crate) use key::{DigestBuildHasher, FastBuildHasher};
 pub use role::{Role, RoleSet};

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -99,9 +100,9 @@ impl<'de> Deserialize<'de> for Role {
     }
 }
 
-/// A set of roles, kept sorted and without duplicates.
+/// A set of roles, kept sorted and without duplicates. Cloning shares the set.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct RoleSet(Box<[Role]>);
+pub struct RoleSet(Arc<[Role]>);
 
 impl RoleSet {
     /// The empty set.
@@ -126,6 +127,9 @@ impl RoleSet {
 
     /// The roles in both sets.
     pub fn intersection(&self, other: &RoleSet) -> RoleSet {
+        if self.is_subset(other) {
+            return self.clone();
+        }
         RoleSet(
             self.0
                 .iter()
@@ -169,7 +173,7 @@ impl FromIterator<Role> for RoleSet {
         let mut roles: Vec<Role> = iter.into_iter().collect();
         roles.sort();
         roles.dedup();
-        RoleSet(roles.into_boxed_slice())
+        RoleSet(roles.into())
     }
 }
 

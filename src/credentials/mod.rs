@@ -106,7 +106,14 @@ impl CredentialRules {
 
     /// `uri` without the API key parameter.
     pub fn strip_from_uri(&self, uri: &Uri) -> Uri {
-        query::without_param(uri, &self.param)
+        let mut uri = uri.clone();
+        self.strip_in_place(&mut uri);
+        uri
+    }
+
+    /// Removes the API key parameter from `uri`, leaving it as it was when it has none.
+    pub(crate) fn strip_in_place(&self, uri: &mut Uri) {
+        query::strip_param(uri, &self.param);
     }
 }
 

@@ -18,16 +18,42 @@ use percent_encoding::percent_decode_str;
 use crate::error::RejectionKind;
 
 /// Whether a raw (still percent-encoded) parameter name is `name`, ignoring ASCII case.
-fn name_matches(raw: &str, name: &str) -> bool {
+fn name_matches(raw: &[u8], name: &str) -> bool {
     if raw.len() == name.len() {
-        return raw.eq_ignore_ascii_case(name);
+        return raw.eq_ignore_ascii_case(name.as_bytes());
     }
     // An encoded name is longer than the plain one; decode only then.
     raw.len() > name.len()
-        && raw.contains('%')
-        && percent_decode_str(raw)
+        && raw.contains(&b'%')
+        && percent_encoding::percent_decode(raw)
             .decode_utf8()
             .is_ok_and(|decoded| decoded.eq_ignore_ascii_case(name))
+}
+
+/// The `name=value` pieces of a query, as bytes (split at `&`, so never inside a UTF-8
+/// sequence), with the raw name of each.
+fn pieces(query: &str) -> impl Iterator<Item = (&[u8], &str)> {
+    let mut rest = query;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let (piece, tail) = match rest.as_bytes().iter().position(|&b| b == b'&') {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => {
+                done = true;
+                (rest, "")
+            }
+        };
+        rest = tail;
+        let name_end = piece
+            .as_bytes()
+            .iter()
+            .position(|&b| b == b'=')
+            .unwrap_or(piece.len());
+        Some((&piece.as_bytes()[..name_end], piece))
+    })
 }
 
 /// The value of the `name` parameter, decoded once. More than one occurrence (in any mix of
@@ -38,15 +64,15 @@ pub(crate) fn api_key_param<'a>(
     max_len: usize,
 ) -> Result<Option<Cow<'a, str>>, RejectionKind> {
     let mut found: Option<&'a str> = None;
-    for piece in query.split('&') {
-        let (raw_name, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+    for (raw_name, piece) in pieces(query) {
         if !name_matches(raw_name, name) {
             continue;
         }
         if found.is_some() {
             return Err(RejectionKind::MultipleCredentials);
         }
-        found = Some(raw_value);
+        // After the `=`, or nothing when there is none.
+        found = Some(piece.get(raw_name.len() + 1..).unwrap_or(""));
     }
     let Some(raw) = found else {
         return Ok(None);
@@ -58,7 +84,7 @@ pub(crate) fn api_key_param<'a>(
     if raw.len() > max_len.saturating_mul(3) {
         return Err(RejectionKind::CredentialTooLong);
     }
-    let value = if raw.contains('%') {
+    let value = if raw.as_bytes().contains(&b'%') {
         percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| RejectionKind::MalformedCredential)?
@@ -74,31 +100,51 @@ pub(crate) fn api_key_param<'a>(
     Ok(Some(value))
 }
 
-/// `uri` without any `name` parameter; other parameters keep their order and encoding.
-pub(crate) fn without_param(uri: &Uri, name: &str) -> Uri {
+/// Removes every `name` parameter from `uri`; other parameters keep their order and
+/// encoding. A URI without one is left untouched.
+pub(crate) fn strip_param(uri: &mut Uri, name: &str) {
     let Some(query) = uri.query() else {
-        return uri.clone();
+        return;
     };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|piece| {
-            let raw_name = piece.split_once('=').map_or(*piece, |(n, _)| n);
-            !name_matches(raw_name, name)
-        })
-        .collect();
-    let mut pq = String::with_capacity(uri.path().len() + query.len() + 1);
-    pq.push_str(uri.path());
-    if !kept.is_empty() {
-        pq.push('?');
-        pq.push_str(&kept.join("&"));
+    let path = uri.path();
+    let mut pq: Vec<u8> = Vec::with_capacity(path.len() + query.len() + 1);
+    pq.extend_from_slice(path.as_bytes());
+    let mut separator = b'?';
+    let mut removed = false;
+    for (raw_name, piece) in pieces(query) {
+        if name_matches(raw_name, name) {
+            removed = true;
+        } else {
+            pq.push(separator);
+            pq.extend_from_slice(piece.as_bytes());
+            separator = b'&';
+        }
+    }
+    if !removed {
+        return;
+    }
+    // Cannot fail: the pieces come from a valid URI. Keep the URI rather than panic.
+    let Ok(pq) = PathAndQuery::try_from(pq) else {
+        return;
+    };
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        // The origin form every server sees: the path and query are the whole URI.
+        *uri = Uri::from(pq);
+        return;
     }
     let mut parts = uri.clone().into_parts();
-    match PathAndQuery::try_from(pq) {
-        Ok(pq) => parts.path_and_query = Some(pq),
-        // Cannot happen: the pieces come from a valid URI. Keep the URI rather than panic.
-        Err(_) => return uri.clone(),
+    parts.path_and_query = Some(pq);
+    if let Ok(stripped) = Uri::from_parts(parts) {
+        *uri = stripped;
     }
-    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// `uri` without any `name` parameter; other parameters keep their order and encoding.
+#[cfg(test)]
+fn without_param(uri: &Uri, name: &str) -> Uri {
+    let mut uri = uri.clone();
+    strip_param(&mut uri, name);
+    uri
 }
 
 #[cfg(test)]

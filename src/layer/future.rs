@@ -18,22 +18,23 @@ use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
+use tracing::Span;
 
 use super::Config;
 use super::Meter;
 use super::body::ResponseBody;
 use super::response::{add_quota_headers, add_vary_origin, make_private};
-use super::service::{CheckFuture, admit};
-use crate::policy::{CredentialSource, QuotaState};
+use super::service::{CheckFuture, admit, refuse};
+use crate::policy::QuotaState;
 
 /// Headers to add to the wrapped service's response.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Finish {
-    private: bool,
-    vary_origin: bool,
-    quota: Option<(QuotaState, time::OffsetDateTime, Option<u8>)>,
+    pub(crate) private: bool,
+    pub(crate) vary_origin: bool,
+    pub(crate) quota: Option<(QuotaState, time::OffsetDateTime, Option<u8>)>,
     /// The handler's meter: its latest charge decides the quota headers.
-    meter: Option<Meter>,
+    pub(crate) meter: Option<Meter>,
 }
 
 pin_project! {
@@ -45,6 +46,8 @@ pin_project! {
         #[pin]
         state: State<S, B>,
         finish: Finish,
+        // The request's span, entered whenever the future is polled.
+        span: Span,
     }
 }
 
@@ -73,23 +76,30 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn calling(fut: S::Future, finish: Option<Finish>) -> Self {
+    pub(crate) fn calling(fut: S::Future, finish: Option<Finish>, span: Span) -> Self {
         Self {
             state: State::Calling { fut },
             finish: finish.unwrap_or_default(),
+            span,
         }
     }
 
-    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+    pub(crate) fn rejected(response: Response<Bytes>, span: Span) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
             },
             finish: Finish::default(),
+            span,
         }
     }
 
-    pub(crate) fn checking(check: CheckFuture<B>, inner: S, config: Arc<Config>) -> Self {
+    pub(crate) fn checking(
+        check: CheckFuture<B>,
+        inner: S,
+        config: Arc<Config>,
+        span: Span,
+    ) -> Self {
         Self {
             state: State::Checking {
                 check,
@@ -97,6 +107,7 @@ where
                 config,
             },
             finish: Finish::default(),
+            span,
         }
     }
 }
@@ -109,6 +120,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Checking {
@@ -119,15 +131,7 @@ where
                     let (mut req, outcome) = ready!(check.as_mut().poll(cx));
                     match outcome {
                         Ok(authorized) => {
-                            *this.finish = Finish {
-                                private: authorized.principal.source() == CredentialSource::ApiKey,
-                                vary_origin: authorized.vary_origin,
-                                quota: authorized
-                                    .quota
-                                    .map(|q| (q, config.clock.now(), config.quota_warning)),
-                                meter: authorized.meter.clone(),
-                            };
-                            admit(config, &mut req, authorized);
+                            *this.finish = admit(config, &mut req, authorized);
                             let mut svc = inner
                                 .take()
                                 .expect("ResponseFuture polled after completion");
@@ -135,7 +139,7 @@ where
                             this.state.set(State::Calling { fut });
                         }
                         Err(rejection) => {
-                            let response = config.render(&rejection);
+                            let response = refuse(config, &rejection);
                             this.state.set(State::Rejected {
                                 response: Some(response),
                             });
@@ -144,14 +148,15 @@ where
                 }
                 StateProj::Calling { fut } => {
                     let mut res = ready!(fut.poll(cx))?;
-                    if this.finish.private {
+                    let finish = &*this.finish;
+                    if finish.private {
                         make_private(res.headers_mut());
                     }
-                    if this.finish.vary_origin {
+                    if finish.vary_origin {
                         add_vary_origin(res.headers_mut());
                     }
-                    if let Some((quota, now, warning)) = &this.finish.quota {
-                        let latest = this.finish.meter.as_ref().and_then(Meter::quota);
+                    if let Some((quota, now, warning)) = &finish.quota {
+                        let latest = finish.meter.as_ref().and_then(Meter::quota);
                         let quota = latest.as_ref().unwrap_or(quota);
                         add_quota_headers(res.headers_mut(), quota, *now, *warning);
                     }

@@ -62,7 +62,7 @@ pub use service::AuthService;
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::CredentialRules;
 use crate::error::{ConfigError, Rejection};
-use crate::policy::{ClientRateLimiter, Policy, RouteTable};
+use crate::policy::{ClientRateLimiter, Policy, RouteTable, SharedRateLimiter};
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies};
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
@@ -83,12 +83,14 @@ pub(crate) struct Config {
     pub(crate) policy: Policy,
     pub(crate) usage: Arc<dyn UsageCounter>,
     pub(crate) rate_limiter: ClientRateLimiter,
+    pub(crate) shared_rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
     pub(crate) quota_warning: Option<u8>,
     pub(crate) credentials: CredentialRules,
     pub(crate) proxies: TrustedProxies,
     pub(crate) forwarded: ForwardedHeader,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) realm: String,
+    pub(crate) rendered: response::Rendered,
     pub(crate) allow_preflight: bool,
     pub(crate) strip_credentials: bool,
     pub(crate) store_timeout: Option<Duration>,
@@ -101,7 +103,7 @@ impl Config {
     pub(crate) fn render(&self, rejection: &Rejection) -> Response<Bytes> {
         let mut res = match &self.responder {
             Some(custom) => custom(rejection),
-            None => default_rejection_response(rejection, &self.realm),
+            None => self.rendered.response(rejection, &self.realm),
         };
         if rejection.varies_on_origin() {
             response::add_vary_origin(res.headers_mut());
@@ -170,12 +172,14 @@ impl AuthLayer {
                 policy: Policy::new(routes),
                 usage: Arc::new(InMemoryUsageCounter::new()),
                 rate_limiter: ClientRateLimiter::new(clock.clone()),
+                shared_rate_limiter: None,
                 quota_warning: Some(DEFAULT_QUOTA_WARNING_PERCENT),
                 credentials: CredentialRules::default(),
                 proxies: TrustedProxies::none(),
                 forwarded: ForwardedHeader::default(),
                 clock,
                 realm: "gis-auth".to_owned(),
+                rendered: response::Rendered::new("gis-auth"),
                 allow_preflight: false,
                 strip_credentials: true,
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
@@ -246,6 +250,14 @@ impl AuthLayer {
         self
     }
 
+    /// Enforces clients' rate limits with `limiter`, shared by every instance (such as
+    /// `RedisRateLimiter`, feature `redis`), instead of in this process: one round trip per
+    /// request of a client with a limit. A limiter that fails or stalls gives 503.
+    pub fn shared_rate_limiter(mut self, limiter: Arc<dyn SharedRateLimiter>) -> Self {
+        self.config().shared_rate_limiter = Some(limiter);
+        self
+    }
+
     /// From which share of the daily quota (in %) responses carry a `Quota-Warning` header;
     /// `None` for never.
     pub fn quota_warning(mut self, percent: Option<u8>) -> Self {
@@ -263,7 +275,9 @@ impl AuthLayer {
                 reason: "a realm is printable ASCII without `\"` or `\\`",
             });
         }
-        self.config().realm = realm;
+        let config = self.config();
+        config.rendered = response::Rendered::new(&realm);
+        config.realm = realm;
         Ok(self)
     }
 

@@ -12,6 +12,8 @@
 //! assert_eq!(body["error"], "insufficient_scope");
 //! ```
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
@@ -35,30 +37,49 @@ use crate::policy::QuotaState;
 /// assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"maps\"");
 /// ```
 pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Response<Bytes> {
+    let kind = rejection.kind();
+    rejection_response(rejection, body_of(kind), challenge_of(kind, realm))
+}
+
+/// The JSON body of a refusal of `kind`.
+fn body_of(kind: RejectionKind) -> Bytes {
     let body = serde_json::json!({
-        "error": rejection.error_code(),
-        "error_description": rejection.description(),
+        "error": kind.error_code(),
+        "error_description": kind.description(),
     });
-    let mut res = Response::new(Bytes::from(body.to_string()));
+    Bytes::from(body.to_string())
+}
+
+/// The `WWW-Authenticate` challenge of a refusal of `kind`, if it carries one.
+fn challenge_of(kind: RejectionKind, realm: &str) -> Option<HeaderValue> {
+    let challenge = if kind == RejectionKind::MissingCredential {
+        format!("Bearer realm=\"{realm}\"")
+    } else if kind.in_challenge() {
+        format!(
+            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+            kind.error_code(),
+            kind.description()
+        )
+    } else {
+        return None;
+    };
+    // The realm is checked when the layer is built and descriptions are fixed ASCII, so
+    // this cannot fail; a header is left out rather than a panic risked.
+    HeaderValue::try_from(challenge).ok()
+}
+
+fn rejection_response(
+    rejection: &Rejection,
+    body: Bytes,
+    challenge: Option<HeaderValue>,
+) -> Response<Bytes> {
+    let kind = rejection.kind();
+    let mut res = Response::new(body);
     *res.status_mut() = rejection.status();
     let headers = res.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let kind = rejection.kind();
-    let challenge = if kind == RejectionKind::MissingCredential {
-        Some(format!("Bearer realm=\"{realm}\""))
-    } else if kind.in_challenge() {
-        Some(format!(
-            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-            kind.error_code(),
-            kind.description()
-        ))
-    } else {
-        None
-    };
-    // The realm is checked when the layer is built and descriptions are fixed ASCII, so
-    // this cannot fail; a header is left out rather than a panic risked.
-    if let Some(value) = challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+    if let Some(value) = challenge {
         headers.insert(WWW_AUTHENTICATE, value);
     }
     if kind == RejectionKind::StoreUnavailable {
@@ -76,6 +97,62 @@ pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Respons
         }
     }
     res
+}
+
+/// Every kind of refusal, in declaration order (`kind as usize` indexes it).
+const KINDS: [RejectionKind; 20] = {
+    use RejectionKind::*;
+    [
+        MissingCredential,
+        MultipleCredentials,
+        EmptyCredential,
+        MalformedHeader,
+        CredentialTooLong,
+        MalformedCredential,
+        UnknownCredential,
+        Expired,
+        Revoked,
+        Inactive,
+        InsufficientRole,
+        NotPluginApi,
+        OriginNotAllowed,
+        IpNotAllowed,
+        RouteNotAllowed,
+        PrivilegeMissing,
+        ItemNotGranted,
+        QuotaExceeded,
+        RateLimited,
+        StoreUnavailable,
+    ]
+};
+
+/// The bodies and challenges of the default refusals for one realm, made once per layer so
+/// that a refusal costs no JSON encoding and no formatting.
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    parts: Arc<[(Bytes, Option<HeaderValue>)]>,
+}
+
+impl Rendered {
+    pub(crate) fn new(realm: &str) -> Self {
+        Self {
+            parts: KINDS
+                .iter()
+                .map(|&kind| (body_of(kind), challenge_of(kind, realm)))
+                .collect(),
+        }
+    }
+
+    /// [`default_rejection_response`] for this realm.
+    pub(crate) fn response(&self, rejection: &Rejection, realm: &str) -> Response<Bytes> {
+        let kind = rejection.kind();
+        match self.parts.get(kind as usize) {
+            Some((body, challenge)) if KINDS[kind as usize] == kind => {
+                rejection_response(rejection, body.clone(), challenge.clone())
+            }
+            _ => default_rejection_response(rejection, realm),
+        }
+    }
 }
 
 /// The daily quota, in transactions.
@@ -145,6 +222,10 @@ pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
 /// Makes a response private to the caller unless it already is (or is `no-store`): drops
 /// `public` and `s-maxage`, keeps every other directive, and adds `private`.
 pub(crate) fn make_private(headers: &mut HeaderMap) {
+    if let http::header::Entry::Vacant(slot) = headers.entry(CACHE_CONTROL) {
+        slot.insert(HeaderValue::from_static("private"));
+        return;
+    }
     let mut directives: Vec<String> = Vec::new();
     for value in headers.get_all(CACHE_CONTROL) {
         let Ok(value) = value.to_str() else {
@@ -223,6 +304,20 @@ mod tests {
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
         let res = default_rejection_response(&RejectionKind::StoreUnavailable.into(), "gis");
         assert_eq!(res.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn prerendered_refusals_match_the_default_ones() {
+        let rendered = Rendered::new("maps");
+        for (i, kind) in KINDS.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?}");
+            let rejection = Rejection::new(kind).with_retry_after(7);
+            let fresh = default_rejection_response(&rejection, "maps");
+            let cached = rendered.response(&rejection, "maps");
+            assert_eq!(fresh.status(), cached.status());
+            assert_eq!(fresh.headers(), cached.headers());
+            assert_eq!(fresh.body(), cached.body());
+        }
     }
 
     #[test]

@@ -17,15 +17,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION};
 use http::{Method, Request, Response};
+use time::OffsetDateTime;
 use tower_service::Service;
+use tracing::Span;
 
 use super::Config;
 use super::body::ResponseBody;
-use super::future::ResponseFuture;
-use crate::client::Restriction;
-use crate::client::{ClientKind, CredentialKind, KeyDigest};
+use super::future::{Finish, ResponseFuture};
+use crate::client::{ClientKind, CredentialKind, KeyDigest, Restriction, RoleSet};
 use crate::credentials::Credential;
 use crate::error::{Rejection, RejectionKind};
 use crate::policy::{
@@ -33,8 +35,8 @@ use crate::policy::{
     Rule, decide, next_utc_midnight, seconds_until,
 };
 use crate::store::Resolved;
-use crate::token::VerifyError;
-use crate::usage::Charge;
+use crate::token::{VerifiedToken, VerifyError};
+use crate::usage::{Charge, Charged};
 
 /// An admitted request: who is calling, and what its response must carry.
 #[derive(Debug)]
@@ -43,9 +45,16 @@ pub(crate) struct Authorized {
     pub(crate) vary_origin: bool,
     pub(crate) quota: Option<QuotaState>,
     pub(crate) meter: Option<super::Meter>,
+    /// When the request was decided.
+    pub(crate) now: OffsetDateTime,
 }
 
 /// The service [`AuthLayer`](super::AuthLayer) wraps around another.
+///
+/// With a store, token verifier and usage counter that answer at once (the in-memory ones),
+/// every check runs inside `call`: no future is boxed and no timer is set. Only one that has
+/// to wait (over a network) makes `call` return a future that waits for it, within the
+/// layer's time budget.
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
@@ -71,14 +80,31 @@ impl<S: std::fmt::Debug> std::fmt::Debug for AuthService<S> {
     }
 }
 
-/// What to look up once the cheap checks passed.
+/// What to look up when the store or the token verifier has to wait.
 pub(crate) enum Lookup {
     Key(KeyDigest),
     Token(String),
 }
 
+/// Where a check that has to wait starts.
+pub(crate) enum Start {
+    /// At the store lookup.
+    Lookup(Lookup),
+    /// At counting the refusal of a known client.
+    Refused(Box<Refused>),
+    /// At the shared rate limit, if any, then charging the quota of an allowed request.
+    Charge(Box<Prepared>),
+}
+
 pub(crate) type Checked<B> = (Request<B>, Result<Authorized, Rejection>);
 pub(crate) type CheckFuture<B> = Pin<Box<dyn Future<Output = Checked<B>> + Send>>;
+
+/// What the checks made of a request without waiting.
+enum Outcome {
+    Admit(Finish),
+    Reject(Response<Bytes>),
+    Wait(Start, OffsetDateTime),
+}
 
 impl<S, B, ResB> Service<Request<B>> for AuthService<S>
 where
@@ -93,97 +119,228 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &self.config;
         if config.allow_preflight
             && req.method() == Method::OPTIONS
             && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return ResponseFuture::calling(self.inner.call(req), None);
+            return ResponseFuture::calling(self.inner.call(req), None, Span::none());
         }
         let routes = config.policy.routes();
-        let route = match routes.lookup_index(req.method(), req.uri().path()) {
-            None => return self.reject(RejectionKind::RouteNotAllowed.into()),
+        let (route, api) = match routes.lookup_index(req.method(), req.uri().path()) {
+            None => {
+                let response = refuse(config, &RejectionKind::RouteNotAllowed.into());
+                return ResponseFuture::rejected(response, Span::none());
+            }
             Some(i) => match routes.routes()[i].access() {
-                RouteAccess::Public => return ResponseFuture::calling(self.inner.call(req), None),
-                RouteAccess::Api(_) => i,
+                RouteAccess::Public => {
+                    return ResponseFuture::calling(self.inner.call(req), None, Span::none());
+                }
+                RouteAccess::Api(api) => (i, api),
             },
         };
-        let lookup = match config.credentials.extract(req.headers(), req.uri().query()) {
-            Err(kind) => return self.reject(kind.into()),
-            Ok(None) => return self.reject(RejectionKind::MissingCredential.into()),
-            Ok(Some(Credential::ApiKey(key))) => {
-                if CredentialKind::ApiKey.check(&key).is_err() {
-                    return self.reject(RejectionKind::MalformedCredential.into());
-                }
-                Lookup::Key(KeyDigest::of(&key))
+        // One span per guarded request: the API, then the client and the decision. Never a
+        // credential.
+        let span = tracing::debug_span!(
+            "gis_auth",
+            api = api.name(),
+            client = tracing::field::Empty,
+            decision = tracing::field::Empty,
+            rule = tracing::field::Empty,
+        );
+        let outcome = span.in_scope(|| check_now(config, &mut req, route));
+        match outcome {
+            Outcome::Admit(finish) => {
+                ResponseFuture::calling(self.inner.call(req), Some(finish), span)
             }
-            Ok(Some(Credential::Bearer(token))) => {
-                if config.verifier.is_none() {
-                    return self.reject(RejectionKind::UnknownCredential.into());
-                }
-                Lookup::Token(token.to_owned())
+            Outcome::Reject(response) => ResponseFuture::rejected(response, span),
+            Outcome::Wait(start, now) => {
+                // The ready service goes into the future; a clone waits for the next
+                // poll_ready.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let check = Box::pin(check(self.config.clone(), start, route, req, now));
+                ResponseFuture::checking(check, inner, self.config.clone(), span)
             }
-        };
-        // The ready service goes into the future; a fresh clone waits for the next poll_ready.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let check = Box::pin(check(self.config.clone(), lookup, route, req));
-        ResponseFuture::checking(check, inner, self.config.clone())
+        }
     }
 }
 
-impl<S> AuthService<S> {
-    fn reject<B>(&self, rejection: Rejection) -> ResponseFuture<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        tracing::debug!(reason = rejection.error_code(), kind = ?rejection.kind(), "request refused");
-        ResponseFuture::rejected(self.config.render(&rejection))
+/// Every check that needs no waiting, in order: the credential, the store lookup (when the
+/// store answers at once), the decision, the rate limit and the quota (when the counter
+/// answers at once). On admission the credential is stripped and the principal inserted.
+fn check_now<B>(config: &Arc<Config>, req: &mut Request<B>, route: usize) -> Outcome {
+    let now = config.clock.now().to_offset(time::UtcOffset::UTC);
+    let found = match config.credentials.extract(req.headers(), req.uri().query()) {
+        Err(kind) => Err(kind.into()),
+        Ok(None) => Err(RejectionKind::MissingCredential.into()),
+        Ok(Some(Credential::ApiKey(key))) => {
+            // A malformed or mis-checksummed key never reaches the store.
+            if CredentialKind::ApiKey.check(&key).is_err() {
+                Err(RejectionKind::MalformedCredential.into())
+            } else {
+                let digest = KeyDigest::of(&key);
+                match config.store.resolve_key_now(&digest) {
+                    Some(answer) => key_found(
+                        answer.map_err(|e| store_failed("client store", &e)),
+                        &digest,
+                        now,
+                    ),
+                    None => return Outcome::Wait(Start::Lookup(Lookup::Key(digest)), now),
+                }
+            }
+        }
+        Ok(Some(Credential::Bearer(token))) => match &config.verifier {
+            None => Err(RejectionKind::UnknownCredential.into()),
+            Some(verifier) => match verifier.verify_now(token) {
+                Some(answer) => token_found(Some(answer)),
+                None => {
+                    let lookup = Lookup::Token(token.to_owned());
+                    return Outcome::Wait(Start::Lookup(lookup), now);
+                }
+            },
+        },
+    };
+    let found = match found {
+        Ok(found) => found,
+        Err(rejection) => return Outcome::Reject(refuse(config, &rejection)),
+    };
+    let prepared = match prepare(config, found, route, req, now) {
+        Ok(prepared) => prepared,
+        Err(refused) => {
+            return match record_refusal_now(config, &refused, now) {
+                true => Outcome::Reject(refuse(config, &refused.2)),
+                false => Outcome::Wait(Start::Refused(refused), now),
+            };
+        }
+    };
+    // A shared rate limiter is a round trip: the rest of the check waits for it.
+    if shares_rate_limit(config, &prepared) {
+        return Outcome::Wait(Start::Charge(Box::new(prepared)), now);
+    }
+    let charged = {
+        let charge = prepared.charge();
+        config.usage.charge_now(&charge)
+    };
+    let Some(charged) = charged else {
+        return Outcome::Wait(Start::Charge(Box::new(prepared)), now);
+    };
+    let charged = charged.map_err(|e| store_failed("usage counter", &e));
+    match finish(config, prepared, charged) {
+        Ok(authorized) => Outcome::Admit(admit(config, req, authorized)),
+        Err(rejection) => Outcome::Reject(refuse(config, &rejection)),
     }
 }
 
-/// Looks the credential up, then decides, rate-limits and charges the quota. The request is
-/// not borrowed across an await, so only `B: Send` is needed.
+/// The check of a request whose store, verifier or counter has to wait, from where
+/// [`check_now`] stopped. The request is not borrowed across an await, so only `B: Send`
+/// is needed.
 async fn check<B>(
     config: Arc<Config>,
-    lookup: Lookup,
+    start: Start,
     route: usize,
     req: Request<B>,
+    now: OffsetDateTime,
 ) -> Checked<B> {
-    let outcome = match resolve(&config, lookup).await {
-        Ok(found) => match prepare(&config, found, route, &req) {
-            Ok(prepared) => charge(&config, prepared).await,
-            Err(refused) => {
-                record_refusal(&config, &refused).await;
-                Err(refused.2)
+    let prepared = match start {
+        Start::Lookup(lookup) => {
+            let found = match resolve(&config, lookup, now).await {
+                Ok(found) => found,
+                Err(rejection) => return (req, Err(rejection)),
+            };
+            match prepare(&config, found, route, &req, now) {
+                Ok(prepared) => prepared,
+                Err(refused) => {
+                    record_refusal(&config, &refused, now).await;
+                    return (req, Err(refused.2));
+                }
             }
-        },
-        Err(rejection) => Err(rejection),
+        }
+        Start::Refused(refused) => {
+            record_refusal(&config, &refused, now).await;
+            return (req, Err(refused.2));
+        }
+        Start::Charge(prepared) => *prepared,
     };
+    let prepared = match limit_shared_rate(&config, prepared).await {
+        Ok(prepared) => prepared,
+        Err(rejection) => return (req, Err(rejection)),
+    };
+    let charged = {
+        let charge = prepared.charge();
+        fail_closed(&config, "usage counter", config.usage.charge(&charge)).await
+    };
+    let outcome = finish(&config, prepared, charged);
     (req, outcome)
 }
 
+/// Logs a refusal at `debug`, notes it on the request's span, and renders it.
+pub(crate) fn refuse(config: &Config, rejection: &Rejection) -> Response<Bytes> {
+    let rule = rejection.decision().and_then(|d| d.rule());
+    let span = Span::current();
+    span.record("decision", rejection.error_code());
+    if let Some(rule) = rule {
+        span.record("rule", rule.as_str());
+    }
+    tracing::debug!(
+        reason = rejection.error_code(),
+        kind = ?rejection.kind(),
+        rule = rule.map(Rule::as_str),
+        "request refused"
+    );
+    config.render(rejection)
+}
+
+/// A store or counter failure: logged at `warn`, answered with 503.
+fn store_failed(what: &'static str, error: &dyn std::fmt::Display) -> Rejection {
+    tracing::warn!(error = %error, "{what} failed");
+    RejectionKind::StoreUnavailable.into()
+}
+
 /// A request decided and within its rate limit, ready to be charged.
-struct Prepared {
+pub(crate) struct Prepared {
     who: Resolved,
     api: Arc<crate::policy::Api>,
     decision: crate::policy::Decision,
+    shadowed: Vec<&'static str>,
     source: CredentialSource,
     cost: Option<u64>,
-    now: time::OffsetDateTime,
+    limit: Option<u64>,
+    now: OffsetDateTime,
 }
 
-type Refused = (Resolved, Rule, Rejection);
+impl Prepared {
+    /// The one counter call that charges this request.
+    fn charge(&self) -> Charge<'_> {
+        let (client, account) = (&self.who.client, &self.who.account);
+        Charge {
+            limit: self.limit,
+            enforce: !client.shadow().contains(Restriction::Quota),
+            shadowed: &self.shadowed,
+            ..Charge::new(
+                &account.id,
+                client.id(),
+                self.now.date(),
+                self.cost.unwrap_or(0),
+            )
+        }
+    }
+}
 
-/// The synchronous part: the policy decision and the rate limit. The request is borrowed
-/// here only, never across an await.
+pub(crate) type Refused = (Resolved, Rule, Rejection);
+
+type Found = (Resolved, Option<RoleSet>, CredentialSource);
+
+/// The synchronous part: the policy decision and the rate limit.
 fn prepare<B>(
     config: &Config,
     (who, scope, source): Found,
     route: usize,
     req: &Request<B>,
+    now: OffsetDateTime,
 ) -> Result<Prepared, Box<Refused>> {
+    Span::current().record("client", tracing::field::display(who.client.id()));
     let route = &config.policy.routes().routes()[route];
     let RouteAccess::Api(api) = route.access() else {
         return Err(Box::new((
@@ -201,8 +358,7 @@ fn prepare<B>(
             .proxies
             .client_ip(peer, req.headers(), config.forwarded)
     };
-    let now = config.clock.now().to_offset(time::UtcOffset::UTC);
-    let mut decision = decide(
+    let decision = decide(
         &who.client,
         &who.account,
         route,
@@ -225,64 +381,107 @@ fn prepare<B>(
             .unwrap_or_else(|| RejectionKind::RouteNotAllowed.into());
         return Err(Box::new((who, rule, rejection)));
     }
-    if let Some(limit) = who.client.rate_limit()
+    // A shared rate limiter is asked after this, by `limit_shared_rate`.
+    if config.shared_rate_limiter.is_none()
+        && let Some(limit) = who.client.rate_limit()
         && let Err(wait) = config.rate_limiter.check(who.client.id(), limit)
     {
-        decision.denied = Some(Finding {
-            rule: Rule::RateLimit,
-            kind: RejectionKind::RateLimited,
-            reason: format!(
-                "the client's rate limit is {} requests a second with bursts of {}",
-                limit.per_second, limit.burst
-            ),
-        });
-        let rejection = decision
-            .rejection()
-            .unwrap_or_else(|| RejectionKind::RateLimited.into())
-            .with_retry_after(wait.as_secs().max(1));
+        let rejection = rate_limited(decision, limit, wait);
         return Err(Box::new((who, Rule::RateLimit, rejection)));
     }
     let cost = api
         .request_cost()
         .of(req.method(), req.uri(), req.headers());
+    let limit = cost
+        .and(who.account.daily_quota)
+        .map(|q| q.saturating_mul(crate::policy::TRANSACTION));
+    let shadowed = decision.shadowed.iter().map(|f| f.rule.as_str()).collect();
     Ok(Prepared {
         who,
         api: api.clone(),
         decision,
+        shadowed,
         source,
         cost,
+        limit,
         now,
     })
 }
 
-/// Charges the account's quota (one counter round trip) and builds the principal.
-async fn charge(config: &Arc<Config>, prepared: Prepared) -> Result<Authorized, Rejection> {
+/// The refusal of a request over its client's rate limit.
+fn rate_limited(
+    mut decision: crate::policy::Decision,
+    limit: crate::client::RateLimit,
+    wait: std::time::Duration,
+) -> Rejection {
+    decision.denied = Some(Finding {
+        rule: Rule::RateLimit,
+        kind: RejectionKind::RateLimited,
+        reason: format!(
+            "the client's rate limit is {} requests a second with bursts of {}",
+            limit.per_second, limit.burst
+        ),
+    });
+    decision
+        .rejection()
+        .unwrap_or_else(|| RejectionKind::RateLimited.into())
+        .with_retry_after(wait.as_secs().max(1))
+}
+
+/// Whether the request's rate limit is kept by a shared limiter.
+fn shares_rate_limit(config: &Config, prepared: &Prepared) -> bool {
+    config.shared_rate_limiter.is_some() && prepared.who.client.rate_limit().is_some()
+}
+
+/// Counts the request against its client's rate limit in the shared limiter, if one is
+/// configured (one round trip, within the budget: a failure is a 503).
+async fn limit_shared_rate(config: &Config, prepared: Prepared) -> Result<Prepared, Rejection> {
+    let (Some(limiter), Some(limit)) = (
+        &config.shared_rate_limiter,
+        prepared.who.client.rate_limit(),
+    ) else {
+        return Ok(prepared);
+    };
+    let verdict = fail_closed(
+        config,
+        "rate limiter",
+        limiter.check(prepared.who.client.id(), limit),
+    )
+    .await?;
+    let Err(wait) = verdict else {
+        return Ok(prepared);
+    };
+    let Prepared {
+        who, decision, now, ..
+    } = prepared;
+    let rejection = rate_limited(decision, limit, wait);
+    let refused = (who, Rule::RateLimit, rejection);
+    record_refusal(config, &refused, now).await;
+    Err(refused.2)
+}
+
+/// What the quota charge made of a prepared request: the principal, or the refusal.
+fn finish(
+    config: &Arc<Config>,
+    prepared: Prepared,
+    charged: Result<Charged, Rejection>,
+) -> Result<Authorized, Rejection> {
+    let charged = charged?;
     let Prepared {
         who,
         api,
         mut decision,
         source,
         cost,
+        limit,
         now,
+        ..
     } = prepared;
     let (client, account) = (&who.client, &who.account);
-    let day = now.date();
-    let limit = cost
-        .and(account.daily_quota)
-        .map(|q| q.saturating_mul(crate::policy::TRANSACTION));
-    let shadowed: Vec<&'static str> = decision.shadowed.iter().map(|f| f.rule.as_str()).collect();
-    let charge = Charge {
-        limit,
-        enforce: !client.shadow().contains(Restriction::Quota),
-        shadowed: &shadowed,
-        ..Charge::new(&account.id, client.id(), day, cost.unwrap_or(0))
-    };
-    let charged = fail_closed(config, "usage counter", config.usage.charge(&charge)).await?;
-    let reset = next_utc_midnight(now);
     let quota = limit.map(|limit| QuotaState {
         limit,
         used: charged.used,
-        reset,
+        reset: next_utc_midnight(now),
     });
     if charged.over {
         let finding = Finding {
@@ -298,7 +497,7 @@ async fn charge(config: &Arc<Config>, prepared: Prepared) -> Result<Authorized, 
             let rejection = decision
                 .rejection()
                 .unwrap_or_else(|| RejectionKind::QuotaExceeded.into())
-                .with_retry_after(seconds_until(reset, now));
+                .with_retry_after(seconds_until(next_utc_midnight(now), now));
             return Err(match quota {
                 Some(q) => rejection.with_quota(q),
                 None => rejection,
@@ -328,83 +527,97 @@ async fn charge(config: &Arc<Config>, prepared: Prepared) -> Result<Authorized, 
             api: api.shared_name().clone(),
             source,
             item: decision.item,
-            client: client.clone(),
+            client: who.client,
         },
         vary_origin: decision.vary_origin,
         quota,
         meter,
+        now,
     })
 }
 
-/// Counts a refusal of an identified client and logs it; the request is refused whatever
-/// the counter does, so a counter failure is only logged.
-async fn record_refusal(config: &Config, refused: &Refused) {
-    let (who, rule, rejection) = refused;
-    tracing::debug!(
-        client = %who.client.id(),
-        rule = rule.as_str(),
-        reason = rejection.error_code(),
-        "request refused"
-    );
-    let day = config.clock.now().to_offset(time::UtcOffset::UTC).date();
-    let record = config
-        .usage
-        .record_refusal(&who.account.id, who.client.id(), day, rule.as_str());
+/// Counts the refusal of an identified client if the counter answers at once; `false`
+/// when it has to wait. The request is refused whatever the counter does, so a counter
+/// failure is only logged.
+fn record_refusal_now(config: &Config, (who, rule, _): &Refused, now: OffsetDateTime) -> bool {
+    match config.usage.record_refusal_now(
+        &who.account.id,
+        who.client.id(),
+        now.date(),
+        rule.as_str(),
+    ) {
+        None => false,
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "usage counter failed to record a refusal");
+            true
+        }
+    }
+}
+
+/// Counts the refusal of an identified client, for a counter that has to wait.
+async fn record_refusal(config: &Config, refused: &Refused, now: OffsetDateTime) {
+    let (who, rule, _) = refused;
+    let record =
+        config
+            .usage
+            .record_refusal(&who.account.id, who.client.id(), now.date(), rule.as_str());
     match within_budget(config, record).await {
         Some(Ok(())) | None => {}
         Some(Err(e)) => tracing::warn!(error = %e, "usage counter failed to record a refusal"),
     }
 }
 
-type Found = (Resolved, Option<crate::client::RoleSet>, CredentialSource);
+/// The client behind an API key digest, if the key is live.
+fn key_found(
+    answer: Result<Option<Resolved>, Rejection>,
+    digest: &KeyDigest,
+    now: OffsetDateTime,
+) -> Result<Found, Rejection> {
+    match answer? {
+        Some(r)
+            if r.client.kind() == ClientKind::JavaScript
+                && r.client.credentials().accepts(digest, now) =>
+        {
+            Ok((r, None, CredentialSource::ApiKey))
+        }
+        _ => Err(RejectionKind::UnknownCredential.into()),
+    }
+}
 
-async fn resolve(config: &Config, lookup: Lookup) -> Result<Found, Rejection> {
-    let unavailable = || Rejection::new(RejectionKind::StoreUnavailable);
+/// The client behind a bearer token; `None` is a verifier that ran out of time.
+fn token_found(answer: Option<Result<VerifiedToken, VerifyError>>) -> Result<Found, Rejection> {
+    match answer {
+        None => Err(RejectionKind::StoreUnavailable.into()),
+        Some(Ok(t)) => Ok((
+            Resolved {
+                client: t.client,
+                account: t.account,
+            },
+            t.scope,
+            CredentialSource::BearerToken,
+        )),
+        Some(Err(VerifyError::Invalid(kind))) => {
+            Err(Rejection::new(match kind.status().as_u16() {
+                401 => kind,
+                _ => RejectionKind::UnknownCredential,
+            }))
+        }
+        Some(Err(VerifyError::Store(e))) => Err(store_failed("client store", &e)),
+    }
+}
+
+async fn resolve(config: &Config, lookup: Lookup, now: OffsetDateTime) -> Result<Found, Rejection> {
     match lookup {
         Lookup::Key(digest) => {
-            let found =
-                fail_closed(config, "client store", config.store.resolve_key(&digest)).await?;
-            let now = config.clock.now();
-            match found {
-                Some(r)
-                    if r.client.kind() == ClientKind::JavaScript
-                        && r.client.credentials().accepts(&digest, now) =>
-                {
-                    Ok((r, None, CredentialSource::ApiKey))
-                }
-                _ => {
-                    tracing::debug!(reason = "invalid_token", "unknown API key");
-                    Err(RejectionKind::UnknownCredential.into())
-                }
-            }
+            let answer =
+                fail_closed(config, "client store", config.store.resolve_key(&digest)).await;
+            key_found(answer, &digest, now)
         }
-        Lookup::Token(token) => {
-            let Some(verifier) = &config.verifier else {
-                return Err(RejectionKind::UnknownCredential.into());
-            };
-            match within_budget(config, verifier.verify(&token)).await {
-                None => Err(unavailable()),
-                Some(Ok(t)) => Ok((
-                    Resolved {
-                        client: t.client,
-                        account: t.account,
-                    },
-                    t.scope,
-                    CredentialSource::BearerToken,
-                )),
-                Some(Err(VerifyError::Invalid(kind))) => {
-                    tracing::debug!(reason = "invalid_token", kind = ?kind, "bearer token refused");
-                    Err(Rejection::new(match kind.status().as_u16() {
-                        401 => kind,
-                        _ => RejectionKind::UnknownCredential,
-                    }))
-                }
-                Some(Err(VerifyError::Store(e))) => {
-                    tracing::warn!(error = %e, "client store failed");
-                    Err(unavailable())
-                }
-            }
-        }
+        Lookup::Token(token) => match &config.verifier {
+            None => Err(RejectionKind::UnknownCredential.into()),
+            Some(verifier) => token_found(within_budget(config, verifier.verify(&token)).await),
+        },
     }
 }
 
@@ -417,10 +630,7 @@ pub(crate) async fn fail_closed<T, E: std::fmt::Display>(
 ) -> Result<T, Rejection> {
     match within_budget(config, fut).await {
         Some(Ok(value)) => Ok(value),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "{what} failed");
-            Err(RejectionKind::StoreUnavailable.into())
-        }
+        Some(Err(e)) => Err(store_failed(what, &e)),
         None => Err(RejectionKind::StoreUnavailable.into()),
     }
 }
@@ -442,17 +652,30 @@ async fn within_budget<F: Future>(config: &Config, fut: F) -> Option<F::Output> 
     }
 }
 
-/// Removes the credentials and adds the principal, before the wrapped service runs.
-pub(crate) fn admit<B>(config: &Config, req: &mut Request<B>, authorized: Authorized) {
+/// Removes the credentials and adds the principal, before the wrapped service runs; gives
+/// what the response must carry.
+pub(crate) fn admit<B>(config: &Config, req: &mut Request<B>, authorized: Authorized) -> Finish {
+    let span = Span::current();
+    span.record("decision", "allow");
+    let source = authorized.principal.source();
+    let finish = Finish {
+        private: source == CredentialSource::ApiKey,
+        vary_origin: authorized.vary_origin,
+        quota: authorized
+            .quota
+            .map(|q| (q, authorized.now, config.quota_warning)),
+        meter: authorized.meter.clone(),
+    };
     if config.strip_credentials {
         req.headers_mut().remove(AUTHORIZATION);
-        if req.uri().query().is_some() {
-            let stripped = config.credentials.strip_from_uri(req.uri());
-            *req.uri_mut() = stripped;
+        // A bearer request carries no API key parameter: it would have been refused.
+        if source == CredentialSource::ApiKey {
+            config.credentials.strip_in_place(req.uri_mut());
         }
     }
     req.extensions_mut().insert(authorized.principal);
     if let Some(meter) = authorized.meter {
         req.extensions_mut().insert(meter);
     }
+    finish
 }

@@ -34,6 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -45,6 +46,24 @@ use time::OffsetDateTime;
 
 use crate::client::{ClientId, RateLimit};
 use crate::clock::Clock;
+use crate::error::StoreError;
+
+/// Per-client rate limits enforced in one place for every instance of a service (such as
+/// `RedisRateLimiter`, feature `redis`), for
+/// [`AuthLayer::shared_rate_limiter`](crate::AuthLayer::shared_rate_limiter). Without one,
+/// each instance enforces the limits on its own with a [`ClientRateLimiter`].
+#[async_trait]
+pub trait SharedRateLimiter: Send + Sync + 'static {
+    /// Counts one request from `client` against `limit`, as [`ClientRateLimiter::check`]
+    /// does: `Ok(Ok(()))` when it may pass, `Ok(Err(retry_after))` when the client is over
+    /// its limit (whole seconds, at least one; a refused request does not count), and `Err`
+    /// when the limiter could not answer (the layer answers 503).
+    async fn check(
+        &self,
+        client: &ClientId,
+        limit: RateLimit,
+    ) -> Result<Result<(), Duration>, StoreError>;
+}
 
 /// How many clients [`ClientRateLimiter`] keeps limiters for unless told otherwise.
 pub const DEFAULT_RATE_LIMITER_CAPACITY: u64 = 100_000;
@@ -190,7 +209,7 @@ fn idle_lifetime(limit: RateLimit) -> Duration {
 }
 
 /// `wait` rounded up to whole seconds, at least one.
-fn whole_seconds_up(wait: Duration) -> Duration {
+pub(crate) fn whole_seconds_up(wait: Duration) -> Duration {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Duration::from_secs(secs.max(1))
 }
@@ -374,5 +393,91 @@ mod tests {
         let debug = format!("{limiter:?}");
         assert!(debug.contains("capacity: 100000"), "{debug}");
         assert!(!debug.contains("secret-client"), "{debug}");
+    }
+
+    /// A shared limiter that answers from a script: pass, refuse with a wait, or fail.
+    struct Scripted {
+        answers: std::sync::Mutex<Vec<Result<Result<(), Duration>, StoreError>>>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SharedRateLimiter for Scripted {
+        async fn check(
+            &self,
+            _: &ClientId,
+            _: RateLimit,
+        ) -> Result<Result<(), Duration>, StoreError> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.answers.lock().unwrap().remove(0)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_layer_asks_a_shared_limiter_instead_of_its_own() {
+        use crate::client::{Account, AccountId, ClientSpec, Role, RoleSet};
+        use crate::policy::{Api, RouteTable};
+        use crate::store::InMemoryStore;
+        use bytes::Bytes;
+        use http::{Method, Request, Response};
+        use http_body_util::Full;
+        use tower::ServiceExt;
+
+        let store = Arc::new(InMemoryStore::new());
+        let acme = store
+            .create_account(
+                Account::new(
+                    AccountId::new("acme").unwrap(),
+                    "Acme",
+                    RoleSet::from_iter([Role::EVALUATOR]),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let web = store
+            .create_client(
+                &acme.account.id,
+                ClientSpec::javascript("web").rate_limit(Some(limit(1, 1))),
+            )
+            .unwrap();
+        let unlimited = acme.javascript.credential.expose().to_owned();
+        let routes = RouteTable::new()
+            .route(
+                Method::GET,
+                "/tiles/{z}/{x}/{y}.png",
+                Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true),
+            )
+            .unwrap();
+        let shared = Arc::new(Scripted {
+            answers: std::sync::Mutex::new(vec![
+                Ok(Ok(())),
+                Ok(Ok(())),
+                Ok(Err(Duration::from_secs(7))),
+                Err(StoreError::new("the shared limiter is down")),
+            ]),
+            asked: Default::default(),
+        });
+        let svc = tower::ServiceBuilder::new()
+            .layer(crate::AuthLayer::new(store.clone(), routes).shared_rate_limiter(shared.clone()))
+            .service_fn(|_req: Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+            });
+        let send = |key: &str| {
+            let req = Request::get(format!("/tiles/1/2/3.png?apikey={key}"))
+                .body(Full::default())
+                .unwrap();
+            svc.clone().oneshot(req)
+        };
+        let key = web.credential.expose().to_owned();
+        // Twice over the in-process limit of 1 a second: the shared limiter decides.
+        assert_eq!(send(&key).await.unwrap().status(), 200);
+        assert_eq!(send(&key).await.unwrap().status(), 200);
+        let refused = send(&key).await.unwrap();
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "7");
+        assert_eq!(send(&key).await.unwrap().status(), 503, "fails closed");
+        // A client without a limit costs no round trip.
+        assert_eq!(send(&unlimited).await.unwrap().status(), 200);
+        assert_eq!(shared.asked.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 }

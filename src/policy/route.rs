@@ -106,8 +106,8 @@ impl PathPattern {
                 }
                 return Some(captured);
             }
-            let (piece, tail) = match rest.split_once('/') {
-                Some((piece, tail)) => (piece, Some(tail)),
+            let (piece, tail) = match rest.as_bytes().iter().position(|&b| b == b'/') {
+                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
                 None => (rest, None),
             };
             let is_last = i + 1 == n;

@@ -76,8 +76,8 @@ impl RequestOrigin {
     /// Parses an `Origin` header value (`scheme://host[:port]`, nothing else). `null`,
     /// lists, paths, user info and schemes other than http(s) give `None`.
     pub fn from_origin_header(value: &str) -> Option<RequestOrigin> {
-        let (scheme, rest) = value.split_once("://")?;
-        if rest.contains(['/', '?', '#']) {
+        let (scheme, rest) = split_scheme(value)?;
+        if rest.bytes().any(|b| matches!(b, b'/' | b'?' | b'#')) {
             return None;
         }
         Self::from_parts(scheme, rest)
@@ -85,14 +85,16 @@ impl RequestOrigin {
 
     /// Takes the origin part of a `Referer` header value (an absolute http(s) URL).
     pub fn from_referer_header(value: &str) -> Option<RequestOrigin> {
-        let (scheme, rest) = value.split_once("://")?;
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (scheme, rest) = split_scheme(value)?;
+        let authority_end = rest
+            .bytes()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
         Self::from_parts(scheme, &rest[..authority_end])
     }
 
-    fn from_parts(scheme: &str, authority: &str) -> Option<RequestOrigin> {
-        let scheme = Scheme::parse(scheme)?;
-        if authority.contains('@') {
+    fn from_parts(scheme: Scheme, authority: &str) -> Option<RequestOrigin> {
+        if authority.as_bytes().contains(&b'@') {
             return None;
         }
         let (host, port) = split_host_port(authority)?;
@@ -118,6 +120,13 @@ impl RequestOrigin {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// The scheme (`http` or `https`, in any case) and what follows its `://`.
+fn split_scheme(value: &str) -> Option<(Scheme, &str)> {
+    let colon = value.bytes().take(6).position(|b| b == b':')?;
+    let rest = value[colon..].strip_prefix("://")?;
+    Some((Scheme::parse(&value[..colon])?, rest))
 }
 
 /// Splits `host[:port]`, keeping IPv6 brackets on the host.
@@ -151,25 +160,29 @@ fn canonical_host(host: &str) -> Option<String> {
         let addr = inner.parse::<std::net::Ipv6Addr>().ok()?;
         return Some(format!("[{addr}]"));
     }
-    let host = host.to_ascii_lowercase();
-    valid_host(&host).then_some(host)
+    valid_host_any_case(host).then(|| host.to_ascii_lowercase())
 }
 
-/// A lower-cased host: DNS labels of letters, digits and `-`, or a bracketed IPv6 literal.
-fn valid_host(host: &str) -> bool {
+/// Whether `host`, lower-cased, is a valid host name: DNS labels of 1 to 63 letters, digits
+/// and `-`, at most 253 bytes in all.
+fn valid_host_any_case(host: &str) -> bool {
     if host.is_empty() || host.len() > MAX_HOST_LEN {
         return false;
     }
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    let mut label = 0usize;
+    for b in host.bytes() {
+        if b == b'.' {
+            if label == 0 || label > 63 {
+                return false;
+            }
+            label = 0;
+        } else if b.is_ascii_alphanumeric() || b == b'-' {
+            label += 1;
+        } else {
+            return false;
+        }
     }
-    host.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    })
+    label > 0 && label <= 63
 }
 
 /// Which ports a pattern admits.
@@ -317,10 +330,22 @@ pub struct OriginRules {
 struct OriginIndex {
     patterns: Box<[OriginPattern]>,
     /// host → indexes into `patterns` of the exact patterns for it.
-    exact: HashMap<Box<str>, Vec<u16>>,
+    exact: HostMap,
     /// parent domain → indexes into `patterns` of the `*.` patterns over it.
-    wildcard: HashMap<Box<str>, Vec<u16>>,
+    wildcard: HostMap,
+    /// Bit `n` is set when some `*.` pattern covers a domain of `n` labels (63 for 63 or
+    /// more): only parent domains of those sizes are looked up.
+    wildcard_labels: u64,
 }
+
+/// The bit of [`OriginIndex::wildcard_labels`] for a domain of `labels` labels.
+fn label_bit(labels: usize) -> u64 {
+    1u64 << labels.min(63)
+}
+
+/// Pattern hosts to pattern indexes. The hosts are an administrator's; a request only looks
+/// them up, so a fast hash is safe.
+type HostMap = HashMap<Box<str>, Vec<u16>, crate::client::FastBuildHasher>;
 
 /// The most patterns one client may hold.
 pub const MAX_ORIGIN_PATTERNS: usize = 1000;
@@ -348,8 +373,8 @@ impl OriginRules {
         if parsed.is_empty() {
             return Ok(OriginRules::default());
         }
-        let mut exact: HashMap<Box<str>, Vec<u16>> = HashMap::new();
-        let mut wildcard: HashMap<Box<str>, Vec<u16>> = HashMap::new();
+        let mut exact = HostMap::default();
+        let mut wildcard = HostMap::default();
         for (i, p) in parsed.iter().enumerate() {
             let map = if p.wildcard {
                 &mut wildcard
@@ -359,11 +384,16 @@ impl OriginRules {
             // `i` < MAX_ORIGIN_PATTERNS, which fits a u16.
             map.entry(p.host.clone()).or_default().push(i as u16);
         }
+        let wildcard_labels = parsed
+            .iter()
+            .filter(|p| p.wildcard)
+            .fold(0, |bits, p| bits | label_bit(p.host.split('.').count()));
         Ok(OriginRules {
             index: Some(Box::new(OriginIndex {
                 patterns: parsed.into_boxed_slice(),
                 exact,
                 wildcard,
+                wildcard_labels,
             })),
         })
     }
@@ -393,11 +423,18 @@ impl OriginRules {
         if index.wildcard.is_empty() {
             return false;
         }
-        // Each proper parent domain of the host, nearest first: a.b.example.com →
-        // b.example.com, example.com, com.
+        // Each proper parent domain of the host, nearest first (a.b.example.com →
+        // b.example.com, example.com, com), of a size some wildcard covers.
         let host = origin.host();
-        host.match_indices('.')
-            .any(|(dot, _)| index.wildcard.get(&host[dot + 1..]).is_some_and(admits))
+        let mut labels = host.bytes().filter(|&b| b == b'.').count();
+        host.bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'.')
+            .any(|(dot, _)| {
+                let covered = index.wildcard_labels & label_bit(labels) != 0;
+                labels -= 1;
+                covered && index.wildcard.get(&host[dot + 1..]).is_some_and(admits)
+            })
     }
 }
 

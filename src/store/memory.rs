@@ -165,13 +165,13 @@ impl std::fmt::Debug for InMemoryStore {
     }
 }
 
-fn generated_id(prefix: &str) -> Result<String, ConfigError> {
+pub(super) fn generated_id(prefix: &str) -> Result<String, ConfigError> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|_| ConfigError::RandomSource)?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-fn credential_kind(kind: ClientKind) -> CredentialKind {
+pub(super) fn credential_kind(kind: ClientKind) -> CredentialKind {
     match kind {
         ClientKind::JavaScript => CredentialKind::ApiKey,
         ClientKind::NativeConfidential => CredentialKind::ClientSecret,
@@ -647,31 +647,47 @@ impl ClientStore for InMemoryStore {
     }
 
     async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
-        let state = self.read();
-        let Some(client) = state.api_key_client(digest) else {
-            return Ok(None);
-        };
-        Ok(state
-            .accounts
-            .get(client.account_id())
-            .map(|account| Resolved {
-                client: client.clone(),
-                account: account.clone(),
-            }))
+        Ok(self.resolved_by_key(digest))
     }
 
     async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        Ok(self.resolved_by_id(id))
+    }
+
+    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+        Some(Ok(self.resolved_by_key(digest)))
+    }
+
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+        Some(Ok(self.resolved_by_id(id)))
+    }
+}
+
+impl InMemoryStore {
+    /// The JavaScript client holding an API key digest, with its account.
+    fn resolved_by_key(&self, digest: &KeyDigest) -> Option<Resolved> {
         let state = self.read();
-        let Some(client) = state.clients.get(id) else {
-            return Ok(None);
-        };
-        Ok(state
+        let client = state.api_key_client(digest)?;
+        state
             .accounts
             .get(client.account_id())
             .map(|account| Resolved {
                 client: client.clone(),
                 account: account.clone(),
-            }))
+            })
+    }
+
+    /// The client with this id, with its account.
+    fn resolved_by_id(&self, id: &ClientId) -> Option<Resolved> {
+        let state = self.read();
+        let client = state.clients.get(id)?;
+        state
+            .accounts
+            .get(client.account_id())
+            .map(|account| Resolved {
+                client: client.clone(),
+                account: account.clone(),
+            })
     }
 }
 

@@ -1,5 +1,5 @@
 //! Where clients and accounts live: the [`ClientStore`] trait the layer reads through, the
-//! [`InMemoryStore`], and the [`Snapshot`] file format.
+//! [`InMemoryStore`], the [`Snapshot`] file format and the [`FileStore`] that keeps it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -20,8 +20,12 @@
 //! # Ok(()) }
 //! ```
 
+mod cached;
+mod file;
 mod manage;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod snapshot;
 
 use std::sync::Arc;
@@ -31,11 +35,17 @@ use async_trait::async_trait;
 use crate::client::{Account, AccountId, Client, ClientId, KeyDigest};
 pub use crate::error::StoreError;
 
+pub use cached::{
+    CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, Invalidation,
+};
+pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
     AccountChange, ClientChange, ManageError, ManagedStore, Precondition, can_administer,
     check_precondition, etag_matches,
 };
 pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
+#[cfg(feature = "postgres")]
+pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
 pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
 
 /// A client together with its account, as the layer needs them for a decision.
@@ -83,6 +93,21 @@ pub trait ClientStore: Send + Sync + 'static {
             .await?
             .map(|account| Resolved { client, account }))
     }
+
+    /// [`resolve_key`](ClientStore::resolve_key) answered at once, by a store that never
+    /// waits (one in memory); `None` (the default) means "ask `resolve_key`". The layer
+    /// asks this first, so such a store costs no future and no timer per request.
+    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+        let _ = digest;
+        None
+    }
+
+    /// [`resolve_id`](ClientStore::resolve_id) answered at once; `None` (the default) means
+    /// "ask `resolve_id`".
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+        let _ = id;
+        None
+    }
 }
 
 #[async_trait]
@@ -105,5 +130,13 @@ impl<S: ClientStore + ?Sized> ClientStore for Arc<S> {
 
     async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
         (**self).resolve_id(id).await
+    }
+
+    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+        (**self).resolve_key_now(digest)
+    }
+
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+        (**self).resolve_id_now(id)
     }
 }

@@ -20,7 +20,7 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ use super::keys::SigningKey;
 use super::{TokenVerifier, VerifiedToken, VerifyError};
 use crate::client::{ClientId, ClientKind, KeyDigest, RoleSet};
 use crate::error::RejectionKind;
-use crate::store::ClientStore;
+use crate::store::{ClientStore, Resolved};
 
 /// The default number of verified tokens kept.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
@@ -44,6 +44,9 @@ struct Verified {
     key: Arc<SigningKey>,
     client: ClientId,
     scope: RoleSet,
+    /// The credential digest the `cred` claim was last found bound to, so a later request
+    /// compares 32 bytes instead of hashing again.
+    bound: OnceLock<KeyDigest>,
 }
 
 /// Verifies access tokens minted by a [`TokenIssuer`] and re-checks their client.
@@ -119,23 +122,21 @@ impl JwtVerifier {
             client,
             scope,
             claims,
+            bound: OnceLock::new(),
         });
         if let (Some(cache), Some(digest)) = (&self.cache, digest) {
             cache.insert(digest, verified.clone());
         }
         Ok(verified)
     }
-}
 
-#[async_trait]
-impl TokenVerifier for JwtVerifier {
-    async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let verified = self.verified(token).map_err(invalid)?;
-        let found = self
-            .store
-            .resolve_id(&verified.client)
-            .await?
-            .ok_or(invalid(RejectionKind::UnknownCredential))?;
+    /// The token's client as the store has it now, if its credential still stands.
+    fn admit(
+        &self,
+        verified: &Verified,
+        found: Option<Resolved>,
+    ) -> Result<VerifiedToken, VerifyError> {
+        let found = found.ok_or(invalid(RejectionKind::UnknownCredential))?;
         let client = &found.client;
         if client.kind() != ClientKind::NativeConfidential
             || client.account_id().as_str() != verified.claims.account_id
@@ -144,10 +145,17 @@ impl TokenVerifier for JwtVerifier {
         }
         let credentials = client.credentials();
         let generation = verified.claims.generation;
-        let bound = credentials
-            .of_generation(generation)
-            .map(credential_binding)
-            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(verified.claims.cred.as_bytes())));
+        let bound = credentials.of_generation(generation).is_some_and(|digest| {
+            if verified.bound.get().is_some_and(|b| b.ct_eq(digest)) {
+                return true;
+            }
+            let binding = credential_binding(digest);
+            let matches = bool::from(binding.as_bytes().ct_eq(verified.claims.cred.as_bytes()));
+            if matches {
+                let _ = verified.bound.set(*digest);
+            }
+            matches
+        });
         if !bound || !credentials.generation_live(generation, self.issuer.now()) {
             return Err(invalid(RejectionKind::Revoked));
         }
@@ -155,6 +163,28 @@ impl TokenVerifier for JwtVerifier {
             client: found.client,
             account: found.account,
             scope: Some(verified.scope.clone()),
+        })
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        let verified = self.verified(token).map_err(invalid)?;
+        let found = self.store.resolve_id(&verified.client).await?;
+        self.admit(&verified, found)
+    }
+
+    /// At once when the store answers at once. Otherwise `None`, after the signature was
+    /// checked and cached, so `verify` does not check it again (unless the cache is off).
+    fn verify_now(&self, token: &str) -> Option<Result<VerifiedToken, VerifyError>> {
+        let verified = match self.verified(token) {
+            Ok(v) => v,
+            Err(kind) => return Some(Err(invalid(kind))),
+        };
+        Some(match self.store.resolve_id_now(&verified.client)? {
+            Ok(found) => self.admit(&verified, found),
+            Err(e) => Err(e.into()),
         })
     }
 }

@@ -16,6 +16,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -29,6 +30,19 @@ use crate::policy::quota_admits;
 /// How many days of usage the in-memory counter keeps by default.
 pub const DEFAULT_RETENTION_DAYS: u16 = 92;
 
+/// The counter's maps. Their keys are the ids of clients a store already resolved, never
+/// text taken from a request, so a fast hash is safe.
+type IdMap<K, V> = HashMap<K, V, crate::client::FastBuildHasher>;
+
+/// The entry for `key`, made on first use; the key is cloned only then.
+fn slot<'m, K: Hash + Eq + Clone, V: Default>(map: &'m mut IdMap<K, V>, key: &K) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), V::default());
+    }
+    // Present: inserted just above if it was not.
+    map.get_mut(key).expect("the entry exists")
+}
+
 #[derive(Debug, Default)]
 struct Counts {
     requests: u64,
@@ -38,9 +52,14 @@ struct Counts {
 }
 
 #[derive(Debug, Default)]
+struct AccountDay {
+    used: u64,
+    clients: IdMap<ClientId, Counts>,
+}
+
+#[derive(Debug, Default)]
 struct Day {
-    used: HashMap<AccountId, u64>,
-    clients: HashMap<(AccountId, ClientId), Counts>,
+    accounts: IdMap<AccountId, AccountDay>,
 }
 
 /// Usage counters in memory: exact under any concurrency (one short lock per request),
@@ -85,26 +104,22 @@ impl InMemoryUsageCounter {
         }
         days.entry(day).or_default()
     }
-}
 
-#[async_trait]
-impl UsageCounter for InMemoryUsageCounter {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    fn charge_locked(&self, charge: &Charge<'_>) -> Charged {
         let mut days = self.lock();
-        let day = self.day(&mut days, charge.day);
-        let used = day.used.entry(charge.account.clone()).or_default();
+        let account = slot(
+            &mut self.day(&mut days, charge.day).accounts,
+            charge.account,
+        );
         let fits = charge
             .limit
-            .is_none_or(|limit| quota_admits(*used, charge.cost, limit));
+            .is_none_or(|limit| quota_admits(account.used, charge.cost, limit));
         let admitted = fits || !charge.enforce;
         if admitted {
-            *used = used.saturating_add(charge.cost);
+            account.used = account.used.saturating_add(charge.cost);
         }
-        let used = *used;
-        let counts = day
-            .clients
-            .entry((charge.account.clone(), charge.client.clone()))
-            .or_default();
+        let used = account.used;
+        let counts = slot(&mut account.clients, charge.client);
         if admitted {
             counts.requests += charge.requests;
             counts.cost = counts.cost.saturating_add(charge.cost);
@@ -117,11 +132,31 @@ impl UsageCounter for InMemoryUsageCounter {
         } else {
             *counts.refusals.entry("quota_exceeded").or_default() += 1;
         }
-        Ok(Charged {
+        Charged {
             admitted,
             over: !fits,
             used,
-        })
+        }
+    }
+
+    fn record_refusal_locked(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) {
+        let mut days = self.lock();
+        let account = slot(&mut self.day(&mut days, day).accounts, account);
+        let counts = slot(&mut account.clients, client);
+        *counts.refusals.entry(reason).or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl UsageCounter for InMemoryUsageCounter {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+        Ok(self.charge_locked(charge))
     }
 
     async fn record_refusal(
@@ -131,23 +166,31 @@ impl UsageCounter for InMemoryUsageCounter {
         day: Date,
         reason: &'static str,
     ) -> Result<(), StoreError> {
-        let mut days = self.lock();
-        let counts = self
-            .day(&mut days, day)
-            .clients
-            .entry((account.clone(), client.clone()))
-            .or_default();
-        *counts.refusals.entry(reason).or_default() += 1;
+        self.record_refusal_locked(account, client, day, reason);
         Ok(())
+    }
+
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+        Some(Ok(self.charge_locked(charge)))
+    }
+
+    fn record_refusal_now(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Option<Result<(), StoreError>> {
+        self.record_refusal_locked(account, client, day, reason);
+        Some(Ok(()))
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
         let days = self.lock();
         Ok(days
             .get(&day)
-            .and_then(|d| d.used.get(account))
-            .copied()
-            .unwrap_or(0))
+            .and_then(|d| d.accounts.get(account))
+            .map_or(0, |a| a.used))
     }
 
     async fn usage(
@@ -162,11 +205,13 @@ impl UsageCounter for InMemoryUsageCounter {
             return Ok(out);
         }
         for (date, day) in days.range(from..=to) {
-            let mut rows: Vec<DailyUsage> = day
+            let Some(account) = day.accounts.get(account) else {
+                continue;
+            };
+            let mut rows: Vec<DailyUsage> = account
                 .clients
                 .iter()
-                .filter(|((a, _), _)| a == account)
-                .map(|((_, client), c)| DailyUsage {
+                .map(|(client, c)| DailyUsage {
                     day: *date,
                     client: client.clone(),
                     requests: c.requests,

@@ -24,12 +24,20 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use time::Date;
 
+#[cfg(feature = "redis")]
+pub(crate) use self::redis::RedisLink;
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisUsageCounter, redis_connection,
+};
 pub use memory::{DEFAULT_RETENTION_DAYS, InMemoryUsageCounter};
 
 use crate::client::{AccountId, ClientId};
@@ -122,6 +130,27 @@ pub trait UsageCounter: Send + Sync {
         reason: &'static str,
     ) -> Result<(), StoreError>;
 
+    /// [`charge`](UsageCounter::charge) done at once, by a counter that never waits (one in
+    /// memory); `None` (the default) means "ask `charge`". The layer asks this first, so
+    /// such a counter costs no future and no timer per request.
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+        let _ = charge;
+        None
+    }
+
+    /// [`record_refusal`](UsageCounter::record_refusal) done at once; `None` (the default)
+    /// means "ask `record_refusal`".
+    fn record_refusal_now(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (account, client, day, reason);
+        None
+    }
+
     /// The account's usage on `day`, in milli-transactions.
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError>;
 
@@ -149,6 +178,20 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
         reason: &'static str,
     ) -> Result<(), StoreError> {
         (**self).record_refusal(account, client, day, reason).await
+    }
+
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+        (**self).charge_now(charge)
+    }
+
+    fn record_refusal_now(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        reason: &'static str,
+    ) -> Option<Result<(), StoreError>> {
+        (**self).record_refusal_now(account, client, day, reason)
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {

@@ -1,0 +1,294 @@
+//! What the layer tells the logs: one span per guarded request with the API, the client and
+//! the decision; refusals at `debug`; store and counter failures at `warn`; and never a
+//! credential. The logs of a full run of the example server (keys, the token endpoint,
+//! bearer tokens, refusals of every kind, a failing usage counter) are captured at `trace`
+//! and searched for every credential used.
+
+#![cfg(feature = "admin")]
+
+#[path = "../examples/gis_server/app.rs"]
+#[allow(dead_code)]
+mod app;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use base64::Engine as _;
+use gis_auth::client::{AccountId, ClientId, ClientKind, CredentialKind, PlainCredential};
+use gis_auth::store::StoreError;
+use gis_auth::usage::{Charge, Charged, DailyUsage, UsageCounter};
+use http::{Method, Request, StatusCode, header};
+use serde_json::Value;
+use time::Date;
+use tower::ServiceExt;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Everything the subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// A usage counter that is down.
+struct DownCounter;
+
+#[async_trait]
+impl UsageCounter for DownCounter {
+    async fn charge(&self, _: &Charge<'_>) -> Result<Charged, StoreError> {
+        Err(StoreError::new("usage counter connection reset"))
+    }
+
+    async fn record_refusal(
+        &self,
+        _: &AccountId,
+        _: &ClientId,
+        _: Date,
+        _: &'static str,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::new("usage counter connection reset"))
+    }
+
+    async fn used(&self, _: &AccountId, _: Date) -> Result<u64, StoreError> {
+        Err(StoreError::new("usage counter connection reset"))
+    }
+
+    async fn usage(&self, _: &AccountId, _: Date, _: Date) -> Result<Vec<DailyUsage>, StoreError> {
+        Err(StoreError::new("usage counter connection reset"))
+    }
+}
+
+async fn send(router: &Router, mut req: Request<Body>) -> (StatusCode, Value) {
+    let peer: SocketAddr = "198.51.100.20:40000".parse().expect("an address");
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let res = router
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .expect("a body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("a request")
+}
+
+fn bearer(uri: &str, token: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("a request")
+}
+
+fn token_request(form: &str, basic: Option<(&str, &str)>) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/oauth/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        req = req.header(header::AUTHORIZATION, format!("Basic {pair}"));
+    }
+    req.body(Body::from(form.to_owned())).expect("a request")
+}
+
+#[tokio::test]
+async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let seeded = app::demo_store().expect("the demo store");
+    let of_kind = |kind| {
+        seeded
+            .generated
+            .iter()
+            .find(|g| g.kind == kind)
+            .expect("one default client of each kind")
+    };
+    let web = of_kind(ClientKind::JavaScript);
+    let native = of_kind(ClientKind::NativeConfidential);
+    let api_key = web.credential.expose().to_owned();
+    let secret = native.credential.expose().to_owned();
+    let native_id = native.client.to_string();
+    let web_id = web.client.to_string();
+    let router = app::router(seeded.store.clone(), app::Options::default()).expect("routes");
+    let down = app::router(
+        seeded.store.clone(),
+        app::Options {
+            usage: Some(Arc::new(DownCounter)),
+            ..app::Options::default()
+        },
+    )
+    .expect("routes");
+
+    let unknown_key = PlainCredential::generate(CredentialKind::ApiKey).expect("random");
+    let unknown_key = unknown_key.expose().to_owned();
+    let mut bad_checksum = api_key.clone();
+    bad_checksum.replace_range(20..21, if &api_key[20..21] == "A" { "B" } else { "A" });
+    let wrong_secret = PlainCredential::generate(CredentialKind::ClientSecret).expect("random");
+    let wrong_secret = wrong_secret.expose().to_owned();
+
+    // API keys: admitted, refused by rule, malformed, unknown.
+    let tile = |key: &str| format!("/tiles/3/1/2.png?apikey={key}");
+    assert_eq!(send(&router, get("/health")).await.0, StatusCode::OK);
+    assert_eq!(send(&router, get(&tile(&api_key))).await.0, StatusCode::OK);
+    let geocode = format!("/geocode?q=paris&apikey={api_key}");
+    assert_eq!(send(&router, get(&geocode)).await.0, StatusCode::FORBIDDEN);
+    for key in [&unknown_key, &bad_checksum, &"not-a-key".to_owned()] {
+        assert_eq!(
+            send(&router, get(&tile(key))).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The token endpoint: both ways of authenticating, a wrong secret, credentials in the
+    // query.
+    let post =
+        format!("grant_type=client_credentials&client_id={native_id}&client_secret={secret}");
+    let (status, body) = send(&router, token_request(&post, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().expect("a token").to_owned();
+    let (status, body) = send(
+        &router,
+        token_request("grant_type=client_credentials", Some((&native_id, &secret))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second_token = body["access_token"].as_str().expect("a token").to_owned();
+    let wrong =
+        format!("grant_type=client_credentials&client_id={native_id}&client_secret={wrong_secret}");
+    let (status, _) = send(&router, token_request(&wrong, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(
+        &router,
+        token_request(
+            "grant_type=client_credentials",
+            Some((&native_id, &wrong_secret)),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut in_query = token_request("grant_type=client_credentials", None);
+    *in_query.uri_mut() = format!("/oauth/token?client_id={native_id}&client_secret={secret}")
+        .parse()
+        .expect("a URI");
+    assert_eq!(send(&router, in_query).await.0, StatusCode::BAD_REQUEST);
+    // Bearer tokens: admitted, forged, and a token where a key belongs.
+    assert_eq!(
+        send(&router, bearer("/geocode?q=paris", &token)).await.0,
+        StatusCode::OK
+    );
+    let forged = format!("{}x", &second_token[..second_token.len() - 1]);
+    assert_eq!(
+        send(&router, bearer("/geocode?q=paris", &forged)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&router, get(&tile(&token))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A usage counter that is down: 503, logged at warn.
+    let (status, _) = send(&down, get(&tile(&api_key))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let logs = captured.text();
+    // Never a credential, in any form it travelled in.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{native_id}:{secret}"));
+    for (what, secret) in [
+        ("API key", api_key.as_str()),
+        ("API key body", &api_key[11..]),
+        ("unknown key", &unknown_key),
+        ("mistyped key", &bad_checksum),
+        ("client secret", &secret),
+        ("client secret body", &secret[11..]),
+        ("wrong secret", &wrong_secret),
+        ("access token", &token),
+        ("second access token", &second_token),
+        (
+            "token signature",
+            token.rsplit('.').next().expect("three parts"),
+        ),
+        ("forged token", &forged),
+        ("Basic credentials", &basic),
+    ] {
+        assert!(!logs.contains(secret), "the logs contain the {what}");
+    }
+    // One span per guarded request, with the API, the client and the decision.
+    let closed: Vec<&str> = logs.lines().filter(|l| l.contains("close")).collect();
+    assert!(
+        closed
+            .iter()
+            .any(|l| l.contains("gis_auth{api=\"WorldStreets\"")
+                && l.contains(&format!("client={web_id}"))
+                && l.contains("decision=\"allow\"")),
+        "no span of an admitted tile request:\n{logs}"
+    );
+    assert!(
+        closed.iter().any(|l| l.contains("api=\"Geocoder\"")
+            && l.contains(&format!("client={native_id}"))
+            && l.contains("decision=\"allow\"")),
+        "no span of an admitted bearer request:\n{logs}"
+    );
+    assert!(
+        closed.iter().any(|l| l.contains("api=\"Geocoder\"")
+            && l.contains(&format!("client={web_id}"))
+            && l.contains("decision=\"insufficient_scope\"")
+            && l.contains("rule=\"kind\"")),
+        "no span of a refused request:\n{logs}"
+    );
+    // Refusals at debug, failures at warn.
+    assert!(
+        logs.lines().any(|l| l.contains("DEBUG")
+            && l.contains("request refused")
+            && l.contains("invalid_token")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("usage counter failed")),
+        "{logs}"
+    );
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("request refused") && !l.contains("DEBUG")),
+        "refusals are logged at debug only"
+    );
+}
