@@ -1,21 +1,6 @@
 //! [`RedisRateLimiter`] (feature `redis`): per-client rate limits held in Redis, so that a
 //! client's limit holds across every instance of a service rather than per instance.
 //!
-//! It is the same GCRA as [`ClientRateLimiter`](super::ClientRateLimiter): each client and
-//! limit has one key, `<prefix>rate:<client>:<per_second>:<burst>`, holding the theoretical
-//! arrival time of its next request in microseconds, and one Lua script (one round trip,
-//! `EVALSHA`) checks and moves it. A changed limit is a new key, so it starts with a full
-//! burst, and a key expires once its limiter has refilled.
-//!
-//! Time comes from the limiter's [`Clock`] (the system clock by default), so the instances
-//! sharing a limit should keep their clocks in step (NTP); a skew lets a burst grow by the
-//! skew times the rate.
-//!
-//! When Redis cannot be reached, or does not answer within the
-//! [`timeout`](RedisRateLimiter::timeout), the check fails and the layer answers 503 (fail
-//! closed, the default); with [`fail_open`](RedisRateLimiter::fail_open) requests pass
-//! unlimited while Redis is away.
-//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use gis_auth::client::{ClientId, RateLimit};
@@ -69,8 +54,23 @@ return {1, '0'}
     )
 });
 
-/// Per-client rate limits shared through Redis. See the [module docs](self). Cloning is
-/// cheap: clones share the connection.
+/// Per-client rate limits shared through Redis. Cloning is cheap: clones share the
+/// connection.
+///
+/// It is the same GCRA as [`ClientRateLimiter`](super::ClientRateLimiter): each client and
+/// limit has one key, `<prefix>rate:<client>:<per_second>:<burst>`, holding the theoretical
+/// arrival time of its next request in microseconds, and one Lua script (one round trip,
+/// `EVALSHA`) checks and moves it. A changed limit is a new key, so it starts with a full
+/// burst, and a key expires once its limiter has refilled.
+///
+/// Time comes from the limiter's [`Clock`] (the system clock by default), so the instances
+/// sharing a limit should keep their clocks in step (NTP); a skew lets a burst grow by the
+/// skew times the rate.
+///
+/// When Redis cannot be reached, or does not answer within the
+/// [`timeout`](RedisRateLimiter::timeout), the check fails and the layer answers 503 (fail
+/// closed, the default); with [`fail_open`](RedisRateLimiter::fail_open) requests pass
+/// unlimited while Redis is away.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     link: RedisLink,

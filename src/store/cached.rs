@@ -1,21 +1,6 @@
 //! [`CachedStore`]: a small, short-lived cache in front of a remote [`ClientStore`], so that
 //! most requests never wait for the network.
 //!
-//! The layer's two lookups, by API key digest ([`ClientStore::resolve_key`]) and by client
-//! id ([`ClientStore::resolve_id`], which bearer tokens use), are cached, found or not:
-//!
-//! - a client found is kept for [`ttl`](CachedStore::ttl) (5 s by default), a miss for
-//!   [`negative_ttl`](CachedStore::negative_ttl) (1 s), both measured on the injected
-//!   [`Clock`], and never served past that;
-//! - at most [`max_entries`](CachedStore::max_entries) lookups of each kind are kept;
-//! - concurrent misses for the same key wait for one store query (single flight);
-//! - [`invalidate`](CachedStore::invalidate) drops a client's entries, or every entry of an
-//!   account, at once: a change notification from the store (see `PostgresStore::listen`)
-//!   or a management operation made through this cache calls it;
-//! - the store failing is an error (the layer answers 503) unless the entry is cached and
-//!   within its lifetime: the cache never turns an outage into an open door, nor serves a
-//!   stale client.
-//!
 //! ```
 //! use std::sync::Arc;
 //! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status};
@@ -201,7 +186,22 @@ where
 }
 
 /// A cache of [`ClientStore::resolve_key`] and [`ClientStore::resolve_id`] in front of a
-/// remote store; every other call goes to the store. See the [module docs](self).
+/// remote store; every other call goes to the store.
+///
+/// The layer's two lookups, by API key digest ([`ClientStore::resolve_key`]) and by client
+/// id ([`ClientStore::resolve_id`], which bearer tokens use), are cached, found or not:
+///
+/// - a client found is kept for [`ttl`](CachedStore::ttl) (5 s by default), a miss for
+///   [`negative_ttl`](CachedStore::negative_ttl) (1 s), both measured on the injected
+///   [`Clock`], and never served past that;
+/// - at most [`max_entries`](CachedStore::max_entries) lookups of each kind are kept;
+/// - concurrent misses for the same key wait for one store query (single flight);
+/// - [`invalidate`](CachedStore::invalidate) drops a client's entries, or every entry of an
+///   account, at once: a change notification from the store (see `PostgresStore::listen`)
+///   or a management operation made through this cache calls it;
+/// - the store failing is an error (the layer answers 503) unless the entry is cached and
+///   within its lifetime: the cache never turns an outage into an open door, nor serves a
+///   stale client.
 ///
 /// When `S` is a [`ManagedStore`], so is the cache: changes go to the store and drop the
 /// entries they affect.

@@ -1,21 +1,6 @@
 //! [`PostgresStore`] (feature `postgres`): accounts and clients in PostgreSQL, shared by every
 //! instance of a service, with change notification.
 //!
-//! - The schema ships with the crate (`migrations/`) and is applied by
-//!   [`PostgresStore::migrate`] (the command-line tool runs it as `gis-auth migrate`) into
-//!   the first schema of the connection's `search_path`, with sqlx's `_sqlx_migrations`
-//!   record beside it. In a database shared with an application, give the store a schema
-//!   of its own: `postgres://…/db?options=-csearch_path%3Dgis_auth`.
-//! - Only SHA-256 digests of credentials are stored. A lookup by key digest or by client id
-//!   is one query on primary keys, returning the client with its account.
-//! - Every change is a transaction. Changes to an account's clients lock the account's row
-//!   (`SELECT … FOR UPDATE`) and read its clients inside the transaction, so the
-//!   [`Precondition`]s (the ETag and the lock-out guard) hold when the change commits.
-//! - Every change sends a `NOTIFY` on the store's channel (`gis_auth_changes` by default)
-//!   with the id it touched (`client:<id>` or `account:<id>`), delivered when it commits;
-//!   [`PostgresStore::listen`] hands them to a callback, typically
-//!   [`CachedStore::invalidate`](super::CachedStore::invalidate), on every instance.
-//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use gis_auth::store::{CachedStore, PostgresStore};
@@ -115,6 +100,21 @@ const SELECT_ACCOUNT: &str = "SELECT id AS a_id, name AS a_name, roles AS a_role
      contact_email AS a_contact_email, contact_phone AS a_contact_phone FROM accounts ";
 
 /// Clients and accounts in PostgreSQL. Cloning is cheap: clones share the connection pool.
+///
+/// - The schema ships with the crate (`migrations/`) and is applied by
+///   [`PostgresStore::migrate`] (the command-line tool runs it as `gis-auth migrate`) into
+///   the first schema of the connection's `search_path`, with sqlx's `_sqlx_migrations`
+///   record beside it. In a database shared with an application, give the store a schema
+///   of its own: `postgres://…/db?options=-csearch_path%3Dgis_auth`.
+/// - Only SHA-256 digests of credentials are stored. A lookup by key digest or by client id
+///   is one query on primary keys, returning the client with its account.
+/// - Every change is a transaction. Changes to an account's clients lock the account's row
+///   (`SELECT … FOR UPDATE`) and read its clients inside the transaction, so the
+///   [`Precondition`]s (the ETag and the lock-out guard) hold when the change commits.
+/// - Every change sends a `NOTIFY` on the store's channel (`gis_auth_changes` by default)
+///   with the id it touched (`client:<id>` or `account:<id>`), delivered when it commits;
+///   [`PostgresStore::listen`] hands them to a callback, typically
+///   [`CachedStore::invalidate`](super::CachedStore::invalidate), on every instance.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,

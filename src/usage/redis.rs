@@ -1,21 +1,6 @@
 //! [`RedisUsageCounter`] (feature `redis`): daily quotas and usage statistics in Redis, exact
 //! across every instance that shares it.
 //!
-//! Each account has one hash per UTC day, `<prefix>usage:<account>:<YYYY-MM-DD>`, holding
-//! the day's usage (`used`) and each client's statistics (`requests:<client>`,
-//! `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`). A charge is
-//! one round trip: one Lua script (sent by digest, `EVALSHA`) compares and increments the
-//! usage, counts the request for the client and sets the hash to expire at the end of the
-//! retention window (the end of the day plus [`retention_days`] − 1 days, measured on the
-//! counter's clock). Redis runs a script alone, so any number of concurrent requests from
-//! any number of instances admit exactly as many as fit.
-//!
-//! When Redis cannot be reached, or does not answer within the
-//! [`timeout`](RedisUsageCounter::timeout), a charge fails and the layer answers 503
-//! (**fail closed**, the default). [`fail_open`](RedisUsageCounter::fail_open) admits such
-//! requests instead, uncounted and unlimited for as long as Redis is away: for operators who
-//! put availability above quotas. The connection comes back by itself either way.
-//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use gis_auth::AuthLayer;
@@ -31,8 +16,6 @@
 //!     .shared_rate_limiter(Arc::new(RedisRateLimiter::new(redis)));
 //! # Ok(()) }
 //! ```
-//!
-//! [`retention_days`]: RedisUsageCounter::retention_days
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -179,8 +162,24 @@ impl RedisLink {
     }
 }
 
-/// Daily quotas and usage statistics in Redis, shared by every instance. See the
-/// [module docs](self). Cloning is cheap: clones share the connection.
+/// Daily quotas and usage statistics in Redis, shared by every instance. Cloning is
+/// cheap: clones share the connection.
+///
+/// Each account has one hash per UTC day, `<prefix>usage:<account>:<YYYY-MM-DD>`, holding
+/// the day's usage (`used`) and each client's statistics (`requests:<client>`,
+/// `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`). A charge is
+/// one round trip: one Lua script (sent by digest, `EVALSHA`) compares and increments the
+/// usage, counts the request for the client and sets the hash to expire at the end of the
+/// retention window (the end of the day plus
+/// [`retention_days`](RedisUsageCounter::retention_days) − 1 days, measured on the
+/// counter's clock). Redis runs a script alone, so any number of concurrent requests from
+/// any number of instances admit exactly as many as fit.
+///
+/// When Redis cannot be reached, or does not answer within the
+/// [`timeout`](RedisUsageCounter::timeout), a charge fails and the layer answers 503
+/// (**fail closed**, the default). [`fail_open`](RedisUsageCounter::fail_open) admits such
+/// requests instead, uncounted and unlimited for as long as Redis is away: for operators who
+/// put availability above quotas. The connection comes back by itself either way.
 #[derive(Clone)]
 pub struct RedisUsageCounter {
     link: RedisLink,
