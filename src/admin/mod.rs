@@ -77,7 +77,9 @@ use self::input::Body;
 use self::reply::{AdminError, Reply};
 use crate::client::{ClientDocument, ClientId, ClientKind, PlainCredential, Role, etag};
 use crate::clock::{Clock, SystemClock};
-use crate::policy::{CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight};
+use crate::policy::{
+    CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight, transactions,
+};
 use crate::store::{ManagedStore, Precondition};
 use crate::usage::UsageCounter;
 
@@ -337,11 +339,7 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     security(("bearer" = []))
 )]
 async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = shared
-        .store
-        .account(who.account_id())
-        .await?
-        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    let account = own_account(shared, who).await?;
     Ok(Reply::ok(to_json(&Profile::of(&account, who))))
 }
 
@@ -356,13 +354,7 @@ async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminErr
 )]
 async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
     let name = body.profile_name()?;
-    let mut contact = shared
-        .store
-        .account(who.account_id())
-        .await?
-        .ok_or_else(|| AdminError::not_found("no such account"))?
-        .contact
-        .clone();
+    let mut contact = own_account(shared, who).await?.contact.clone();
     body.apply_contact(&mut contact)?;
     contact.validate()?;
     let account = shared
@@ -379,6 +371,18 @@ async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<
         )
         .await?;
     Ok(Reply::ok(to_json(&Profile::of(&account, who))))
+}
+
+/// The caller's account.
+async fn own_account(
+    shared: &Shared,
+    who: &Principal,
+) -> Result<Arc<crate::client::Account>, AdminError> {
+    shared
+        .store
+        .account(who.account_id())
+        .await?
+        .ok_or_else(|| AdminError::not_found("no such account"))
 }
 
 /// The client `id` of the caller's account (another account's is unknown).
@@ -409,11 +413,7 @@ async fn own_client(
     security(("bearer" = []))
 )]
 async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = shared
-        .store
-        .account(who.account_id())
-        .await?
-        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    let account = own_account(shared, who).await?;
     let clients = shared.store.list_clients(who.account_id()).await?;
     let list = ClientList {
         clients: clients
@@ -438,11 +438,7 @@ async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminEr
 async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
     let spec = body.new_client()?;
     let created = shared.store.create_client(who.account_id(), spec).await?;
-    let account = shared
-        .store
-        .account(who.account_id())
-        .await?
-        .ok_or_else(|| AdminError::not_found("no such account"))?;
+    let account = own_account(shared, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
     let location = format!("{}/clients/{}", shared.prefix, created.client.id());
     Ok(Reply::created(to_json(&view), location).with_etag(view.view.etag.clone()))
@@ -662,11 +658,6 @@ async fn get_usage(
             .collect(),
     };
     Ok(Reply::ok(to_json(&usage)))
-}
-
-/// Milli-transactions as transactions.
-fn transactions(milli: u64) -> f64 {
-    milli as f64 / TRANSACTION as f64
 }
 
 #[utoipa::path(

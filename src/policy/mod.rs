@@ -39,4 +39,4 @@ pub use route::PathPattern;
 pub use standard::{
     MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
 };
-pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, TRANSACTION};
+pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, TRANSACTION, transactions};

@@ -25,6 +25,11 @@ use crate::error::ConfigError;
 /// costs 100).
 pub const TRANSACTION: u64 = 1000;
 
+/// Milli-transactions as (fractional) transactions, as usage reports show them.
+pub fn transactions(milli: u64) -> f64 {
+    milli as f64 / TRANSACTION as f64
+}
+
 /// Where a route finds the item (or dataset) a request is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ItemSource {

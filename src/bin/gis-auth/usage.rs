@@ -11,7 +11,7 @@ use std::sync::Arc;
 use clap::Args;
 use gis_auth::ConfigError;
 use gis_auth::client::Account;
-use gis_auth::policy::TRANSACTION;
+use gis_auth::policy::transactions;
 use gis_auth::store::ManagedStore;
 use gis_auth::usage::{DailyUsage, UsageCounter};
 use serde_json::{Value, json};
@@ -164,11 +164,6 @@ async fn source(redis: Option<&str>, prefix: Option<&str>) -> Result<Option<Sour
 fn day_text(d: Date) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     d.format(format).unwrap_or_default()
-}
-
-/// Milli-transactions as transactions.
-fn transactions(milli: u64) -> f64 {
-    milli as f64 / TRANSACTION as f64
 }
 
 fn usage_json(
