@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end load test of the example server on loopback: wrk at a fixed concurrency for a
 # fixed time against the public /health route, a tile with an API key, a tile with a bearer
-# token, and the same tile handler mounted without the auth layer. Prints requests/s and
-# p99 latency for each, and the authenticated throughput as a share of the unguarded one.
+# token, and the same tile handler mounted without the auth layer (with the same CORS layer).
+# Prints requests/s and p99 latency for each, and the authenticated throughput as a share of
+# the unguarded one.
 #
-#   scripts/load.sh                       # 10 s per route, 32 connections, 1 wrk thread
-#   DURATION=30 CONNECTIONS=64 THREADS=2 PORT=18080 scripts/load.sh
+# The routes are measured in turn, ROUNDS times, and each figure is the median of its rounds,
+# so a slow moment of the machine does not land on one route only. On a machine with two
+# cores or more the server runs on CPU 0 and wrk on CPU 1 (taskset), so they do not take
+# each other's time; PIN=0 turns that off.
+#
+#   scripts/load.sh                       # 3 rounds of 5 s per route, 32 connections
+#   DURATION=10 ROUNDS=5 CONNECTIONS=64 THREADS=1 PORT=18080 scripts/load.sh
 #
 # Needs wrk (Debian: apt-get install -y wrk) and curl. Builds the example in release mode
 # (honouring CARGO_TARGET_DIR). Sends traffic to 127.0.0.1 only, and stops the server it
@@ -13,12 +19,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-10}"
+DURATION="${DURATION:-5}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
 PORT="${PORT:-18080}"
 BASE="http://127.0.0.1:${PORT}"
 TILE="/tiles/12/2103/1361.png"
+
+server_cpu=()
+wrk_cpu=()
+if [[ "${PIN:-1}" != 0 && "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null; then
+    server_cpu=(taskset -c 0)
+    wrk_cpu=(taskset -c 1)
+fi
 
 for tool in wrk curl cargo; do
     command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed" >&2; exit 1; }
@@ -39,7 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$server" --addr "127.0.0.1:${PORT}" --unguarded-bench-route >"$work/credentials" 2>"$work/server.log" &
+"${server_cpu[@]}" "$server" --addr "127.0.0.1:${PORT}" --unguarded-bench-route >"$work/credentials" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "${BASE}/health" >/dev/null 2>&1 && break
@@ -66,7 +80,7 @@ check "${BASE}/bench${TILE}"
 # Runs wrk; prints "requests/s p99-in-ms".
 run() {
     local out
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
+    out="$("${wrk_cpu[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
     if grep -q "Non-2xx" <<<"$out"; then
         echo "load.sh: non-2xx answers under load" >&2
         exit 1
@@ -77,15 +91,42 @@ run() {
     echo "$rps $p99"
 }
 
-echo "wrk: ${THREADS} thread(s), ${CONNECTIONS} connections, ${DURATION} s per route, on $(nproc) cores" >&2
-read -r health_rps health_p99 < <(run "${BASE}/health")
-read -r bare_rps bare_p99 < <(run "${BASE}/bench${TILE}")
-read -r key_rps key_p99 < <(run "${BASE}${TILE}?apikey=${api_key}")
-read -r bearer_rps bearer_p99 < <(run -H "Authorization: Bearer ${token}" "${BASE}${TILE}")
+pinned="not pinned"
+[[ ${#server_cpu[@]} -gt 0 ]] && pinned="server on CPU 0, wrk on CPU 1"
+echo "wrk: ${THREADS} thread(s), ${CONNECTIONS} connections, ${DURATION} s per route, ${ROUNDS} round(s), on $(nproc) cores (${pinned})" >&2
 
+# The median of the numbers given.
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+routes=(health bare key bearer)
+declare -A rps p99
+for _ in $(seq 1 "$ROUNDS"); do
+    for route in "${routes[@]}"; do
+        case "$route" in
+            health) args=("${BASE}/health") ;;
+            bare) args=("${BASE}/bench${TILE}") ;;
+            key) args=("${BASE}${TILE}?apikey=${api_key}") ;;
+            bearer) args=(-H "Authorization: Bearer ${token}" "${BASE}${TILE}") ;;
+        esac
+        run "${args[@]}" >"$work/result"
+        read -r r p <"$work/result"
+        rps[$route]+="$r "
+        p99[$route]+="$p "
+    done
+done
+
+# shellcheck disable=SC2086 # the lists are split on purpose
+bare_rps="$(median ${rps[bare]})"
 printf '%-28s %12s %10s %10s\n' route "requests/s" "p99 ms" "vs bare"
-row() { printf '%-28s %12.0f %10.2f %9.1f%%\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$bare_rps" 'BEGIN {print 100 * a / b}')"; }
-row "/health (public)" "$health_rps" "$health_p99"
-row "tile, no layer" "$bare_rps" "$bare_p99"
-row "tile, API key" "$key_rps" "$key_p99"
-row "tile, bearer token" "$bearer_rps" "$bearer_p99"
+row() {
+    local r p
+    # shellcheck disable=SC2086
+    r="$(median ${rps[$2]})"
+    # shellcheck disable=SC2086
+    p="$(median ${p99[$2]})"
+    printf '%-28s %12.0f %10.2f %9.1f%%\n' "$1" "$r" "$p" "$(awk -v a="$r" -v b="$bare_rps" 'BEGIN {print 100 * a / b}')"
+}
+row "/health (public)" health
+row "tile, no layer" bare
+row "tile, API key" key
+row "tile, bearer token" bearer

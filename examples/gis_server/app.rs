@@ -170,30 +170,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         .route("/health", get(health))
         // Inside the auth layer, which lets CORS preflights through without credentials:
         // browser maps on other origins can send `Authorization: Bearer`.
-        .layer(
-            tower_http::cors::CorsLayer::new()
-                .allow_origin(tower_http::cors::Any)
-                .allow_methods([
-                    Method::GET,
-                    Method::HEAD,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    header::IF_MATCH,
-                ])
-                .expose_headers([
-                    header::ETAG,
-                    gis_auth::layer::RATELIMIT_LIMIT,
-                    gis_auth::layer::RATELIMIT_REMAINING,
-                    gis_auth::layer::RATELIMIT_RESET,
-                    gis_auth::layer::QUOTA_WARNING,
-                ]),
-        )
+        .layer(cors())
         .layer(auth)
         .route_service("/oauth/token", token_endpoint))
 }
@@ -387,10 +364,40 @@ fn png() -> Response {
         .into_response()
 }
 
-/// The tile handler alone at `/bench/tiles/{z}/{x}/{y}.png`, without the auth layer or
-/// CORS: what `scripts/load.sh` compares the guarded tile routes with. Never in production.
+/// The CORS layer of every route behind the auth layer: browser maps on other origins can
+/// send `Authorization: Bearer` and read the quota headers.
+fn cors() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::ETAG,
+            gis_auth::layer::RATELIMIT_LIMIT,
+            gis_auth::layer::RATELIMIT_REMAINING,
+            gis_auth::layer::RATELIMIT_RESET,
+            gis_auth::layer::QUOTA_WARNING,
+        ])
+}
+
+/// The tile handler at `/bench/tiles/{z}/{x}/{y}.png` with the same CORS layer as the
+/// guarded routes but without the auth layer: what `scripts/load.sh` compares the guarded
+/// tile routes with, so the difference is the layer's. Never in production.
 pub fn unguarded_bench_tiles() -> Router {
-    Router::new().route("/bench/tiles/{z}/{x}/{y}", get(tile))
+    Router::new()
+        .route("/bench/tiles/{z}/{x}/{y}", get(tile))
+        .layer(cors())
 }
 
 /// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.

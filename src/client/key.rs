@@ -262,7 +262,7 @@ impl fmt::Debug for KeyDigest {
 }
 
 /// A hasher for maps keyed by [`KeyDigest`]: the digest is already uniformly random, so its
-/// first eight bytes are the hash. Attackers cannot aim collisions at it without a SHA-256
+/// 64-bit words XORed together are the hash. Attackers cannot aim collisions at it without a SHA-256
 /// preimage.
 #[derive(Default)]
 pub(crate) struct DigestHasher(u64);
@@ -287,41 +287,9 @@ impl Hasher for DigestHasher {
 /// `BuildHasher` for [`DigestHasher`].
 pub(crate) type DigestBuildHasher = BuildHasherDefault<DigestHasher>;
 
-/// A fast multiply-rotate hasher for the crate's small in-memory maps whose keys are short
-/// strings an administrator chose (ids, origin pattern hosts): a request can look such a map
-/// up, never fill it, so nobody can aim collisions at it.
-#[derive(Default)]
-pub(crate) struct FastHasher(u64);
-
-const FAST_K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(FAST_K);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(FAST_K);
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(FAST_K);
-    }
-}
-
-/// `BuildHasher` for [`FastHasher`].
-pub(crate) type FastBuildHasher = BuildHasherDefault<FastHasher>;
+/// The hasher of the crate's in-memory maps keyed by ids, names and hosts: foldhash, seeded
+/// per process. A request can look such a map up, never fill it.
+pub(crate) type FastBuildHasher = foldhash::fast::RandomState;
 
 #[cfg(test)]
 mod tests {

@@ -226,26 +226,27 @@ pub(crate) fn make_private(headers: &mut HeaderMap) {
         slot.insert(HeaderValue::from_static("private"));
         return;
     }
-    let mut directives: Vec<String> = Vec::new();
-    for value in headers.get_all(CACHE_CONTROL) {
-        let Ok(value) = value.to_str() else {
+    // One pass over the directives, writing the new value as it goes.
+    let mut value = String::from("private");
+    for header in headers.get_all(CACHE_CONTROL) {
+        let Ok(text) = header.to_str() else {
             // Unreadable: replace it with the strict form.
-            directives.clear();
+            value.truncate("private".len());
             break;
         };
-        for d in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-            let name = d.split('=').next().unwrap_or(d).trim();
+        for d in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = d.split_once('=').map_or(d, |(name, _)| name.trim_end());
             if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
                 return;
             }
             if !name.eq_ignore_ascii_case("public") && !name.eq_ignore_ascii_case("s-maxage") {
-                directives.push(d.to_owned());
+                value.push_str(", ");
+                value.push_str(d);
             }
         }
     }
-    directives.insert(0, "private".to_owned());
-    let value = HeaderValue::try_from(directives.join(", "))
-        .unwrap_or_else(|_| HeaderValue::from_static("private"));
+    let value =
+        HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("private"));
     headers.insert(CACHE_CONTROL, value);
 }
 

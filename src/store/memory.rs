@@ -33,7 +33,7 @@ use super::manage::{
 use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
-    DigestBuildHasher, KeyDigest, PlainCredential, Status,
+    DigestBuildHasher, FastBuildHasher, KeyDigest, PlainCredential, Status,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -73,10 +73,10 @@ pub enum StoredCredential {
 
 #[derive(Default)]
 struct Registry {
-    accounts: HashMap<AccountId, Arc<Account>>,
-    clients: HashMap<ClientId, Arc<Client>>,
+    accounts: HashMap<AccountId, Arc<Account>, FastBuildHasher>,
+    clients: HashMap<ClientId, Arc<Client>, FastBuildHasher>,
     by_key: HashMap<KeyDigest, ClientId, DigestBuildHasher>,
-    by_account: HashMap<AccountId, BTreeSet<ClientId>>,
+    by_account: HashMap<AccountId, BTreeSet<ClientId>, FastBuildHasher>,
 }
 
 impl Registry {
