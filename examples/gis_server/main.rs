@@ -131,7 +131,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     };
     let mut router = app::router(seeded.store.clone(), options)?;
     if flags.unguarded_bench_route {
-        // Merged after the layers, so neither the auth layer nor CORS wraps it.
+        // Merged after the layers: the auth layer does not wrap it (it has its own CORS).
         router = router.merge(app::unguarded_bench_tiles());
         eprintln!(
             "gis_server: /bench/tiles/… serves tiles WITHOUT access control (benchmarks only)"
