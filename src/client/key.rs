@@ -262,8 +262,8 @@ impl fmt::Debug for KeyDigest {
 }
 
 /// A hasher for maps keyed by [`KeyDigest`]: the digest is already uniformly random, so its
-/// 64-bit words XORed together are the hash. Attackers cannot aim collisions at it without a SHA-256
-/// preimage.
+/// 64-bit words XORed together are the hash. Attackers cannot aim collisions at it without a
+/// SHA-256 preimage.
 #[derive(Default)]
 pub(crate) struct DigestHasher(u64);
 

@@ -222,16 +222,17 @@ pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
 /// Makes a response private to the caller unless it already is (or is `no-store`): drops
 /// `public` and `s-maxage`, keeps every other directive, and adds `private`.
 pub(crate) fn make_private(headers: &mut HeaderMap) {
+    const PRIVATE: &str = "private";
     if let http::header::Entry::Vacant(slot) = headers.entry(CACHE_CONTROL) {
-        slot.insert(HeaderValue::from_static("private"));
+        slot.insert(HeaderValue::from_static(PRIVATE));
         return;
     }
     // One pass over the directives, writing the new value as it goes.
-    let mut value = String::from("private");
+    let mut value = String::from(PRIVATE);
     for header in headers.get_all(CACHE_CONTROL) {
         let Ok(text) = header.to_str() else {
             // Unreadable: replace it with the strict form.
-            value.truncate("private".len());
+            value.truncate(PRIVATE.len());
             break;
         };
         for d in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
@@ -245,8 +246,7 @@ pub(crate) fn make_private(headers: &mut HeaderMap) {
             }
         }
     }
-    let value =
-        HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static("private"));
+    let value = HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(PRIVATE));
     headers.insert(CACHE_CONTROL, value);
 }
 
