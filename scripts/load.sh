@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end load test of the example server on loopback: wrk at a fixed concurrency for a
 # fixed time against the public /health route, a tile with an API key, a tile with a bearer
-# token, and the same tile handler mounted without the auth layer (with the same CORS layer).
-# Prints requests/s and p99 latency for each, and the authenticated throughput as a share of
-# the unguarded one.
+# token, and two baselines the server serves on a second loopback port
+# (--unguarded-bench-addr): the same tile routes without the auth layer, and the same
+# behind the floor (only the steps no API-key check can skip; see
+# examples/gis_server/bench.rs). Prints, for each route, requests/s, p99 latency, the
+# server's CPU time per request, and the throughput as a share of the layer-less one.
 #
 # The routes are measured in turn, ROUNDS times, and each figure is the median of its rounds,
 # so a slow moment of the machine does not land on one route only. On a machine with two
@@ -14,8 +16,8 @@
 #   DURATION=10 ROUNDS=5 CONNECTIONS=64 THREADS=1 PORT=18080 scripts/load.sh
 #
 # Needs wrk (Debian: apt-get install -y wrk) and curl. Builds the example in release mode
-# (honouring CARGO_TARGET_DIR). Sends traffic to 127.0.0.1 only, and stops the server it
-# started when it ends.
+# (honouring CARGO_TARGET_DIR). Sends traffic to 127.0.0.1 only (PORT and PORT+1), and
+# stops the server it started when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
 PORT="${PORT:-18080}"
 BASE="http://127.0.0.1:${PORT}"
+BENCH="http://127.0.0.1:$((PORT + 1))"
 TILE="/tiles/12/2103/1361.png"
 
 server_cpu=()
@@ -53,7 +56,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"${server_cpu[@]}" "$server" --addr "127.0.0.1:${PORT}" --unguarded-bench-route >"$work/credentials" 2>"$work/server.log" &
+"${server_cpu[@]}" "$server" --addr "127.0.0.1:${PORT}" --unguarded-bench-addr "127.0.0.1:$((PORT + 1))" \
+    >"$work/credentials" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 100); do
     curl -fsS "${BASE}/health" >/dev/null 2>&1 && break
@@ -75,20 +79,29 @@ check() { [[ "$(curl -s -o /dev/null -w '%{http_code}' "$@")" == 200 ]] || { ech
 check "${BASE}/health"
 check "${BASE}${TILE}?apikey=${api_key}"
 check -H "Authorization: Bearer ${token}" "${BASE}${TILE}"
-check "${BASE}/bench${TILE}"
+check "${BENCH}${TILE}"
+check "${BENCH}${TILE}?apikey=${api_key}"
 
-# Runs wrk; prints "requests/s p99-in-ms".
+# The server's CPU time so far (user and system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${server_pid}/stat"; }
+ticks_per_second="$(getconf CLK_TCK)"
+
+# Runs wrk; prints "requests/s p99-in-ms server-CPU-µs-per-request".
 run() {
-    local out
+    local out before after
+    before="$(cpu_ticks)"
     out="$("${wrk_cpu[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
+    after="$(cpu_ticks)"
     if grep -q "Non-2xx" <<<"$out"; then
         echo "load.sh: non-2xx answers under load" >&2
         exit 1
     fi
-    local rps p99
+    local rps p99 requests cpu
     rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else if (v ~ /s$/) {sub(/s/, "", v); v *= 1000}; print v}' <<<"$out")"
-    echo "$rps $p99"
+    requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+    cpu="$(awk -v t="$((after - before))" -v hz="$ticks_per_second" -v n="$requests" 'BEGIN {print 1e6 * t / hz / n}')"
+    echo "$rps $p99 $cpu"
 }
 
 pinned="not pinned"
@@ -98,35 +111,40 @@ echo "wrk: ${THREADS} thread(s), ${CONNECTIONS} connections, ${DURATION} s per r
 # The median of the numbers given.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-routes=(health bare key bearer)
-declare -A rps p99
+routes=(health bare floor key bearer)
+declare -A rps p99 cpu
 for _ in $(seq 1 "$ROUNDS"); do
     for route in "${routes[@]}"; do
         case "$route" in
             health) args=("${BASE}/health") ;;
-            bare) args=("${BASE}/bench${TILE}") ;;
+            bare) args=("${BENCH}${TILE}") ;;
+            floor) args=("${BENCH}${TILE}?apikey=${api_key}") ;;
             key) args=("${BASE}${TILE}?apikey=${api_key}") ;;
             bearer) args=(-H "Authorization: Bearer ${token}" "${BASE}${TILE}") ;;
         esac
         run "${args[@]}" >"$work/result"
-        read -r r p <"$work/result"
+        read -r r p c <"$work/result"
         rps[$route]+="$r "
         p99[$route]+="$p "
+        cpu[$route]+="$c "
     done
 done
 
 # shellcheck disable=SC2086 # the lists are split on purpose
 bare_rps="$(median ${rps[bare]})"
-printf '%-28s %12s %10s %10s\n' route "requests/s" "p99 ms" "vs bare"
+printf '%-32s %12s %8s %14s %9s\n' route "requests/s" "p99 ms" "CPU µs/req" "vs bare"
 row() {
-    local r p
+    local r p c
     # shellcheck disable=SC2086
     r="$(median ${rps[$2]})"
     # shellcheck disable=SC2086
     p="$(median ${p99[$2]})"
-    printf '%-28s %12.0f %10.2f %9.1f%%\n' "$1" "$r" "$p" "$(awk -v a="$r" -v b="$bare_rps" 'BEGIN {print 100 * a / b}')"
+    # shellcheck disable=SC2086
+    c="$(median ${cpu[$2]})"
+    printf '%-32s %12.0f %8.2f %14.1f %8.1f%%\n' "$1" "$r" "$p" "$c" "$(awk -v a="$r" -v b="$bare_rps" 'BEGIN {print 100 * a / b}')"
 }
 row "/health (public)" health
 row "tile, no layer" bare
+row "tile, floor of an API-key check" floor
 row "tile, API key" key
 row "tile, bearer token" bearer

@@ -6,6 +6,8 @@
 #[path = "../examples/gis_server/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "../examples/gis_server/bench.rs"]
+mod bench;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -1133,4 +1135,50 @@ fn the_route_table_marks_the_plugin_apis_and_the_public_health_check() {
     }
     let health = table.lookup(&Method::GET, "/health").expect("health");
     assert_eq!(health.access(), &RouteAccess::Public);
+}
+
+// ---- the load test's baselines ----------------------------------------------------------
+
+#[tokio::test]
+async fn the_baselines_serve_tiles_bare_or_behind_the_floor_of_a_key_check() {
+    let seeded = app::demo_store().expect("demo store");
+    let key = seeded
+        .generated
+        .iter()
+        .find(|g| g.kind == ClientKind::JavaScript)
+        .expect("a JavaScript client")
+        .credential
+        .expose()
+        .to_owned();
+    let baselines = bench::baselines(&seeded.generated);
+
+    // Without a key: the tile as the handler sends it, shareable by caches.
+    let bare = send(&baselines, get("/tiles/3/1/2.png")).await;
+    assert_png(&bare);
+    assert_eq!(bare.header(header::CACHE_CONTROL), "max-age=86400");
+    assert!(
+        bare.headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+
+    // With the key: hashed, found, taken out of the URI, and the tile made private.
+    let floor = send(&baselines, get(&format!("/tiles/3/1/2.png?apikey={key}"))).await;
+    assert_png(&floor);
+    assert_eq!(floor.header(header::CACHE_CONTROL), "private");
+
+    // An unknown key, or a key in the wrong place, is refused before the handler runs.
+    let mut unknown = key.clone();
+    unknown.replace_range(..1, if key.starts_with('A') { "B" } else { "A" });
+    for req in [
+        get(&format!("/tiles/3/1/2.png?apikey={unknown}")),
+        get(&format!("/tiles/3/1/2.png?apikey={key}&apikey={key}")),
+        bearer("/tiles/3/1/2.png", &key),
+    ] {
+        let reply = send(&baselines, req).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.body.is_empty());
+    }
+    // The tile routes only.
+    let geocode = send(&baselines, get(&format!("/geocode?q=paris&apikey={key}"))).await;
+    assert_eq!(geocode.status, StatusCode::NOT_FOUND);
 }

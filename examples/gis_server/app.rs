@@ -29,6 +29,7 @@ use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
+use tower::ServiceBuilder;
 
 /// The id of the embedded demo account.
 pub const DEMO_ACCOUNT: &str = "demo";
@@ -155,7 +156,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
     // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
     // endpoint authenticates its callers itself, so it is mounted outside the layer.
-    Ok(Router::new()
+    let routes = Router::new()
         .route("/tiles/{z}/{x}/{y}", get(tile))
         .route("/imagery/{z}/{x}/{y}", get(tile))
         .route("/elevation", get(elevation).post(elevation_batch))
@@ -167,12 +168,16 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
             get(item_metadata).put(put_item_metadata),
         )
         .route_service("/account/{*rest}", admin)
-        .route("/health", get(health))
-        // Inside the auth layer, which lets CORS preflights through without credentials:
-        // browser maps on other origins can send `Authorization: Bearer`.
-        .layer(cors())
+        .route("/health", get(health));
+    // Inside the auth layer, which lets CORS preflights through without credentials:
+    // browser maps on other origins can send `Authorization: Bearer`.
+    let guarded = ServiceBuilder::new()
         .layer(auth)
-        .route_service("/oauth/token", token_endpoint))
+        .layer(cors())
+        .service(routes);
+    Ok(Router::new()
+        .route_service("/oauth/token", token_endpoint)
+        .fallback_service(guarded))
 }
 
 /// A store with the demo account (roles User and Evaluator) and its two default clients,
@@ -366,7 +371,7 @@ fn png() -> Response {
 
 /// The CORS layer of every route behind the auth layer: browser maps on other origins can
 /// send `Authorization: Bearer` and read the quota headers.
-fn cors() -> tower_http::cors::CorsLayer {
+pub fn cors() -> tower_http::cors::CorsLayer {
     tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([
@@ -391,13 +396,9 @@ fn cors() -> tower_http::cors::CorsLayer {
         ])
 }
 
-/// The tile handler at `/bench/tiles/{z}/{x}/{y}.png` with the same CORS layer as the
-/// guarded routes but without the auth layer: what `scripts/load.sh` compares the guarded
-/// tile routes with, so the difference is the layer's. Never in production.
-pub fn unguarded_bench_tiles() -> Router {
-    Router::new()
-        .route("/bench/tiles/{z}/{x}/{y}", get(tile))
-        .layer(cors())
+/// The tile handler, for `bench.rs`, which serves it without the auth layer.
+pub fn tile_service() -> axum::routing::MethodRouter {
+    get(tile)
 }
 
 /// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.

@@ -5,7 +5,7 @@
 //! cargo run --example gis_server
 //! cargo run --example gis_server -- --addr 127.0.0.1:9000 --clients clients.json \
 //!     --trusted-proxies 10.0.0.0/8,192.0.2.1
-//! cargo run --release --example gis_server -- --unguarded-bench-route   # scripts/load.sh
+//! cargo run --release --example gis_server -- --unguarded-bench-addr 127.0.0.1:18081
 //! cargo run --features postgres,redis --example gis_server -- --addr 127.0.0.1:8081 \
 //!     --store postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
 //! ```
@@ -21,6 +21,7 @@
 //! scripts can read stdout as it is. Ctrl-C stops the server gracefully.
 
 mod app;
+mod bench;
 mod shared;
 
 use std::error::Error;
@@ -49,10 +50,10 @@ struct Flags {
     #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = app::parse_trusted_proxies)]
     trusted_proxies: Option<TrustedProxies>,
 
-    /// Also serve the tile handler at /bench/tiles/{z}/{x}/{y}.png without the auth layer,
-    /// so scripts/load.sh can measure what the layer costs. Never in production.
-    #[arg(long)]
-    unguarded_bench_route: bool,
+    /// Also serve the tile routes without the auth layer on this address, so
+    /// scripts/load.sh can measure what the layer costs. Never in production.
+    #[arg(long, value_name = "ADDR")]
+    unguarded_bench_addr: Option<SocketAddr>,
 
     /// Keep clients in this clients file (written back, reloaded on change) or in
     /// PostgreSQL (`postgres://…`, feature `postgres`), shared with other instances.
@@ -129,13 +130,21 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         rate_limiter,
         ..app::Options::default()
     };
-    let mut router = app::router(seeded.store.clone(), options)?;
-    if flags.unguarded_bench_route {
-        // Merged after the layers: the auth layer does not wrap it (it has its own CORS).
-        router = router.merge(app::unguarded_bench_tiles());
+    let router = app::router(seeded.store.clone(), options)?;
+    if let Some(addr) = flags.unguarded_bench_addr {
+        let baselines = bench::baselines(&seeded.generated);
+        let bench = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!(
-            "gis_server: /bench/tiles/… serves tiles WITHOUT access control (benchmarks only)"
+            "gis_server: http://{}/tiles/… serves tiles WITHOUT access control (benchmarks only)",
+            bench.local_addr()?
         );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(bench, baselines).await {
+                eprintln!("gis_server: the unguarded benchmark listener stopped: {e}");
+            }
+        });
     }
     let listener = tokio::net::TcpListener::bind(flags.addr)
         .await

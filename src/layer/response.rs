@@ -12,6 +12,7 @@
 //! assert_eq!(body["error"], "insufficient_scope");
 //! ```
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -91,10 +92,7 @@ fn rejection_response(
     if let Some(quota) = rejection.quota() {
         // Whole transactions left: 0 once used up, more when only this request's cost did
         // not fit.
-        insert_quota_counts(headers, quota);
-        if let Some(seconds) = rejection.retry_after() {
-            headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds));
-        }
+        insert_quota_counts(headers, quota, rejection.retry_after());
     }
     res
 }
@@ -165,16 +163,41 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// `<used> of <limit> daily transactions used`.
 pub const QUOTA_WARNING: HeaderName = HeaderName::from_static("quota-warning");
 
-/// `RateLimit-Limit` and `RateLimit-Remaining`, in whole transactions.
-fn insert_quota_counts(headers: &mut HeaderMap, quota: &QuotaState) {
-    headers.insert(
-        RATELIMIT_LIMIT,
-        HeaderValue::from(quota.limit_transactions()),
-    );
-    headers.insert(
-        RATELIMIT_REMAINING,
-        HeaderValue::from(quota.remaining_transactions()),
-    );
+/// The most digits a `u64` takes.
+const MAX_DIGITS: usize = 20;
+
+/// `RateLimit-Limit` and `RateLimit-Remaining`, in whole transactions, and `RateLimit-Reset`
+/// when `reset` is given. The numbers are written into one buffer and each value is a slice
+/// of it: one allocation for the three headers, not one each.
+fn insert_quota_counts(headers: &mut HeaderMap, quota: &QuotaState, reset: Option<u64>) {
+    let numbers = [
+        (RATELIMIT_LIMIT, Some(quota.limit_transactions())),
+        (RATELIMIT_REMAINING, Some(quota.remaining_transactions())),
+        (RATELIMIT_RESET, reset),
+    ];
+    let mut text = [0u8; 3 * MAX_DIGITS];
+    let mut ends = [0usize; 3];
+    let mut len = 0;
+    let mut digits = itoa::Buffer::new();
+    for ((_, number), end) in numbers.iter().zip(&mut ends) {
+        if let Some(n) = number {
+            let written = digits.format(*n).as_bytes();
+            text[len..len + written.len()].copy_from_slice(written);
+            len += written.len();
+        }
+        *end = len;
+    }
+    let shared = Bytes::from_owner(text);
+    let mut start = 0;
+    for ((name, number), end) in numbers.into_iter().zip(ends) {
+        // Digits are always a valid header value.
+        if number.is_some()
+            && let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(start..end))
+        {
+            headers.insert(name, value);
+        }
+        start = end;
+    }
 }
 
 /// Adds the quota headers to a metered response of an account with a quota.
@@ -184,8 +207,7 @@ pub(crate) fn add_quota_headers(
     now: OffsetDateTime,
     warning: Option<u8>,
 ) {
-    insert_quota_counts(headers, quota);
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(quota.reset_seconds(now)));
+    insert_quota_counts(headers, quota, Some(quota.reset_seconds(now)));
     if warning.is_some_and(|percent| quota.used_at_least(percent)) {
         let used = quota.used.div_ceil(crate::policy::TRANSACTION);
         let text = format!(
@@ -219,17 +241,47 @@ pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
     }
 }
 
+/// The directive every private response carries.
+const PRIVATE: &str = "private";
+
+thread_local! {
+    /// The last lone `Cache-Control` value this thread made private, and what it became
+    /// (`None`: it was private, or `no-store`, already). A tile server sends the same value
+    /// on every tile, so most responses take the answer (a reference count) instead of
+    /// parsing and allocating again.
+    static LAST_PRIVATE: RefCell<Option<(HeaderValue, Option<HeaderValue>)>> =
+        const { RefCell::new(None) };
+}
+
 /// Makes a response private to the caller unless it already is (or is `no-store`): drops
 /// `public` and `s-maxage`, keeps every other directive, and adds `private`.
 pub(crate) fn make_private(headers: &mut HeaderMap) {
-    const PRIVATE: &str = "private";
-    if let http::header::Entry::Vacant(slot) = headers.entry(CACHE_CONTROL) {
-        slot.insert(HeaderValue::from_static(PRIVATE));
-        return;
+    let mut values = headers.get_all(CACHE_CONTROL).iter();
+    let made = match (values.next(), values.next()) {
+        (None, _) => Some(HeaderValue::from_static(PRIVATE)),
+        (Some(one), None) => {
+            let last = LAST_PRIVATE.with_borrow(|last| match last {
+                Some((value, made)) if value == one => Some(made.clone()),
+                _ => None,
+            });
+            last.unwrap_or_else(|| {
+                let made = private_form(std::iter::once(one));
+                LAST_PRIVATE.set(Some((one.clone(), made.clone())));
+                made
+            })
+        }
+        (Some(_), Some(_)) => private_form(headers.get_all(CACHE_CONTROL)),
+    };
+    if let Some(value) = made {
+        headers.insert(CACHE_CONTROL, value);
     }
-    // One pass over the directives, writing the new value as it goes.
+}
+
+/// The private form of the `Cache-Control` `values`, written in one pass over their
+/// directives; `None` when they are private, or `no-store`, already.
+fn private_form<'v>(values: impl IntoIterator<Item = &'v HeaderValue>) -> Option<HeaderValue> {
     let mut value = String::from(PRIVATE);
-    for header in headers.get_all(CACHE_CONTROL) {
+    for header in values {
         let Ok(text) = header.to_str() else {
             // Unreadable: replace it with the strict form.
             value.truncate(PRIVATE.len());
@@ -238,7 +290,7 @@ pub(crate) fn make_private(headers: &mut HeaderMap) {
         for d in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
             let name = d.split_once('=').map_or(d, |(name, _)| name.trim_end());
             if name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store") {
-                return;
+                return None;
             }
             if !name.eq_ignore_ascii_case("public") && !name.eq_ignore_ascii_case("s-maxage") {
                 value.push_str(", ");
@@ -246,8 +298,7 @@ pub(crate) fn make_private(headers: &mut HeaderMap) {
             }
         }
     }
-    let value = HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(PRIVATE));
-    headers.insert(CACHE_CONTROL, value);
+    Some(HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(PRIVATE)))
 }
 
 #[cfg(test)]
@@ -267,11 +318,66 @@ mod tests {
             .join(" | ")
     }
 
+    fn quota_headers(quota: QuotaState, reset: Option<u64>) -> Vec<(String, String)> {
+        let mut h = HeaderMap::new();
+        insert_quota_counts(&mut h, &quota, reset);
+        h.iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn quota_numbers_share_one_buffer_and_fit_at_their_largest() {
+        let at = time::macros::datetime!(2026-06-01 0:00 UTC);
+        let quota = |limit, used| QuotaState {
+            limit,
+            used,
+            reset: at,
+        };
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        assert_eq!(
+            quota_headers(quota(10_000_000, 2_500), Some(3600)),
+            [
+                pair("ratelimit-limit", "10000"),
+                pair("ratelimit-remaining", "9997"),
+                pair("ratelimit-reset", "3600"),
+            ]
+        );
+        assert_eq!(
+            quota_headers(quota(5_000, 5_000), None),
+            [
+                pair("ratelimit-limit", "5"),
+                pair("ratelimit-remaining", "0")
+            ]
+        );
+        let most = u64::MAX.to_string();
+        let huge = quota_headers(quota(u64::MAX, 0), Some(u64::MAX));
+        assert_eq!(huge[2], pair("ratelimit-reset", &most));
+        assert_eq!(
+            huge[0].1,
+            (u64::MAX / crate::policy::TRANSACTION).to_string()
+        );
+    }
+
     #[test]
     fn shared_caching_is_turned_private() {
         assert_eq!(cache(&[]), "private");
         assert_eq!(cache(&["public, max-age=3600"]), "private, max-age=3600");
         assert_eq!(cache(&["max-age=60, s-maxage=600"]), "private, max-age=60");
+    }
+
+    #[test]
+    fn the_last_value_remembered_never_answers_for_another() {
+        for _ in 0..2 {
+            assert_eq!(cache(&["max-age=60"]), "private, max-age=60");
+            assert_eq!(cache(&["max-age=60"]), "private, max-age=60");
+            assert_eq!(cache(&["private, max-age=60"]), "private, max-age=60");
+            assert_eq!(cache(&["private, max-age=60"]), "private, max-age=60");
+            assert_eq!(cache(&["max-age=61"]), "private, max-age=61");
+            assert_eq!(cache(&["max-age=60", "public"]), "private, max-age=60");
+            assert_eq!(cache(&["no-store"]), "no-store");
+            assert_eq!(cache(&[]), "private");
+        }
     }
 
     #[test]

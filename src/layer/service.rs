@@ -275,13 +275,21 @@ async fn check<B>(
     (req, outcome)
 }
 
+/// The request's span, to note the client and the decision on. The span is at `debug`:
+/// when no subscriber takes `debug` events at all, it is disabled, and `None` spares the
+/// lookup of the current span on every request.
+fn request_span() -> Option<Span> {
+    tracing::level_enabled!(tracing::Level::DEBUG).then(Span::current)
+}
+
 /// Logs a refusal at `debug`, notes it on the request's span, and renders it.
 pub(crate) fn refuse(config: &Config, rejection: &Rejection) -> Response<Bytes> {
     let rule = rejection.decision().and_then(|d| d.rule());
-    let span = Span::current();
-    span.record("decision", rejection.error_code());
-    if let Some(rule) = rule {
-        span.record("rule", rule.as_str());
+    if let Some(span) = request_span() {
+        span.record("decision", rejection.error_code());
+        if let Some(rule) = rule {
+            span.record("rule", rule.as_str());
+        }
     }
     tracing::debug!(
         reason = rejection.error_code(),
@@ -340,7 +348,9 @@ fn prepare<B>(
     req: &Request<B>,
     now: OffsetDateTime,
 ) -> Result<Prepared, Box<Refused>> {
-    Span::current().record("client", tracing::field::display(who.client.id()));
+    if let Some(span) = request_span() {
+        span.record("client", tracing::field::display(who.client.id()));
+    }
     let route = &config.policy.routes().routes()[route];
     let RouteAccess::Api(api) = route.access() else {
         return Err(Box::new((
@@ -655,8 +665,9 @@ async fn within_budget<F: Future>(config: &Config, fut: F) -> Option<F::Output> 
 /// Removes the credentials and adds the principal, before the wrapped service runs; gives
 /// what the response must carry.
 pub(crate) fn admit<B>(config: &Config, req: &mut Request<B>, authorized: Authorized) -> Finish {
-    let span = Span::current();
-    span.record("decision", "allow");
+    if let Some(span) = request_span() {
+        span.record("decision", "allow");
+    }
     let source = authorized.principal.source();
     let finish = Finish {
         private: source == CredentialSource::ApiKey,

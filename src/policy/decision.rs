@@ -605,7 +605,11 @@ pub(crate) fn item_of(
             return (!value.is_empty() && value.len() <= MAX_ITEM_ID_LEN).then_some(value);
         }
     };
-    let value = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
+    let value = if raw.contains('%') {
+        percent_decode_str(raw).decode_utf8().ok()?.into_owned()
+    } else {
+        raw.to_owned()
+    };
     (!value.is_empty() && value.len() <= MAX_ITEM_ID_LEN).then_some(value)
 }
 

@@ -68,8 +68,64 @@ impl Scheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOrigin {
     scheme: Scheme,
-    host: String,
+    host: InlineHost,
     port: u16,
+}
+
+/// A host of at most [`MAX_HOST_LEN`] ASCII bytes, held inline: parsing the `Origin` of a
+/// request allocates nothing.
+#[derive(Clone)]
+struct InlineHost {
+    len: u8,
+    bytes: [u8; MAX_HOST_LEN],
+}
+
+impl InlineHost {
+    const EMPTY: InlineHost = InlineHost {
+        len: 0,
+        bytes: [0; MAX_HOST_LEN],
+    };
+
+    /// `host` lower-cased; `None` when it is not ASCII or longer than [`MAX_HOST_LEN`].
+    fn lowercase(host: &str) -> Option<InlineHost> {
+        let mut inline = InlineHost::EMPTY;
+        fmt::Write::write_str(&mut inline, host).ok()?;
+        inline.bytes[..host.len()].make_ascii_lowercase();
+        Some(inline)
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever written (see `write_str`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for InlineHost {
+    /// Appends ASCII text; anything else, or text past [`MAX_HOST_LEN`], is an error.
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let start = usize::from(self.len);
+        let end = start + text.len();
+        if !text.is_ascii() || end > MAX_HOST_LEN {
+            return Err(fmt::Error);
+        }
+        self.bytes[start..end].copy_from_slice(text.as_bytes());
+        self.len = u8::try_from(end).map_err(|_| fmt::Error)?;
+        Ok(())
+    }
+}
+
+impl PartialEq for InlineHost {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for InlineHost {}
+
+impl fmt::Debug for InlineHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl RequestOrigin {
@@ -113,7 +169,7 @@ impl RequestOrigin {
 
     /// The lower-cased host (IPv6 literals keep their brackets).
     pub fn host(&self) -> &str {
-        &self.host
+        self.host.as_str()
     }
 
     /// The port, the scheme's default where none was given.
@@ -155,12 +211,18 @@ fn parse_port(p: &str) -> Option<u16> {
 
 /// The host lower-cased, an IPv6 literal in its canonical spelling (`[0:0::1]` is `[::1]`);
 /// `None` when it is not a valid host.
-fn canonical_host(host: &str) -> Option<String> {
+fn canonical_host(host: &str) -> Option<InlineHost> {
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         let addr = inner.parse::<std::net::Ipv6Addr>().ok()?;
-        return Some(format!("[{addr}]"));
+        let mut canonical = InlineHost::EMPTY;
+        fmt::Write::write_fmt(&mut canonical, format_args!("[{addr}]")).ok()?;
+        return Some(canonical);
     }
-    valid_host_any_case(host).then(|| host.to_ascii_lowercase())
+    if valid_host_any_case(host) {
+        InlineHost::lowercase(host)
+    } else {
+        None
+    }
 }
 
 /// Whether `host`, lower-cased, is a valid host name: DNS labels of 1 to 63 letters, digits
@@ -247,6 +309,7 @@ impl OriginPattern {
         }
         let host = canonical_host(&host)
             .ok_or_else(|| invalid("the host is not a valid domain name or IP address"))?;
+        let host = host.as_str();
         if wildcard {
             let last = host.rsplit('.').next().unwrap_or_default();
             if host.starts_with('[') || last.bytes().all(|b| b.is_ascii_digit()) {
@@ -263,7 +326,7 @@ impl OriginPattern {
         Ok(OriginPattern {
             scheme,
             wildcard,
-            host: host.into_boxed_str(),
+            host: host.into(),
             port,
         })
     }
@@ -272,11 +335,11 @@ impl OriginPattern {
     pub fn matches(&self, origin: &RequestOrigin) -> bool {
         let host_ok = if self.wildcard {
             origin
-                .host
+                .host()
                 .strip_suffix(&*self.host)
                 .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
         } else {
-            *origin.host == *self.host
+            origin.host() == &*self.host
         };
         host_ok && self.admits_scheme_and_port(origin)
     }
@@ -485,6 +548,25 @@ mod tests {
                 .unwrap()
                 .to_string(),
             "https://[2001:db8::a]"
+        );
+    }
+
+    #[test]
+    fn hosts_up_to_the_dns_limit_parse_inline_and_longer_ones_are_refused() {
+        // 4 labels of 62 letters and 3 dots: 251 bytes; one more label of 1 makes 253.
+        let label = "A".repeat(62);
+        let longest = format!("{label}.{label}.{label}.{label}.b");
+        assert_eq!(longest.len(), MAX_HOST_LEN);
+        let parsed = origin(&format!("https://{longest}:8443"));
+        assert_eq!(parsed.host(), longest.to_ascii_lowercase());
+        assert_eq!(parsed.port(), 8443);
+        assert_eq!(parsed, parsed.clone());
+        assert!(RequestOrigin::from_origin_header(&format!("https://{longest}c")).is_none());
+        let widest = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]";
+        assert_eq!(origin(&format!("http://{widest}")).host(), widest);
+        assert_eq!(
+            format!("{:?}", origin("https://Maps.Example.com")),
+            r#"RequestOrigin { scheme: Https, host: "maps.example.com", port: 443 }"#
         );
     }
 

@@ -1,0 +1,134 @@
+//! The baselines `scripts/load.sh` measures the guarded tile routes against, served with
+//! `--unguarded-bench-addr` on an address of their own. Never in production: the tiles
+//! there are served without access control.
+//!
+//! [`baselines`] composes the tile routes as [`app::router`] composes the guarded ones (the
+//! same CORS layer around an inner router, reached as the fallback), with [`Floor`] where
+//! the auth layer stands:
+//!
+//! - a request without an `apikey` parameter gets its tile as if no layer were there (the
+//!   floor only finds that there is no parameter): the layer-less baseline;
+//! - a request with one goes through the least any API-key check has to do: the floor.
+//!
+//! [`app::router`]: crate::app::router
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gis_auth::client::{ClientId, ClientKind, KeyDigest};
+use gis_auth::credentials::{Credential, CredentialRules};
+use gis_auth::store::GeneratedCredential;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+/// The tile routes behind [`Floor`], knowing the API keys among `generated`.
+pub fn baselines(generated: &[GeneratedCredential]) -> Router {
+    let keys = generated
+        .iter()
+        .filter(|made| made.kind == ClientKind::JavaScript)
+        .map(|made| (KeyDigest::of(made.credential.expose()), made.client.clone()))
+        .collect();
+    let tiles = Router::new().route("/tiles/{z}/{x}/{y}", crate::app::tile_service());
+    let floor = Floor {
+        inner: crate::app::cors().layer(tiles),
+        keys: Arc::new(keys),
+        rules: CredentialRules::default(),
+    };
+    Router::new().fallback_service(floor)
+}
+
+/// The steps no API-key check can skip, and nothing else: find the key in the query, hash
+/// it (SHA-256), look the digest up, take the key out of the URI, hand the handler who is
+/// calling (the client id, in the request's extensions) and mark the response
+/// `Cache-Control: private`. An unknown key gets a bare 401; a request without any
+/// credential passes untouched.
+#[derive(Clone)]
+pub struct Floor<S> {
+    inner: S,
+    keys: Arc<HashMap<KeyDigest, ClientId>>,
+    rules: CredentialRules,
+}
+
+impl<S> Service<Request<Body>> for Floor<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FloorFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let client = match self.rules.extract(req.headers(), req.uri().query()) {
+            Ok(None) => {
+                return FloorFuture::Inner {
+                    fut: self.inner.call(req),
+                    private: false,
+                };
+            }
+            Ok(Some(Credential::ApiKey(key))) => self.keys.get(&KeyDigest::of(&key)).cloned(),
+            Ok(Some(Credential::Bearer(_))) | Err(_) => None,
+        };
+        let Some(client) = client else {
+            return FloorFuture::Refused {
+                res: Some(StatusCode::UNAUTHORIZED.into_response()),
+            };
+        };
+        *req.uri_mut() = self.rules.strip_from_uri(req.uri());
+        req.extensions_mut().insert(client);
+        FloorFuture::Inner {
+            fut: self.inner.call(req),
+            private: true,
+        }
+    }
+}
+
+pin_project! {
+    /// The response of [`Floor`].
+    #[project = FloorProj]
+    pub enum FloorFuture<F> {
+        /// The wrapped service answers.
+        Inner { #[pin] fut: F, private: bool },
+        /// Refused: the response is ready.
+        Refused { res: Option<Response> },
+    }
+}
+
+impl<F> Future for FloorFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FloorProj::Inner { fut, private } => {
+                let mut res = match fut.poll(cx) {
+                    Poll::Ready(Ok(res)) => res,
+                    Poll::Ready(Err(never)) => match never {},
+                    Poll::Pending => return Poll::Pending,
+                };
+                if *private {
+                    res.headers_mut()
+                        .insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+                }
+                Poll::Ready(Ok(res))
+            }
+            FloorProj::Refused { res } => Poll::Ready(Ok(res
+                .take()
+                .unwrap_or_else(|| StatusCode::UNAUTHORIZED.into_response()))),
+        }
+    }
+}
