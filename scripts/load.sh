@@ -12,7 +12,7 @@
 # cores or more the server runs on CPU 0 and wrk on CPU 1 (taskset), so they do not take
 # each other's time; PIN=0 turns that off.
 #
-#   scripts/load.sh                       # 3 rounds of 5 s per route, 32 connections
+#   scripts/load.sh                       # 10 rounds of 2 s per route, 32 connections
 #   DURATION=10 ROUNDS=5 CONNECTIONS=64 THREADS=1 PORT=18080 scripts/load.sh
 #
 # Needs wrk (Debian: apt-get install -y wrk) and curl. Builds the example in release mode
@@ -21,8 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-5}"
-ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-2}"
+ROUNDS="${ROUNDS:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-1}"
 PORT="${PORT:-18080}"
@@ -112,16 +112,25 @@ echo "wrk: ${THREADS} thread(s), ${CONNECTIONS} connections, ${DURATION} s per r
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 routes=(health bare floor key bearer)
+# Sets args to the wrk arguments of route $1.
+route_args() {
+    case "$1" in
+        health) args=("${BASE}/health") ;;
+        bare) args=("${BENCH}${TILE}") ;;
+        floor) args=("${BENCH}${TILE}?apikey=${api_key}") ;;
+        key) args=("${BASE}${TILE}?apikey=${api_key}") ;;
+        bearer) args=(-H "Authorization: Bearer ${token}" "${BASE}${TILE}") ;;
+    esac
+}
+# One second on each route first, not counted: connections, caches and the allocator warm.
+for route in "${routes[@]}"; do
+    route_args "$route"
+    "${wrk_cpu[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "${args[@]}" >/dev/null
+done
 declare -A rps p99 cpu
 for _ in $(seq 1 "$ROUNDS"); do
     for route in "${routes[@]}"; do
-        case "$route" in
-            health) args=("${BASE}/health") ;;
-            bare) args=("${BENCH}${TILE}") ;;
-            floor) args=("${BENCH}${TILE}?apikey=${api_key}") ;;
-            key) args=("${BASE}${TILE}?apikey=${api_key}") ;;
-            bearer) args=(-H "Authorization: Bearer ${token}" "${BASE}${TILE}") ;;
-        esac
+        route_args "$route"
         run "${args[@]}" >"$work/result"
         read -r r p c <"$work/result"
         rps[$route]+="$r "

@@ -257,23 +257,32 @@ thread_local! {
 /// `public` and `s-maxage`, keeps every other directive, and adds `private`.
 pub(crate) fn make_private(headers: &mut HeaderMap) {
     let mut values = headers.get_all(CACHE_CONTROL).iter();
-    let made = match (values.next(), values.next()) {
-        (None, _) => Some(HeaderValue::from_static(PRIVATE)),
+    match (values.next(), values.next()) {
+        (None, _) => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static(PRIVATE));
+        }
         (Some(one), None) => {
             let last = LAST_PRIVATE.with_borrow(|last| match last {
                 Some((value, made)) if value == one => Some(made.clone()),
                 _ => None,
             });
-            last.unwrap_or_else(|| {
+            let made = last.unwrap_or_else(|| {
                 let made = private_form(std::iter::once(one));
                 LAST_PRIVATE.set(Some((one.clone(), made.clone())));
                 made
-            })
+            });
+            // Replaced where it stands: the map neither grows nor gains an entry.
+            if let Some(made) = made
+                && let Some(value) = headers.get_mut(CACHE_CONTROL)
+            {
+                *value = made;
+            }
         }
-        (Some(_), Some(_)) => private_form(headers.get_all(CACHE_CONTROL)),
-    };
-    if let Some(value) = made {
-        headers.insert(CACHE_CONTROL, value);
+        (Some(_), Some(_)) => {
+            if let Some(made) = private_form(headers.get_all(CACHE_CONTROL)) {
+                headers.insert(CACHE_CONTROL, made);
+            }
+        }
     }
 }
 

@@ -377,7 +377,12 @@ fn prepare<B>(
             method: req.method(),
             path: req.uri().path(),
             query: req.uri().query(),
-            origin: OriginEvidence::from_headers(req.headers()),
+            // As the address: read only for a client with rules that use it.
+            origin: if who.client.origins().is_empty() {
+                OriginEvidence::Missing
+            } else {
+                OriginEvidence::from_headers(req.headers())
+            },
             client_ip,
             now,
             token_scope: scope.as_ref(),

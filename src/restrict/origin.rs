@@ -68,61 +68,43 @@ impl Scheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOrigin {
     scheme: Scheme,
-    host: InlineHost,
+    host: HostText,
     port: u16,
 }
 
-/// A host of at most [`MAX_HOST_LEN`] ASCII bytes, held inline: parsing the `Origin` of a
-/// request allocates nothing.
+/// The most bytes of a host kept inline; longer hosts (rare in practice), and IPv6
+/// literals, take one allocation.
+const INLINE_HOST: usize = 62;
+
+/// A lower-cased ASCII host: inline up to [`INLINE_HOST`] bytes, so parsing the `Origin` of
+/// a request usually allocates nothing.
 #[derive(Clone)]
-struct InlineHost {
-    len: u8,
-    bytes: [u8; MAX_HOST_LEN],
+enum HostText {
+    Inline { len: u8, bytes: [u8; INLINE_HOST] },
+    Long(Box<str>),
 }
 
-impl InlineHost {
-    const EMPTY: InlineHost = InlineHost {
-        len: 0,
-        bytes: [0; MAX_HOST_LEN],
-    };
-
-    /// `host` lower-cased; `None` when it is not ASCII or longer than [`MAX_HOST_LEN`].
-    fn lowercase(host: &str) -> Option<InlineHost> {
-        let mut inline = InlineHost::EMPTY;
-        fmt::Write::write_str(&mut inline, host).ok()?;
-        inline.bytes[..host.len()].make_ascii_lowercase();
-        Some(inline)
-    }
-
+impl HostText {
     fn as_str(&self) -> &str {
-        // Only ASCII is ever written (see `write_str`).
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for InlineHost {
-    /// Appends ASCII text; anything else, or text past [`MAX_HOST_LEN`], is an error.
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let start = usize::from(self.len);
-        let end = start + text.len();
-        if !text.is_ascii() || end > MAX_HOST_LEN {
-            return Err(fmt::Error);
+        match self {
+            // Only ASCII is ever written (see `split_host`).
+            HostText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            HostText::Long(text) => text,
         }
-        self.bytes[start..end].copy_from_slice(text.as_bytes());
-        self.len = u8::try_from(end).map_err(|_| fmt::Error)?;
-        Ok(())
     }
 }
 
-impl PartialEq for InlineHost {
+impl PartialEq for HostText {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl Eq for InlineHost {}
+impl Eq for HostText {}
 
-impl fmt::Debug for InlineHost {
+impl fmt::Debug for HostText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
@@ -132,10 +114,8 @@ impl RequestOrigin {
     /// Parses an `Origin` header value (`scheme://host[:port]`, nothing else). `null`,
     /// lists, paths, user info and schemes other than http(s) give `None`.
     pub fn from_origin_header(value: &str) -> Option<RequestOrigin> {
+        // A path, query or fragment ends the host or the port, and neither accepts it.
         let (scheme, rest) = split_scheme(value)?;
-        if rest.bytes().any(|b| matches!(b, b'/' | b'?' | b'#')) {
-            return None;
-        }
         Self::from_parts(scheme, rest)
     }
 
@@ -149,16 +129,14 @@ impl RequestOrigin {
         Self::from_parts(scheme, &rest[..authority_end])
     }
 
+    /// `host[:port]`, nothing else: user info, like anything else that is neither a host
+    /// nor a port, gives `None`.
     fn from_parts(scheme: Scheme, authority: &str) -> Option<RequestOrigin> {
-        if authority.as_bytes().contains(&b'@') {
-            return None;
-        }
-        let (host, port) = split_host_port(authority)?;
-        let port = match port {
-            None => scheme.default_port(),
-            Some(p) => parse_port(p)?,
+        let (host, rest) = split_host(authority)?;
+        let port = match rest {
+            "" => scheme.default_port(),
+            _ => parse_port(rest.strip_prefix(':')?)?,
         };
-        let host = canonical_host(host)?;
         Some(RequestOrigin { scheme, host, port })
     }
 
@@ -211,40 +189,81 @@ fn parse_port(p: &str) -> Option<u16> {
 
 /// The host lower-cased, an IPv6 literal in its canonical spelling (`[0:0::1]` is `[::1]`);
 /// `None` when it is not a valid host.
-fn canonical_host(host: &str) -> Option<InlineHost> {
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let addr = inner.parse::<std::net::Ipv6Addr>().ok()?;
-        let mut canonical = InlineHost::EMPTY;
-        fmt::Write::write_fmt(&mut canonical, format_args!("[{addr}]")).ok()?;
-        return Some(canonical);
-    }
-    if valid_host_any_case(host) {
-        InlineHost::lowercase(host)
-    } else {
-        None
+fn canonical_host(host: &str) -> Option<HostText> {
+    match split_host(host)? {
+        (host, "") => Some(host),
+        _ => None,
     }
 }
 
-/// Whether `host`, lower-cased, is a valid host name: DNS labels of 1 to 63 letters, digits
-/// and `-`, at most 253 bytes in all.
-fn valid_host_any_case(host: &str) -> bool {
-    if host.is_empty() || host.len() > MAX_HOST_LEN {
-        return false;
+/// What a byte is to a host name.
+#[derive(Clone, Copy)]
+enum HostByte {
+    /// A letter, a digit or `-`.
+    Label,
+    Dot,
+    /// The end of the host: a port follows.
+    Colon,
+    Other,
+}
+
+/// [`HostByte`] of every byte value.
+const HOST_BYTES: [HostByte; 256] = {
+    let mut table = [HostByte::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => HostByte::Label,
+            b'.' => HostByte::Dot,
+            b':' => HostByte::Colon,
+            _ => HostByte::Other,
+        };
+        b += 1;
     }
+    table
+};
+
+/// The host at the start of `authority`, canonical, and what follows it (nothing, or a `:`
+/// and whatever comes after). A host name is DNS labels of 1 to 63 letters, digits and `-`,
+/// at most [`MAX_HOST_LEN`] bytes in all. Every other byte (`@`, `/`, `?`, `#`, anything
+/// not ASCII) gives `None`.
+fn split_host(authority: &str) -> Option<(HostText, &str)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')? + 1;
+        let addr = authority[1..end - 1].parse::<std::net::Ipv6Addr>().ok()?;
+        let canonical = format!("[{addr}]").into_boxed_str();
+        return Some((HostText::Long(canonical), &authority[end..]));
+    }
+    // One pass: classify each byte, count the label it is in, stop at the port's `:`.
     let mut label = 0usize;
-    for b in host.bytes() {
-        if b == b'.' {
-            if label == 0 || label > 63 {
-                return false;
+    let mut end = authority.len();
+    for (i, &b) in authority.as_bytes().iter().enumerate() {
+        match HOST_BYTES[usize::from(b)] {
+            HostByte::Label => label += 1,
+            HostByte::Dot if (1..=63).contains(&label) => label = 0,
+            HostByte::Colon => {
+                end = i;
+                break;
             }
-            label = 0;
-        } else if b.is_ascii_alphanumeric() || b == b'-' {
-            label += 1;
-        } else {
-            return false;
+            HostByte::Dot | HostByte::Other => return None,
         }
     }
-    label > 0 && label <= 63
+    if !(1..=63).contains(&label) || end > MAX_HOST_LEN {
+        return None;
+    }
+    let (name, rest) = authority.split_at(end);
+    let host = match u8::try_from(name.len()) {
+        Ok(len) if name.len() <= INLINE_HOST => {
+            let mut bytes = [0u8; INLINE_HOST];
+            let text = &mut bytes[..name.len()];
+            text.copy_from_slice(name.as_bytes());
+            text.make_ascii_lowercase();
+            HostText::Inline { len, bytes }
+        }
+        _ => HostText::Long(name.to_ascii_lowercase().into_boxed_str()),
+    };
+    Some((host, rest))
 }
 
 /// Which ports a pattern admits.
@@ -552,7 +571,67 @@ mod tests {
     }
 
     #[test]
-    fn hosts_up_to_the_dns_limit_parse_inline_and_longer_ones_are_refused() {
+    fn origin_headers_are_a_scheme_a_host_and_a_port_and_nothing_else() {
+        let parsed =
+            |v: &str| RequestOrigin::from_origin_header(v).map(|o| (o.host().to_owned(), o.port()));
+        let ok = |h: &str, p| Some((h.to_owned(), p));
+        assert_eq!(
+            parsed("https://Maps.Example.COM"),
+            ok("maps.example.com", 443)
+        );
+        assert_eq!(parsed("http://a-b.c9:8080"), ok("a-b.c9", 8080));
+        assert_eq!(parsed("HTTP://localhost:1"), ok("localhost", 1));
+        assert_eq!(
+            parsed("https://[::FFFF:1.2.3.4]:8443"),
+            ok("[::ffff:1.2.3.4]", 8443)
+        );
+        assert_eq!(
+            parsed(&format!("http://{}.x", "a".repeat(63))),
+            ok(&format!("{}.x", "a".repeat(63)), 80)
+        );
+        for bad in [
+            "https://user@maps.example.com",
+            "https://user:pass@maps.example.com",
+            "https://maps.example.com/",
+            "https://maps.example.com/app",
+            "https://maps.example.com?x",
+            "https://maps.example.com#top",
+            "https://maps.example.com:8443/",
+            "https://maps.example.com.",
+            "https://.example.com",
+            "https://maps..example.com",
+            "https://",
+            "https://:443",
+            "https://maps.example.com:",
+            "https://maps.example.com:0",
+            "https://maps.example.com:65536",
+            "https://maps.example.com:+80",
+            "https://maps_example.com",
+            "https://maps.exämple.com",
+            "https://maps example.com",
+            "https://[::1",
+            "https://[::1]x",
+            "https://[::1]:",
+            "https://[]",
+            "https://[maps.example.com]",
+            "ftp://maps.example.com",
+            "null",
+        ] {
+            assert_eq!(parsed(bad), None, "{bad}");
+        }
+        assert_eq!(parsed(&format!("http://{}.x", "a".repeat(64))), None);
+    }
+
+    #[test]
+    fn hosts_up_to_the_dns_limit_parse_and_longer_ones_are_refused() {
+        // Either side of what is kept inline.
+        for n in [INLINE_HOST - 1, INLINE_HOST, INLINE_HOST + 1] {
+            let host = "M".repeat(n);
+            assert_eq!(
+                origin(&format!("http://{host}:81")).host(),
+                host.to_lowercase()
+            );
+        }
         // 4 labels of 62 letters and 3 dots: 251 bytes; one more label of 1 makes 253.
         let label = "A".repeat(62);
         let longest = format!("{label}.{label}.{label}.{label}.b");
