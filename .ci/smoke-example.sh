@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Starts the example server on a free loopback port, checks the public route, a tile with
-# the printed demo API key, and a refusal, then stops it.
+# the printed demo API key, and refusals, then the load test's baselines on a second port,
+# then stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet --example gis_server
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+port=$(free_port)
+bench_port=$(free_port)
 out=$(mktemp)
-"${CARGO_TARGET_DIR:-target}"/debug/examples/gis_server --addr "127.0.0.1:$port" >"$out" 2>/dev/null &
+# With the load test's baselines on a second port, to check that flag too.
+"${CARGO_TARGET_DIR:-target}"/debug/examples/gis_server --addr "127.0.0.1:$port" \
+    --unguarded-bench-addr "127.0.0.1:$bench_port" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 
@@ -28,4 +33,6 @@ for line in open(sys.argv[1]):
 [ "$(status "http://127.0.0.1:$port/tiles/3/4/2.png?apikey=$key")" = 200 ] || fail "tile with the demo key is not 200"
 [ "$(status "http://127.0.0.1:$port/tiles/3/4/2.png")" = 401 ] || fail "tile without a key is not 401"
 [ "$(status "http://127.0.0.1:$port/geocode?q=paris&apikey=$key")" = 403 ] || fail "geocode with a JavaScript key is not 403"
-echo "smoke: 4 passed, 0 failed"
+[ "$(status "http://127.0.0.1:$bench_port/tiles/3/4/2.png")" = 200 ] || fail "the layer-less baseline tile is not 200"
+[ "$(status "http://127.0.0.1:$bench_port/tiles/3/4/2.png?apikey=not-a-key")" = 401 ] || fail "the floor baseline lets an unknown key through"
+echo "smoke: 6 passed, 0 failed"
