@@ -169,8 +169,10 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
         )
         .route_service("/account/{*rest}", admin)
         .route("/health", get(health));
-    // Inside the auth layer, which lets CORS preflights through without credentials:
-    // browser maps on other origins can send `Authorization: Bearer`.
+    // The auth layer matches its own route table, so it wraps the router once rather than
+    // route by route (an axum route clones its layers' services on every request). CORS
+    // sits inside it, which lets preflights through without credentials: browser maps on
+    // other origins can send `Authorization: Bearer`.
     let guarded = ServiceBuilder::new()
         .layer(auth)
         .layer(cors())
