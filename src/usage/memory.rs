@@ -34,13 +34,10 @@ pub const DEFAULT_RETENTION_DAYS: u16 = 92;
 /// text taken from a request, so a fast hash is safe.
 type IdMap<K, V> = HashMap<K, V, crate::client::FastBuildHasher>;
 
-/// The entry for `key`, made on first use; the key is cloned only then.
+/// The entry for `key`, made on first use. The ids are reference-counted, so the clone is
+/// a count and the key is hashed once.
 fn slot<'m, K: Hash + Eq + Clone, V: Default>(map: &'m mut IdMap<K, V>, key: &K) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.clone(), V::default());
-    }
-    // Present: inserted just above if it was not.
-    map.get_mut(key).expect("the entry exists")
+    map.entry(key.clone()).or_default()
 }
 
 #[derive(Debug, Default)]
