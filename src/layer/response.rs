@@ -268,7 +268,11 @@ pub(crate) fn make_private(headers: &mut HeaderMap) {
             });
             let made = last.unwrap_or_else(|| {
                 let made = private_form(std::iter::once(one));
-                LAST_PRIVATE.set(Some((one.clone(), made.clone())));
+                // A copy, not a clone: a value sliced from a larger buffer (an upstream
+                // response's headers, say) must not keep that buffer alive.
+                if let Ok(copy) = HeaderValue::from_bytes(one.as_bytes()) {
+                    LAST_PRIVATE.set(Some((copy, made.clone())));
+                }
                 made
             });
             // Replaced where it stands: the map neither grows nor gains an entry.
@@ -387,6 +391,20 @@ mod tests {
             assert_eq!(cache(&["no-store"]), "no-store");
             assert_eq!(cache(&[]), "private");
         }
+    }
+
+    #[test]
+    fn the_value_remembered_is_a_copy_that_holds_no_foreign_buffer() {
+        let mut text = b"max-age=77".to_vec();
+        text.resize(8192, b' ');
+        let buffer = Bytes::from(text);
+        let value = HeaderValue::from_maybe_shared(buffer.slice(..10)).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(CACHE_CONTROL, value);
+        make_private(&mut h);
+        assert_eq!(h[CACHE_CONTROL], "private, max-age=77");
+        drop(h);
+        assert!(buffer.try_into_mut().is_ok(), "the buffer is still shared");
     }
 
     #[test]
