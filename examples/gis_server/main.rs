@@ -50,8 +50,9 @@ struct Flags {
     #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = app::parse_trusted_proxies)]
     trusted_proxies: Option<TrustedProxies>,
 
-    /// Also serve the tile routes without the auth layer on this address, so
-    /// scripts/load.sh can measure what the layer costs. Never in production.
+    /// Also serve scripts/load.sh's baselines on this address: the tile routes without the
+    /// auth layer, and behind the floor of an API-key check (see bench.rs). Never in
+    /// production: tiles there need no key.
     #[arg(long, value_name = "ADDR")]
     unguarded_bench_addr: Option<SocketAddr>,
 
