@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn quota_numbers_share_one_buffer_and_fit_at_their_largest() {
+    fn quota_numbers_are_whole_transactions_and_fit_at_their_largest() {
         let at = time::macros::datetime!(2026-06-01 0:00 UTC);
         let quota = |limit, used| QuotaState {
             limit,
