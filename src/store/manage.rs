@@ -89,6 +89,34 @@ pub fn can_administer(client: &Client, account: &Account, now: OffsetDateTime) -
         && client.effective_roles(account).contains(&Role::USER)
 }
 
+/// `current` with `change` applied to its settings, validated against `account` as
+/// [`Client::rebuilt`] does; a change may not touch the client's id or kind. Shared by every
+/// store so they refuse alike.
+pub(crate) fn changed_client(
+    current: &Client,
+    account: &Account,
+    max_grants: usize,
+    change: impl FnOnce(&mut ClientSpec) -> Result<(), ConfigError>,
+) -> Result<Client, ConfigError> {
+    let mut spec = current.to_spec();
+    change(&mut spec)?;
+    if spec.id.as_ref() != Some(current.id()) {
+        return Err(ConfigError::InvalidField {
+            field: "id",
+            value: spec.id.map(|i| i.to_string()).unwrap_or_default(),
+            reason: "a client's id cannot change",
+        });
+    }
+    if spec.kind != current.kind() {
+        return Err(ConfigError::InvalidField {
+            field: "kind",
+            value: format!("{:?}", spec.kind),
+            reason: "a client's kind cannot change",
+        });
+    }
+    current.rebuilt(&spec, account, max_grants)
+}
+
 /// Checks a precondition against a client as stored, and the lock-out guard against the
 /// account's clients as they would be after the change (`after`: the changed client, or
 /// `None` when it is deleted). Shared by every store so they refuse alike.
@@ -201,5 +229,43 @@ mod tests {
         assert!(!etag_matches("W/\"abc\"", tag));
         assert!(!etag_matches("\"abd\"", tag));
         assert!(!etag_matches("", tag));
+    }
+
+    #[test]
+    fn a_change_keeps_the_client_id_and_kind() {
+        use crate::client::{Credentials, KeyDigest, RoleSet};
+        let account = Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::EVALUATOR]),
+        )
+        .unwrap();
+        let web = Client::build(
+            ClientId::new("web").unwrap(),
+            &ClientSpec::javascript("Web"),
+            &account,
+            Credentials::new(KeyDigest::of("k")),
+        )
+        .unwrap();
+        let refused =
+            |change: fn(&mut ClientSpec)| match changed_client(&web, &account, 100, |spec| {
+                change(spec);
+                Ok(())
+            }) {
+                Err(ConfigError::InvalidField { field, .. }) => field,
+                other => panic!("not refused: {other:?}"),
+            };
+        assert_eq!(
+            refused(|s| s.id = Some(ClientId::new("other").unwrap())),
+            "id"
+        );
+        assert_eq!(refused(|s| s.id = None), "id");
+        assert_eq!(refused(|s| s.kind = ClientKind::NativeConfidential), "kind");
+        let renamed = changed_client(&web, &account, 100, |spec| {
+            spec.name = "Renamed".into();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((renamed.id(), renamed.name()), (web.id(), "Renamed"));
     }
 }

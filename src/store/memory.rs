@@ -28,7 +28,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, check_precondition,
+    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, changed_client,
+    check_precondition,
 };
 use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
@@ -445,26 +446,8 @@ impl InMemoryStore {
         let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
-        let mut spec = current.to_spec();
-        change(&mut spec)?;
-        if spec.id.as_ref() != Some(id) {
-            return Err(ConfigError::InvalidField {
-                field: "id",
-                value: spec.id.map(|i| i.to_string()).unwrap_or_default(),
-                reason: "a client's id cannot change",
-            }
-            .into());
-        }
-        if spec.kind != current.kind() {
-            return Err(ConfigError::InvalidField {
-                field: "kind",
-                value: format!("{:?}", spec.kind),
-                reason: "a client's kind cannot change",
-            }
-            .into());
-        }
         let account = state.account_of(&current)?;
-        let next = Arc::new(current.rebuilt(&spec, &account, self.max_grants)?);
+        let next = Arc::new(changed_client(&current, &account, self.max_grants, change)?);
         check_precondition(
             pre,
             &current,

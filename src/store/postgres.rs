@@ -32,7 +32,8 @@ use time::OffsetDateTime;
 
 use super::cached::Invalidation;
 use super::manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, check_precondition,
+    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, changed_client,
+    check_precondition,
 };
 use super::memory::{credential_kind, generated_id};
 use super::{ClientStore, CreatedAccount, CreatedClient, Resolved, StoreError, StoredCredential};
@@ -1102,25 +1103,7 @@ impl ManagedStore for PostgresStore {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
             let (account, current, clients) = lock_client(&mut tx, id).await?;
-            let mut spec = current.to_spec();
-            change(&mut spec)?;
-            if spec.id.as_ref() != Some(id) {
-                return Err(ConfigError::InvalidField {
-                    field: "id",
-                    value: spec.id.map(|i| i.to_string()).unwrap_or_default(),
-                    reason: "a client's id cannot change",
-                }
-                .into());
-            }
-            if spec.kind != current.kind() {
-                return Err(ConfigError::InvalidField {
-                    field: "kind",
-                    value: format!("{:?}", spec.kind),
-                    reason: "a client's kind cannot change",
-                }
-                .into());
-            }
-            let next = Arc::new(current.rebuilt(&spec, &account, self.max_grants)?);
+            let next = Arc::new(changed_client(&current, &account, self.max_grants, change)?);
             check_precondition(
                 pre,
                 &current,
