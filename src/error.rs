@@ -179,6 +179,34 @@ pub enum RejectionKind {
 }
 
 impl RejectionKind {
+    /// Every kind, in declaration order (`kind as usize` indexes it): keep it beside the
+    /// enum, one entry per variant.
+    pub(crate) const ALL: [RejectionKind; 20] = {
+        use RejectionKind::*;
+        [
+            MissingCredential,
+            MultipleCredentials,
+            EmptyCredential,
+            MalformedHeader,
+            CredentialTooLong,
+            MalformedCredential,
+            UnknownCredential,
+            Expired,
+            Revoked,
+            Inactive,
+            InsufficientRole,
+            NotPluginApi,
+            OriginNotAllowed,
+            IpNotAllowed,
+            RouteNotAllowed,
+            PrivilegeMissing,
+            ItemNotGranted,
+            QuotaExceeded,
+            RateLimited,
+            StoreUnavailable,
+        ]
+    };
+
     /// The HTTP status for this kind.
     pub fn status(self) -> StatusCode {
         use RejectionKind::*;

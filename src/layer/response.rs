@@ -97,33 +97,6 @@ fn rejection_response(
     res
 }
 
-/// Every kind of refusal, in declaration order (`kind as usize` indexes it).
-const KINDS: [RejectionKind; 20] = {
-    use RejectionKind::*;
-    [
-        MissingCredential,
-        MultipleCredentials,
-        EmptyCredential,
-        MalformedHeader,
-        CredentialTooLong,
-        MalformedCredential,
-        UnknownCredential,
-        Expired,
-        Revoked,
-        Inactive,
-        InsufficientRole,
-        NotPluginApi,
-        OriginNotAllowed,
-        IpNotAllowed,
-        RouteNotAllowed,
-        PrivilegeMissing,
-        ItemNotGranted,
-        QuotaExceeded,
-        RateLimited,
-        StoreUnavailable,
-    ]
-};
-
 /// The bodies and challenges of the default refusals for one realm, made once per layer so
 /// that a refusal costs no JSON encoding and no formatting.
 #[derive(Debug, Clone)]
@@ -134,7 +107,7 @@ pub(crate) struct Rendered {
 impl Rendered {
     pub(crate) fn new(realm: &str) -> Self {
         Self {
-            parts: KINDS
+            parts: RejectionKind::ALL
                 .iter()
                 .map(|&kind| (body_of(kind), challenge_of(kind, realm)))
                 .collect(),
@@ -145,7 +118,7 @@ impl Rendered {
     pub(crate) fn response(&self, rejection: &Rejection, realm: &str) -> Response<Bytes> {
         let kind = rejection.kind();
         match self.parts.get(kind as usize) {
-            Some((body, challenge)) if KINDS[kind as usize] == kind => {
+            Some((body, challenge)) if RejectionKind::ALL[kind as usize] == kind => {
                 rejection_response(rejection, body.clone(), challenge.clone())
             }
             _ => default_rejection_response(rejection, realm),
@@ -443,7 +416,7 @@ mod tests {
     #[test]
     fn prerendered_refusals_match_the_default_ones() {
         let rendered = Rendered::new("maps");
-        for (i, kind) in KINDS.into_iter().enumerate() {
+        for (i, kind) in RejectionKind::ALL.into_iter().enumerate() {
             assert_eq!(kind as usize, i, "{kind:?}");
             let rejection = Rejection::new(kind).with_retry_after(7);
             let fresh = default_rejection_response(&rejection, "maps");
