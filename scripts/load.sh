@@ -2,8 +2,8 @@
 # End-to-end load test of the example server on loopback: wrk at a fixed concurrency for a
 # fixed time against the public /health route, a tile with an API key, a tile with a bearer
 # token, and two baselines the server serves on a second loopback port
-# (--unguarded-bench-addr): the same tile routes without the auth layer, and the same
-# behind the floor (only the steps no API-key check can skip; see
+# (--unguarded-bench-addr): the example's own router with the auth layer taken out, and the
+# same with the floor in its place (only the steps no API-key check can skip; see
 # examples/gis_server/bench.rs). Prints, for each route, requests/s, p99 latency, the
 # server's CPU time per request, and the throughput as a share of the layer-less one.
 #

@@ -2,14 +2,16 @@
 //! [`AuthLayer`], the demo store, loading a clients file, and the credential lines printed
 //! at startup. `main.rs` parses flags and serves; `tests/example_server.rs` drives this.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -29,7 +31,8 @@ use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_http::cors::Cors;
 
 /// The id of the embedded demo account.
 pub const DEMO_ACCOUNT: &str = "demo";
@@ -112,6 +115,23 @@ pub fn route_table() -> Result<RouteTable, ConfigError> {
 /// clients from `store`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so IP rules see the peer address.
 pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, ConfigError> {
+    router_guarded_by(store, options, |auth| auth)
+}
+
+/// The application with `guard(auth)` where [`router`] puts the [`AuthLayer`] `auth`, and
+/// everything else the same: how the load test's baselines take the layer out of the very
+/// router it guards (`bench::baselines`).
+pub fn router_guarded_by<L>(
+    store: Arc<InMemoryStore>,
+    options: Options,
+    guard: impl FnOnce(AuthLayer) -> L,
+) -> Result<Router, ConfigError>
+where
+    L: Layer<Cors<Router>>,
+    L::Service: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request<Body>>>::Response: IntoResponse,
+    <L::Service as Service<Request<Body>>>::Future: Send + 'static,
+{
     let store: Arc<dyn ManagedStore> = match options.store.clone() {
         Some(shared) => shared,
         None => store,
@@ -174,7 +194,7 @@ pub fn router(store: Arc<InMemoryStore>, options: Options) -> Result<Router, Con
     // sits inside it, which lets preflights through without credentials: browser maps on
     // other origins can send `Authorization: Bearer`.
     let guarded = ServiceBuilder::new()
-        .layer(auth)
+        .layer(guard(auth))
         .layer(cors())
         .service(routes);
     Ok(Router::new()
@@ -396,11 +416,6 @@ pub fn cors() -> tower_http::cors::CorsLayer {
             gis_auth::layer::RATELIMIT_RESET,
             gis_auth::layer::QUOTA_WARNING,
         ])
-}
-
-/// The tile handler, for `bench.rs`, which serves it without the auth layer.
-pub fn tile_service() -> axum::routing::MethodRouter {
-    get(tile)
 }
 
 /// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.

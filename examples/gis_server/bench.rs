@@ -2,15 +2,15 @@
 //! `--unguarded-bench-addr` on an address of their own. Never in production: the tiles
 //! there are served without access control.
 //!
-//! [`baselines`] composes the tile routes as [`app::router`] composes the guarded ones (the
-//! same CORS layer around an inner router, reached as the fallback), with [`Floor`] where
-//! the auth layer stands:
+//! [`baselines`] is the example's own router ([`app::router_guarded_by`]) with a
+//! [`FloorLayer`] where the auth layer stands, so the requests measured against the guarded
+//! tiles take the same way through the same routes:
 //!
 //! - a request without an `apikey` parameter gets its tile as if no layer were there (the
 //!   floor only finds that there is no parameter): the layer-less baseline;
 //! - a request with one goes through the least any API-key check has to do: the floor.
 //!
-//! [`app::router`]: crate::app::router
+//! [`app::router_guarded_by`]: crate::app::router_guarded_by
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,26 +24,47 @@ use axum::body::Body;
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use gis_auth::ConfigError;
 use gis_auth::client::{ClientId, ClientKind, KeyDigest};
 use gis_auth::credentials::{Credential, CredentialRules};
-use gis_auth::store::GeneratedCredential;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-/// The tile routes behind [`Floor`], knowing the API keys among `generated`.
-pub fn baselines(generated: &[GeneratedCredential]) -> Router {
-    let keys = generated
+use crate::app::{self, Seeded};
+
+/// The example's router with [`FloorLayer`] instead of the auth layer, knowing the API keys
+/// `seeded` generated.
+pub fn baselines(seeded: &Seeded) -> Result<Router, ConfigError> {
+    let keys = seeded
+        .generated
         .iter()
         .filter(|made| made.kind == ClientKind::JavaScript)
         .map(|made| (KeyDigest::of(made.credential.expose()), made.client.clone()))
         .collect();
-    let tiles = Router::new().route("/tiles/{z}/{x}/{y}", crate::app::tile_service());
-    let floor = Floor {
-        inner: crate::app::cors().layer(tiles),
+    let floor = FloorLayer {
         keys: Arc::new(keys),
         rules: CredentialRules::default(),
     };
-    Router::new().fallback_service(floor)
+    app::router_guarded_by(seeded.store.clone(), app::Options::default(), |_auth| floor)
+}
+
+/// Puts [`Floor`] around a service.
+#[derive(Clone)]
+pub struct FloorLayer {
+    keys: Arc<HashMap<KeyDigest, ClientId>>,
+    rules: CredentialRules,
+}
+
+impl<S> Layer<S> for FloorLayer {
+    type Service = Floor<S>;
+
+    fn layer(&self, inner: S) -> Floor<S> {
+        Floor {
+            inner,
+            keys: self.keys.clone(),
+            rules: self.rules.clone(),
+        }
+    }
 }
 
 /// The steps no API-key check can skip, and nothing else: find the key in the query, hash

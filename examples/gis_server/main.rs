@@ -50,9 +50,9 @@ struct Flags {
     #[arg(long, value_name = "CIDR[,CIDR...]", value_parser = app::parse_trusted_proxies)]
     trusted_proxies: Option<TrustedProxies>,
 
-    /// Also serve scripts/load.sh's baselines on this address: the tile routes without the
-    /// auth layer, and behind the floor of an API-key check (see bench.rs). Never in
-    /// production: tiles there need no key.
+    /// Also serve scripts/load.sh's baselines on this address: this router with the auth
+    /// layer taken out, and behind the floor of an API-key check (see bench.rs). Never in
+    /// production: nothing there needs a key.
     #[arg(long, value_name = "ADDR")]
     unguarded_bench_addr: Option<SocketAddr>,
 
@@ -133,12 +133,12 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     };
     let router = app::router(seeded.store.clone(), options)?;
     if let Some(addr) = flags.unguarded_bench_addr {
-        let baselines = bench::baselines(&seeded.generated);
+        let baselines = bench::baselines(&seeded)?;
         let bench = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!(
-            "gis_server: http://{}/tiles/… serves tiles WITHOUT access control (benchmarks only)",
+            "gis_server: http://{}/ serves every route WITHOUT access control (benchmarks only)",
             bench.local_addr()?
         );
         tokio::spawn(async move {
