@@ -1,6 +1,6 @@
 //! The baselines `scripts/load.sh` measures the guarded tile routes against, served with
-//! `--unguarded-bench-addr` on an address of their own. Never in production: the tiles
-//! there are served without access control.
+//! `--unguarded-bench-addr` on an address of their own. Never in production: every route
+//! there is served without access control.
 //!
 //! [`baselines`] is the example's own router ([`app::router_guarded_by`]) with a
 //! [`FloorLayer`] where the auth layer stands, so the requests measured against the guarded
