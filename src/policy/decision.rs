@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 
 use super::table::{Api, ItemSource, Route, RouteAccess, RouteTable};
 use crate::client::{Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, Restriction, RoleSet};
-use crate::error::{Rejection, RejectionKind};
 use crate::restrict::RequestOrigin;
+use crate::rule::{RejectionKind, Rule};
 
 /// What the request says about where it comes from, before any parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,52 +192,7 @@ pub fn quota_admits(used: u64, cost: u64, limit: u64) -> bool {
     used.checked_add(cost).is_some_and(|total| total <= limit)
 }
 
-/// The rule that decided a request, or that a report-only restriction would have decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Rule {
-    /// The route table: the method and path are not served.
-    Route,
-    /// The client's or account's status.
-    Status,
-    /// The client's expiry date.
-    Expiry,
-    /// The allowed origins.
-    Origins,
-    /// The IP rules.
-    Ips,
-    /// The client's kind (JavaScript clients reach plugin APIs only).
-    Kind,
-    /// The roles.
-    Roles,
-    /// The privileges.
-    Privileges,
-    /// The item grants.
-    Grants,
-    /// The account's daily quota.
-    Quota,
-    /// The client's request-rate limit.
-    RateLimit,
-}
-
 impl Rule {
-    /// The name, as in logs and usage statistics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::Route => "route",
-            Rule::Status => "status",
-            Rule::Expiry => "expiry",
-            Rule::Origins => "origins",
-            Rule::Ips => "ips",
-            Rule::Kind => "kind",
-            Rule::Roles => "roles",
-            Rule::Privileges => "privileges",
-            Rule::Grants => "grants",
-            Rule::Quota => "quota",
-            Rule::RateLimit => "rate_limit",
-        }
-    }
-
     /// The restriction this rule is, when it can run report-only.
     pub fn restriction(self) -> Option<Restriction> {
         match self {
@@ -248,12 +203,6 @@ impl Rule {
             Rule::Quota => Some(Restriction::Quota),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -323,13 +272,6 @@ impl Decision {
                 None => "the route is public".to_owned(),
             },
         }
-    }
-
-    /// The refusal as a rejection carrying this decision.
-    pub(crate) fn rejection(self) -> Option<Rejection> {
-        let finding = self.denied.as_ref()?;
-        let rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
-        Some(rejection.with_decision(Arc::new(self)))
     }
 }
 

@@ -17,24 +17,17 @@
 
 mod decision;
 mod lint;
-mod principal;
-mod rate;
-#[cfg(feature = "redis")]
-mod redis_rate;
 mod route;
 mod standard;
 mod table;
 
+pub use crate::rule::Rule;
 pub use decision::{
-    Decision, Finding, OriginEvidence, Policy, QuotaFacts, QuotaState, RequestFacts, Rule,
+    Decision, Finding, OriginEvidence, Policy, QuotaFacts, QuotaState, RequestFacts,
     next_utc_midnight, quota_admits,
 };
 pub(crate) use decision::{decide, seconds_until};
 pub use lint::{LintContext, LintWarning, Trap, lint};
-pub use principal::{CredentialSource, Principal};
-pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY, SharedRateLimiter};
-#[cfg(feature = "redis")]
-pub use redis_rate::RedisRateLimiter;
 pub use route::PathPattern;
 pub use standard::{
     MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
