@@ -901,9 +901,9 @@ impl UsageCounter for FailingFollowUps {
         account: &AccountId,
         client: &ClientId,
         day: time::Date,
-        reason: &'static str,
+        rule: Rule,
     ) -> Result<(), BackendError> {
-        self.0.record_refusal(account, client, day, reason).await
+        self.0.record_refusal(account, client, day, rule).await
     }
 
     async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {
@@ -1858,7 +1858,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                 client_ip: Some(case.peer.parse()?),
                 now: server.clock.now(),
                 token_scope: scope,
-                quota: cost.map(|cost| QuotaFacts { used, cost }),
+                quota: cost.map(|cost| QuotaFacts::Before { used, cost }),
             },
         );
         let reply = server.send(req).await;
