@@ -27,8 +27,9 @@
 
 use std::sync::Arc;
 
-use http::Request;
+use bytes::Bytes;
 use http::header::AUTHORIZATION;
+use http::{Request, Response};
 use time::{Date, OffsetDateTime};
 
 use super::budget::backend_failed;
@@ -79,6 +80,14 @@ pub(crate) enum Step<Token> {
     NeedRefusalRecord(Refusal),
     /// The check is over.
     Done(Verdict),
+}
+
+/// How a checked request goes on.
+pub(crate) enum Conclusion {
+    /// To the wrapped service, with what its response must carry.
+    Call(ResponseExtras),
+    /// Answered with a refusal, not passed on.
+    Answer(Response<Bytes>),
 }
 
 /// How a check ends.
@@ -402,7 +411,7 @@ impl Refusal {
     }
 }
 
-impl<'r> Step<&'r str> {
+impl Step<&str> {
     /// The step, holding what it borrowed from the request, so that it can wait.
     pub(crate) fn into_owned(self) -> Step<String> {
         match self {
@@ -420,14 +429,10 @@ impl Verdict {
     /// The end of the check: an admitted request loses its credentials and gains its
     /// [`Principal`] (and [`Meter`]), and gives what its response must carry; a refused one
     /// gives the response to send.
-    pub(crate) fn conclude<B>(
-        self,
-        config: &Config,
-        req: &mut Request<B>,
-    ) -> Result<ResponseExtras, http::Response<bytes::Bytes>> {
+    pub(crate) fn conclude<B>(self, config: &Config, req: &mut Request<B>) -> Conclusion {
         let authorized = match self {
             Verdict::Admit(authorized) => authorized,
-            Verdict::Refuse(rejection) => return Err(config.refuse(&rejection)),
+            Verdict::Refuse(rejection) => return Conclusion::Answer(config.refuse(&rejection)),
         };
         if let Some(span) = request_span() {
             span.record("decision", "allow");
@@ -444,7 +449,7 @@ impl Verdict {
         if let Some(meter) = authorized.meter {
             req.extensions_mut().insert(meter);
         }
-        Ok(ResponseExtras {
+        Conclusion::Call(ResponseExtras {
             private: source == CredentialSource::ApiKey,
             vary_origin: authorized.vary_origin,
             quota: authorized.quota,

@@ -16,20 +16,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 
 use super::budget::{backend_failed, fail_closed, within_budget};
-use super::check::{Check, Refusal, Step, Verdict};
+use super::check::{Check, Conclusion, Refusal, Step, Verdict};
 use super::config::Config;
-use super::response::ResponseExtras;
-
-/// How a request the layer checked goes on: to the wrapped service with what its response
-/// must carry, or answered with a refusal.
-pub(crate) type Concluded = Result<ResponseExtras, Response<Bytes>>;
 
 /// A check that waits for a backend: it gives the request back, admitted or not.
-pub(crate) type CheckFuture<B> = Pin<Box<dyn Future<Output = (Request<B>, Concluded)> + Send>>;
+pub(crate) type CheckFuture<B> = Pin<Box<dyn Future<Output = (Request<B>, Conclusion)> + Send>>;
 
 /// Where [`drive_now`] got to.
 pub(crate) enum Driven {
@@ -85,7 +79,7 @@ pub(crate) async fn drive<B>(
     check: Check,
     mut step: Step<String>,
     mut req: Request<B>,
-) -> (Request<B>, Concluded) {
+) -> (Request<B>, Conclusion) {
     let verdict = loop {
         step = match step {
             Step::Done(verdict) => break verdict,

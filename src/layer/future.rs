@@ -20,6 +20,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use super::body::ResponseBody;
+use super::check::Conclusion;
 use super::drive::CheckFuture;
 use super::response::ResponseExtras;
 
@@ -105,7 +106,7 @@ where
                 StateProj::Checking { check, inner } => {
                     let (req, concluded) = ready!(check.as_mut().poll(cx));
                     match concluded {
-                        Ok(extras) => {
+                        Conclusion::Call(extras) => {
                             *this.extras = extras;
                             let mut svc = inner
                                 .take()
@@ -113,7 +114,7 @@ where
                             let fut = svc.call(req);
                             this.state.set(State::Calling { fut });
                         }
-                        Err(response) => {
+                        Conclusion::Answer(response) => {
                             this.state.set(State::Rejected {
                                 response: Some(response),
                             });

@@ -24,7 +24,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use super::body::ResponseBody;
-use super::check::{Check, Target};
+use super::check::{Check, Conclusion, Target};
 use super::config::Config;
 use super::drive::{Driven, drive, drive_now};
 use super::future::ResponseFuture;
@@ -127,8 +127,10 @@ where
         match driven {
             Driven::Decided(verdict) => {
                 match span.in_scope(|| verdict.conclude(config, &mut req)) {
-                    Ok(extras) => ResponseFuture::calling(self.inner.call(req), Some(extras), span),
-                    Err(response) => ResponseFuture::rejected(response, span),
+                    Conclusion::Call(extras) => {
+                        ResponseFuture::calling(self.inner.call(req), Some(extras), span)
+                    }
+                    Conclusion::Answer(response) => ResponseFuture::rejected(response, span),
                 }
             }
             Driven::Waiting(check, step) => {
