@@ -1741,6 +1741,12 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
     callers.insert("writer", bearer(&writer, token, all_roles.clone()));
     let token = server.token(&metered.native).await;
     callers.insert("metered", bearer(&metered.native, token, all_roles.clone()));
+    let lenient = server.client_of(
+        &metered,
+        ClientSpec::native("Lenient").shadow([Restriction::Quota]),
+    );
+    let token = server.token(&lenient).await;
+    callers.insert("lenient", bearer(&lenient, token, all_roles.clone()));
     // The metered account's quota of one is used up before the table runs.
     assert_ok(
         &server
@@ -1815,6 +1821,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             Method::GET,
             PROFILE,
         ),
+        case("over a report-only quota", "lenient", Method::GET, GEOCODE),
     ];
     assert!(cases.len() >= 15);
 
@@ -1892,6 +1899,13 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                             "the layer's decision is by {:?}, explain's by {:?}",
                             enforced.rule(),
                             decision.rule()
+                        ));
+                    }
+                    if enforced.reason() != decision.reason() {
+                        problems.push(format!(
+                            "the layer says `{}`, explain says `{}`",
+                            enforced.reason(),
+                            decision.reason()
                         ));
                     }
                 }

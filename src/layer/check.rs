@@ -73,7 +73,7 @@ pub(crate) enum Step<Token> {
     /// The client behind a bearer token: ask the verifier, then [`Check::token_verified`].
     NeedToken(Token),
     /// The shared rate limiter's word: then [`Check::rate_checked`].
-    NeedRate(SharedRate),
+    NeedRate(SharedRateCheck),
     /// The usage counter's answer to [`Admitted::charge`]: then [`Check::charged`].
     NeedCharge(Admitted),
     /// The refusal of an identified client, to count: then [`Refusal::recorded`].
@@ -106,7 +106,7 @@ struct Identified {
     source: CredentialSource,
 }
 
-/// A request the policy allowed and its rate limit let through, to be charged.
+/// A request the policy allowed, on its way through its rate limit to its charge.
 pub(crate) struct Admitted {
     who: Resolved,
     decision: Decision,
@@ -118,7 +118,7 @@ pub(crate) struct Admitted {
 }
 
 /// A request waiting for the shared rate limiter's word.
-pub(crate) struct SharedRate {
+pub(crate) struct SharedRateCheck {
     pub(crate) limiter: Arc<dyn SharedRateLimiter>,
     pub(crate) limit: RateLimit,
     pub(crate) admitted: Admitted,
@@ -283,7 +283,7 @@ impl Check {
             return Step::NeedCharge(admitted);
         };
         if let Some(limiter) = &config.shared_rate_limiter {
-            return Step::NeedRate(SharedRate {
+            return Step::NeedRate(SharedRateCheck {
                 limiter: limiter.clone(),
                 limit,
                 admitted,
@@ -296,7 +296,7 @@ impl Check {
     /// The shared rate limiter's answer.
     pub(crate) fn rate_checked<T>(
         &self,
-        rate: SharedRate,
+        rate: SharedRateCheck,
         answer: Result<RateVerdict, Rejection>,
     ) -> Step<T> {
         match answer {

@@ -103,13 +103,15 @@ type Key = (ClientId, RateLimit);
 /// Cloning is cheap: clones share their limiters.
 #[derive(Clone)]
 pub struct ClientRateLimiter {
-    shared: Arc<Shared>,
+    limiters: Arc<Limiters>,
 }
 
-struct Shared {
+/// The limiters of every client, on one clock, shared by the clones of a
+/// [`ClientRateLimiter`].
+struct Limiters {
     clock: LimiterClock,
     capacity: u64,
-    limiters: Cache<Key, Arc<DirectLimiter>>,
+    by_client: Cache<Key, Arc<DirectLimiter>>,
 }
 
 impl ClientRateLimiter {
@@ -122,7 +124,7 @@ impl ClientRateLimiter {
     /// Keeps limiters for at most `max_clients` clients (at least 1).
     #[must_use]
     pub fn capacity(self, max_clients: u64) -> Self {
-        Self::build(self.shared.clock.clone(), max_clients)
+        Self::build(self.limiters.clock.clone(), max_clients)
     }
 
     fn build(clock: LimiterClock, capacity: u64) -> Self {
@@ -132,10 +134,10 @@ impl ClientRateLimiter {
             .expire_after(IdleExpiry)
             .build();
         Self {
-            shared: Arc::new(Shared {
+            limiters: Arc::new(Limiters {
                 clock,
                 capacity,
-                limiters,
+                by_client: limiters,
             }),
         }
     }
@@ -145,9 +147,9 @@ impl ClientRateLimiter {
     /// whole seconds and at least one second (it becomes a `Retry-After` header). A refused
     /// request does not count.
     pub fn check(&self, client: &ClientId, limit: RateLimit) -> RateVerdict {
-        let shared = &*self.shared;
+        let shared = &*self.limiters;
         let limiter = shared
-            .limiters
+            .by_client
             .get_with_by_ref(&(client.clone(), limit), || {
                 let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
                 Arc::new(RateLimiter::direct_with_clock(quota, shared.clock.clone()))
@@ -164,8 +166,8 @@ impl ClientRateLimiter {
 impl fmt::Debug for ClientRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientRateLimiter")
-            .field("capacity", &self.shared.capacity)
-            .field("entries", &self.shared.limiters.entry_count())
+            .field("capacity", &self.limiters.capacity)
+            .field("entries", &self.limiters.by_client.entry_count())
             .finish()
     }
 }
@@ -340,16 +342,16 @@ mod tests {
             let verdict = limiter.check(&id(&format!("client-{n}")), limit(10, 10));
             assert!(verdict.is_allowed());
         }
-        limiter.shared.limiters.run_pending_tasks();
-        let kept = limiter.shared.limiters.entry_count();
+        limiter.limiters.by_client.run_pending_tasks();
+        let kept = limiter.limiters.by_client.entry_count();
         assert!(kept <= 50, "{kept} limiters kept");
-        assert_eq!(limiter.shared.capacity, 50);
+        assert_eq!(limiter.limiters.capacity, 50);
     }
 
     #[test]
     fn a_capacity_of_zero_keeps_one_limiter() {
         let (_, limiter) = setup();
-        assert_eq!(limiter.capacity(0).shared.capacity, 1);
+        assert_eq!(limiter.capacity(0).limiters.capacity, 1);
     }
 
     #[test]

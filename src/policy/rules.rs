@@ -691,6 +691,47 @@ mod tests {
     }
 
     #[test]
+    fn the_quota_rule_gives_one_verdict_on_the_usage_before_and_on_a_counters_answer() {
+        let limited = account().with_daily_quota(Some(10));
+        let enforced = client(ClientSpec::native("srv"));
+        let lenient = client(ClientSpec::native("srv").shadow([Restriction::Quota]));
+        for c in [&enforced, &lenient] {
+            for (used, cost) in [(0, 1_000), (9_000, 1_000), (9_001, 1_000), (10_000, 0)] {
+                let facts = RequestFacts {
+                    quota: Some(QuotaFacts::Before { used, cost }),
+                    ..get("/geocode")
+                };
+                let explained = policy().explain(c, &limited, &facts);
+                // What an atomic counter answers to the same charge.
+                let fits = quota_admits(used, cost, 10_000);
+                let admitted = fits || c.shadow().contains(Restriction::Quota);
+                let counted = QuotaFacts::Charged {
+                    used: if admitted { used + cost } else { used },
+                    over: !fits,
+                };
+                let mut charged = policy().explain(c, &limited, &get("/geocode"));
+                decide_quota(&mut charged, c, &limited, counted, NOW);
+                assert_eq!(charged, explained, "{used} + {cost}");
+            }
+        }
+        let over = |c: &Client| {
+            let facts = RequestFacts {
+                quota: Some(QuotaFacts::Before {
+                    used: 10_000,
+                    cost: 1,
+                }),
+                ..get("/geocode")
+            };
+            policy().explain(c, &limited, &facts)
+        };
+        assert_eq!(over(&enforced).rule(), Some(Rule::Quota));
+        let lenient = over(&lenient);
+        assert!(lenient.is_allowed());
+        assert_eq!(lenient.shadowed[0].rule, Rule::Quota);
+        assert_eq!(lenient.quota.map(|q| q.used), Some(10_001));
+    }
+
+    #[test]
     fn quota_state_reports_whole_transactions() {
         let q = QuotaState {
             limit: 10_000,
