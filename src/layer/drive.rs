@@ -4,12 +4,33 @@
 //! there, waiting for each backend within the layer's time budget.
 //!
 //! ```
-//! use gis_auth::layer::ResponseFuture;
+//! use std::future::Future;
+//! use std::pin::pin;
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll, Waker};
+//! use gis_auth::AuthLayer;
+//! use gis_auth::client::{Account, AccountId, Role, RoleSet};
+//! use gis_auth::policy::{Api, RouteTable};
+//! use gis_auth::store::InMemoryStore;
+//! use http::{Method, Request, Response};
+//! use tower::{Service, service_fn};
+//! use tower_layer::Layer;
 //!
-//! // The future that waits is `Send` whenever the wrapped service and its future are.
-//! fn assert_send<T: Send>() {}
-//! type Svc = tower::util::BoxCloneSyncService<http::Request<()>, http::Response<String>, std::convert::Infallible>;
-//! assert_send::<ResponseFuture<Svc, ()>>();
+//! let store = Arc::new(InMemoryStore::new());
+//! let made = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
+//! let routes = RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
+//!     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?;
+//! let mut svc = AuthLayer::new(store, routes).layer(service_fn(|_: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//! }));
+//! let key = made.javascript.credential.expose();
+//! let req = Request::get(format!("/tiles/1/2/3.png?apikey={key}")).body(())?;
+//! // The in-memory store and counter answer inside `call`: nothing is left to wait for.
+//! let mut answer = pin!(svc.call(req));
+//! let polled = answer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+//! assert!(matches!(polled, Poll::Ready(Ok(res)) if res.status() == 200));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::future::Future;
