@@ -173,7 +173,7 @@ impl Check {
     /// The store's answer for an API key: the client, if the key is live.
     pub(crate) fn key_found<T, B>(
         &self,
-        config: &Arc<Config>,
+        config: &Config,
         req: &Request<B>,
         digest: &KeyDigest,
         answer: Result<Option<Resolved>, Rejection>,
@@ -198,7 +198,7 @@ impl Check {
     /// The verifier's answer for a bearer token; `None` is a verifier that ran out of time.
     pub(crate) fn token_verified<T, B>(
         &self,
-        config: &Arc<Config>,
+        config: &Config,
         req: &Request<B>,
         answer: Option<Result<VerifiedToken, VerifyError>>,
     ) -> Step<T> {
