@@ -49,20 +49,42 @@ use crate::rule::RejectionKind;
 use crate::store::Resolved;
 use crate::token::{VerifiedToken, VerifyError};
 
-/// The guarded route a request is for: its path pattern (items are read from it) and its
-/// API.
-#[derive(Debug, Clone)]
-pub(crate) struct Target {
-    pub(crate) pattern: Arc<PathPattern>,
-    pub(crate) api: Arc<Api>,
+/// The guarded route a request is for, borrowed from the layer's route table: its path
+/// pattern (items are read from it) and its API.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'c> {
+    pub(crate) pattern: &'c Arc<PathPattern>,
+    pub(crate) api: &'c Arc<Api>,
 }
 
 /// One request's check: the route it is for and the time it is decided at. The steps are
 /// its methods; each gives the next [`Step`].
 #[derive(Debug)]
-pub(crate) struct Check {
-    target: Target,
+pub(crate) struct Check<'c> {
+    target: Target<'c>,
     now: OffsetDateTime,
+}
+
+/// A check that has to wait for a backend: its route held by handles of its own, so that
+/// it can outlive `call`. Handles are taken only then; inside `call` the check borrows.
+#[derive(Debug)]
+pub(crate) struct HeldCheck {
+    pattern: Arc<PathPattern>,
+    api: Arc<Api>,
+    now: OffsetDateTime,
+}
+
+impl HeldCheck {
+    /// The check, borrowing its route from here.
+    pub(crate) fn check(&self) -> Check<'_> {
+        Check {
+            target: Target {
+                pattern: &self.pattern,
+                api: &self.api,
+            },
+            now: self.now,
+        }
+    }
 }
 
 /// What the check needs next. `Token` is how a bearer token is held: borrowed from the
@@ -143,9 +165,18 @@ fn refuse<T>(rejection: impl Into<Rejection>) -> Step<T> {
     Step::Done(Verdict::Refuse(rejection.into()))
 }
 
-impl Check {
-    pub(crate) fn new(target: Target, now: OffsetDateTime) -> Self {
+impl<'c> Check<'c> {
+    pub(crate) fn new(target: Target<'c>, now: OffsetDateTime) -> Self {
         Self { target, now }
+    }
+
+    /// The check, holding its route, so that it can wait.
+    pub(crate) fn hold(&self) -> HeldCheck {
+        HeldCheck {
+            pattern: self.target.pattern.clone(),
+            api: self.target.api.clone(),
+            now: self.now,
+        }
     }
 
     /// The UTC day the request is counted on.
@@ -155,6 +186,7 @@ impl Check {
 
     /// The first step: the credential. A malformed or mis-checksummed key never reaches the
     /// store.
+    #[inline]
     pub(crate) fn start<'r, B>(&self, config: &Config, req: &'r Request<B>) -> Step<&'r str> {
         match config.credentials.extract(req.headers(), req.uri().query()) {
             Err(kind) => refuse(kind),
@@ -171,6 +203,7 @@ impl Check {
     }
 
     /// The store's answer for an API key: the client, if the key is live.
+    #[inline]
     pub(crate) fn key_found<T, B>(
         &self,
         config: &Config,
@@ -196,6 +229,7 @@ impl Check {
     }
 
     /// The verifier's answer for a bearer token; `None` is a verifier that ran out of time.
+    #[inline]
     pub(crate) fn token_verified<T, B>(
         &self,
         config: &Config,
@@ -225,6 +259,7 @@ impl Check {
 
     /// The policy's decision on an identified caller, then its rate limit: in this process,
     /// or by asking the shared limiter.
+    #[inline]
     fn identified<T, B>(
         &self,
         config: &Config,
@@ -258,18 +293,16 @@ impl Check {
             token_scope: scope.as_ref(),
             quota: None,
         };
-        let Target { pattern, api } = &self.target;
-        let decision =
-            match decide(&who.client, &who.account, pattern, api, &facts).allowed_or_denial() {
-                Ok(decision) => decision,
-                Err(Denial { rule, rejection }) => {
-                    return Step::NeedRefusalRecord(Refusal {
-                        who,
-                        rule,
-                        rejection,
-                    });
-                }
-            };
+        let Target { pattern, api } = self.target;
+        let mut decision = decide(&who.client, &who.account, pattern, api, &facts);
+        if let Some(finding) = decision.denied.take() {
+            let Denial { rule, rejection } = decision.deny(finding);
+            return Step::NeedRefusalRecord(Refusal {
+                who,
+                rule,
+                rejection,
+            });
+        }
         let admitted = Admitted {
             shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
             cost: api
@@ -306,6 +339,7 @@ impl Check {
     }
 
     /// The counter's answer to the charge, decided by the policy's quota rule; the verdict.
+    #[inline]
     pub(crate) fn charged<T>(
         &self,
         config: &Arc<Config>,
@@ -330,13 +364,13 @@ impl Check {
             };
             decide_quota(&mut decision, &who.client, &who.account, usage, self.now);
         }
-        let decision = match decision.allowed_or_denial() {
-            Ok(decision) => decision,
+        if let Some(finding) = decision.denied.take() {
             // The counter counted this refusal itself.
-            Err(denial) => return refuse(denial.rejection.retry_at_quota_reset(self.now)),
-        };
+            let denial = decision.deny(finding);
+            return refuse(denial.rejection.retry_at_quota_reset(self.now));
+        }
         report_shadowed(&who, &decision);
-        let api = &self.target.api;
+        let api = self.target.api;
         // A handler priced by its body charges the rest through a meter, whose latest
         // charge the response's quota headers then report.
         let metered = (api.has_handler_meter() && cost.is_some())

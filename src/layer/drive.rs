@@ -40,7 +40,7 @@ use std::sync::Arc;
 use http::Request;
 
 use super::budget::{backend_failed, fail_closed, within_budget};
-use super::check::{Check, Conclusion, Refusal, Step, Verdict};
+use super::check::{Check, Conclusion, HeldCheck, Refusal, Step, Verdict};
 use super::config::Config;
 
 /// A check that waits for a backend: it gives the request back, admitted or not.
@@ -51,11 +51,12 @@ pub(crate) enum Driven {
     /// The check is over.
     Decided(Verdict),
     /// A backend has to be waited for, at this step.
-    Waiting(Check, Step<String>),
+    Waiting(HeldCheck, Step<String>),
 }
 
 /// Runs the check as far as the backends answer at once.
-pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check, req: &Request<B>) -> Driven {
+pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request<B>) -> Driven {
+    let wait = |check: &Check<'_>, step: Step<String>| Driven::Waiting(check.hold(), step);
     let mut step = check.start(config, req);
     loop {
         step = match step {
@@ -65,11 +66,11 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check, req: &Request<B>)
                     let answer = answer.map_err(|e| backend_failed("client store", &e));
                     check.key_found(config, req, &digest, answer)
                 }
-                None => return Driven::Waiting(check, Step::NeedKey(digest)),
+                None => return wait(&check, Step::NeedKey(digest)),
             },
             Step::NeedToken(token) => match config.verifier.verify_now(token) {
                 Some(answer) => check.token_verified(config, req, Some(answer)),
-                None => return Driven::Waiting(check, Step::NeedToken(token.to_owned())),
+                None => return wait(&check, Step::NeedToken(token.to_owned())),
             },
             Step::NeedCharge(admitted) => {
                 match config.usage.charge_now(&admitted.charge(check.day())) {
@@ -77,17 +78,17 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check, req: &Request<B>)
                         let answer = answer.map_err(|e| backend_failed("usage counter", &e));
                         check.charged(config, admitted, answer)
                     }
-                    None => return Driven::Waiting(check, Step::NeedCharge(admitted)),
+                    None => return wait(&check, Step::NeedCharge(admitted)),
                 }
             }
             Step::NeedRefusalRecord(refusal) => {
                 if !record_refusal_now(config, &check, &refusal) {
-                    return Driven::Waiting(check, Step::NeedRefusalRecord(refusal));
+                    return wait(&check, Step::NeedRefusalRecord(refusal));
                 }
                 refusal.recorded()
             }
             // A shared rate limiter is a round trip: the rest of the check waits for it.
-            waiting @ Step::NeedRate(_) => return Driven::Waiting(check, waiting.into_owned()),
+            waiting @ Step::NeedRate(_) => return wait(&check, waiting.into_owned()),
         };
     }
 }
@@ -97,10 +98,11 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check, req: &Request<B>)
 /// only `B: Send` is needed.
 pub(crate) async fn drive<B>(
     config: Arc<Config>,
-    check: Check,
+    held: HeldCheck,
     mut step: Step<String>,
     mut req: Request<B>,
 ) -> (Request<B>, Conclusion) {
+    let check = held.check();
     let verdict = loop {
         step = match step {
             Step::Done(verdict) => break verdict,
@@ -139,7 +141,7 @@ pub(crate) async fn drive<B>(
 /// Counts the refusal of an identified client if the counter answers at once; `false`
 /// when it has to wait. The request is refused whatever the counter does, so a counter
 /// failure is only logged.
-fn record_refusal_now(config: &Config, check: &Check, refusal: &Refusal) -> bool {
+fn record_refusal_now(config: &Config, check: &Check<'_>, refusal: &Refusal) -> bool {
     let who = &refusal.who;
     let recorded = config.usage.record_refusal_now(
         &who.account.id,
@@ -158,7 +160,7 @@ fn record_refusal_now(config: &Config, check: &Check, refusal: &Refusal) -> bool
 }
 
 /// Counts the refusal of an identified client, for a counter that has to wait.
-async fn record_refusal(config: &Config, check: &Check, refusal: &Refusal) {
+async fn record_refusal(config: &Config, check: &Check<'_>, refusal: &Refusal) {
     let who = &refusal.who;
     let record =
         config

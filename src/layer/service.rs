@@ -107,8 +107,8 @@ where
                     return ResponseFuture::calling(self.inner.call(req), None, Span::none());
                 }
                 RouteAccess::Api(api) => Target {
-                    pattern: route.shared_pattern().clone(),
-                    api: api.clone(),
+                    pattern: route.shared_pattern(),
+                    api,
                 },
             },
         };
@@ -133,12 +133,12 @@ where
                     Conclusion::Answer(response) => ResponseFuture::rejected(response, span),
                 }
             }
-            Driven::Waiting(check, step) => {
+            Driven::Waiting(held, step) => {
                 // The ready service goes into the future; a clone waits for the next
                 // poll_ready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                let waiting = Box::pin(drive(config.clone(), check, step, req));
+                let waiting = Box::pin(drive(config.clone(), held, step, req));
                 ResponseFuture::checking(waiting, inner, span)
             }
         }
