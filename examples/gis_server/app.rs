@@ -151,7 +151,7 @@ where
     let peer =
         |ext: &axum::http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut token_endpoint = TokenService::new(issuer, store.clone())
-        .trusted_proxies(options.trusted_proxies.clone(), Default::default())
+        .trusted_proxies(options.trusted_proxies.clone())
         .peer_addr(peer);
     if let Some(policy) = options.lockout {
         token_endpoint = token_endpoint.lockout(policy);

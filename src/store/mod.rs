@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod cached;
 mod file;
 mod manage;
@@ -39,6 +40,8 @@ pub use crate::error::BackendError;
 /// The default time budget of one backend call (a store lookup, a token verification, a
 /// usage counter or a shared rate limiter): past it the request is answered 503.
 pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) use budget::within_budget;
 
 pub use cached::{
     CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, Invalidation,
