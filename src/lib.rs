@@ -53,6 +53,7 @@ pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod credentials;
+pub mod document;
 mod error;
 pub mod layer;
 pub mod policy;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gis_auth::client::{AccountId, ClientId, ClientSpec, KeyDigest, Status};
-use gis_auth::store::{ClientStore, FileStore, ManagedStore, Precondition, Snapshot};
+use gis_auth::document::ClientsFile;
+use gis_auth::store::{ClientStore, FileStore, ManagedStore, Precondition};
 
 const ACME: &str = r#"{"id": "acme", "name": "Acme", "roles": ["User", "Evaluator"]}"#;
 
@@ -74,7 +75,7 @@ fn every_write_leaves_a_valid_file_and_no_temporary_files() {
         let made = block(store.create_client(&acme, ClientSpec::native(format!("Backend {i}"))))
             .expect("created");
         let text = fs::read_to_string(&path).expect("read");
-        Snapshot::from_json(&text).expect("a valid clients file after every write");
+        ClientsFile::from_json(&text).expect("a valid clients file after every write");
         assert!(!text.contains(made.credential.expose()));
     }
     let mut names: Vec<String> = fs::read_dir(dir.path())

@@ -336,7 +336,8 @@ async fn a_change_is_seen_by_the_next_request_while_others_are_in_flight() {
 #[tokio::test]
 async fn clients_loaded_from_a_file_are_enforced_like_created_ones() {
     use gis_auth::client::{CredentialKind, PlainCredential};
-    use gis_auth::store::{InMemoryStore, Snapshot};
+    use gis_auth::document::ClientsFile;
+    use gis_auth::store::InMemoryStore;
 
     let plain = PlainCredential::generate(CredentialKind::ApiKey).expect("random");
     let hashed = PlainCredential::generate(CredentialKind::ApiKey).expect("random");
@@ -360,7 +361,7 @@ async fn clients_loaded_from_a_file_are_enforced_like_created_ones() {
     );
     let world = World::new();
     let store = Arc::new(InMemoryStore::new());
-    let generated = Snapshot::from_json(&file)
+    let generated = ClientsFile::from_json(&file)
         .expect("a valid file")
         .load_into(&store)
         .expect("loads");

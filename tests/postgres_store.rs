@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gis_auth::client::{
-    Account, AccountId, Action, ClientDocument, ClientId, ClientKind, ClientSpec, Contact,
-    CredentialKind, Grant, PlainCredential, RateLimit, Restriction, Role, RoleSet, Status, etag,
+    Account, AccountId, Action, ClientId, ClientKind, ClientSpec, Contact, CredentialKind, Grant,
+    PlainCredential, RateLimit, Restriction, Role, RoleSet, Status,
 };
 use gis_auth::clock::{Clock, ManualClock};
+use gis_auth::document::{ClientDocument, etag};
 use gis_auth::policy::{Api, RouteTable};
 use gis_auth::store::{
     CachedStore, ClientStore, InMemoryStore, Invalidation, ManageError, ManagedStore,

@@ -18,12 +18,13 @@ use axum::{Extension, Json, Router};
 use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::document::{ClientsFile, ClientsFileError};
 use gis_auth::layer::Meter;
 use gis_auth::policy::{
     MAX_ELEVATION_POINTS, RouteTable, SharedRateLimiter, elevation_points_cost, standard_routes,
 };
 use gis_auth::restrict::TrustedProxies;
-use gis_auth::store::{GeneratedCredential, InMemoryStore, ManagedStore, Snapshot, SnapshotError};
+use gis_auth::store::{GeneratedCredential, InMemoryStore, ManagedStore};
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
@@ -98,7 +99,7 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
         /// What is wrong, and where.
-        source: SnapshotError,
+        source: ClientsFileError,
     },
 }
 
@@ -224,9 +225,9 @@ pub fn demo_store() -> Result<Seeded, ConfigError> {
 }
 
 /// A store filled from the text of a clients file (see `clients.example.json`).
-pub fn load_clients_json(text: &str) -> Result<Seeded, SnapshotError> {
+pub fn load_clients_json(text: &str) -> Result<Seeded, ClientsFileError> {
     let store = Arc::new(InMemoryStore::new());
-    let generated = Snapshot::from_json(text)?.load_into(&store)?;
+    let generated = ClientsFile::from_json(text)?.load_into(&store)?;
     Ok(Seeded { store, generated })
 }
 

@@ -47,7 +47,6 @@
 //! # Ok(()) }
 //! ```
 
-mod input;
 mod openapi;
 mod reply;
 mod schema;
@@ -64,19 +63,19 @@ use http::{HeaderMap, Method, Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::Serialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use tower_service::Service;
 
 pub use openapi::{ApiDoc, TokenRequest, TokenResponse, openapi_document};
-pub use schema::{
-    ClientList, ClientPatch, ClientView, CreatedClientView, ErrorBody, NewClient, Profile,
-    ProfilePatch, Quota, Regenerate, Usage, UsageDay,
-};
+pub use schema::{ClientList, ErrorBody, Profile, Quota, Regenerate, Usage, UsageDay};
 
-use self::input::Body;
 use self::reply::{AdminError, Reply};
-use crate::client::{ClientDocument, ClientId, ClientKind, PlainCredential, Role, etag};
+use crate::client::{ClientId, ClientKind, Role};
 use crate::clock::{Clock, SystemClock};
+use crate::document::{
+    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, from_value,
+};
 use crate::policy::{
     CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight, transactions,
 };
@@ -89,24 +88,22 @@ pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
 /// The longest range `GET /account/usage` reports, in days.
 pub const MAX_USAGE_DAYS: i64 = 92;
 
-struct Shared {
-    store: Arc<dyn ManagedStore>,
-    usage: Arc<dyn UsageCounter>,
-    clock: Arc<dyn Clock>,
-    prefix: String,
-}
-
-/// The admin API as a Tower service. Cloning is cheap (one `Arc`).
+/// The admin API as a Tower service: plain settings, each set on its own, so neither the
+/// order of the setters nor a clone made before them changes the result. Cloning is cheap
+/// (reference counts).
 #[derive(Clone)]
 #[must_use]
 pub struct AdminApi {
-    shared: Arc<Shared>,
+    store: Arc<dyn ManagedStore>,
+    usage: Arc<dyn UsageCounter>,
+    clock: Arc<dyn Clock>,
+    prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for AdminApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminApi")
-            .field("prefix", &self.shared.prefix)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -116,39 +113,25 @@ impl AdminApi {
     /// system clock, under `/account`.
     pub fn new(store: Arc<dyn ManagedStore>, usage: Arc<dyn UsageCounter>) -> Self {
         AdminApi {
-            shared: Arc::new(Shared {
-                store,
-                usage,
-                clock: Arc::new(SystemClock),
-                prefix: "/account".to_owned(),
-            }),
-        }
-    }
-
-    fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            store: arc.store.clone(),
-            usage: arc.usage.clone(),
-            clock: arc.clock.clone(),
-            prefix: arc.prefix.clone(),
-        });
-        f(&mut shared);
-        AdminApi {
-            shared: Arc::new(shared),
+            store,
+            usage,
+            clock: Arc::new(SystemClock),
+            prefix: Arc::from("/account"),
         }
     }
 
     /// The clock for "today" in usage and quota answers and for expiry in the lock-out
     /// guard (use the layer's).
-    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.with(|s| s.clock = clock)
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Where the API is mounted (`/account` by default); requests may arrive with or
     /// without it.
-    pub fn prefix(self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into().trim_end_matches('/').to_owned();
-        self.with(|s| s.prefix = prefix)
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into().trim_end_matches('/'));
+        self
     }
 }
 
@@ -167,9 +150,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = self.shared.clone();
+        let api = self.clone();
         Box::pin(async move {
-            Ok(match handle(&shared, req).await {
+            Ok(match handle(&api, req).await {
                 Ok(reply) => reply.into_response(),
                 Err(e) => e.into_response(),
             })
@@ -221,13 +204,13 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-async fn handle<B>(shared: &Shared, req: Request<B>) -> Result<Reply, AdminError>
+async fn handle<B>(api: &AdminApi, req: Request<B>) -> Result<Reply, AdminError>
 where
     B: HttpBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let resource = Resource::of(&shared.prefix, req.uri().path())
+    let resource = Resource::of(&api.prefix, req.uri().path())
         .ok_or_else(|| AdminError::not_found("no such admin resource"))?;
     let method = req.method().clone();
     if let Resource::OpenApi = resource {
@@ -253,28 +236,28 @@ where
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
     match (resource, method) {
-        (Resource::Profile, Method::GET) => get_profile(shared, &who).await,
+        (Resource::Profile, Method::GET) => get_profile(api, &who).await,
         (Resource::Profile, Method::PATCH) => {
             let body = read_json(&parts.headers, body, false).await?;
-            patch_profile(shared, &who, &body).await
+            patch_profile(api, &who, &body).await
         }
-        (Resource::Clients, Method::GET) => list_clients(shared, &who).await,
+        (Resource::Clients, Method::GET) => list_clients(api, &who).await,
         (Resource::Clients, Method::POST) => {
             let body = read_json(&parts.headers, body, false).await?;
-            create_client(shared, &who, &body).await
+            create_client(api, &who, &body).await
         }
-        (Resource::Client(id), Method::GET) => get_client(shared, &who, &id).await,
+        (Resource::Client(id), Method::GET) => get_client(api, &who, &id).await,
         (Resource::Client(id), Method::PATCH) => {
             let body = read_json(&parts.headers, body, false).await?;
-            patch_client(shared, &who, &id, &pre, &body).await
+            patch_client(api, &who, &id, &pre, &body).await
         }
-        (Resource::Client(id), Method::DELETE) => delete_client(shared, &who, &id, &pre).await,
+        (Resource::Client(id), Method::DELETE) => delete_client(api, &who, &id, &pre).await,
         (Resource::Regenerate(id), Method::POST) => {
             let body = read_json(&parts.headers, body, true).await?;
-            regenerate_client(shared, &who, &id, &pre, &body).await
+            regenerate_client(api, &who, &id, &pre, &body).await
         }
-        (Resource::Usage, Method::GET) => get_usage(shared, &who, query.as_deref()).await,
-        (Resource::Quota, Method::GET) => get_quota(shared, &who).await,
+        (Resource::Usage, Method::GET) => get_usage(api, &who, query.as_deref()).await,
+        (Resource::Quota, Method::GET) => get_quota(api, &who).await,
         (resource, _) => Err(AdminError::method_not_allowed(resource.allow())),
     }
 }
@@ -298,7 +281,8 @@ fn caller<B>(req: &Request<B>) -> Result<Principal, AdminError> {
     Ok(who)
 }
 
-async fn read_json<B>(headers: &HeaderMap, body: B, empty_ok: bool) -> Result<Body, AdminError>
+/// The request body as a JSON object; an empty body is an empty object when `empty_ok`.
+async fn read_json<B>(headers: &HeaderMap, body: B, empty_ok: bool) -> Result<Value, AdminError>
 where
     B: HttpBody + Send + 'static,
     B::Data: Send,
@@ -321,7 +305,34 @@ where
         }
         Err(_) => return Err(AdminError::bad_request("the body could not be read")),
     };
-    Body::parse(&bytes, empty_ok)
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if empty_ok {
+            Ok(Value::Object(Map::new()))
+        } else {
+            Err(AdminError::bad_request("the body is a JSON object"))
+        };
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(body @ Value::Object(_)) => Ok(body),
+        Ok(_) => Err(AdminError::bad_request("the body is a JSON object")),
+        // serde's message could quote the body: give the place only.
+        Err(e) => Err(AdminError::bad_request(format!(
+            "the body is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+/// A JSON object body read as the document `T`, the type its OpenAPI schema is made from.
+fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, FieldError> {
+    from_value(body)
+}
+
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
+        AdminError::invalid(e.field(), e.to_string())
+    }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Value {
@@ -338,8 +349,8 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     ),
     security(("bearer" = []))
 )]
-async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = own_account(shared, who).await?;
+async fn get_profile(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let account = own_account(api, who).await?;
     Ok(Reply::ok(to_json(&Profile::of(&account, who))))
 }
 
@@ -352,12 +363,25 @@ async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminErr
     ),
     security(("bearer" = []))
 )]
-async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
-    let name = body.profile_name()?;
-    let mut contact = own_account(shared, who).await?.contact.clone();
-    body.apply_contact(&mut contact)?;
-    contact.validate()?;
-    let account = shared
+async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
+    let patch: ProfilePatch = parse(body).map_err(|e| {
+        let field = e.field();
+        if ProfilePatch::NOT_SELF_SERVICE.contains(&field) {
+            AdminError::invalid(
+                field,
+                format!(
+                    "`{field}` is not self-service: the operator changes it (roles and quota \
+                     come with the account's plan)"
+                ),
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    let name = patch.name.clone();
+    let mut contact = own_account(api, who).await?.contact.clone();
+    patch.apply_contact(&mut contact)?;
+    let account = api
         .store
         .update_account(
             who.account_id(),
@@ -375,11 +399,10 @@ async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<
 
 /// The caller's account.
 async fn own_account(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
 ) -> Result<Arc<crate::client::Account>, AdminError> {
-    shared
-        .store
+    api.store
         .account(who.account_id())
         .await?
         .ok_or_else(|| AdminError::not_found("no such account"))
@@ -387,7 +410,7 @@ async fn own_account(
 
 /// The client `id` of the caller's account (another account's is unknown).
 async fn own_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
 ) -> Result<
@@ -400,7 +423,7 @@ async fn own_client(
 > {
     let not_found = || AdminError::not_found("no such client in this account");
     let id = ClientId::new(id).map_err(|_| not_found())?;
-    let found = shared.store.resolve_id(&id).await?.ok_or_else(not_found)?;
+    let found = api.store.resolve_id(&id).await?.ok_or_else(not_found)?;
     if found.client.account_id() != who.account_id() {
         return Err(not_found());
     }
@@ -412,9 +435,9 @@ async fn own_client(
     responses((status = 200, description = "The account's clients, without credentials", body = ClientList)),
     security(("bearer" = []))
 )]
-async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = own_account(shared, who).await?;
-    let clients = shared.store.list_clients(who.account_id()).await?;
+async fn list_clients(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let account = own_account(api, who).await?;
+    let clients = api.store.list_clients(who.account_id()).await?;
     let list = ClientList {
         clients: clients
             .iter()
@@ -435,12 +458,12 @@ async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminEr
     ),
     security(("bearer" = []))
 )]
-async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
-    let spec = body.new_client()?;
-    let created = shared.store.create_client(who.account_id(), spec).await?;
-    let account = own_account(shared, who).await?;
+async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
+    let spec = parse::<NewClient>(body)?.to_spec()?;
+    let created = api.store.create_client(who.account_id(), spec).await?;
+    let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
-    let location = format!("{}/clients/{}", shared.prefix, created.client.id());
+    let location = format!("{}/clients/{}", api.prefix, created.client.id());
     Ok(Reply::created(to_json(&view), location).with_etag(view.view.etag.clone()))
 }
 
@@ -454,8 +477,8 @@ async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<
     ),
     security(("bearer" = []))
 )]
-async fn get_client(shared: &Shared, who: &Principal, id: &str) -> Result<Reply, AdminError> {
-    let (_, client, account) = own_client(shared, who, id).await?;
+async fn get_client(api: &AdminApi, who: &Principal, id: &str) -> Result<Reply, AdminError> {
+    let (_, client, account) = own_client(api, who, id).await?;
     let view = ClientView::of(&client, &account);
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -479,33 +502,24 @@ async fn get_client(shared: &Shared, who: &Principal, id: &str) -> Result<Reply,
     security(("bearer" = []))
 )]
 async fn patch_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
-    body: &Body,
+    body: &Value,
 ) -> Result<Reply, AdminError> {
-    let (id, client, account) = own_client(shared, who, id).await?;
-    if body.has("etag") {
-        return Err(AdminError::invalid(
+    let (id, client, account) = own_client(api, who, id).await?;
+    let patch: ClientPatch = parse(body).map_err(|e| match e.field() {
+        "etag" => AdminError::invalid(
             "etag",
             "send the ETag as the If-Match header, not in the body",
-        ));
-    }
-    let read_only = ["id", "account", "kind"];
-    let known: Vec<&str> = input::PATCH_FIELDS
-        .iter()
-        .chain(&read_only)
-        .copied()
-        .collect();
-    body.only(&known)?;
-    let current = to_json(&ClientDocument::of(&client, &account));
-    for field in read_only {
-        body.unchanged(field, &current[field])?;
-    }
+        ),
+        _ => e.into(),
+    })?;
+    patch.check_read_only(&client)?;
     let mut spec = client.to_spec();
-    body.apply_to(&mut spec)?;
-    let changed = shared
+    patch.apply_to(&mut spec)?;
+    let changed = api
         .store
         .update_client(
             &id,
@@ -516,7 +530,7 @@ async fn patch_client(
             }),
         )
         .await?;
-    let account = shared
+    let account = api
         .store
         .account(who.account_id())
         .await?
@@ -541,13 +555,13 @@ async fn patch_client(
     security(("bearer" = []))
 )]
 async fn delete_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
 ) -> Result<Reply, AdminError> {
-    let (id, _, _) = own_client(shared, who, id).await?;
-    shared.store.delete_client(&id, pre).await?;
+    let (id, _, _) = own_client(api, who, id).await?;
+    api.store.delete_client(&id, pre).await?;
     Ok(Reply::no_content())
 }
 
@@ -566,15 +580,15 @@ async fn delete_client(
     security(("bearer" = []))
 )]
 async fn regenerate_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
-    body: &Body,
+    body: &Value,
 ) -> Result<Reply, AdminError> {
-    let grace = body.grace()?;
-    let (id, _, account) = own_client(shared, who, id).await?;
-    let (client, credential) = shared.store.regenerate_client(&id, pre, grace).await?;
+    let grace = parse::<Regenerate>(body)?.grace()?;
+    let (id, _, account) = own_client(api, who, id).await?;
+    let (client, credential) = api.store.regenerate_client(&id, pre, grace).await?;
     let view = CreatedClientView::of(&client, &account, &credential);
     let tag = view.view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -593,11 +607,11 @@ async fn regenerate_client(
     security(("bearer" = []))
 )]
 async fn get_usage(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     query: Option<&str>,
 ) -> Result<Reply, AdminError> {
-    let today = shared.clock.now().to_offset(time::UtcOffset::UTC).date();
+    let today = api.clock.now().to_offset(time::UtcOffset::UTC).date();
     let params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -635,7 +649,7 @@ async fn get_usage(
             format!("a range covers at most {MAX_USAGE_DAYS} days"),
         ));
     }
-    let rows = shared
+    let rows = api
         .usage
         .usage(who.account_id(), from, to)
         .await
@@ -665,10 +679,10 @@ async fn get_usage(
     responses((status = 200, description = "Today's quota (UTC)", body = Quota)),
     security(("bearer" = []))
 )]
-async fn get_quota(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let now = shared.clock.now().to_offset(time::UtcOffset::UTC);
-    let used = shared.usage.used(who.account_id(), now.date()).await?;
-    let limit = shared
+async fn get_quota(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let now = api.clock.now().to_offset(time::UtcOffset::UTC);
+    let used = api.usage.used(who.account_id(), now.date()).await?;
+    let limit = api
         .store
         .account(who.account_id())
         .await?
@@ -690,37 +704,6 @@ async fn get_quota(shared: &Shared, who: &Principal) -> Result<Reply, AdminError
             .unwrap_or_default(),
     };
     Ok(Reply::ok(to_json(&quota)))
-}
-
-impl ClientView {
-    /// The client as the admin API shows it.
-    pub fn of(client: &crate::client::Client, account: &crate::client::Account) -> ClientView {
-        ClientView {
-            client: ClientDocument::of(client, account),
-            etag: etag(client, account),
-        }
-    }
-}
-
-impl CreatedClientView {
-    /// The client with its credential, shown once.
-    pub fn of(
-        client: &crate::client::Client,
-        account: &crate::client::Account,
-        credential: &PlainCredential,
-    ) -> CreatedClientView {
-        let secret = credential.expose().to_owned();
-        let (api_key, client_id, client_secret) = match client.kind() {
-            ClientKind::JavaScript => (Some(secret), None, None),
-            ClientKind::NativeConfidential => (None, Some(client.id().to_string()), Some(secret)),
-        };
-        CreatedClientView {
-            view: ClientView::of(client, account),
-            api_key,
-            client_id,
-            client_secret,
-        }
-    }
 }
 
 impl Profile {

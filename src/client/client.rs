@@ -16,7 +16,6 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{
@@ -29,18 +28,63 @@ use crate::error::ConfigError;
 use crate::restrict::{IpRules, OriginRules};
 
 /// The two kinds of client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+///
+/// Its text (`JavaScript`, `NativeConfidential`) is written once, in [`ClientKind::as_str`];
+/// `Display`, `FromStr` and serde go through it (reading also takes `javascript` and
+/// `native_confidential`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ClientKind {
     /// A server-side client with a client id and secret, exchanged for bearer tokens; full
     /// access up to its roles.
-    #[serde(alias = "native_confidential")]
     NativeConfidential,
     /// A browser client with one public API key in the query string; plugin APIs only.
     #[default]
-    #[serde(alias = "javascript")]
     JavaScript,
 }
+
+impl ClientKind {
+    /// Both kinds.
+    pub const ALL: [ClientKind; 2] = [ClientKind::NativeConfidential, ClientKind::JavaScript];
+
+    /// The name, as in the clients file: `JavaScript` or `NativeConfidential`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::NativeConfidential => "NativeConfidential",
+            ClientKind::JavaScript => "JavaScript",
+        }
+    }
+
+    /// The other spelling [`FromStr`](std::str::FromStr) accepts.
+    fn snake_case(self) -> &'static str {
+        match self {
+            ClientKind::NativeConfidential => "native_confidential",
+            ClientKind::JavaScript => "javascript",
+        }
+    }
+}
+
+impl std::fmt::Display for ClientKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClientKind {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        ClientKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s || kind.snake_case() == s)
+            .ok_or_else(|| ConfigError::InvalidField {
+                field: "kind",
+                value: s.to_owned(),
+                reason: "it is `JavaScript` or `NativeConfidential`",
+            })
+    }
+}
+
+super::serde_as_text!(ClientKind);
 
 /// The credential digests a client holds: the current one and, during a rotation's grace
 /// period, the one before it.

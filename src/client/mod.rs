@@ -14,11 +14,30 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
+/// `Serialize` and `Deserialize` for an enum through its `as_str` and `FromStr`, so its
+/// text is written once; a refused name gives `FromStr`'s message.
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+use serde_as_text;
+
 mod access;
 mod account;
 #[allow(clippy::module_inception)]
 mod client;
-mod document;
 mod key;
 mod role;
 
@@ -28,7 +47,6 @@ pub use access::{
 };
 pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub use client::{Client, ClientKind, ClientSpec, Credentials};
-pub use document::{ClientDocument, GrantDocument, etag};
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub(crate) use key::{DigestBuildHasher, FastBuildHasher};
 pub use role::{Role, RoleSet};

@@ -1,4 +1,4 @@
-//! [`FileStore`]: the clients file (the format of [`Snapshot`]) as a store, for operators
+//! [`FileStore`]: the clients file (the format of [`ClientsFile`]) as a store, for operators
 //! who keep their clients in a file: written atomically, locked against concurrent
 //! writers, and reloaded when it changes.
 //!
@@ -76,13 +76,14 @@ use sha2::{Digest, Sha256};
 
 use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
 use super::memory::{CreatedAccount, CreatedClient, InMemoryStore};
-use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+use super::snapshot::GeneratedCredential;
 use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
     PlainCredential,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::document::{ClientsFile, ClientsFileError};
 use crate::error::ConfigError;
 
 /// How long a burst of file events must be quiet before the watcher reloads, so an editor's
@@ -115,7 +116,7 @@ pub enum FileStoreError {
         /// The file.
         path: PathBuf,
         /// What is wrong, naming the entry and field.
-        source: SnapshotError,
+        source: ClientsFileError,
     },
     /// A client in the file has no credential, and this is not the store's opening, when a
     /// fresh one could be handed out.
@@ -532,7 +533,7 @@ impl Inner {
             source,
         };
         let store = empty_store(&self.clock, self.max_grants);
-        let generated = Snapshot::from_json(text)
+        let generated = ClientsFile::from_json(text)
             .map_err(invalid)?
             .load_into(&store)
             .map_err(invalid)?;
@@ -633,7 +634,7 @@ impl Inner {
                 return Err(e);
             }
         };
-        let out = Snapshot::of_store(&store).to_json();
+        let out = ClientsFile::of_store(&store).to_json();
         self.write_atomically(&out)?;
         self.swap(store, &mut loaded, digest_of(&out));
         drop(lock);
@@ -868,7 +869,7 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains(key.expose()));
         assert!(text.contains(&key.digest().to_prefixed_hex()));
-        Snapshot::from_json(&text).unwrap();
+        ClientsFile::from_json(&text).unwrap();
         assert_eq!(names_in(dir.path()), ["clients.json", "clients.json.lock"]);
         // The key still works, in this store and in one opened afresh.
         for store in [store, FileStore::open(&path).unwrap()] {
@@ -945,7 +946,7 @@ mod tests {
         assert!(err.to_string().contains("nope.json"), "{err}");
         assert!(!path.exists());
         let store = FileStore::options(&path).create(true).open().unwrap();
-        let created = Snapshot::from_json(&fs::read_to_string(&path).unwrap()).unwrap();
+        let created = ClientsFile::from_json(&fs::read_to_string(&path).unwrap()).unwrap();
         let empty = InMemoryStore::new();
         created.load_into(&empty).unwrap();
         assert!(empty.accounts().is_empty());

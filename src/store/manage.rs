@@ -4,7 +4,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status, etag};
+//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status};
+//! use gis_auth::document::etag;
 //! use gis_auth::store::{InMemoryStore, ManageError, ManagedStore, Precondition};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -37,8 +38,9 @@ use time::{Duration, OffsetDateTime};
 
 use super::{ClientStore, CreatedAccount, CreatedClient, StoreError};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, PlainCredential, Role, etag,
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, PlainCredential, Role,
 };
+use crate::document::etag;
 use crate::error::ConfigError;
 
 /// A change to a client's settings, applied to its current settings; an error aborts it.

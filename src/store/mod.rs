@@ -1,5 +1,6 @@
 //! Where clients and accounts live: the [`ClientStore`] trait the layer reads through, the
-//! [`InMemoryStore`], the [`Snapshot`] file format and the [`FileStore`] that keeps it.
+//! [`InMemoryStore`], the [`ClientsFile`](crate::document::ClientsFile) glue and the
+//! [`FileStore`] that keeps it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -46,7 +47,7 @@ pub use manage::{
 pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
 #[cfg(feature = "postgres")]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
-pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+pub use snapshot::GeneratedCredential;
 
 /// A client together with its account, as the layer needs them for a decision.
 #[derive(Debug, Clone)]
