@@ -305,6 +305,11 @@ where
         }
         Err(_) => return Err(AdminError::bad_request("the body could not be read")),
     };
+    json_object(&bytes, empty_ok)
+}
+
+/// `bytes` as a JSON object; empty is an empty object when `empty_ok`.
+fn json_object(bytes: &[u8], empty_ok: bool) -> Result<Value, AdminError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return if empty_ok {
             Ok(Value::Object(Map::new()))
@@ -312,7 +317,7 @@ where
             Err(AdminError::bad_request("the body is a JSON object"))
         };
     }
-    match serde_json::from_slice::<Value>(&bytes) {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(body @ Value::Object(_)) => Ok(body),
         Ok(_) => Err(AdminError::bad_request("the body is a JSON object")),
         // serde's message could quote the body: give the place only.
@@ -729,5 +734,109 @@ impl Profile {
             }
             .to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::InMemoryStore;
+    use crate::usage::InMemoryUsageCounter;
+
+    const SECRET: &str = "gis_secret_never_to_be_echoed_0123456789";
+
+    fn api() -> AdminApi {
+        AdminApi::new(
+            Arc::new(InMemoryStore::new()),
+            Arc::new(InMemoryUsageCounter::new()),
+        )
+    }
+
+    fn settings(api: &AdminApi) -> (Arc<dyn Clock>, Arc<str>) {
+        (api.clock.clone(), api.prefix.clone())
+    }
+
+    #[test]
+    fn the_builder_result_does_not_depend_on_the_order_of_its_calls() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+        let one = api().clock(clock.clone()).prefix("/admin/");
+        let other = api().prefix("/admin/").clock(clock.clone());
+        let ((a_clock, a_prefix), (b_clock, b_prefix)) = (settings(&one), settings(&other));
+        assert!(Arc::ptr_eq(&a_clock, &clock) && Arc::ptr_eq(&b_clock, &clock));
+        assert_eq!((&*a_prefix, &*b_prefix), ("/admin", "/admin"));
+    }
+
+    #[test]
+    fn configuring_after_a_clone_never_panics_and_leaves_the_clone_as_it_was() {
+        let first = api();
+        let copy = first.clone();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+        let changed = first.prefix("/elsewhere").clock(clock.clone());
+        assert_eq!(&*changed.prefix, "/elsewhere");
+        assert!(Arc::ptr_eq(&changed.clock, &clock));
+        assert_eq!(&*copy.prefix, "/account");
+        assert!(!Arc::ptr_eq(&copy.clock, &clock));
+        // and the clone still configures
+        assert_eq!(&*copy.prefix("/x").prefix, "/x");
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_refused_without_echoing_them() {
+        for bad in [SECRET.as_bytes(), b"[1, 2]", b"\"x\"", b"{\"a\": "] {
+            let err = json_object(bad, false).expect_err("refused");
+            assert!(!format!("{err:?}").contains(SECRET));
+        }
+        assert_eq!(json_object(b"  ", true).ok(), Some(json!({})));
+        assert!(json_object(b"", false).is_err());
+    }
+
+    #[test]
+    fn a_bad_field_is_named_and_its_value_never_quoted() {
+        for (body, field) in [
+            (json!({"name": "W", "allowed_ips": SECRET}), "allowed_ips"),
+            (json!({"name": "W", "api_key": SECRET}), "api_key"),
+            (
+                json!({"name": "W", "client_secret": SECRET}),
+                "client_secret",
+            ),
+            (json!({"name": "W", "kind": SECRET}), "kind"),
+            (json!({"name": "W", "expires_at": SECRET}), "expires_at"),
+            (
+                json!({"name": "W", "rate_limit": {"per_second": SECRET}}),
+                "rate_limit",
+            ),
+            (json!({"name": [SECRET]}), "name"),
+        ] {
+            let err = AdminError::from(parse::<NewClient>(&body).expect_err("refused"));
+            let text = format!("{err:?}");
+            assert!(
+                text.contains(&format!("field: Some(\"{field}\")")),
+                "{text}"
+            );
+            assert!(!text.contains(SECRET), "{text}");
+        }
+        let err = parse::<ClientPatch>(&json!({"client_secret": SECRET})).expect_err("refused");
+        assert_eq!(err.field(), "client_secret");
+        assert!(!err.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn the_grace_period_is_bounded() {
+        let grace = |body| parse::<Regenerate>(&body).map(|r| r.grace());
+        assert!(matches!(
+            grace(json!({"grace_seconds": 99_999_999})),
+            Ok(Err(_))
+        ));
+        assert_eq!(
+            grace(json!({"grace_seconds": 60}))
+                .ok()
+                .and_then(Result::ok),
+            Some(Some(time::Duration::minutes(1)))
+        );
+        assert_eq!(grace(json!({})).ok().and_then(Result::ok), Some(None));
+        assert!(grace(json!({"grace": 60})).is_err());
     }
 }

@@ -85,7 +85,7 @@ impl FromStr for Action {
             .find(|action| action.as_str() == s)
             .ok_or_else(|| ConfigError::InvalidField {
                 field: "actions",
-                value: s.to_owned(),
+                value: super::refused_name(s),
                 reason: "an action is `read` or `write`",
             })
     }
@@ -293,7 +293,7 @@ impl FromStr for Restriction {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| ConfigError::InvalidField {
                 field: "shadow",
-                value: s.to_owned(),
+                value: super::refused_name(s),
                 reason: "a restriction is one of origins, ips, privileges, grants, quota",
             })
     }

@@ -172,7 +172,7 @@ impl std::str::FromStr for Status {
             .find(|status| status.as_str() == s)
             .ok_or_else(|| ConfigError::InvalidField {
                 field: "status",
-                value: s.to_owned(),
+                value: super::refused_name(s),
                 reason: "it is `active` or `inactive`",
             })
     }

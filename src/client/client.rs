@@ -78,7 +78,7 @@ impl std::str::FromStr for ClientKind {
             .find(|kind| kind.as_str() == s || kind.snake_case() == s)
             .ok_or_else(|| ConfigError::InvalidField {
                 field: "kind",
-                value: s.to_owned(),
+                value: super::refused_name(s),
                 reason: "it is `JavaScript` or `NativeConfidential`",
             })
     }

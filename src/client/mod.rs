@@ -34,6 +34,21 @@ macro_rules! serde_as_text {
 }
 use serde_as_text;
 
+/// A name one of the enums refused, as its error quotes it: only when it could be a name
+/// (up to 24 letters, digits, `_` or `-`), so a credential given in its place is never
+/// quoted.
+fn refused_name(text: &str) -> String {
+    let plain = text.len() <= 24
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        text.to_owned()
+    } else {
+        "…".to_owned()
+    }
+}
+
 mod access;
 mod account;
 #[allow(clippy::module_inception)]
