@@ -43,7 +43,8 @@
 //! The modules follow the request: [`credentials`] pulls the credential out, [`client`] is
 //! the model and the key format, [`store`] finds the client, [`restrict`] holds origin and IP
 //! rules, [`policy`] maps routes to APIs and makes the decision, [`token`] verifies bearer
-//! tokens, and [`layer`] ties them into a Tower service.
+//! tokens, and [`layer`] ties them into a Tower service. [`document`] is the JSON of clients
+//! and accounts that the clients file, the admin API and the command-line tool share.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
