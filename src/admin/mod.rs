@@ -27,7 +27,7 @@
 //! use std::sync::Arc;
 //! use gis_auth::admin::AdminApi;
 //! use gis_auth::store::InMemoryStore;
-//! use gis_auth::usage::InMemoryUsageCounter;
+//! use gis_auth::limits::InMemoryUsageCounter;
 //! use gis_auth::{AuthLayer, policy::standard_routes};
 //! use http::{Request, StatusCode};
 //! use tower::{Layer, ServiceExt};
@@ -76,11 +76,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::document::{
     ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, from_value,
 };
-use crate::policy::{
-    CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight, transactions,
-};
+use crate::layer::{CredentialSource, Principal};
+use crate::limits::UsageCounter;
+use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
 use crate::store::{ManagedStore, Precondition};
-use crate::usage::UsageCounter;
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
@@ -743,8 +742,8 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+    use crate::limits::InMemoryUsageCounter;
     use crate::store::InMemoryStore;
-    use crate::usage::InMemoryUsageCounter;
 
     const SECRET: &str = "gis_secret_never_to_be_echoed_0123456789";
 

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
-use super::{ClientStore, CreatedAccount, CreatedClient, StoreError};
+use super::{BackendError, ClientStore, CreatedAccount, CreatedClient};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, PlainCredential, Role,
 };
@@ -78,7 +78,7 @@ pub enum ManageError {
     LockOut(String),
     /// The store could not answer.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BackendError),
 }
 
 /// Whether `client` can reach the admin API now: a NativeConfidential client, active and

@@ -36,7 +36,7 @@ use super::manage::{
     check_precondition,
 };
 use super::memory::{credential_kind, generated_id};
-use super::{ClientStore, CreatedAccount, CreatedClient, Resolved, StoreError, StoredCredential};
+use super::{BackendError, ClientStore, CreatedAccount, CreatedClient, Resolved, StoredCredential};
 use crate::client::{
     Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact, CredentialKind,
     Credentials, DEFAULT_MAX_GRANTS, Grant, KeyDigest, PlainCredential, RateLimit, RoleSet,
@@ -133,8 +133,8 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn unavailable(e: sqlx::Error) -> StoreError {
-    StoreError::new(format!("PostgreSQL: {e}"))
+fn unavailable(e: sqlx::Error) -> BackendError {
+    BackendError::new(format!("PostgreSQL: {e}"))
 }
 
 fn failed(e: sqlx::Error) -> ManageError {
@@ -142,14 +142,14 @@ fn failed(e: sqlx::Error) -> ManageError {
 }
 
 /// A stored value that does not load (edited by hand?): named by its client or account.
-fn corrupt(what: &str, id: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(format!("stored {what} `{id}` does not load: {e}"))
+fn corrupt(what: &str, id: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::new(format!("stored {what} `{id}` does not load: {e}"))
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` with a pool of up to 10 connections that gives up
     /// acquiring one after 2 seconds. Nothing is created: see [`PostgresStore::migrate`].
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
@@ -213,14 +213,14 @@ impl PostgresStore {
     /// the first schema of the connection's `search_path`. Safe to run on every start and
     /// from several instances at once (sqlx takes an advisory lock); a database migrated
     /// by a newer version is refused.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<(), BackendError> {
         let migrator = Migrator::new(Shipped)
             .await
-            .map_err(|e| StoreError::new(format!("PostgreSQL migrations: {e}")))?;
+            .map_err(|e| BackendError::new(format!("PostgreSQL migrations: {e}")))?;
         migrator
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::new(format!("PostgreSQL migrations: {e}")))
+            .map_err(|e| BackendError::new(format!("PostgreSQL migrations: {e}")))
     }
 
     /// Calls `on_change` with every change any instance commits, from a task of its own,
@@ -231,7 +231,7 @@ impl PostgresStore {
     /// [`Invalidation::Everything`] (changes may be missed while it is down; caches fall
     /// back to their lifetimes), and again once it is back: the listener reconnects by
     /// itself, waiting up to 5 seconds between attempts.
-    pub async fn listen<F>(&self, on_change: F) -> Result<ChangeListener, StoreError>
+    pub async fn listen<F>(&self, on_change: F) -> Result<ChangeListener, BackendError>
     where
         F: Fn(Invalidation) + Send + Sync + 'static,
     {
@@ -330,7 +330,7 @@ impl PostgresStore {
     async fn one_client(
         &self,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Option<Resolved>, StoreError> {
+    ) -> Result<Option<Resolved>, BackendError> {
         let row = query
             .fetch_optional(&self.pool)
             .await
@@ -489,7 +489,7 @@ fn kind_text(kind: ClientKind) -> &'static str {
     }
 }
 
-fn account_from(row: &PgRow) -> Result<Account, StoreError> {
+fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     let id: String = row.try_get("a_id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("account", &id, e);
     let get_err = |e: sqlx::Error| corrupt("account", &id, e);
@@ -521,7 +521,7 @@ fn digest_from(bytes: Vec<u8>) -> Result<KeyDigest, String> {
 
 /// A client as stored, built against its account. Roles the client holds and its account
 /// has since lost stay on it (without effect), as [`Client::rebuilt`] keeps them.
-fn client_from(row: &PgRow, account: &Account) -> Result<Client, StoreError> {
+fn client_from(row: &PgRow, account: &Account) -> Result<Client, BackendError> {
     let id: String = row.try_get("id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("client", &id, e);
     let get_err = |e: sqlx::Error| corrupt("client", &id, e);
@@ -951,15 +951,15 @@ async fn insert_client_rows(
 
 #[async_trait]
 impl ClientStore for PostgresStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.resolve_key(digest).await?.map(|r| r.client))
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.resolve_id(id).await?.map(|r| r.client))
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         let row = sqlx::query(&format!("{SELECT_ACCOUNT} WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -968,12 +968,12 @@ impl ClientStore for PostgresStore {
         row.map(|row| account_from(&row).map(Arc::new)).transpose()
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.one_client(sqlx::query(BY_DIGEST).bind(&digest.as_bytes()[..]))
             .await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.one_client(sqlx::query(BY_ID).bind(id.as_str())).await
     }
 }
@@ -1258,7 +1258,7 @@ mod tests {
                 };
                 plans.push(q.fetch_all(&pool).await.map_err(unavailable)?);
             }
-            Ok::<_, StoreError>(plans)
+            Ok::<_, BackendError>(plans)
         }
         .await;
         pool.close().await;

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use gis_auth::ConfigError;
 use gis_auth::client::{Account, Client, ClientKind, PlainCredential, RoleSet};
 use gis_auth::document::{FieldError, etag};
-use gis_auth::store::{FileStoreError, ManageError, StoreError};
+use gis_auth::store::{BackendError, FileStoreError, ManageError};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -52,8 +52,8 @@ impl From<FileStoreError> for Failure {
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
         Failure(e.to_string())
     }
 }
