@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -70,28 +69,7 @@ impl Action {
     }
 }
 
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Action {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Action::ALL
-            .into_iter()
-            .find(|action| action.as_str() == s)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "actions",
-                value: super::refused_name(s),
-                reason: "an action is `read` or `write`",
-            })
-    }
-}
-
-super::serde_as_text!(Action);
+super::text_enum!(Action, "actions", "an action is `read` or `write`");
 
 /// One grant: an item (or dataset) id and the actions allowed on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -278,28 +256,11 @@ impl Restriction {
     }
 }
 
-impl fmt::Display for Restriction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Restriction {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Restriction::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "shadow",
-                value: super::refused_name(s),
-                reason: "a restriction is one of origins, ips, privileges, grants, quota",
-            })
-    }
-}
-
-super::serde_as_text!(Restriction);
+super::text_enum!(
+    Restriction,
+    "shadow",
+    "a restriction is one of origins, ips, privileges, grants, quota"
+);
 
 /// The restrictions a client runs report-only: the request is allowed and what would have
 /// been refused is recorded.

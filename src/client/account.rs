@@ -157,28 +157,7 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "status",
-                value: super::refused_name(s),
-                reason: "it is `active` or `inactive`",
-            })
-    }
-}
-
-super::serde_as_text!(Status);
+super::text_enum!(Status, "status", "it is `active` or `inactive`");
 
 /// An account: the owner of clients, and the upper bound of their roles.
 #[derive(Debug, Clone, PartialEq, Eq)]

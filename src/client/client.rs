@@ -54,7 +54,7 @@ impl ClientKind {
         }
     }
 
-    /// The other spelling [`FromStr`](std::str::FromStr) accepts.
+    /// The other spelling `FromStr` accepts.
     fn snake_case(self) -> &'static str {
         match self {
             ClientKind::NativeConfidential => "native_confidential",
@@ -63,28 +63,12 @@ impl ClientKind {
     }
 }
 
-impl std::fmt::Display for ClientKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ClientKind {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        ClientKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == s || kind.snake_case() == s)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "kind",
-                value: super::refused_name(s),
-                reason: "it is `JavaScript` or `NativeConfidential`",
-            })
-    }
-}
-
-super::serde_as_text!(ClientKind);
+super::text_enum!(
+    ClientKind,
+    "kind",
+    "it is `JavaScript` or `NativeConfidential`",
+    also snake_case
+);
 
 /// The credential digests a client holds: the current one and, during a rotation's grace
 /// period, the one before it.

@@ -14,10 +14,32 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
-/// `Serialize` and `Deserialize` for an enum through its `as_str` and `FromStr`, so its
-/// text is written once; a refused name gives `FromStr`'s message.
-macro_rules! serde_as_text {
-    ($type:ty) => {
+/// `Display`, `FromStr` and serde for an enum with `ALL` and `as_str`, so its text is
+/// written once: `FromStr` takes `as_str` (and the `also` spelling) and refuses anything
+/// else as an invalid `field`, for `reason`.
+macro_rules! text_enum {
+    ($type:ty, $field:literal, $reason:literal $(, also $alias:ident)?) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = crate::error::ConfigError;
+
+            fn from_str(s: &str) -> Result<Self, crate::error::ConfigError> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s $(|| v.$alias() == s)?)
+                    .ok_or_else(|| crate::error::ConfigError::InvalidField {
+                        field: $field,
+                        value: crate::client::refused_name(s),
+                        reason: $reason,
+                    })
+            }
+        }
+
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
@@ -32,7 +54,7 @@ macro_rules! serde_as_text {
         }
     };
 }
-use serde_as_text;
+use text_enum;
 
 /// A name one of the enums refused, as its error quotes it: only when it could be a name
 /// (up to 24 letters, digits, `_` or `-`), so a credential given in its place is never

@@ -382,7 +382,7 @@ impl ClientPatch {
         grants.apply_or_default(&mut spec.grants);
         rate_limit.apply(&mut spec.rate_limit);
         self.shadow
-            .try_map(|names| Ok::<_, ConfigError>(ShadowSet::from_iter(names)))?
+            .map(ShadowSet::from_iter)
             .apply_or_default(&mut spec.shadow);
         Ok(())
     }

@@ -190,8 +190,16 @@ impl ClientsFile {
                 })
                 .collect(),
         };
-        // Documents of strings, numbers and lists always serialise.
-        let mut text = serde_json::to_string_pretty(&entries).unwrap_or_default();
+        // Documents of strings, numbers and lists always serialise. Through a `Value`, the
+        // keys are written in order and a client's unset settings left out, as they always
+        // were.
+        let mut value = serde_json::to_value(&entries).unwrap_or_default();
+        if let Some(clients) = value["clients"].as_array_mut() {
+            for client in clients.iter_mut().filter_map(Value::as_object_mut) {
+                client.retain(|_, v| !v.is_null());
+            }
+        }
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
         text.push('\n');
         text
     }

@@ -26,11 +26,6 @@ pub enum Nullable<T> {
 }
 
 impl<T> Nullable<T> {
-    /// Whether the field was not given.
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Nullable::Absent)
-    }
-
     /// Sets an optional setting: `null` clears it.
     pub fn apply(self, slot: &mut Option<T>) {
         match self {
@@ -53,6 +48,15 @@ impl<T> Nullable<T> {
     }
 
     /// The value through `f`, keeping absent and `null`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Nullable<U> {
+        match self {
+            Nullable::Absent => Nullable::Absent,
+            Nullable::Null => Nullable::Null,
+            Nullable::Value(v) => Nullable::Value(f(v)),
+        }
+    }
+
+    /// The value through the fallible `f`, keeping absent and `null`.
     pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Nullable<U>, E> {
         Ok(match self {
             Nullable::Absent => Nullable::Absent,

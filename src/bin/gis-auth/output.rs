@@ -73,9 +73,10 @@ impl Output {
         self.json
     }
 
-    /// Prints one JSON document.
+    /// Prints one JSON document, its keys in order (as they always were).
     pub fn json(self, value: &impl Serialize) -> Result<(), Failure> {
-        let text = serde_json::to_string_pretty(value)
+        let text = serde_json::to_value(value)
+            .and_then(|value| serde_json::to_string_pretty(&value))
             .map_err(|e| Failure::new(format!("cannot print the result: {e}")))?;
         self.line(&text)
     }
