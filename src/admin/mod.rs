@@ -63,7 +63,6 @@ use http::{HeaderMap, Method, Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tower_service::Service;
 
@@ -74,7 +73,7 @@ use self::reply::{AdminError, Reply};
 use crate::client::{ClientId, ClientKind, Role};
 use crate::clock::{Clock, SystemClock};
 use crate::document::{
-    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, from_value,
+    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, read,
 };
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
@@ -328,11 +327,6 @@ fn json_object(bytes: &[u8], empty_ok: bool) -> Result<Value, AdminError> {
     }
 }
 
-/// A JSON object body read as the document `T`, the type its OpenAPI schema is made from.
-fn parse<T: DeserializeOwned>(body: &Value) -> Result<T, FieldError> {
-    from_value(body)
-}
-
 impl From<FieldError> for AdminError {
     fn from(e: FieldError) -> Self {
         AdminError::invalid(e.field(), e.to_string())
@@ -368,7 +362,7 @@ async fn get_profile(api: &AdminApi, who: &Principal) -> Result<Reply, AdminErro
     security(("bearer" = []))
 )]
 async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
-    let patch: ProfilePatch = parse(body).map_err(|e| {
+    let patch: ProfilePatch = read(body).map_err(|e| {
         let field = e.field();
         if ProfilePatch::NOT_SELF_SERVICE.contains(&field) {
             AdminError::invalid(
@@ -463,7 +457,7 @@ async fn list_clients(api: &AdminApi, who: &Principal) -> Result<Reply, AdminErr
     security(("bearer" = []))
 )]
 async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
-    let spec = parse::<NewClient>(body)?.to_spec()?;
+    let spec = read::<NewClient>(body)?.to_spec()?;
     let created = api.store.create_client(who.account_id(), spec).await?;
     let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
@@ -513,7 +507,7 @@ async fn patch_client(
     body: &Value,
 ) -> Result<Reply, AdminError> {
     let (id, client, account) = own_client(api, who, id).await?;
-    let patch: ClientPatch = parse(body).map_err(|e| match e.field() {
+    let patch: ClientPatch = read(body).map_err(|e| match e.field() {
         "etag" => AdminError::invalid(
             "etag",
             "send the ETag as the If-Match header, not in the body",
@@ -590,7 +584,7 @@ async fn regenerate_client(
     pre: &Precondition,
     body: &Value,
 ) -> Result<Reply, AdminError> {
-    let grace = parse::<Regenerate>(body)?.grace()?;
+    let grace = read::<Regenerate>(body)?.grace()?;
     let (id, _, account) = own_client(api, who, id).await?;
     let (client, credential) = api.store.regenerate_client(&id, pre, grace).await?;
     let view = CreatedClientView::of(&client, &account, &credential);
@@ -809,7 +803,7 @@ mod tests {
             ),
             (json!({"name": [SECRET]}), "name"),
         ] {
-            let err = AdminError::from(parse::<NewClient>(&body).expect_err("refused"));
+            let err = AdminError::from(read::<NewClient>(&body).expect_err("refused"));
             let text = format!("{err:?}");
             assert!(
                 text.contains(&format!("field: Some(\"{field}\")")),
@@ -817,14 +811,14 @@ mod tests {
             );
             assert!(!text.contains(SECRET), "{text}");
         }
-        let err = parse::<ClientPatch>(&json!({"client_secret": SECRET})).expect_err("refused");
+        let err = read::<ClientPatch>(&json!({"client_secret": SECRET})).expect_err("refused");
         assert_eq!(err.field(), "client_secret");
         assert!(!err.to_string().contains(SECRET));
     }
 
     #[test]
     fn the_grace_period_is_bounded() {
-        let grace = |body| parse::<Regenerate>(&body).map(|r| r.grace());
+        let grace = |body| read::<Regenerate>(&body).map(|r| r.grace());
         assert!(matches!(
             grace(json!({"grace_seconds": 99_999_999})),
             Ok(Err(_))

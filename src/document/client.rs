@@ -392,7 +392,7 @@ impl ClientPatch {
 mod tests {
     use super::*;
     use crate::client::{Credentials, KeyDigest, Role};
-    use crate::document::field::from_value;
+    use crate::document::field::read;
 
     fn account() -> Account {
         Account::new(
@@ -424,7 +424,7 @@ mod tests {
         let c = client(&spec);
         let doc = ClientDocument::stored(&c);
         assert!(doc.roles.is_none(), "follows the account's roles");
-        let patch: ClientPatch = from_value(&serde_json::to_value(&doc).unwrap()).unwrap();
+        let patch: ClientPatch = read(&serde_json::to_value(&doc).unwrap()).unwrap();
         patch.check_read_only(&c).unwrap();
         let mut back = ClientSpec::javascript("");
         back.id = spec.id.clone();
@@ -438,11 +438,11 @@ mod tests {
         let mut spec = ClientSpec::javascript("W")
             .rate_limit(Some(RateLimit::new(1, 1).unwrap()))
             .allowed_ips(["203.0.113.7"]);
-        let patch: ClientPatch = from_value(&serde_json::json!({"name": "X"})).unwrap();
+        let patch: ClientPatch = read(&serde_json::json!({"name": "X"})).unwrap();
         patch.apply_to(&mut spec).unwrap();
         assert!(spec.rate_limit.is_some() && !spec.allowed_ips.is_empty());
         let patch: ClientPatch =
-            from_value(&serde_json::json!({"rate_limit": null, "allowed_ips": null})).unwrap();
+            read(&serde_json::json!({"rate_limit": null, "allowed_ips": null})).unwrap();
         patch.apply_to(&mut spec).unwrap();
         assert!(spec.rate_limit.is_none() && spec.allowed_ips.is_empty());
         assert_eq!(spec.name, "X");
@@ -470,11 +470,11 @@ mod tests {
                 "grants",
             ),
         ] {
-            let err = from_value::<NewClient>(&body).expect_err("refused");
+            let err = read::<NewClient>(&body).expect_err("refused");
             assert_eq!(err.field(), field, "{body}: {err}");
         }
         let new: NewClient =
-            from_value(&serde_json::json!({"name": "W", "rate_limit": {"per_second": 7}})).unwrap();
+            read(&serde_json::json!({"name": "W", "rate_limit": {"per_second": 7}})).unwrap();
         let spec = new.to_spec().unwrap();
         assert_eq!(spec.rate_limit, Some(RateLimit::new(7, 7).unwrap()));
         assert_eq!(spec.kind, ClientKind::JavaScript);
@@ -488,11 +488,11 @@ mod tests {
             (serde_json::json!({"account": "globex"}), "account"),
             (serde_json::json!({"kind": "NativeConfidential"}), "kind"),
         ] {
-            let patch: ClientPatch = from_value(&body).unwrap();
+            let patch: ClientPatch = read(&body).unwrap();
             assert_eq!(patch.check_read_only(&c).unwrap_err().field(), field);
         }
         let same: ClientPatch =
-            from_value(&serde_json::json!({"id": "web", "kind": "JavaScript"})).unwrap();
+            read(&serde_json::json!({"id": "web", "kind": "JavaScript"})).unwrap();
         assert!(same.check_read_only(&c).is_ok());
     }
 

@@ -56,8 +56,18 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// Reads the JSON object `value` as a `T`, naming the field at fault.
-pub(crate) fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
+/// Reads the JSON object `value` as the document `T`, naming the field at fault and never
+/// quoting the value.
+///
+/// ```
+/// use gis_auth::document::{ClientPatch, read};
+///
+/// let body = serde_json::json!({"allowed_ips": "gis_secret_pasted_here"});
+/// let err = read::<ClientPatch>(&body).unwrap_err();
+/// assert_eq!(err.field(), "allowed_ips");
+/// assert!(!err.to_string().contains("gis_secret"));
+/// ```
+pub fn read<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let top = e.path().iter().find_map(|segment| match segment {
             serde_path_to_error::Segment::Map { key } => Some(key.clone()),
@@ -190,7 +200,7 @@ mod tests {
     }
 
     fn refused(json: Value) -> FieldError {
-        from_value::<Sample>(&json).expect_err("refused")
+        read::<Sample>(&json).expect_err("refused")
     }
 
     #[test]

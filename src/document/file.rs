@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::field::{FieldError, from_value, optional_time};
+use super::field::{FieldError, optional_time, read};
 use super::{AccountDocument, ClientDocument, ClientPatch, Nullable, field_of};
 use crate::client::{
     Account, AccountId, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials, KeyDigest,
@@ -104,12 +104,12 @@ pub struct ClientsFile {
     /// The accounts.
     pub accounts: Vec<Account>,
     /// The clients.
-    pub clients: Vec<StoredClient>,
+    pub clients: Vec<FileClient>,
 }
 
 /// A client of a clients file.
 #[derive(Debug, Clone)]
-pub struct StoredClient {
+pub struct FileClient {
     /// Its id.
     pub id: ClientId,
     /// Its account.
@@ -149,7 +149,7 @@ impl ClientsFile {
         let mut file = ClientsFile::default();
         for (i, map) in entries.accounts.into_iter().enumerate() {
             let id = name(&map, i);
-            let account = from_value::<AccountDocument>(&Value::Object(map))
+            let account = read::<AccountDocument>(&Value::Object(map))
                 .and_then(|doc| doc.to_account())
                 .map_err(|e| ClientsFileError::in_entry("account", &id, e))?;
             file.accounts.push(account);
@@ -157,7 +157,7 @@ impl ClientsFile {
         for (i, map) in entries.clients.into_iter().enumerate() {
             let id = name(&map, i);
             let client =
-                StoredClient::of(map).map_err(|e| ClientsFileError::in_entry("client", &id, e))?;
+                FileClient::of(map).map_err(|e| ClientsFileError::in_entry("client", &id, e))?;
             file.clients.push(client);
         }
         Ok(file)
@@ -205,15 +205,15 @@ impl ClientsFile {
     }
 }
 
-impl StoredClient {
+impl FileClient {
     /// A client entry: its settings as a [`ClientPatch`] on the defaults, `id`, `account`
     /// and `kind` required, and its credential fields.
-    fn of(mut entry: Map<String, Value>) -> Result<StoredClient, FieldError> {
+    fn of(mut entry: Map<String, Value>) -> Result<FileClient, FieldError> {
         let credential: Map<String, Value> = CREDENTIAL_FIELDS
             .iter()
             .filter_map(|field| entry.remove_entry(*field))
             .collect();
-        let mut patch: ClientPatch = from_value(&Value::Object(entry))?;
+        let mut patch: ClientPatch = read(&Value::Object(entry))?;
         let required = |field| FieldError::new(field, "required");
         let id = patch.id.take().ok_or_else(|| required("id"))?;
         let account = patch.account.take().ok_or_else(|| required("account"))?;
@@ -227,8 +227,8 @@ impl StoredClient {
             .apply_to(&mut spec)
             .map_err(|e| FieldError::config(field_of(&e).unwrap_or("id"), &e))?;
         let credentials =
-            from_value::<CredentialFields>(&Value::Object(credential))?.credentials(kind, &id)?;
-        Ok(StoredClient {
+            read::<CredentialFields>(&Value::Object(credential))?.credentials(kind, &id)?;
+        Ok(FileClient {
             id,
             account,
             spec,

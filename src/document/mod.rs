@@ -35,9 +35,8 @@ mod view;
 
 pub use account::{AccountDocument, ProfilePatch};
 pub use client::{ClientDocument, ClientPatch, GrantDocument, NewClient, RateLimitDocument, etag};
-pub use field::FieldError;
-pub(crate) use field::from_value;
-pub use file::{ClientsFile, ClientsFileError, StoredClient};
+pub use field::{FieldError, read};
+pub use file::{ClientsFile, ClientsFileError, FileClient};
 pub use nullable::Nullable;
 pub use view::{ClientView, CreatedClientView};
 

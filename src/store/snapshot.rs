@@ -15,7 +15,7 @@
 
 use super::memory::{InMemoryStore, StoredCredential};
 use crate::client::{Account, ClientId, ClientKind, PlainCredential};
-use crate::document::{ClientsFile, ClientsFileError, StoredClient, field_of};
+use crate::document::{ClientsFile, ClientsFileError, FileClient, field_of};
 
 /// A credential generated while loading a file: the plaintext, shown once.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ impl ClientsFile {
         let clients = accounts
             .iter()
             .flat_map(|a| store.clients_of(&a.id))
-            .map(|c| StoredClient {
+            .map(|c| FileClient {
                 id: c.id().clone(),
                 account: c.account_id().clone(),
                 spec: c.to_spec(),
