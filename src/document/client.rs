@@ -202,8 +202,9 @@ pub fn etag(client: &Client, account: &Account) -> String {
     tag
 }
 
-/// `NewClient` and `ClientPatch` from one list of the settings both take, with the
-/// conversion from one to the other: the two request bodies cannot drift apart.
+/// `NewClient` and `ClientPatch` from one list of the settings both take (each may be
+/// absent), with the conversion from one to the other: the two request bodies cannot drift
+/// apart.
 macro_rules! client_inputs {
     ($($(#[$attr:meta])* $field:ident: $type:ty,)*) => {
         /// A new client (`POST /account/clients`): `name` is required; everything else has
@@ -222,7 +223,7 @@ macro_rules! client_inputs {
             /// `JavaScript` (default) or `NativeConfidential`.
             #[serde(default)]
             pub kind: Option<ClientKind>,
-            $($(#[$attr])* pub $field: $type,)*
+            $(#[serde(default)] $(#[$attr])* pub $field: $type,)*
         }
 
         /// A change to a client (`PATCH /account/clients/{id}`, `gis-auth client update`):
@@ -249,7 +250,7 @@ macro_rules! client_inputs {
             #[serde(default)]
             #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
             pub name: Nullable<String>,
-            $($(#[$attr])* pub $field: $type,)*
+            $(#[serde(default)] $(#[$attr])* pub $field: $type,)*
         }
 
         impl From<NewClient> for ClientPatch {
@@ -268,46 +269,39 @@ macro_rules! client_inputs {
 
 client_inputs! {
     /// Roles, at most the account's; `null` is all of them, as they change.
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     roles: Nullable<RoleSet>,
     /// `active` (the default) or `inactive`: an inactive client is refused on its next
     /// request.
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Status>))]
     status: Nullable<Status>,
     /// Origin patterns (`https://maps.example.com`, `https://*.example.com`); JavaScript
     /// clients only.
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     allowed_origins: Nullable<Vec<String>>,
     /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<bool>))]
     allow_missing_origin: Nullable<bool>,
     /// IP rules (`203.0.113.7`, `203.0.113.*`, `203.0.113.0/24`, `2001:db8::/32`).
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     allowed_ips: Nullable<Vec<String>>,
     /// When the client stops working (RFC 3339).
-    #[serde(default, deserialize_with = "nullable_time")]
+    #[serde(deserialize_with = "nullable_time")]
     #[cfg_attr(feature = "admin", schema(value_type = Option<String>, format = DateTime))]
     expires_at: Nullable<OffsetDateTime>,
     /// The APIs the client is limited to (`Geocoder`, `WorldStreets`, …); `null` is
     /// whatever its roles allow.
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     privileges: Nullable<Vec<String>>,
     /// Grants on items and datasets.
-    #[serde(default, deserialize_with = "nullable_objects")]
+    #[serde(deserialize_with = "nullable_objects")]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<GrantDocument>>))]
     grants: Nullable<Vec<GrantDocument>>,
     /// A request-rate limit.
-    #[serde(default, deserialize_with = "nullable_object")]
+    #[serde(deserialize_with = "nullable_object")]
     #[cfg_attr(feature = "admin", schema(value_type = Option<RateLimitDocument>))]
     rate_limit: Nullable<RateLimitDocument>,
     /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`, `quota`).
-    #[serde(default)]
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<Restriction>>))]
     shadow: Nullable<Vec<Restriction>>,
 }
