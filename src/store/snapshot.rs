@@ -132,6 +132,28 @@ mod tests {
         assert_eq!(ClientsFile::of_store(&again).to_json(), text);
     }
 
+    #[test]
+    fn a_file_is_written_as_it_always_was_keys_in_order_and_unset_settings_left_out() {
+        let (store, _) = load(&with_client(
+            r#"{"id": "w", "account": "acme", "kind": "JavaScript"}"#,
+        ))
+        .unwrap();
+        let text = ClientsFile::of_store(&store).to_json();
+        assert!(text.contains(r#""daily_quota": null"#), "{text}");
+        let client = text.split(r#""clients""#).nth(1).unwrap();
+        for unset in ["expires_at", "privileges", "rate_limit", "roles", "null"] {
+            assert!(!client.contains(unset), "{unset}: {client}");
+        }
+        let keys: Vec<&str> = client
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix('"')?.split('"').next())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert!(keys.contains(&"api_key") && keys.contains(&"allowed_origins"));
+    }
+
     fn load(text: &str) -> Result<(InMemoryStore, Vec<GeneratedCredential>), ClientsFileError> {
         let store = InMemoryStore::new();
         let generated = ClientsFile::from_json(text)?.load_into(&store)?;
