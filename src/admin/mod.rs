@@ -515,18 +515,12 @@ async fn patch_client(
         _ => e.into(),
     })?;
     patch.check_read_only(&client)?;
-    let mut spec = client.to_spec();
-    patch.apply_to(&mut spec)?;
+    // Refused before the store is asked; applied to the client as the store holds it, so a
+    // change made meanwhile to a field the patch does not name is kept.
+    patch.clone().apply_to(&mut client.to_spec())?;
     let changed = api
         .store
-        .update_client(
-            &id,
-            pre,
-            Box::new(move |s| {
-                *s = spec;
-                Ok(())
-            }),
-        )
+        .update_client(&id, pre, Box::new(move |spec| patch.apply_to(spec)))
         .await?;
     let account = api
         .store
