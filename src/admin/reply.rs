@@ -7,7 +7,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::error::ConfigError;
-use crate::store::ManageError;
+use crate::store::{ManageError, RecordKind};
 
 /// A successful answer.
 pub(crate) struct Reply {
@@ -208,7 +208,6 @@ pub(crate) fn field_of(e: &ConfigError) -> &'static str {
             "client id" | "account id" => "id",
             other => other,
         },
-        ConfigError::DuplicateId { .. } => "id",
         _ => "body",
     }
 }
@@ -216,12 +215,6 @@ pub(crate) fn field_of(e: &ConfigError) -> &'static str {
 impl From<ConfigError> for AdminError {
     fn from(e: ConfigError) -> Self {
         match &e {
-            ConfigError::UnknownClient(_) => AdminError::not_found("no such client"),
-            ConfigError::UnknownAccount(_) => AdminError::not_found("no such account"),
-            ConfigError::DuplicateId { .. } => AdminError {
-                field: Some("id".to_owned()),
-                ..AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            },
             ConfigError::RandomSource => {
                 tracing::warn!(error = %e, "admin API could not generate a credential");
                 AdminError::unavailable()
@@ -235,6 +228,14 @@ impl From<ManageError> for AdminError {
     fn from(e: ManageError) -> Self {
         match e {
             ManageError::Invalid(e) => e.into(),
+            ManageError::NotFound { kind, .. } => match kind {
+                RecordKind::Account => AdminError::not_found("no such account"),
+                RecordKind::Client => AdminError::not_found("no such client"),
+            },
+            ManageError::Duplicate { .. } => AdminError {
+                field: Some("id".to_owned()),
+                ..AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            },
             ManageError::Stale { current } => AdminError {
                 etag: Some(current),
                 ..AdminError::new(
@@ -245,7 +246,11 @@ impl From<ManageError> for AdminError {
                 )
             },
             ManageError::LockOut(why) => AdminError::new(StatusCode::CONFLICT, "conflict", why),
-            ManageError::Store(e) => {
+            ManageError::RandomSource => {
+                tracing::warn!(error = %e, "admin API could not generate a credential");
+                AdminError::unavailable()
+            }
+            ManageError::Backend(e) => {
                 tracing::warn!(error = %e, "admin API: the store failed");
                 AdminError::unavailable()
             }

@@ -10,7 +10,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The in-memory store stands in for a remote one here.
 //! let remote = Arc::new(InMemoryStore::new());
-//! let acme = remote.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let acme = remote.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
 //! let web = acme.javascript.client.id().clone();
 //! let key = acme.javascript.credential.digest();
@@ -614,7 +614,7 @@ mod tests {
     #[tokio::test]
     async fn a_hit_within_its_lifetime_does_not_query_the_store() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         for _ in 0..10 {
             assert!(cached.resolve_key(&key).await.unwrap().is_some());
@@ -643,7 +643,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_misses_for_one_key_make_one_store_query() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         let cached = Arc::new(cached);
         let tasks: Vec<_> = (0..50)
@@ -688,7 +688,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_abandoned_by_its_caller_is_taken_over_by_the_next() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let id = made.native.client.id().clone();
         let cached = Arc::new(cached);
         let first = {
@@ -736,7 +736,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_now_is_a_fresh_hit_and_nothing_else() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         assert!(
             cached.resolve_key_now(&key).is_none(),
@@ -758,7 +758,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_store_is_an_error_unless_the_entry_is_cached_and_fresh() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let (key, id) = (
             made.javascript.credential.digest(),
             made.native.client.id().clone(),
@@ -788,7 +788,7 @@ mod tests {
     #[tokio::test]
     async fn invalidating_a_client_drops_its_entries_by_key_and_by_id() {
         let (remote, cached, _) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let (key, web) = (
             made.javascript.credential.digest(),
             made.javascript.client.id().clone(),
@@ -814,8 +814,8 @@ mod tests {
     #[tokio::test]
     async fn invalidating_an_account_drops_every_one_of_its_clients() {
         let (remote, cached, _) = setup(Remote::new());
-        let acme = remote.store.create_account(account("acme")).unwrap();
-        let other = remote.store.create_account(account("other")).unwrap();
+        let acme = remote.store.open_account(account("acme")).unwrap();
+        let other = remote.store.open_account(account("other")).unwrap();
         let key = acme.javascript.credential.digest();
         let native = acme.native.client.id().clone();
         let elsewhere = other.native.client.id().clone();
@@ -825,7 +825,7 @@ mod tests {
         cached.resolve_key(&key).await.unwrap();
         remote
             .store
-            .update_account(&acme.account.id, |a| a.status = Status::Inactive)
+            .change_account(&acme.account.id, |a| a.status = Status::Inactive)
             .unwrap();
         cached.invalidate(&Invalidation::Account(acme.account.id.clone()));
         let by_key = cached.resolve_key(&key).await.unwrap().unwrap();
@@ -845,7 +845,7 @@ mod tests {
         assert!(cached.resolve_id(&id).await.unwrap().is_none());
         remote
             .store
-            .create_client(
+            .add_client(
                 &AccountId::new("acme").unwrap(),
                 ClientSpec::native("late").id(id.clone()),
             )
@@ -861,7 +861,7 @@ mod tests {
     #[tokio::test]
     async fn everything_drops_every_entry() {
         let (remote, cached, _) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         cached.resolve_key(&key).await.unwrap();
         cached.invalidate(&Invalidation::Everything);
@@ -872,7 +872,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_lookup_running_when_a_change_is_announced_is_not_kept() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let id = made.native.client.id().clone();
         let cached = Arc::new(cached);
         let lookup = {

@@ -74,16 +74,18 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
 
-use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
-use super::memory::{CreatedAccount, CreatedClient, InMemoryStore};
+use super::manage::{
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    Precondition, credential_field, credential_kind,
+};
+use super::memory::InMemoryStore;
 use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
 use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
+    Account, AccountId, Client, ClientId, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
     PlainCredential,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::error::ConfigError;
 
 /// How long a burst of file events must be quiet before the watcher reloads, so an editor's
 /// truncate-then-write is read once, whole.
@@ -144,7 +146,7 @@ pub enum FileStoreError {
 
 impl From<FileStoreError> for ManageError {
     fn from(e: FileStoreError) -> Self {
-        ManageError::Store(StoreError::new(e.to_string()))
+        ManageError::Backend(StoreError::new(e.to_string()))
     }
 }
 
@@ -469,18 +471,13 @@ enum Missing {
 }
 
 fn empty_store(clock: &Arc<dyn Clock>, max_grants: usize) -> InMemoryStore {
-    InMemoryStore::with_clock(clock.clone()).max_grants(max_grants)
+    InMemoryStore::new()
+        .clock(clock.clone())
+        .max_grants(max_grants)
 }
 
 fn digest_of(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
-}
-
-fn credential_field(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::JavaScript => "api_key",
-        ClientKind::NativeConfidential => "client_secret",
-    }
 }
 
 impl Inner {
@@ -542,7 +539,7 @@ impl Inner {
             return Err(FileStoreError::MissingCredential {
                 path: self.path.clone(),
                 client: first.client.clone(),
-                field: credential_field(first.kind),
+                field: credential_field(credential_kind(first.kind)),
             });
         }
         Ok((store, generated))
@@ -682,7 +679,7 @@ impl Inner {
         FileStoreError::Io {
             action: "name a temporary file beside",
             path: self.path.clone(),
-            source: io::Error::other(ConfigError::RandomSource),
+            source: io::Error::other(ManageError::RandomSource),
         }
     }
 }
@@ -749,7 +746,7 @@ impl ManagedStore for FileStore {
     }
 
     async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
-        self.write(|store| Ok(InMemoryStore::create_account(store, account)?))
+        self.write(|store| store.open_account(account))
     }
 
     async fn update_account(
@@ -757,13 +754,13 @@ impl ManagedStore for FileStore {
         id: &AccountId,
         change: AccountChange,
     ) -> Result<Arc<Account>, ManageError> {
-        self.write(|store| Ok(store.try_update_account(id, change)?))
+        self.write(|store| store.try_change_account(id, change))
     }
 
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
         let store = self.inner.current();
-        if store.get_account(account).is_none() {
-            return Err(ConfigError::UnknownAccount(account.to_string()).into());
+        if store.account_now(account).is_none() {
+            return Err(ManageError::unknown_account(account));
         }
         Ok(store.clients_of(account))
     }
@@ -773,7 +770,7 @@ impl ManagedStore for FileStore {
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        self.write(|store| Ok(InMemoryStore::create_client(store, account, spec)?))
+        self.write(|store| store.add_client(account, spec))
     }
 
     async fn update_client(
@@ -782,7 +779,7 @@ impl ManagedStore for FileStore {
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.update_client_if(id, pre, change))
+        self.write(|store| store.change_client_if(id, pre, change))
     }
 
     async fn regenerate_client(
@@ -799,7 +796,7 @@ impl ManagedStore for FileStore {
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.delete_client_if(id, pre))
+        self.write(|store| store.remove_client_if(id, pre))
     }
 }
 
@@ -933,7 +930,7 @@ mod tests {
         // A write refuses it too, and leaves the file alone.
         let before = fs::read_to_string(&path).unwrap();
         let write = block(store.create_client(&acme(), ClientSpec::javascript("x")));
-        assert!(matches!(write, Err(ManageError::Store(_))));
+        assert!(matches!(write, Err(ManageError::Backend(_))));
         assert_eq!(fs::read_to_string(&path).unwrap(), before);
     }
 

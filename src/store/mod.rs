@@ -11,7 +11,7 @@
 //! let store = Arc::new(InMemoryStore::new());
 //! let account = Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
-//! let created = store.create_account(account)?;
+//! let created = store.open_account(account)?;
 //! let key = created.javascript.credential.expose();
 //!
 //! let dyn_store: Arc<dyn ClientStore> = store.clone();
@@ -40,10 +40,10 @@ pub use cached::{
 };
 pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, can_administer,
-    check_precondition, etag_matches,
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    NewCredential, Precondition, RecordKind, can_administer, check_precondition, etag_matches,
 };
-pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
+pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
 pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};

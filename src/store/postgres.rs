@@ -32,15 +32,14 @@ use time::OffsetDateTime;
 
 use super::cached::Invalidation;
 use super::manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, changed_client,
-    check_precondition,
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    NewCredential, Precondition, changed_client, check_precondition, credential_kind,
+    credential_taken, fresh_credential, new_client_id,
 };
-use super::memory::{credential_kind, generated_id};
-use super::{ClientStore, CreatedAccount, CreatedClient, Resolved, StoreError, StoredCredential};
+use super::{ClientStore, Resolved, StoreError};
 use crate::client::{
-    Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact, CredentialKind,
-    Credentials, DEFAULT_MAX_GRANTS, Grant, KeyDigest, PlainCredential, RateLimit, RoleSet,
-    ShadowSet, Status,
+    Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact, Credentials,
+    DEFAULT_MAX_GRANTS, Grant, KeyDigest, PlainCredential, RateLimit, RoleSet, ShadowSet, Status,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -138,7 +137,7 @@ fn unavailable(e: sqlx::Error) -> StoreError {
 }
 
 fn failed(e: sqlx::Error) -> ManageError {
-    ManageError::Store(unavailable(e))
+    ManageError::Backend(unavailable(e))
 }
 
 /// A stored value that does not load (edited by hand?): named by its client or account.
@@ -288,7 +287,7 @@ impl PostgresStore {
         &self,
         account: &AccountId,
         spec: ClientSpec,
-        credential: StoredCredential,
+        credential: NewCredential,
     ) -> Result<(Arc<Client>, Option<PlainCredential>), ManageError> {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
@@ -795,11 +794,7 @@ async fn insert_account_row(conn: &mut PgConnection, account: &Account) -> Resul
     .await
     .map_err(failed)?;
     if done.rows_affected() == 0 {
-        return Err(ConfigError::DuplicateId {
-            what: "account",
-            id: account.id.to_string(),
-        }
-        .into());
+        return Err(ManageError::duplicate_account(&account.id));
     }
     Ok(())
 }
@@ -821,7 +816,7 @@ async fn lock_account(conn: &mut PgConnection, id: &AccountId) -> Result<Account
         .fetch_optional(conn)
         .await
         .map_err(failed)?
-        .ok_or_else(|| ConfigError::UnknownAccount(id.to_string()))?;
+        .ok_or_else(|| ManageError::unknown_account(id))?;
     Ok(account_from(&row)?)
 }
 
@@ -847,7 +842,7 @@ async fn lock_client(
     conn: &mut PgConnection,
     id: &ClientId,
 ) -> Result<(Account, Arc<Client>, Vec<Arc<Client>>), ManageError> {
-    let unknown = || ConfigError::UnknownClient(id.to_string());
+    let unknown = || ManageError::unknown_client(id);
     let account: String = sqlx::query_scalar("SELECT account_id FROM clients WHERE id = $1")
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
@@ -866,40 +861,6 @@ async fn lock_client(
     Ok((account, current, clients))
 }
 
-/// The credentials for a client being inserted, and the plaintext when one is generated.
-fn credentials_for(
-    id: &ClientId,
-    kind: ClientKind,
-    credential: StoredCredential,
-) -> Result<(Credentials, Option<PlainCredential>), ConfigError> {
-    let expected = credential_kind(kind);
-    Ok(match credential {
-        StoredCredential::Generate => {
-            let plain = PlainCredential::generate(expected)?;
-            (Credentials::new(plain.digest()), Some(plain))
-        }
-        StoredCredential::Plain(plain) => {
-            if plain.kind() != expected {
-                return Err(ConfigError::InvalidCredential {
-                    client: id.to_string(),
-                    field: credential_field(expected),
-                    reason: "it is a credential of the other kind",
-                });
-            }
-            (Credentials::new(plain.digest()), None)
-        }
-        StoredCredential::Digest(d) => (Credentials::new(d), None),
-        StoredCredential::Restored(c) => (c, None),
-    })
-}
-
-fn credential_field(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::ApiKey => "api_key",
-        CredentialKind::ClientSecret => "client_secret",
-    }
-}
-
 /// How many fresh ids are tried before giving up (they are 96 random bits).
 const ID_ATTEMPTS: usize = 4;
 
@@ -908,7 +869,7 @@ async fn insert_client_rows(
     conn: &mut PgConnection,
     account: &Account,
     spec: ClientSpec,
-    credential: StoredCredential,
+    credential: NewCredential,
     max_grants: usize,
 ) -> Result<(Arc<Client>, Option<PlainCredential>), ManageError> {
     let mut credential = Some(credential);
@@ -917,36 +878,27 @@ async fn insert_client_rows(
     for _ in 0..ID_ATTEMPTS {
         let id = match &spec.id {
             Some(id) => id.clone(),
-            None => ClientId::new(generated_id("cl_")?)?,
+            None => new_client_id()?,
         };
         let (credentials, plain) = match (&made, credential.take()) {
             (Some(made), _) => made.clone(),
-            (None, Some(given)) => made.insert(credentials_for(&id, spec.kind, given)?).clone(),
-            (None, None) => return Err(ConfigError::RandomSource.into()),
+            (None, Some(given)) => made.insert(given.resolve(&id, spec.kind)?).clone(),
+            (None, None) => return Err(ManageError::RandomSource),
         };
         let client = Client::build_limited(id.clone(), &spec, account, credentials, max_grants)?;
         let row = ClientRow::of(&client);
         if !row.insert(conn).await? {
             if spec.id.is_some() {
-                return Err(ConfigError::DuplicateId {
-                    what: "client",
-                    id: id.to_string(),
-                }
-                .into());
+                return Err(ManageError::duplicate_client(&id));
             }
             continue;
         }
         if !insert_digests(conn, &id, client.credentials()).await? {
-            return Err(ConfigError::InvalidCredential {
-                client: id.to_string(),
-                field: credential_field(credential_kind(spec.kind)),
-                reason: "another client already holds this credential",
-            }
-            .into());
+            return Err(credential_taken(&id, spec.kind).into());
         }
         return Ok((Arc::new(client), plain));
     }
-    Err(ConfigError::RandomSource.into())
+    Err(ManageError::RandomSource)
 }
 
 #[async_trait]
@@ -1004,17 +956,17 @@ impl ManagedStore for PostgresStore {
                     &mut tx,
                     &account,
                     spec,
-                    StoredCredential::Generate,
+                    NewCredential::Generate,
                     self.max_grants,
                 )
                 .await?;
-                let credential = plain.ok_or(ConfigError::RandomSource)?;
+                let credential = plain.ok_or(ManageError::RandomSource)?;
                 made.push(CreatedClient { client, credential });
             }
             self.notify(&mut tx, &Invalidation::Account(account.id.clone()))
                 .await?;
-            let native = made.pop().ok_or(ConfigError::RandomSource)?;
-            let javascript = made.pop().ok_or(ConfigError::RandomSource)?;
+            let native = made.pop().ok_or(ManageError::RandomSource)?;
+            let javascript = made.pop().ok_or(ManageError::RandomSource)?;
             Ok(CreatedAccount {
                 account: Arc::new(account),
                 javascript,
@@ -1076,7 +1028,7 @@ impl ManagedStore for PostgresStore {
             .fetch_optional(&mut *conn)
             .await
             .map_err(failed)?
-            .ok_or_else(|| ConfigError::UnknownAccount(account.to_string()))?;
+            .ok_or_else(|| ManageError::unknown_account(account))?;
         let account = account_from(&row)?;
         clients_of(&mut conn, &account).await
     }
@@ -1087,9 +1039,9 @@ impl ManagedStore for PostgresStore {
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
         let (client, plain) = self
-            .insert_client(account, spec, StoredCredential::Generate)
+            .insert_client(account, spec, NewCredential::Generate)
             .await?;
-        let credential = plain.ok_or(ConfigError::RandomSource)?;
+        let credential = plain.ok_or(ManageError::RandomSource)?;
         Ok(CreatedClient { client, credential })
     }
 
@@ -1137,7 +1089,7 @@ impl ManagedStore for PostgresStore {
                 ..pre.clone()
             };
             check_precondition(&check, &current, &account, Some(&current), [], now)?;
-            let plain = PlainCredential::generate(credential_kind(current.kind()))?;
+            let plain = fresh_credential(credential_kind(current.kind()))?;
             let grace_until = grace.filter(|g| g.is_positive()).map(|g| now + g);
             let credentials = current.credentials().rotated(plain.digest(), grace_until);
             sqlx::query("DELETE FROM credential_digests WHERE client_id = $1")
@@ -1146,12 +1098,7 @@ impl ManagedStore for PostgresStore {
                 .await
                 .map_err(failed)?;
             if !insert_digests(&mut tx, id, &credentials).await? {
-                return Err(ConfigError::InvalidCredential {
-                    client: id.to_string(),
-                    field: credential_field(credential_kind(current.kind())),
-                    reason: "another client already holds this credential",
-                }
-                .into());
+                return Err(credential_taken(id, current.kind()).into());
             }
             let next = Arc::new(current.with_credentials(credentials));
             sqlx::query("UPDATE clients SET credential_generation = $2 WHERE id = $1")
