@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
-use super::{ClientStore, CreatedAccount, CreatedClient, Resolved, StoreError};
+use super::{ClientStore, CreatedAccount, CreatedClient, Invalidation, Resolved, StoreError};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DigestBuildHasher, KeyDigest, PlainCredential,
 };
@@ -55,19 +55,6 @@ pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 
 /// How many times a lookup is read again when a change was announced while it ran.
 const RACE_RETRIES: usize = 3;
-
-/// What changed in a store, so that caches drop what they hold of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Invalidation {
-    /// One client: its settings, status or credentials, or the client was created or
-    /// deleted.
-    Client(ClientId),
-    /// An account, and so every one of its clients (roles, status, quota).
-    Account(AccountId),
-    /// Anything: changes may have been missed (a notification connection was lost).
-    Everything,
-}
 
 #[derive(Clone)]
 struct Entry {

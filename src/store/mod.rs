@@ -36,7 +36,7 @@ use crate::client::{Account, AccountId, Client, ClientId, KeyDigest};
 pub use crate::error::StoreError;
 
 pub use cached::{
-    CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, Invalidation,
+    CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
 };
 pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
@@ -47,6 +47,19 @@ pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
 pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+
+/// What changed in a store, so that caches drop what they hold of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// One client: its settings, status or credentials, or the client was created or
+    /// deleted.
+    Client(ClientId),
+    /// An account, and so every one of its clients (roles, status, quota).
+    Account(AccountId),
+    /// Anything: changes may have been missed (a notification connection was lost).
+    Everything,
+}
 
 /// A client together with its account, as the layer needs them for a decision.
 #[derive(Debug, Clone)]

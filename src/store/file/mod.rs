@@ -558,9 +558,9 @@ impl ManagedStore for FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use crate::client::{CredentialKind, Status};
     use crate::clock::ManualClock;
+    use std::fs;
     use time::macros::datetime;
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
