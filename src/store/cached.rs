@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -194,24 +194,37 @@ where
 /// entries they affect.
 pub struct CachedStore<S> {
     inner: S,
-    keys: Lookups<KeyDigest, DigestBuildHasher>,
-    ids: Lookups<ClientId, std::hash::RandomState>,
     ttl: Duration,
     negative_ttl: Duration,
     capacity: u64,
     clock: Arc<dyn Clock>,
+    /// The entries and the reads under way, made from the settings above on first use.
+    lookups: OnceLock<Caches>,
     /// Moves on every invalidation, so a read can tell whether one happened while it ran.
     epoch: AtomicU64,
 }
 
+/// The two kinds of lookup a [`CachedStore`] keeps.
+struct Caches {
+    keys: Lookups<KeyDigest, DigestBuildHasher>,
+    ids: Lookups<ClientId, std::hash::RandomState>,
+}
+
+/// The longest lifetime the cache's own timer is given: moka refuses (panics on) anything
+/// above 1000 years, and an entry kept this long is kept for good anyway.
+const LONGEST_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 impl<S> std::fmt::Debug for CachedStore<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (by_key, by_id) = self.lookups.get().map_or((0, 0), |c| {
+            (c.keys.entries.entry_count(), c.ids.entries.entry_count())
+        });
         f.debug_struct("CachedStore")
             .field("ttl", &self.ttl)
             .field("negative_ttl", &self.negative_ttl)
             .field("max_entries", &self.capacity)
-            .field("by_key", &self.keys.entries.entry_count())
-            .field("by_id", &self.ids.entries.entry_count())
+            .field("by_key", &by_key)
+            .field("by_id", &by_id)
             .finish_non_exhaustive()
     }
 }
@@ -220,67 +233,50 @@ impl<S: ClientStore> CachedStore<S> {
     /// A cache in front of `inner`: [`DEFAULT_CACHE_TTL`], [`DEFAULT_NEGATIVE_CACHE_TTL`],
     /// [`DEFAULT_CACHE_ENTRIES`], on the system clock.
     pub fn new(inner: S) -> Self {
-        Self::build(
-            inner,
-            DEFAULT_CACHE_TTL,
-            DEFAULT_NEGATIVE_CACHE_TTL,
-            DEFAULT_CACHE_ENTRIES,
-            Arc::new(SystemClock),
-        )
-    }
-
-    fn build(
-        inner: S,
-        ttl: Duration,
-        negative_ttl: Duration,
-        capacity: u64,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        // The lifetimes are enforced on the injected clock; moka's own timer only frees
-        // the memory of entries nobody asks for any more.
-        let longest = ttl.max(negative_ttl).max(Duration::from_millis(1));
         Self {
             inner,
-            keys: Lookups::new(capacity, longest),
-            ids: Lookups::new(capacity, longest),
-            ttl,
-            negative_ttl,
-            capacity,
-            clock,
+            ttl: DEFAULT_CACHE_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+            capacity: DEFAULT_CACHE_ENTRIES,
+            clock: Arc::new(SystemClock),
+            lookups: OnceLock::new(),
             epoch: AtomicU64::new(0),
         }
     }
 
-    fn rebuilt(self, ttl: Duration, negative_ttl: Duration, capacity: u64) -> Self {
-        Self::build(self.inner, ttl, negative_ttl, capacity, self.clock)
-    }
-
     /// How long a client found stays cached (zero turns caching of found clients off).
     #[must_use]
-    pub fn ttl(self, ttl: Duration) -> Self {
-        let (negative, capacity) = (self.negative_ttl, self.capacity);
-        self.rebuilt(ttl, negative, capacity)
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.settings_changed()
     }
 
     /// How long a lookup that found nothing stays cached (zero turns it off).
     #[must_use]
-    pub fn negative_ttl(self, ttl: Duration) -> Self {
-        let (positive, capacity) = (self.ttl, self.capacity);
-        self.rebuilt(positive, ttl, capacity)
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self.settings_changed()
     }
 
     /// Keeps at most `entries` lookups by key and as many by id (the least recently used
     /// go first).
     #[must_use]
-    pub fn max_entries(self, entries: u64) -> Self {
-        let (positive, negative) = (self.ttl, self.negative_ttl);
-        self.rebuilt(positive, negative, entries)
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self.settings_changed()
     }
 
     /// Measures the entries' lifetimes on `clock`.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.settings_changed()
+    }
+
+    /// A setting changed after the cache was used: what it held was kept under the old
+    /// settings, so it starts again, empty, under the new ones.
+    fn settings_changed(mut self) -> Self {
+        self.lookups = OnceLock::new();
         self
     }
 }
@@ -297,8 +293,27 @@ impl<S> CachedStore<S> {
         // The epoch moves first: a read that could have stored an entry before the
         // entries below are dropped sees it move, and drops its own entry.
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.keys.invalidate(change);
-        self.ids.invalidate(change);
+        // Nothing is cached before the first use.
+        if let Some(caches) = self.lookups.get() {
+            caches.keys.invalidate(change);
+            caches.ids.invalidate(change);
+        }
+    }
+
+    /// The caches, made from the settings on first use.
+    fn caches(&self) -> &Caches {
+        self.lookups.get_or_init(|| {
+            // The lifetimes are enforced on the injected clock; moka's own timer only
+            // frees the memory of entries nobody asks for any more.
+            let longest = self
+                .ttl
+                .max(self.negative_ttl)
+                .clamp(Duration::from_millis(1), LONGEST_LIFETIME);
+            Caches {
+                keys: Lookups::new(self.capacity, longest),
+                ids: Lookups::new(self.capacity, longest),
+            }
+        })
     }
 
     fn fresh(&self, entry: &Entry) -> bool {
@@ -398,21 +413,23 @@ impl<S: ClientStore> ClientStore for CachedStore<S> {
     }
 
     async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
-        self.lookup(&self.keys, digest, || self.inner.resolve_key(digest))
-            .await
+        self.lookup(&self.caches().keys, digest, || {
+            self.inner.resolve_key(digest)
+        })
+        .await
     }
 
     async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
-        self.lookup(&self.ids, id, || self.inner.resolve_id(id))
+        self.lookup(&self.caches().ids, id, || self.inner.resolve_id(id))
             .await
     }
 
     fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
-        self.cached(&self.keys, digest).map(Ok)
+        self.cached(&self.caches().keys, digest).map(Ok)
     }
 
     fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
-        self.cached(&self.ids, id).map(Ok)
+        self.cached(&self.caches().ids, id).map(Ok)
     }
 }
 
@@ -711,13 +728,25 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(remote.queries(), 100);
-        assert_eq!(cached.ids.flights.running.lock().unwrap().len(), 100);
+        assert_eq!(
+            cached.caches().ids.flights.running.lock().unwrap().len(),
+            100
+        );
         // Every caller gives up (a timeout, say): nothing is left behind.
         for task in tasks {
             task.abort();
             let _ = task.await;
         }
-        assert!(cached.ids.flights.running.lock().unwrap().is_empty());
+        assert!(
+            cached
+                .caches()
+                .ids
+                .flights
+                .running
+                .lock()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -893,8 +922,8 @@ mod tests {
             let id = ClientId::new(format!("c{n}")).unwrap();
             cached.resolve_id(&id).await.unwrap();
         }
-        cached.ids.entries.run_pending_tasks();
-        let kept = cached.ids.entries.entry_count();
+        cached.caches().ids.entries.run_pending_tasks();
+        let kept = cached.caches().ids.entries.entry_count();
         assert!(kept <= 10, "{kept} entries kept");
     }
 
@@ -960,5 +989,78 @@ mod tests {
             .unwrap();
         let found = managed.resolve_id(native).await.unwrap().unwrap();
         assert_eq!(found.client.name(), made.client.name());
+    }
+
+    /// What the caches were made with: capacity and the timer's lifetime, per kind.
+    fn made_with<S: ClientStore>(cached: &CachedStore<S>) -> [(Option<u64>, Option<Duration>); 2] {
+        let caches = cached.caches();
+        [
+            (
+                caches.keys.entries.policy().max_capacity(),
+                caches.keys.entries.policy().time_to_live(),
+            ),
+            (
+                caches.ids.entries.policy().max_capacity(),
+                caches.ids.entries.policy().time_to_live(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_settings_give_the_same_cache_in_any_order() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(datetime!(2026-06-01 12:00 UTC)));
+        let (ttl, negative) = (Duration::from_secs(30), Duration::from_secs(2));
+        let one = CachedStore::new(InMemoryStore::new())
+            .ttl(ttl)
+            .negative_ttl(negative)
+            .max_entries(7)
+            .clock(clock.clone());
+        let other = CachedStore::new(InMemoryStore::new())
+            .clock(clock.clone())
+            .max_entries(7)
+            .negative_ttl(negative)
+            .ttl(ttl);
+        assert_eq!(format!("{one:?}"), format!("{other:?}"));
+        assert_eq!(made_with(&one), made_with(&other));
+        assert_eq!(made_with(&one)[0], (Some(7), Some(ttl)));
+        assert!(Arc::ptr_eq(&one.clock, &other.clock));
+    }
+
+    #[test]
+    fn the_caches_are_made_once_on_first_use_and_again_only_after_a_setting_changes() {
+        let cached = CachedStore::new(InMemoryStore::new())
+            .ttl(Duration::from_secs(9))
+            .max_entries(3);
+        assert!(
+            cached.lookups.get().is_none(),
+            "nothing is built by the setters"
+        );
+        let first: *const Caches = cached.caches();
+        let again: *const Caches = cached.caches();
+        assert_eq!(first, again);
+        // Reconfigured after use: the new settings apply, to a fresh cache.
+        let cached = cached.max_entries(5);
+        assert!(cached.lookups.get().is_none());
+        assert_eq!(made_with(&cached)[1].0, Some(5));
+    }
+
+    #[tokio::test]
+    async fn no_setting_makes_the_cache_panic() {
+        let store = Arc::new(InMemoryStore::new());
+        let made = store.open_account(account("acme")).unwrap();
+        let key = made.javascript.credential.digest();
+        for (ttl, negative, entries) in [
+            (Duration::MAX, Duration::MAX, u64::MAX),
+            (Duration::ZERO, Duration::ZERO, 0),
+            (Duration::MAX, Duration::ZERO, 1),
+        ] {
+            let cached = CachedStore::new(store.clone())
+                .ttl(ttl)
+                .negative_ttl(negative)
+                .max_entries(entries);
+            assert!(cached.resolve_key(&key).await.unwrap().is_some());
+            cached.invalidate(&Invalidation::Everything);
+            assert!(cached.resolve_key(&key).await.unwrap().is_some());
+        }
     }
 }
