@@ -26,7 +26,7 @@
 //! (and, with origin rules, from another origin) are checked to be refused, so each rule
 //! is known to run.
 //!
-//! [`InMemoryUsageCounter`]: gis_auth::usage::InMemoryUsageCounter
+//! [`InMemoryUsageCounter`]: gis_auth::limits::InMemoryUsageCounter
 //!
 //! Run with `cargo bench --bench policy` (Criterion's default times: 3 s warm-up, 5 s
 //! measurement; `-- --warm-up-time 1 --measurement-time 3` for a quicker run).

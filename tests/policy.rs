@@ -24,11 +24,11 @@ use gis_auth::client::{
 };
 use gis_auth::clock::{Clock, ManualClock};
 use gis_auth::layer::{QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+use gis_auth::limits::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
 use gis_auth::policy::{OriginEvidence, Policy, QuotaFacts, RequestFacts, RouteAccess, Rule};
 use gis_auth::store::{CreatedAccount, CreatedClient, InMemoryStore};
 use gis_auth::token::{SigningKey, TokenIssuer};
-use gis_auth::usage::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
-use gis_auth::{Rejection, RejectionKind, StoreError};
+use gis_auth::{BackendError, Rejection, RejectionKind};
 use http::{HeaderMap, HeaderName, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -887,9 +887,9 @@ struct FailingFollowUps(InMemoryUsageCounter);
 
 #[async_trait::async_trait]
 impl UsageCounter for FailingFollowUps {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         if charge.requests == 0 {
-            return Err(StoreError::new("connection reset"));
+            return Err(BackendError::new("connection reset"));
         }
         self.0.charge(charge).await
     }
@@ -900,11 +900,11 @@ impl UsageCounter for FailingFollowUps {
         client: &ClientId,
         day: time::Date,
         reason: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         self.0.record_refusal(account, client, day, reason).await
     }
 
-    async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, StoreError> {
+    async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {
         self.0.used(account, day).await
     }
 
@@ -913,7 +913,7 @@ impl UsageCounter for FailingFollowUps {
         account: &AccountId,
         from: time::Date,
         to: time::Date,
-    ) -> Result<Vec<DailyUsage>, StoreError> {
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         self.0.usage(account, from, to).await
     }
 }

@@ -19,9 +19,9 @@ use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::layer::Meter;
-use gis_auth::policy::{
-    MAX_ELEVATION_POINTS, RouteTable, SharedRateLimiter, elevation_points_cost, standard_routes,
-};
+use gis_auth::limits::SharedRateLimiter;
+use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
+use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{
     GeneratedCredential, InMemoryStore, ManageError, ManagedStore, Snapshot, SnapshotError,
@@ -29,7 +29,6 @@ use gis_auth::store::{
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
-use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;

@@ -258,8 +258,8 @@ impl From<ManageError> for AdminError {
     }
 }
 
-impl From<crate::error::StoreError> for AdminError {
-    fn from(e: crate::error::StoreError) -> Self {
+impl From<crate::error::BackendError> for AdminError {
+    fn from(e: crate::error::BackendError) -> Self {
         tracing::warn!(error = %e, "admin API: the store failed");
         AdminError::unavailable()
     }

@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
-use super::{ClientStore, CreatedAccount, CreatedClient, Invalidation, Resolved, StoreError};
+use super::{BackendError, ClientStore, CreatedAccount, CreatedClient, Invalidation, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DigestBuildHasher, KeyDigest, PlainCredential,
 };
@@ -80,7 +80,7 @@ enum Outcome {
     /// The answer, now cached.
     Found(Option<Resolved>),
     /// The store failed.
-    Failed(StoreError),
+    Failed(BackendError),
     /// A change was announced while the store was read: the answer may predate it, so it
     /// was not kept.
     Raced(Option<Resolved>),
@@ -344,12 +344,12 @@ impl<S> CachedStore<S> {
         lookups: &Lookups<K, H>,
         key: &K,
         read: F,
-    ) -> Result<Option<Resolved>, StoreError>
+    ) -> Result<Option<Resolved>, BackendError>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         H: BuildHasher + Clone + Default + Send + Sync + 'static,
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<Option<Resolved>, StoreError>>,
+        Fut: Future<Output = Result<Option<Resolved>, BackendError>>,
     {
         if let Some(found) = self.cached(lookups, key) {
             return Ok(found);
@@ -400,35 +400,38 @@ impl<S> CachedStore<S> {
 
 #[async_trait]
 impl<S: ClientStore> ClientStore for CachedStore<S> {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.inner.account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.lookup(&self.caches().keys, digest, || {
             self.inner.resolve_key(digest)
         })
         .await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.lookup(&self.caches().ids, id, || self.inner.resolve_id(id))
             .await
     }
 
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         self.cached(&self.caches().keys, digest).map(Ok)
     }
 
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         self.cached(&self.caches().ids, id).map(Ok)
     }
 }
@@ -550,13 +553,13 @@ mod tests {
             *self.down.lock().unwrap() = down;
         }
 
-        async fn enter(&self) -> Result<(), StoreError> {
+        async fn enter(&self) -> Result<(), BackendError> {
             self.queries.fetch_add(1, Ordering::SeqCst);
             if let Some(gate) = &self.gate {
                 gate.acquire().await.unwrap().forget();
             }
             if *self.down.lock().unwrap() {
-                return Err(StoreError::new("the remote store is down"));
+                return Err(BackendError::new("the remote store is down"));
             }
             Ok(())
         }
@@ -564,32 +567,32 @@ mod tests {
 
     #[async_trait]
     impl ClientStore for Remote {
-        async fn client_by_key(&self, d: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+        async fn client_by_key(&self, d: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
             // Read first, answer later: a slow answer may predate a change.
             let found = self.store.client_by_key(d).await;
             self.enter().await?;
             found
         }
 
-        async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
             let found = self.store.client_by_id(id).await;
             self.enter().await?;
             found
         }
 
-        async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
             let found = self.store.account(id).await;
             self.enter().await?;
             found
         }
 
-        async fn resolve_key(&self, d: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+        async fn resolve_key(&self, d: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
             let found = self.store.resolve_key(d).await;
             self.enter().await?;
             found
         }
 
-        async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+        async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
             let found = self.store.resolve_id(id).await;
             self.enter().await?;
             found

@@ -38,7 +38,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
-use super::{ClientStore, StoreError};
+use super::{BackendError, ClientStore};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
     KeyDigest, PlainCredential, Role, etag,
@@ -190,7 +190,7 @@ pub enum ManageError {
     RandomSource,
     /// The store could not answer.
     #[error(transparent)]
-    Backend(#[from] StoreError),
+    Backend(#[from] BackendError),
 }
 
 impl ManageError {

@@ -34,7 +34,7 @@ use super::manage::{
     NewCredential, Precondition, changed_client, check_precondition, credential_kind,
     credential_taken, fresh_credential, new_client_id,
 };
-use super::{ClientStore, Resolved, StoreError};
+use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, Credentials, DigestBuildHasher,
     FastBuildHasher, KeyDigest, PlainCredential, Status,
@@ -527,31 +527,34 @@ impl Inserted {
 
 #[async_trait]
 impl ClientStore for InMemoryStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.read().api_key_client(digest).cloned())
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.read().clients.get(id).cloned())
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         Ok(self.read().accounts.get(id).cloned())
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         Ok(self.resolved_by_key(digest))
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         Ok(self.resolved_by_id(id))
     }
 
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         Some(Ok(self.resolved_by_key(digest)))
     }
 
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         Some(Ok(self.resolved_by_id(id)))
     }
 }

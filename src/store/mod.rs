@@ -29,11 +29,16 @@ mod postgres;
 mod snapshot;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::client::{Account, AccountId, Client, ClientId, KeyDigest};
-pub use crate::error::StoreError;
+pub use crate::error::BackendError;
+
+/// The default time budget of one backend call (a store lookup, a token verification, a
+/// usage counter or a shared rate limiter): past it the request is answered 503.
+pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub use cached::{
     CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
@@ -45,6 +50,7 @@ pub use manage::{
 };
 pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
 pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
 
@@ -76,17 +82,17 @@ pub struct Resolved {
 pub trait ClientStore: Send + Sync + 'static {
     /// The JavaScript client holding the API key with this digest (current or in its grace
     /// period; the caller checks the grace end).
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError>;
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError>;
 
     /// The client with this id.
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError>;
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError>;
 
     /// The account with this id.
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError>;
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError>;
 
     /// The client holding this API key digest, with its account. Remote stores override this
     /// to answer in one round trip.
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         let Some(client) = self.client_by_key(digest).await? else {
             return Ok(None);
         };
@@ -97,7 +103,7 @@ pub trait ClientStore: Send + Sync + 'static {
     }
 
     /// The client with this id, with its account.
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         let Some(client) = self.client_by_id(id).await? else {
             return Ok(None);
         };
@@ -110,14 +116,17 @@ pub trait ClientStore: Send + Sync + 'static {
     /// [`resolve_key`](ClientStore::resolve_key) answered at once, by a store that never
     /// waits (one in memory); `None` (the default) means "ask `resolve_key`". The layer
     /// asks this first, so such a store costs no future and no timer per request.
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         let _ = digest;
         None
     }
 
     /// [`resolve_id`](ClientStore::resolve_id) answered at once; `None` (the default) means
     /// "ask `resolve_id`".
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         let _ = id;
         None
     }
@@ -125,31 +134,34 @@ pub trait ClientStore: Send + Sync + 'static {
 
 #[async_trait]
 impl<S: ClientStore + ?Sized> ClientStore for Arc<S> {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         (**self).client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         (**self).client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         (**self).account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         (**self).resolve_key(digest).await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         (**self).resolve_id(id).await
     }
 
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         (**self).resolve_key_now(digest)
     }
 
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         (**self).resolve_id_now(id)
     }
 }

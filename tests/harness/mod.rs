@@ -19,8 +19,9 @@ use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, KeyDigest, Role, RoleSet,
 };
 use gis_auth::clock::{Clock, ManualClock};
-use gis_auth::policy::{Api, Principal, RouteTable};
-use gis_auth::store::{ClientStore, CreatedAccount, InMemoryStore, Resolved, StoreError};
+use gis_auth::layer::Principal;
+use gis_auth::policy::{Api, RouteTable};
+use gis_auth::store::{BackendError, ClientStore, CreatedAccount, InMemoryStore, Resolved};
 use gis_auth::token::{TokenVerifier, VerifiedToken, VerifyError};
 use gis_auth::{AuthLayer, AuthService, ConfigError, Rejection, RejectionKind};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY, WWW_AUTHENTICATE};
@@ -222,27 +223,27 @@ impl CountingStore {
 
 #[async_trait]
 impl ClientStore for CountingStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.count();
         self.inner.client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.count();
         self.inner.client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.count();
         self.inner.account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.count();
         self.inner.resolve_key(digest).await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.count();
         self.inner.resolve_id(id).await
     }
@@ -655,7 +656,7 @@ impl Reply {
             "Retry-After is delta-seconds: {retry}"
         );
         assert!(self.headers.get(WWW_AUTHENTICATE).is_none());
-        assert_eq!(self.kind(), RejectionKind::StoreUnavailable);
+        assert_eq!(self.kind(), RejectionKind::Unavailable);
     }
 
     /// Neither the headers nor the body contain `secret`.

@@ -77,7 +77,7 @@ use super::manage::{
 };
 use super::memory::InMemoryStore;
 use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
-use super::{ClientStore, Resolved, StoreError};
+use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
     PlainCredential,
@@ -136,7 +136,7 @@ pub enum FileStoreError {
 
 impl From<FileStoreError> for ManageError {
     fn from(e: FileStoreError) -> Self {
-        ManageError::Backend(StoreError::new(e.to_string()))
+        ManageError::Backend(BackendError::new(e.to_string()))
     }
 }
 
@@ -453,32 +453,35 @@ impl Inner {
 
 #[async_trait]
 impl ClientStore for FileStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.current().client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.current().client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.inner.current().account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.inner.current().resolve_key(digest).await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.inner.current().resolve_id(id).await
     }
 
     // Lookups never touch the disk: they answer at once, as the in-memory store does.
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         self.inner.current().resolve_key_now(digest)
     }
 
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         self.inner.current().resolve_id_now(id)
     }
 }

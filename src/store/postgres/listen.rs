@@ -8,8 +8,8 @@ use sqlx::postgres::{PgListener, PgPool};
 
 use super::{PostgresStore, unavailable};
 use crate::client::{AccountId, ClientId};
+use crate::store::BackendError;
 use crate::store::Invalidation;
-use crate::store::StoreError;
 
 /// The longest wait between two attempts to get the notification connection back.
 const MAX_LISTEN_BACKOFF: Duration = Duration::from_secs(5);
@@ -23,7 +23,7 @@ impl PostgresStore {
     /// [`Invalidation::Everything`] (changes may be missed while it is down; caches fall
     /// back to their lifetimes), and again once it is back: the listener reconnects by
     /// itself, waiting up to 5 seconds between attempts.
-    pub async fn listen<F>(&self, on_change: F) -> Result<ChangeListener, StoreError>
+    pub async fn listen<F>(&self, on_change: F) -> Result<ChangeListener, BackendError>
     where
         F: Fn(Invalidation) + Send + Sync + 'static,
     {

@@ -33,7 +33,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::manage::ManageError;
-use super::{ClientStore, Resolved, StoreError};
+use super::{BackendError, ClientStore, Resolved};
 use crate::client::{Account, AccountId, Client, ClientId, DEFAULT_MAX_GRANTS, KeyDigest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -84,8 +84,8 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn unavailable(e: sqlx::Error) -> StoreError {
-    StoreError::new(format!("PostgreSQL: {e}"))
+fn unavailable(e: sqlx::Error) -> BackendError {
+    BackendError::new(format!("PostgreSQL: {e}"))
 }
 
 fn failed(e: sqlx::Error) -> ManageError {
@@ -93,14 +93,14 @@ fn failed(e: sqlx::Error) -> ManageError {
 }
 
 /// A stored value that does not load (edited by hand?): named by its client or account.
-fn corrupt(what: &str, id: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(format!("stored {what} `{id}` does not load: {e}"))
+fn corrupt(what: &str, id: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::new(format!("stored {what} `{id}` does not load: {e}"))
 }
 
 impl PostgresStore {
     /// Connects to the database at `url` with a pool of up to 10 connections that gives up
     /// acquiring one after 2 seconds. Nothing is created: see [`PostgresStore::migrate`].
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
         let pool = PgPoolOptions::new()
             .max_connections(10)
@@ -164,21 +164,21 @@ impl PostgresStore {
     /// the first schema of the connection's `search_path`. Safe to run on every start and
     /// from several instances at once (sqlx takes an advisory lock); a database migrated
     /// by a newer version is refused.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<(), BackendError> {
         let migrator = Migrator::new(Shipped)
             .await
-            .map_err(|e| StoreError::new(format!("PostgreSQL migrations: {e}")))?;
+            .map_err(|e| BackendError::new(format!("PostgreSQL migrations: {e}")))?;
         migrator
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::new(format!("PostgreSQL migrations: {e}")))
+            .map_err(|e| BackendError::new(format!("PostgreSQL migrations: {e}")))
     }
 
     /// The one client a query on [`select_clients!`] finds, with its account.
     async fn one_client(
         &self,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Option<Resolved>, StoreError> {
+    ) -> Result<Option<Resolved>, BackendError> {
         let row = query
             .fetch_optional(&self.pool)
             .await
@@ -221,15 +221,15 @@ impl<'s> MigrationSource<'s> for Shipped {
 
 #[async_trait]
 impl ClientStore for PostgresStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.resolve_key(digest).await?.map(|r| r.client))
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         Ok(self.resolve_id(id).await?.map(|r| r.client))
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         let row = sqlx::query(&format!("{SELECT_ACCOUNT} WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -238,12 +238,12 @@ impl ClientStore for PostgresStore {
         row.map(|row| account_from(&row).map(Arc::new)).transpose()
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.one_client(sqlx::query(BY_DIGEST).bind(&digest.as_bytes()[..]))
             .await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.one_client(sqlx::query(BY_ID).bind(id.as_str())).await
     }
 }
@@ -292,7 +292,7 @@ mod tests {
                 };
                 plans.push(q.fetch_all(&pool).await.map_err(unavailable)?);
             }
-            Ok::<_, StoreError>(plans)
+            Ok::<_, BackendError>(plans)
         }
         .await;
         pool.close().await;

@@ -9,7 +9,7 @@ use crate::client::{
     Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact, Credentials,
     Grant, KeyDigest, RateLimit, RoleSet, ShadowSet, Status,
 };
-use crate::store::StoreError;
+use crate::store::BackendError;
 use crate::store::manage::ManageError;
 
 /// Clients with their account, credentials and grants: one row per client.
@@ -77,7 +77,7 @@ pub(super) fn kind_text(kind: ClientKind) -> &'static str {
     }
 }
 
-pub(super) fn account_from(row: &PgRow) -> Result<Account, StoreError> {
+pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     let id: String = row.try_get("a_id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("account", &id, e);
     let get_err = |e: sqlx::Error| corrupt("account", &id, e);
@@ -109,7 +109,7 @@ pub(super) fn digest_from(bytes: Vec<u8>) -> Result<KeyDigest, String> {
 
 /// A client as stored, built against its account. Roles the client holds and its account
 /// has since lost stay on it (without effect), as [`Client::rebuilt`] keeps them.
-pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, StoreError> {
+pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, BackendError> {
     let id: String = row.try_get("id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("client", &id, e);
     let get_err = |e: sqlx::Error| corrupt("client", &id, e);
