@@ -73,10 +73,10 @@ use sha2::{Digest, Sha256};
 
 use super::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
-    Precondition, credential_field, credential_kind,
+    Precondition,
 };
 use super::memory::InMemoryStore;
-use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+use super::snapshot::{GeneratedCredential, SnapshotError};
 use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
@@ -378,77 +378,6 @@ impl Inner {
             source,
         }
     }
-
-    /// A fresh store holding the file's text, with the credentials generated for clients
-    /// it gave none (refused unless `generate`).
-    fn build(
-        &self,
-        text: &str,
-        generate: Generate,
-    ) -> Result<(InMemoryStore, Vec<GeneratedCredential>), FileStoreError> {
-        let invalid = |source| FileStoreError::Invalid {
-            path: self.path.clone(),
-            source,
-        };
-        let store = empty_store(&self.clock, self.max_grants);
-        let generated = Snapshot::from_json(text)
-            .map_err(invalid)?
-            .load_into(&store)
-            .map_err(invalid)?;
-        if generate == Generate::No
-            && let Some(first) = generated.first()
-        {
-            return Err(FileStoreError::MissingCredential {
-                path: self.path.clone(),
-                client: first.client.clone(),
-                field: credential_field(credential_kind(first.kind)),
-            });
-        }
-        Ok((store, generated))
-    }
-
-    fn swap(&self, store: InMemoryStore, loaded: &mut Loaded, digest: [u8; 32]) {
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
-        loaded.digest = Some(digest);
-        self.revision.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn reload(&self) -> Result<bool, FileStoreError> {
-        let result = self.reload_inner();
-        *self
-            .reload_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            result.as_ref().err().map(ToString::to_string);
-        result
-    }
-
-    fn reload_inner(&self) -> Result<bool, FileStoreError> {
-        let mut loaded = self.lock_sync();
-        let text = self.read_file(false)?.unwrap_or_default();
-        let digest = digest_of(&text);
-        if loaded.digest == Some(digest) {
-            return Ok(false);
-        }
-        let (store, _) = self.build(&text, Generate::No)?;
-        self.swap(store, &mut loaded, digest);
-        Ok(true)
-    }
-
-    fn reload_logged(&self) {
-        match self.reload() {
-            Ok(true) => tracing::info!(
-                path = %self.path.display(),
-                revision = self.revision.load(Ordering::SeqCst),
-                "clients file reloaded"
-            ),
-            Ok(false) => {}
-            Err(error) => tracing::error!(
-                %error,
-                "clients file not reloaded; the last good state stays in force"
-            ),
-        }
-    }
 }
 
 #[async_trait]
@@ -563,6 +492,7 @@ mod tests {
     use super::*;
     use crate::client::{CredentialKind, Status};
     use crate::clock::ManualClock;
+    use crate::store::Snapshot;
     use std::fs;
     use time::macros::datetime;
 

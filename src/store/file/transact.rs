@@ -1,12 +1,15 @@
-//! Writing the clients file: the lock on `<file>.lock`, reading the file as it is now, and
-//! replacing it atomically (a temporary file beside it, `fsync`, rename, directory `fsync`).
+//! Reading and writing the clients file: loading it into a fresh state (at opening, on a
+//! reload, and before every write), the lock on `<file>.lock`, and replacing the file
+//! atomically (a temporary file beside it, `fsync`, rename, directory `fsync`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
-use super::{FileStoreError, Generate, Inner, Missing, digest_of};
-use crate::store::manage::ManageError;
+use super::{FileStoreError, Generate, Inner, Loaded, Missing, digest_of, empty_store};
+use crate::store::manage::{ManageError, credential_field, credential_kind};
 use crate::store::memory::InMemoryStore;
 use crate::store::snapshot::{GeneratedCredential, Snapshot};
 
@@ -14,6 +17,77 @@ use crate::store::snapshot::{GeneratedCredential, Snapshot};
 const EMPTY_FILE: &str = r#"{"accounts": [], "clients": []}"#;
 
 impl Inner {
+    /// A fresh store holding the file's text, with the credentials generated for clients
+    /// it gave none (refused unless `generate`).
+    pub(super) fn build(
+        &self,
+        text: &str,
+        generate: Generate,
+    ) -> Result<(InMemoryStore, Vec<GeneratedCredential>), FileStoreError> {
+        let invalid = |source| FileStoreError::Invalid {
+            path: self.path.clone(),
+            source,
+        };
+        let store = empty_store(&self.clock, self.max_grants);
+        let generated = Snapshot::from_json(text)
+            .map_err(invalid)?
+            .load_into(&store)
+            .map_err(invalid)?;
+        if generate == Generate::No
+            && let Some(first) = generated.first()
+        {
+            return Err(FileStoreError::MissingCredential {
+                path: self.path.clone(),
+                client: first.client.clone(),
+                field: credential_field(credential_kind(first.kind)),
+            });
+        }
+        Ok((store, generated))
+    }
+
+    pub(super) fn swap(&self, store: InMemoryStore, loaded: &mut Loaded, digest: [u8; 32]) {
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
+        loaded.digest = Some(digest);
+        self.revision.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn reload(&self) -> Result<bool, FileStoreError> {
+        let result = self.reload_inner();
+        *self
+            .reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    pub(super) fn reload_inner(&self) -> Result<bool, FileStoreError> {
+        let mut loaded = self.lock_sync();
+        let text = self.read_file(false)?.unwrap_or_default();
+        let digest = digest_of(&text);
+        if loaded.digest == Some(digest) {
+            return Ok(false);
+        }
+        let (store, _) = self.build(&text, Generate::No)?;
+        self.swap(store, &mut loaded, digest);
+        Ok(true)
+    }
+
+    pub(super) fn reload_logged(&self) {
+        match self.reload() {
+            Ok(true) => tracing::info!(
+                path = %self.path.display(),
+                revision = self.revision.load(Ordering::SeqCst),
+                "clients file reloaded"
+            ),
+            Ok(false) => {}
+            Err(error) => tracing::error!(
+                %error,
+                "clients file not reloaded; the last good state stays in force"
+            ),
+        }
+    }
+
     /// The file's text; `None` when it does not exist and `missing_ok`.
     pub(super) fn read_file(&self, missing_ok: bool) -> Result<Option<String>, FileStoreError> {
         match fs::read_to_string(&self.path) {

@@ -62,7 +62,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 ///   is one query on primary keys, returning the client with its account.
 /// - Every change is a transaction. Changes to an account's clients lock the account's row
 ///   (`SELECT … FOR UPDATE`) and read its clients inside the transaction, so the
-///   [`Precondition`]s (the ETag and the lock-out guard) hold when the change commits.
+///   [`Precondition`](crate::store::Precondition)s (the ETag and the lock-out guard)
+///   hold when the change commits.
 /// - Every change sends a `NOTIFY` on the store's channel (`gis_auth_changes` by default)
 ///   with the id it touched (`client:<id>` or `account:<id>`), delivered when it commits;
 ///   [`PostgresStore::listen`] hands them to a callback, typically
