@@ -264,3 +264,75 @@ impl From<crate::error::BackendError> for AdminError {
         AdminError::unavailable()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{AccountId, ClientId};
+    use crate::error::BackendError;
+
+    fn answer(e: ManageError) -> (StatusCode, &'static str, Option<String>, Option<String>) {
+        let e = AdminError::from(e);
+        (e.status, e.code, e.field, e.etag)
+    }
+
+    #[test]
+    fn management_errors_answer_with_their_statuses() {
+        let acme = AccountId::new("acme").unwrap();
+        let web = ClientId::new("web").unwrap();
+        assert_eq!(
+            answer(ManageError::unknown_account(&acme)),
+            (StatusCode::NOT_FOUND, "not_found", None, None)
+        );
+        let unknown = AdminError::from(ManageError::unknown_client(&web));
+        assert_eq!(
+            (unknown.status, unknown.description.as_str()),
+            (StatusCode::NOT_FOUND, "no such client")
+        );
+        assert_eq!(
+            answer(ManageError::duplicate_client(&web)),
+            (StatusCode::CONFLICT, "conflict", Some("id".into()), None)
+        );
+        assert_eq!(
+            answer(ManageError::Stale {
+                current: "\"t1\"".into()
+            }),
+            (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                None,
+                Some("\"t1\"".into())
+            )
+        );
+        assert_eq!(
+            answer(ManageError::LockOut("last admin client".into())).0,
+            StatusCode::CONFLICT
+        );
+        for unavailable in [
+            ManageError::RandomSource,
+            ManageError::Backend(BackendError::new("down")),
+        ] {
+            assert_eq!(
+                answer(unavailable),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    None,
+                    None
+                )
+            );
+        }
+        assert_eq!(
+            answer(ManageError::Invalid(ConfigError::InvalidIpRule {
+                rule: "x".into(),
+                reason: "bad"
+            })),
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("allowed_ips".into()),
+                None
+            )
+        );
+    }
+}

@@ -1,5 +1,8 @@
 //! Where clients and accounts live: the [`ClientStore`] trait the layer reads through, the
-//! [`InMemoryStore`], the [`Snapshot`] file format and the [`FileStore`] that keeps it.
+//! [`ManagedStore`] contract the admin API and the command-line tool change them through
+//! (with [`ManageError`]), and the backends: the [`InMemoryStore`], the [`FileStore`] that
+//! keeps the [`Snapshot`] file format, and, with the `postgres` feature, `PostgresStore`.
+//! [`CachedStore`] sits in front of a remote one.
 //!
 //! ```
 //! use std::sync::Arc;
