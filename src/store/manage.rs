@@ -456,4 +456,73 @@ mod tests {
         .unwrap();
         assert_eq!((renamed.id(), renamed.name()), (web.id(), "Renamed"));
     }
+
+    #[test]
+    fn a_new_credential_resolves_into_the_slots_of_its_kind() {
+        let web = ClientId::new("web").unwrap();
+        let (slots, plain) = NewCredential::Generate
+            .resolve(&web, ClientKind::JavaScript)
+            .unwrap();
+        let plain = plain.expect("a generated credential is handed out");
+        assert_eq!(plain.kind(), CredentialKind::ApiKey);
+        assert_eq!(*slots.current(), plain.digest());
+
+        let secret = PlainCredential::generate(CredentialKind::ClientSecret).unwrap();
+        let (slots, plain) = NewCredential::Plain(secret.clone())
+            .resolve(&web, ClientKind::NativeConfidential)
+            .unwrap();
+        assert!(
+            plain.is_none(),
+            "a given credential is not handed out again"
+        );
+        assert_eq!(*slots.current(), secret.digest());
+
+        let refused = NewCredential::Plain(secret.clone()).resolve(&web, ClientKind::JavaScript);
+        match refused {
+            Err(ManageError::Invalid(ConfigError::InvalidCredential { client, field, .. })) => {
+                assert_eq!((client.as_str(), field), ("web", "api_key"));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        let shown = format!(
+            "{:?}",
+            NewCredential::Plain(secret.clone()).resolve(&web, ClientKind::JavaScript)
+        );
+        assert!(!shown.contains(secret.expose()), "{shown}");
+
+        let digest = KeyDigest::of("k");
+        let (slots, plain) = NewCredential::Digest(digest)
+            .resolve(&web, ClientKind::JavaScript)
+            .unwrap();
+        assert_eq!((*slots.current(), plain.is_none()), (digest, true));
+    }
+
+    #[test]
+    fn fresh_client_ids_are_prefixed_and_distinct() {
+        let (a, b) = (new_client_id().unwrap(), new_client_id().unwrap());
+        assert!(a.as_str().starts_with("cl_"), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn management_errors_name_what_they_are_about() {
+        let acme = AccountId::new("acme").unwrap();
+        let web = ClientId::new("web").unwrap();
+        assert_eq!(
+            ManageError::unknown_account(&acme).to_string(),
+            "unknown account `acme`"
+        );
+        assert_eq!(
+            ManageError::unknown_client(&web).to_string(),
+            "unknown client `web`"
+        );
+        assert_eq!(
+            ManageError::duplicate_client(&web).to_string(),
+            "client `web` already exists"
+        );
+        assert_eq!(
+            ManageError::duplicate_account(&acme).to_string(),
+            "account `acme` already exists"
+        );
+    }
 }
