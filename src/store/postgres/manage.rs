@@ -22,10 +22,12 @@ use crate::store::manage::{
 };
 
 impl PostgresStore {
+    /// A transaction on a connection from the pool.
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ManageError> {
         self.pool.begin().await.map_err(failed)
     }
 
+    /// Announces `change` on the store's channel; delivered when the transaction commits.
     async fn notify(
         &self,
         conn: &mut PgConnection,
