@@ -21,7 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(InMemoryStore::new());
-//! let demo = store.create_account(Account::new(AccountId::new("demo")?, "Demo",
+//! let demo = store.open_account(Account::new(AccountId::new("demo")?, "Demo",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?)?;
 //!
 //! let routes = RouteTable::new()

@@ -93,14 +93,14 @@ fn account(store: &InMemoryStore, id: &str, roles: &[Role]) -> CreatedAccount {
     )
     .expect("an account")
     .with_daily_quota(Some(1_000));
-    store.create_account(account).expect("stored")
+    store.open_account(account).expect("stored")
 }
 
 impl Server {
     fn new() -> Server {
         let clock = ManualClock::new(datetime!(2026-05-01 10:00 UTC));
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Arc::new(InMemoryStore::with_clock(shared.clone()));
+        let store = Arc::new(InMemoryStore::new().clock(shared.clone()));
         let issuer = TokenIssuer::new(SigningKey::hs256("k1", &[7u8; 32]).expect("a key"))
             .clock(shared.clone());
         let router = app::router(
@@ -247,7 +247,7 @@ async fn a_client_without_the_user_role_is_refused() {
     let server = Server::new();
     let worker = server
         .store
-        .create_client(
+        .add_client(
             &server.acme.account.id,
             ClientSpec::native("Batch").roles(RoleSet::from_iter([Role::EVALUATOR])),
         )
@@ -286,7 +286,7 @@ async fn the_profile_shows_the_account_and_the_caller_and_takes_contact_changes(
     assert_eq!(reply.json()["contact_email"], "ops@acme.test");
     let stored = server
         .store
-        .get_account(&server.acme.account.id)
+        .account_now(&server.acme.account.id)
         .expect("stored");
     assert_eq!(stored.name, "Acme Maps Ltd");
     assert_eq!(stored.contact.contact_name.as_deref(), Some("Ana Ruiz"));
@@ -331,7 +331,7 @@ async fn roles_and_quota_are_not_self_service_and_bad_contact_fields_are_named()
     }
     let stored = server
         .store
-        .get_account(&server.acme.account.id)
+        .account_now(&server.acme.account.id)
         .expect("stored");
     assert_eq!(stored.daily_quota, Some(1_000));
     assert_eq!(stored.name, "acme maps");
@@ -797,7 +797,7 @@ async fn regenerating_a_native_secret_revokes_its_tokens_on_the_next_request() {
     let admin_token = server.acme_token().await;
     let worker = server
         .store
-        .create_client(&server.acme.account.id, ClientSpec::native("Worker"))
+        .add_client(&server.acme.account.id, ClientSpec::native("Worker"))
         .expect("created");
     let worker_token = server.token(&worker).await;
     let geocode = |t: &str| {
@@ -837,7 +837,7 @@ async fn deleting_a_client_stops_its_key_and_its_tokens_at_once() {
     let token = server.acme_token().await;
     let worker = server
         .store
-        .create_client(&server.acme.account.id, ClientSpec::native("Worker"))
+        .add_client(&server.acme.account.id, ClientSpec::native("Worker"))
         .expect("created");
     let worker_token = server.token(&worker).await;
     let path = format!("/account/clients/{}", worker.client.id());

@@ -97,7 +97,7 @@ impl Server {
     fn new(quota: Option<u64>) -> Server {
         let clock = ManualClock::new(START);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Arc::new(InMemoryStore::with_clock(shared.clone()));
+        let store = Arc::new(InMemoryStore::new().clock(shared.clone()));
         let usage = Arc::new(InMemoryUsageCounter::new());
         let issuer = TokenIssuer::new(SigningKey::hs256("k1", &[7u8; 32]).expect("a valid key"))
             .clock(shared.clone());
@@ -137,13 +137,13 @@ impl Server {
 
     fn client_of(&self, account: &CreatedAccount, spec: ClientSpec) -> CreatedClient {
         self.store
-            .create_client(&account.account.id, spec)
+            .add_client(&account.account.id, spec)
             .expect("the client is valid")
     }
 
     fn update_client(&self, id: &ClientId, change: impl FnOnce(&mut ClientSpec)) {
         self.store
-            .update_client(id, change)
+            .change_client(id, change)
             .expect("the change is valid");
     }
 
@@ -237,9 +237,7 @@ fn create_account(
     )
     .expect("a valid account")
     .with_daily_quota(quota);
-    store
-        .create_account(account)
-        .expect("the account is stored")
+    store.open_account(account).expect("the account is stored")
 }
 
 async fn send(router: &Router, req: Request<Body>) -> Reply {
@@ -1829,7 +1827,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             .expect("the client is stored");
         let account = server
             .store
-            .get_account(client.account_id())
+            .account_now(client.account_id())
             .expect("the account is stored");
         // The quota is part of the decision for metered routes, as the layer charges it.
         let cost = policy

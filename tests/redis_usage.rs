@@ -506,7 +506,7 @@ async fn the_layer_answers_503_while_redis_is_away_unless_told_to_fail_open() {
     let link = relay().await;
     let store = Arc::new(InMemoryStore::new());
     let made = store
-        .create_account(
+        .open_account(
             gis_auth::client::Account::new(
                 AccountId::new("acme").unwrap(),
                 "Acme",

@@ -93,16 +93,14 @@ impl Server {
     fn build(key: SigningKey, lockout: Option<LockoutPolicy>) -> Server {
         let clock = ManualClock::new(START);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Arc::new(InMemoryStore::with_clock(shared.clone()));
+        let store = Arc::new(InMemoryStore::new().clock(shared.clone()));
         let account = Account::new(
             AccountId::new(ACCOUNT).expect("a valid account id"),
             "Acme Maps",
             roles([Role::USER, Role::EVALUATOR]),
         )
         .expect("a valid account");
-        let acme = store
-            .create_account(account)
-            .expect("the account is stored");
+        let acme = store.open_account(account).expect("the account is stored");
         let issuer = TokenIssuer::new(key).clock(shared.clone());
         let router = app::router(
             store.clone(),
@@ -146,7 +144,7 @@ impl Server {
     fn native_client(&self, spec: ClientSpec) -> (ClientId, String) {
         let made = self
             .store
-            .create_client(&self.account_id(), spec)
+            .add_client(&self.account_id(), spec)
             .expect("the client is valid");
         (
             made.client.id().clone(),
@@ -156,13 +154,13 @@ impl Server {
 
     fn update_client(&self, id: &ClientId, change: impl FnOnce(&mut ClientSpec)) {
         self.store
-            .update_client(id, change)
+            .change_client(id, change)
             .expect("the change is valid");
     }
 
     fn update_account(&self, change: impl FnOnce(&mut Account)) {
         self.store
-            .update_account(&self.account_id(), change)
+            .change_account(&self.account_id(), change)
             .expect("the change is valid");
     }
 
@@ -1447,7 +1445,7 @@ impl Revocation {
                     .expect("stored");
             }
             Revocation::DeleteClient => {
-                s.store.delete_client(&id).expect("deleted");
+                s.store.remove_client(&id).expect("deleted");
             }
             Revocation::RegenerateSecret => {
                 s.store.regenerate(&id, None).expect("regenerated");
@@ -1536,7 +1534,7 @@ async fn a_deleted_clients_token_is_not_revived_by_a_new_client_with_the_same_id
     let (_, secret) = s.native_client(ClientSpec::native("Batch").id(batch.clone()));
     let token = s.token_for(&batch, &secret).await;
     assert_ok(&s.call(GEOCODE, &token).await);
-    s.store.delete_client(&batch).expect("deleted");
+    s.store.remove_client(&batch).expect("deleted");
     assert_invalid_token(&s.call(GEOCODE, &token).await);
     // The id is given to a new client, with a new secret: the old token stays dead.
     let (_, new_secret) = s.native_client(ClientSpec::native("Batch, again").id(batch.clone()));

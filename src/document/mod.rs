@@ -46,7 +46,6 @@ use crate::error::ConfigError;
 /// one.
 pub(crate) fn field_of(e: &ConfigError) -> Option<&'static str> {
     Some(match e {
-        ConfigError::UnknownAccount(_) => "account",
         ConfigError::InvalidOrigin { .. } | ConfigError::OriginsOnConfidentialClient { .. } => {
             "allowed_origins"
         }
@@ -57,7 +56,6 @@ pub(crate) fn field_of(e: &ConfigError) -> Option<&'static str> {
             "client id" | "account id" => "id",
             other => other,
         },
-        ConfigError::DuplicateId { .. } => "id",
         _ => return None,
     })
 }

@@ -13,7 +13,8 @@
 //! # Ok::<(), gis_auth::document::ClientsFileError>(())
 //! ```
 
-use super::memory::{InMemoryStore, StoredCredential};
+use super::manage::{ManageError, NewCredential};
+use super::memory::InMemoryStore;
 use crate::client::{Account, ClientId, ClientKind, PlainCredential};
 use crate::document::{ClientsFile, ClientsFileError, FileClient, field_of};
 
@@ -66,11 +67,16 @@ impl ClientsFile {
             spec.id = Some(entry.id.clone());
             let credential = entry
                 .credentials
-                .map_or(StoredCredential::Generate, StoredCredential::Restored);
+                .map_or(NewCredential::Generate, NewCredential::Restored);
             let (client, plain) = store
                 .insert_client(&entry.account, spec, credential)
                 .map_err(|e| {
-                    let field = field_of(&e).unwrap_or("id");
+                    let field = match &e {
+                        ManageError::NotFound { .. } => Some("account"),
+                        ManageError::Invalid(e) => field_of(e),
+                        _ => None,
+                    };
+                    let field = field.unwrap_or("id");
                     ClientsFileError::at("client", entry.id.as_str(), field, e.to_string())
                 })?;
             if let Some(credential) = plain {
@@ -108,7 +114,7 @@ mod tests {
             .regenerate(&id, Some(time::Duration::hours(1)))
             .unwrap();
         store
-            .update_account(&AccountId::new("acme").unwrap(), |a| {
+            .change_account(&AccountId::new("acme").unwrap(), |a| {
                 a.contact.contact_email = Some("ops@acme.test".into());
             })
             .unwrap();
@@ -122,7 +128,7 @@ mod tests {
         assert_eq!(a.to_spec(), b.to_spec());
         assert_eq!(
             again
-                .get_account(&AccountId::new("acme").unwrap())
+                .account_now(&AccountId::new("acme").unwrap())
                 .unwrap()
                 .contact
                 .contact_email

@@ -691,9 +691,9 @@ impl World {
     /// A store on a manual clock holding the account `acme` (User, Evaluator).
     pub fn new() -> World {
         let clock = ManualClock::new(START);
-        let store = Arc::new(InMemoryStore::with_clock(Arc::new(clock.clone())));
+        let store = Arc::new(InMemoryStore::new().clock(Arc::new(clock.clone())));
         let acme = store
-            .create_account(account("acme", [Role::USER, Role::EVALUATOR]))
+            .open_account(account("acme", [Role::USER, Role::EVALUATOR]))
             .expect("the account is valid");
         let tokens = Arc::new(TestTokens::new(store.clone(), clock.clone()));
         World {
@@ -740,7 +740,7 @@ impl World {
     pub fn js_client_of(&self, account: &AccountId, spec: ClientSpec) -> (ClientId, String) {
         let made = self
             .store
-            .create_client(account, spec)
+            .add_client(account, spec)
             .expect("the client is valid");
         (
             made.client.id().clone(),
@@ -759,7 +759,7 @@ impl World {
     pub fn native_client_of(&self, account: &AccountId, spec: ClientSpec) -> (ClientId, String) {
         let made = self
             .store
-            .create_client(account, spec)
+            .add_client(account, spec)
             .expect("the client is valid");
         let id = made.client.id().clone();
         let token = self.tokens.mint(&id);
@@ -770,7 +770,7 @@ impl World {
     #[track_caller]
     pub fn add_account<const N: usize>(&self, id: &str, roles: [Role; N]) -> CreatedAccount {
         self.store
-            .create_account(account(id, roles))
+            .open_account(account(id, roles))
             .expect("the account is valid")
     }
 
