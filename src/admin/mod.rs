@@ -18,8 +18,10 @@
 //! | `GET /account/quota` | `{"limit", "used", "remaining", "reset"}` |
 //! | `GET /account/openapi.json` | the OpenAPI 3.1 document of these and the token endpoint |
 //!
-//! Bodies use the clients file's field names. Errors are JSON (`error`,
-//! `error_description`, and `field` for invalid input); a stale `If-Match` is `412` and
+//! Bodies are the [`document`](crate::document)s of the clients file: answers are serialised
+//! from them and request bodies parsed with them ([`NewClient`], [`ClientPatch`],
+//! [`ProfilePatch`]), the very types the OpenAPI document is generated from. Errors are JSON (`error`, `error_description`, and `field` for invalid
+//! input, never quoting the value); a stale `If-Match` is `412` and
 //! changes nothing; a change that would leave the account no client able to manage it is
 //! `409`. Changes apply on the very next request that uses the client, tokens included.
 //!

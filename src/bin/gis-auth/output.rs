@@ -5,7 +5,7 @@ use std::io::Write as _;
 
 use gis_auth::ConfigError;
 use gis_auth::client::{Account, Client, ClientKind, PlainCredential, RoleSet};
-use gis_auth::document::{FieldError, etag};
+use gis_auth::document::etag;
 use gis_auth::store::{BackendError, FileStoreError, ManageError};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -36,12 +36,6 @@ impl From<ManageError> for Failure {
 
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
-        Failure(e.to_string())
-    }
-}
-
-impl From<FieldError> for Failure {
-    fn from(e: FieldError) -> Self {
         Failure(e.to_string())
     }
 }
