@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
+use crate::document::field_of;
 use crate::error::ConfigError;
 use crate::store::{ManageError, RecordKind};
 
@@ -195,23 +196,6 @@ impl AdminError {
     }
 }
 
-/// The field a configuration error is about, in the clients file's names.
-pub(crate) fn field_of(e: &ConfigError) -> &'static str {
-    match e {
-        ConfigError::InvalidOrigin { .. } | ConfigError::OriginsOnConfidentialClient { .. } => {
-            "allowed_origins"
-        }
-        ConfigError::InvalidIpRule { .. } => "allowed_ips",
-        ConfigError::InvalidRole { .. } | ConfigError::RoleNotHeld { .. } => "roles",
-        ConfigError::InvalidCredential { field, .. } => field,
-        ConfigError::InvalidField { field, .. } => match *field {
-            "client id" | "account id" => "id",
-            other => other,
-        },
-        _ => "body",
-    }
-}
-
 impl From<ConfigError> for AdminError {
     fn from(e: ConfigError) -> Self {
         match &e {
@@ -219,7 +203,7 @@ impl From<ConfigError> for AdminError {
                 tracing::warn!(error = %e, "admin API could not generate a credential");
                 AdminError::unavailable()
             }
-            _ => AdminError::invalid(field_of(&e), e.to_string()),
+            _ => AdminError::invalid(field_of(&e).unwrap_or("body"), e.to_string()),
         }
     }
 }

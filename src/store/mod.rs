@@ -29,7 +29,6 @@ mod manage;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +45,7 @@ pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 pub use cached::{
     CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
 };
+pub use file::GeneratedCredential;
 pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
@@ -55,7 +55,6 @@ pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
-pub use snapshot::GeneratedCredential;
 
 /// What changed in a store, so that caches drop what they hold of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

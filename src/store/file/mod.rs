@@ -60,6 +60,7 @@
 //! Writes do blocking file I/O on the calling thread (a lock, a read, a write and two
 //! `fsync`s): they are rare management operations. Lookups never touch the disk.
 
+mod format;
 mod transact;
 mod watch;
 
@@ -77,7 +78,6 @@ use super::manage::{
     Precondition,
 };
 use super::memory::InMemoryStore;
-use super::snapshot::GeneratedCredential;
 use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
@@ -85,6 +85,7 @@ use crate::client::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::document::ClientsFileError;
+pub use format::GeneratedCredential;
 
 pub use watch::Watch;
 

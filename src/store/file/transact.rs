@@ -8,11 +8,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
+use super::format::GeneratedCredential;
 use super::{FileStoreError, Generate, Inner, Loaded, Missing, digest_of, empty_store};
 use crate::document::ClientsFile;
 use crate::store::manage::{ManageError, credential_field, credential_kind};
 use crate::store::memory::InMemoryStore;
-use crate::store::snapshot::GeneratedCredential;
 
 /// What a missing file reads as when the store creates it.
 const EMPTY_FILE: &str = r#"{"accounts": [], "clients": []}"#;

@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 
 use super::rows::{
     ClientRow, SELECT_ACCOUNT, account_from, client_from, insert_account_row, insert_digests,
-    quota_column, role_names, select_clients, status_text,
+    quota_column, role_names, select_clients,
 };
 use super::{PostgresStore, corrupt, failed};
 use crate::client::{
@@ -293,7 +293,7 @@ impl ManagedStore for PostgresStore {
             .bind(id.as_str())
             .bind(&next.name)
             .bind(role_names(&next.roles))
-            .bind(status_text(next.status))
+            .bind(next.status.as_str())
             .bind(quota_column(next.daily_quota))
             .bind(&next.contact.contact_name)
             .bind(&next.contact.contact_email)

@@ -55,28 +55,6 @@ pub(super) const SELECT_ACCOUNT: &str = "SELECT id AS a_id, name AS a_name, role
      status AS a_status, daily_quota AS a_daily_quota, contact_name AS a_contact_name, \
      contact_email AS a_contact_email, contact_phone AS a_contact_phone FROM accounts ";
 
-pub(super) fn status_text(status: Status) -> &'static str {
-    match status {
-        Status::Active => "active",
-        Status::Inactive => "inactive",
-    }
-}
-
-pub(super) fn parse_status(text: &str) -> Result<Status, String> {
-    match text {
-        "active" => Ok(Status::Active),
-        "inactive" => Ok(Status::Inactive),
-        other => Err(format!("unknown status `{other}`")),
-    }
-}
-
-pub(super) fn kind_text(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::JavaScript => "JavaScript",
-        ClientKind::NativeConfidential => "NativeConfidential",
-    }
-}
-
 pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     let id: String = row.try_get("a_id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("account", &id, e);
@@ -96,7 +74,7 @@ pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     )
     .map_err(|e| bad(&e))?;
     Ok(account
-        .with_status(parse_status(&status).map_err(|e| bad(&e))?)
+        .with_status(status.parse::<Status>().map_err(|e| bad(&e))?)
         .with_daily_quota(quota.and_then(|q| u64::try_from(q).ok()))
         .with_contact(contact))
 }
@@ -113,11 +91,11 @@ pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, Back
     let id: String = row.try_get("id").map_err(unavailable)?;
     let bad = |e: &dyn std::fmt::Display| corrupt("client", &id, e);
     let get_err = |e: sqlx::Error| corrupt("client", &id, e);
-    let kind = match row.try_get::<String, _>("kind").map_err(get_err)?.as_str() {
-        "JavaScript" => ClientKind::JavaScript,
-        "NativeConfidential" => ClientKind::NativeConfidential,
-        other => return Err(bad(&format!("unknown kind `{other}`"))),
-    };
+    let kind: ClientKind = row
+        .try_get::<String, _>("kind")
+        .map_err(get_err)?
+        .parse()
+        .map_err(|e| bad(&e))?;
     let roles = row
         .try_get::<Option<Vec<String>>, _>("roles")
         .map_err(get_err)?
@@ -156,8 +134,11 @@ pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, Back
     let shadow: Vec<String> = row.try_get("shadow").map_err(get_err)?;
     let mut spec = ClientSpec::new(kind, row.try_get::<String, _>("name").map_err(get_err)?);
     spec.roles = roles.clone();
-    spec.status =
-        parse_status(&row.try_get::<String, _>("status").map_err(get_err)?).map_err(|e| bad(&e))?;
+    spec.status = row
+        .try_get::<String, _>("status")
+        .map_err(get_err)?
+        .parse::<Status>()
+        .map_err(|e| bad(&e))?;
     spec.allowed_origins = row.try_get("allowed_origins").map_err(get_err)?;
     spec.allow_missing_origin = row.try_get("allow_missing_origin").map_err(get_err)?;
     spec.allowed_ips = row.try_get("allowed_ips").map_err(get_err)?;
@@ -229,11 +210,11 @@ impl ClientRow {
             id: client.id().to_string(),
             account: client.account_id().to_string(),
             name: spec.name,
-            kind: kind_text(spec.kind),
+            kind: spec.kind.as_str(),
             roles: spec
                 .roles
                 .map(|roles| roles.iter().map(|r| r.as_str().to_owned()).collect()),
-            status: status_text(spec.status),
+            status: spec.status.as_str(),
             allowed_origins: spec.allowed_origins,
             allow_missing_origin: spec.allow_missing_origin,
             allowed_ips: spec.allowed_ips,
@@ -377,7 +358,7 @@ pub(super) async fn insert_account_row(
     .bind(account.id.as_str())
     .bind(&account.name)
     .bind(role_names(&account.roles))
-    .bind(status_text(account.status))
+    .bind(account.status.as_str())
     .bind(quota_column(account.daily_quota))
     .bind(&account.contact.contact_name)
     .bind(&account.contact.contact_email)

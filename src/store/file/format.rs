@@ -13,10 +13,9 @@
 //! # Ok::<(), gis_auth::document::ClientsFileError>(())
 //! ```
 
-use super::manage::{ManageError, NewCredential};
-use super::memory::InMemoryStore;
 use crate::client::{Account, ClientId, ClientKind, PlainCredential};
 use crate::document::{ClientsFile, ClientsFileError, FileClient, field_of};
+use crate::store::{InMemoryStore, ManageError, NewCredential};
 
 /// A credential generated while loading a file: the plaintext, shown once.
 #[derive(Debug, Clone)]
