@@ -3,14 +3,13 @@
 //! PostgreSQL (`DATABASE_URL`) and one Redis (`REDIS_URL`): a change made through one is
 //! enforced by the other within a second, and quotas and rate limits hold across both.
 
-#![cfg(all(feature = "postgres", feature = "redis"))]
-
-mod services;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::services::eventually;
+use crate::services::postgres::Schema;
+use crate::services::redis::{Prefix, connection, patient_connection};
 use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{
@@ -24,9 +23,6 @@ use gis_auth::token::{JwtVerifier, SigningKey, TokenIssuer};
 use gis_auth::usage::{RedisUsageCounter, UsageCounter};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use services::eventually;
-use services::postgres::Schema;
-use services::redis::{Prefix, connection, patient_connection};
 use time::macros::datetime;
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};

@@ -2,14 +2,12 @@
 //! preconditions held under concurrency, change notification, and an outage. Each test works
 //! in a schema of its own, dropped when it ends.
 
-#![cfg(feature = "postgres")]
-
-mod services;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::services::eventually;
+use crate::services::postgres::Schema;
 use bytes::Bytes;
 use gis_auth::client::{
     Account, AccountId, Action, ClientDocument, ClientId, ClientKind, ClientSpec, Contact,
@@ -24,8 +22,6 @@ use gis_auth::store::{
 use gis_auth::{AuthLayer, ConfigError};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use services::eventually;
-use services::postgres::Schema;
 use time::macros::datetime;
 use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};

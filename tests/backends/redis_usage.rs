@@ -3,14 +3,12 @@
 //! does (503 by default, admitted in fail-open mode, recovery either way). Each test writes
 //! under a key prefix of its own and deletes its keys when it ends.
 
-#![cfg(feature = "redis")]
-
-mod services;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::services::eventually;
+use crate::services::redis::{Prefix, connection, patient_connection, relay, url_through};
 use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{AccountId, ClientId, RateLimit, Role, RoleSet};
@@ -21,8 +19,6 @@ use gis_auth::usage::{Charge, RedisUsageCounter, UsageCounter, redis_connection}
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use redis::AsyncCommands;
-use services::eventually;
-use services::redis::{Prefix, connection, patient_connection, relay, url_through};
 use time::macros::{date, datetime};
 use tower::{Service, ServiceExt};
 

@@ -3,11 +3,7 @@
 //! the lock-out guard, revocation on the very next request, and the OpenAPI document
 //! agreeing with what is served.
 
-#![cfg(feature = "admin")]
-
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
+use crate::harness::app;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

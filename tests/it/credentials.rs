@@ -1,14 +1,12 @@
 //! Pulling the credential out of a request, end to end: every RFC 6750 outcome with its
 //! status, error code and `WWW-Authenticate` challenge.
 
-mod harness;
-
 use std::sync::Arc;
 
+use crate::harness::world::{World, get, gis_routes, stranger_key, tile, with_key};
 use gis_auth::client::{ClientSpec, CredentialKind, PlainCredential};
 use gis_auth::store::InMemoryStore;
 use gis_auth::{AuthLayer, RejectionKind};
-use harness::{World, get, gis_routes, stranger_key, tile, with_key};
 
 // ---- no credential -------------------------------------------------------------------
 

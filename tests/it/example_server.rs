@@ -1,13 +1,8 @@
 //! The example server (`cargo run --example gis_server`) over HTTP: its routes behind the
 //! layer, the clients file, the credential lines it prints and its flags.
 
-#![cfg(feature = "admin")]
-
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
-#[path = "../examples/gis_server/bench.rs"]
-mod bench;
+use crate::harness::app;
+use crate::harness::bench;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -5,8 +5,6 @@
 //!
 //! Time is Tokio's paused clock wherever a budget runs out: nothing here sleeps.
 
-mod harness;
-
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -14,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+use crate::harness::world::{CountingStore, Echo, Req, START, World, get, send, tile};
 use async_trait::async_trait;
 use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, CredentialKind, KeyDigest, PlainCredential,
@@ -23,7 +22,6 @@ use gis_auth::store::{ClientStore, InMemoryStore, Resolved, StoreError};
 use gis_auth::token::{JwtVerifier, SigningKey, TokenIssuer};
 use gis_auth::usage::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, RejectionKind};
-use harness::{CountingStore, Echo, Req, START, World, get, send, tile};
 use http::StatusCode;
 use time::Date;
 use tower::Layer;
@@ -166,7 +164,7 @@ fn jwt_layer(world: &World, store: Arc<dyn ClientStore>) -> (AuthLayer, String) 
 }
 
 /// Sends `req` through `layer`, and gives the reply and how long it took on Tokio's clock.
-async fn timed(layer: &AuthLayer, req: Req) -> (harness::Reply, Duration) {
+async fn timed(layer: &AuthLayer, req: Req) -> (crate::harness::world::Reply, Duration) {
     let started = tokio::time::Instant::now();
     let reply = send(layer.layer(Echo), req).await;
     (reply, started.elapsed())
@@ -514,7 +512,7 @@ async fn a_store_that_answers_at_once_and_one_that_waits_decide_alike() {
         Box::new(|| get(&tile(&origin_key)).origin("https://maps.acme.test")),
         Box::new(|| get(&tile(&origin_key)).origin("https://evil.test")),
         Box::new(|| get("/geocode").bearer(&token)),
-        Box::new(|| get(&harness::with_key("/geocode", &world.key()))),
+        Box::new(|| get(&crate::harness::world::with_key("/geocode", &world.key()))),
     ];
     let at_once: Arc<InMemoryStore> = world.store.clone();
     for case in &cases {

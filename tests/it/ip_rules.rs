@@ -2,14 +2,12 @@
 //! IPv4-mapped addresses, the peer address, trusted proxies with `X-Forwarded-For` and
 //! `Forwarded`, and a peer that is not known.
 
-mod harness;
-
 use std::net::IpAddr;
 
+use crate::harness::world::{Reply, World, get, tile, with_key};
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{ForwardedHeader, TrustedProxies};
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
-use harness::{Reply, World, get, tile, with_key};
 
 /// A world with a JavaScript client allowed `rules`; gives its API key.
 fn world_with<const N: usize>(rules: [&str; N]) -> (World, String) {
@@ -421,10 +419,12 @@ async fn axum_connect_info_is_read_as_the_peer() {
     let outside: std::net::SocketAddr = "198.51.100.5:1".parse().expect("an address");
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(inside));
-    harness::send(world.service(), req).await.assert_ok();
+    crate::harness::world::send(world.service(), req)
+        .await
+        .assert_ok();
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(outside));
-    let r = harness::send(world.service(), req).await;
+    let r = crate::harness::world::send(world.service(), req).await;
     assert_ip_refused(&r, "a ConnectInfo peer outside the rules");
 }
 
@@ -440,13 +440,20 @@ async fn the_peer_can_come_from_a_custom_source() {
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("203.0.113.5".parse().expect("an address")));
-    harness::send(tower::Layer::layer(&layer, harness::Echo), req)
-        .await
-        .assert_ok();
+    crate::harness::world::send(
+        tower::Layer::layer(&layer, crate::harness::world::Echo),
+        req,
+    )
+    .await
+    .assert_ok();
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("198.51.100.5".parse().expect("an address")));
-    let r = harness::send(tower::Layer::layer(&layer, harness::Echo), req).await;
+    let r = crate::harness::world::send(
+        tower::Layer::layer(&layer, crate::harness::world::Echo),
+        req,
+    )
+    .await;
     assert_ip_refused(&r, "a custom peer outside the rules");
     // When the custom source has nothing, the SocketAddr extension is used.
     let r = world

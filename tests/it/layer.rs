@@ -2,23 +2,21 @@
 //! before it runs, the headers added to its responses, the rejection response and its
 //! settings, readiness, and the two ways of mounting it (plain Tower and axum).
 
-mod harness;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::harness::world::{
+    CountingStore, REPLY_CACHE_CONTROL, REPLY_VARY, Reply, World, echo, get, send, stranger_key,
+    tile, with_key,
+};
 use axum::extract::{ConnectInfo, Extension};
 use axum::{Json, Router, routing};
 use bytes::Bytes;
 use gis_auth::client::ClientSpec;
 use gis_auth::{Principal, Rejection, RejectionKind};
-use harness::{
-    CountingStore, REPLY_CACHE_CONTROL, REPLY_VARY, Reply, World, echo, get, send, stranger_key,
-    tile, with_key,
-};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};

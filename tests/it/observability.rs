@@ -4,11 +4,7 @@
 //! bearer tokens, refusals of every kind, a failing usage counter) are captured at `trace`
 //! and searched for every credential used.
 
-#![cfg(feature = "admin")]
-
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
+use crate::harness::app;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,12 +1,10 @@
 //! Allowed origins of JavaScript clients, end to end: hosts and wildcards, schemes and
 //! ports, `Origin` before `Referer`, headers that never match, and `Vary: Origin`.
 
-mod harness;
-
+use crate::harness::world::{Req, World, get, tile, with_key};
 use gis_auth::ConfigError;
 use gis_auth::RejectionKind;
 use gis_auth::client::ClientSpec;
-use harness::{Req, World, get, tile, with_key};
 
 /// A JavaScript client of a fresh world allowed `patterns`.
 fn world_with<const N: usize>(patterns: [&str; N]) -> (World, String) {
@@ -16,18 +14,18 @@ fn world_with<const N: usize>(patterns: [&str; N]) -> (World, String) {
 }
 
 /// Sends a tile request with `key` from `origin` (as an `Origin` header).
-async fn from_origin(world: &World, key: &str, origin: &str) -> harness::Reply {
+async fn from_origin(world: &World, key: &str, origin: &str) -> crate::harness::world::Reply {
     world.send(get(&tile(key)).origin(origin)).await
 }
 
 #[track_caller]
-fn assert_allowed(r: &harness::Reply, what: &str) {
+fn assert_allowed(r: &crate::harness::world::Reply, what: &str) {
     assert_eq!(r.status, 200, "{what} should be allowed: {}", r.text());
     assert!(r.varies_on_origin(), "{what}: Vary: Origin on success");
 }
 
 #[track_caller]
-fn assert_origin_refused(r: &harness::Reply, what: &str) {
+fn assert_origin_refused(r: &crate::harness::world::Reply, what: &str) {
     assert_eq!(r.status, 403, "{what} should be refused: {}", r.text());
     r.assert_access_denied();
     assert_eq!(r.kind(), RejectionKind::OriginNotAllowed, "{what}");

@@ -3,17 +3,15 @@
 //! proxies is the right-most untrusted hop, and the layer answers any input without
 //! panicking.
 
-mod harness;
-
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::harness::world::{World, get, tile};
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{
     ForwardedHeader, IpRule, IpRules, OriginRules, RequestOrigin, TrustedProxies,
 };
 use gis_auth::{ConfigError, RejectionKind};
-use harness::{World, get, tile};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -690,7 +688,7 @@ proptest! {
         let (_, key) = world.js_client(ClientSpec::javascript("Office").allowed_ips(written.clone()));
         let mut req = get(&tile(&key)).into_request();
         req.extensions_mut().insert(SocketAddr::new(addr, port));
-        let r = block_on(harness::send(world.service(), req));
+        let r = block_on(crate::harness::world::send(world.service(), req));
         if rules.iter().any(|rule| rule.contains(addr)) {
             prop_assert_eq!(r.status, StatusCode::OK, "{:?} vs {}", written, addr);
         } else {
@@ -773,7 +771,7 @@ proptest! {
                 req.headers_mut().insert(name, v);
             }
         }
-        let r = block_on(harness::send(tower::Layer::layer(&layer, harness::Echo), req));
+        let r = block_on(crate::harness::world::send(tower::Layer::layer(&layer, crate::harness::world::Echo), req));
         prop_assert!(
             r.status == StatusCode::OK || r.status == StatusCode::FORBIDDEN,
             "unexpected status {}", r.status
@@ -887,7 +885,7 @@ proptest! {
         if bearer {
             req.headers_mut().insert("authorization", HeaderValue::from_static("Bearer abc.def.ghi"));
         }
-        let r = block_on(harness::send(world.service(), req));
+        let r = block_on(crate::harness::world::send(world.service(), req));
         prop_assert!(
             [200, 400, 401, 403].contains(&r.status.as_u16()),
             "unexpected status {}", r.status

@@ -1,14 +1,12 @@
 //! The route table, end to end: unknown routes, public routes, preflight requests, the
 //! plugin rule for JavaScript clients, roles, and changes to an account's roles.
 
-mod harness;
-
+use crate::harness::world::{
+    NON_PLUGIN_PATHS, PLUGIN_PATHS, Req, World, get, roles, stranger_key, tile, with_key,
+};
 use gis_auth::client::{ClientSpec, Role};
 use gis_auth::policy::{Api, RouteTable};
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
-use harness::{
-    NON_PLUGIN_PATHS, PLUGIN_PATHS, Req, World, get, roles, stranger_key, tile, with_key,
-};
 use http::Method;
 
 #[tokio::test]

@@ -4,15 +4,9 @@
 //! upstream that refuses or is down is a 502 naming no secret. Time is a shared manual
 //! clock, never slept on.
 
-#![cfg(feature = "admin")]
+use crate::harness::app;
 
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
-
-#[path = "../examples/token_server/backend.rs"]
-#[allow(dead_code)]
-mod backend;
+use crate::harness::token_backend as backend;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,8 +2,6 @@
 //! clients, the route table of the example server, a bearer-token verifier backed by the
 //! store, a handler that echoes what it was given, and the assertions every file shares.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt::Debug;

@@ -4,11 +4,7 @@
 //! restrictions, and `Policy::explain` giving the decision the layer enforces. Time is a
 //! `ManualClock` shared by the store, the token issuer, the layer and the account pages.
 
-#![cfg(feature = "admin")]
-
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
+use crate::harness::app;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -3,11 +3,7 @@
 //! tokens, brute force, revocation, secret and signing-key rotation, and the verified-token
 //! cache. Time is a `ManualClock` shared by the store, the issuer and the layer.
 
-#![cfg(feature = "admin")]
-
-#[path = "../examples/gis_server/app.rs"]
-#[allow(dead_code)]
-mod app;
+use crate::harness::app;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
