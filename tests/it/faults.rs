@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use crate::harness::world::{CountingStore, Echo, Req, START, World, get, send, tile};
+use crate::harness::reply::send;
+use crate::harness::world::{CountingStore, Echo, Req, START, World, get, tile};
 use async_trait::async_trait;
 use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, CredentialKind, KeyDigest, PlainCredential,
@@ -164,7 +165,7 @@ fn jwt_layer(world: &World, store: Arc<dyn ClientStore>) -> (AuthLayer, String) 
 }
 
 /// Sends `req` through `layer`, and gives the reply and how long it took on Tokio's clock.
-async fn timed(layer: &AuthLayer, req: Req) -> (crate::harness::world::Reply, Duration) {
+async fn timed(layer: &AuthLayer, req: Req) -> (crate::harness::reply::Reply, Duration) {
     let started = tokio::time::Instant::now();
     let reply = send(layer.layer(Echo), req).await;
     (reply, started.elapsed())

@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::harness::world::{Reply, World, get, tile, with_key};
+use crate::harness::reply::Reply;
+use crate::harness::world::{World, get, tile, with_key};
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{ForwardedHeader, TrustedProxies};
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
@@ -419,12 +420,12 @@ async fn axum_connect_info_is_read_as_the_peer() {
     let outside: std::net::SocketAddr = "198.51.100.5:1".parse().expect("an address");
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(inside));
-    crate::harness::world::send(world.service(), req)
+    crate::harness::reply::send(world.service(), req)
         .await
         .assert_ok();
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(outside));
-    let r = crate::harness::world::send(world.service(), req).await;
+    let r = crate::harness::reply::send(world.service(), req).await;
     assert_ip_refused(&r, "a ConnectInfo peer outside the rules");
 }
 
@@ -440,7 +441,7 @@ async fn the_peer_can_come_from_a_custom_source() {
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("203.0.113.5".parse().expect("an address")));
-    crate::harness::world::send(
+    crate::harness::reply::send(
         tower::Layer::layer(&layer, crate::harness::world::Echo),
         req,
     )
@@ -449,7 +450,7 @@ async fn the_peer_can_come_from_a_custom_source() {
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("198.51.100.5".parse().expect("an address")));
-    let r = crate::harness::world::send(
+    let r = crate::harness::reply::send(
         tower::Layer::layer(&layer, crate::harness::world::Echo),
         req,
     )

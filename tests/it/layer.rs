@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::harness::reply::{Reply, send};
 use crate::harness::world::{
-    CountingStore, REPLY_CACHE_CONTROL, REPLY_VARY, Reply, World, echo, get, send, stranger_key,
-    tile, with_key,
+    CountingStore, REPLY_CACHE_CONTROL, REPLY_VARY, World, echo, get, stranger_key, tile, with_key,
 };
 use axum::extract::{ConnectInfo, Extension};
 use axum::{Json, Router, routing};

@@ -14,18 +14,18 @@ fn world_with<const N: usize>(patterns: [&str; N]) -> (World, String) {
 }
 
 /// Sends a tile request with `key` from `origin` (as an `Origin` header).
-async fn from_origin(world: &World, key: &str, origin: &str) -> crate::harness::world::Reply {
+async fn from_origin(world: &World, key: &str, origin: &str) -> crate::harness::reply::Reply {
     world.send(get(&tile(key)).origin(origin)).await
 }
 
 #[track_caller]
-fn assert_allowed(r: &crate::harness::world::Reply, what: &str) {
+fn assert_allowed(r: &crate::harness::reply::Reply, what: &str) {
     assert_eq!(r.status, 200, "{what} should be allowed: {}", r.text());
     assert!(r.varies_on_origin(), "{what}: Vary: Origin on success");
 }
 
 #[track_caller]
-fn assert_origin_refused(r: &crate::harness::world::Reply, what: &str) {
+fn assert_origin_refused(r: &crate::harness::reply::Reply, what: &str) {
     assert_eq!(r.status, 403, "{what} should be refused: {}", r.text());
     r.assert_access_denied();
     assert_eq!(r.kind(), RejectionKind::OriginNotAllowed, "{what}");

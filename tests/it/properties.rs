@@ -688,7 +688,7 @@ proptest! {
         let (_, key) = world.js_client(ClientSpec::javascript("Office").allowed_ips(written.clone()));
         let mut req = get(&tile(&key)).into_request();
         req.extensions_mut().insert(SocketAddr::new(addr, port));
-        let r = block_on(crate::harness::world::send(world.service(), req));
+        let r = block_on(crate::harness::reply::send(world.service(), req));
         if rules.iter().any(|rule| rule.contains(addr)) {
             prop_assert_eq!(r.status, StatusCode::OK, "{:?} vs {}", written, addr);
         } else {
@@ -771,7 +771,7 @@ proptest! {
                 req.headers_mut().insert(name, v);
             }
         }
-        let r = block_on(crate::harness::world::send(tower::Layer::layer(&layer, crate::harness::world::Echo), req));
+        let r = block_on(crate::harness::reply::send(tower::Layer::layer(&layer, crate::harness::world::Echo), req));
         prop_assert!(
             r.status == StatusCode::OK || r.status == StatusCode::FORBIDDEN,
             "unexpected status {}", r.status
@@ -885,7 +885,7 @@ proptest! {
         if bearer {
             req.headers_mut().insert("authorization", HeaderValue::from_static("Bearer abc.def.ghi"));
         }
-        let r = block_on(crate::harness::world::send(world.service(), req));
+        let r = block_on(crate::harness::reply::send(world.service(), req));
         prop_assert!(
             [200, 400, 401, 403].contains(&r.status.as_u16()),
             "unexpected status {}", r.status
