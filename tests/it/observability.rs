@@ -3,12 +3,17 @@
 //! credential. The logs of a full run of the example server (keys, the token endpoint,
 //! bearer tokens, refusals of every kind, a failing usage counter) are captured at `trace`
 //! and searched for every credential used.
+//!
+//! Every test of the binary runs in this process, so the subscriber is process-wide (a
+//! subscriber set for one thread only misses what other threads registered first) and
+//! records only the thread that is capturing.
 
 use crate::harness::app;
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -22,8 +27,10 @@ use http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use time::Date;
 use tower::ServiceExt;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 /// Everything the subscriber writes, shared with the test.
 #[derive(Clone, Default)]
@@ -46,11 +53,46 @@ impl Write for Captured {
     }
 }
 
-impl<'a> MakeWriter<'a> for Captured {
+thread_local! {
+    /// Where the logs of this thread go, while it captures them.
+    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// The capture of the thread that logs.
+struct ThisThread;
+
+impl<'a> MakeWriter<'a> for ThisThread {
     type Writer = Captured;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        CAPTURE.with(|c| c.borrow().clone()).unwrap_or_default()
+    }
+}
+
+/// Captures everything logged on this thread, at every level, until dropped.
+struct Capturing;
+
+impl Capturing {
+    fn start(into: &Captured) -> Capturing {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            let capturing = || CAPTURE.with(|c| c.borrow().is_some());
+            let layer = tracing_subscriber::fmt::layer()
+                .with_span_events(FmtSpan::CLOSE)
+                .with_ansi(false)
+                .with_writer(ThisThread)
+                .with_filter(filter_fn(move |_| capturing()));
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("no other global subscriber");
+        });
+        CAPTURE.with(|c| *c.borrow_mut() = Some(into.clone()));
+        Capturing
+    }
+}
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
     }
 }
 
@@ -123,13 +165,7 @@ fn token_request(form: &str, basic: Option<(&str, &str)>) -> Request<Body> {
 #[tokio::test]
 async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _capturing = Capturing::start(&captured);
 
     let seeded = app::demo_store().expect("the demo store");
     let of_kind = |kind| {
