@@ -4,9 +4,11 @@
 //! bearer tokens, refusals of every kind, a failing usage counter) are captured at `trace`
 //! and searched for every credential used.
 //!
-//! Every test of the binary runs in this process, so the subscriber is process-wide (a
-//! subscriber set for one thread only misses what other threads registered first) and
-//! records only the thread that is capturing.
+//! Every test of the binary runs in this process, and tracing caches per callsite whether
+//! anyone listens, whichever thread first reaches it. So the subscriber is process-wide (one
+//! set for this thread only is never asked about callsites other threads reach first), it
+//! records only the thread that is capturing, and the caches are rebuilt once it is in place
+//! (a callsite another thread was registering while it was installed may have cached "no").
 
 use crate::harness::app;
 
@@ -85,6 +87,7 @@ impl Capturing {
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
                 .expect("no other global subscriber");
         });
+        tracing::callsite::rebuild_interest_cache();
         CAPTURE.with(|c| *c.borrow_mut() = Some(into.clone()));
         Capturing
     }
