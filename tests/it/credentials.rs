@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::harness::world::{World, get, gis_routes, stranger_key, tile, with_key};
 use gis_auth::client::{ClientSpec, CredentialKind, PlainCredential};
 use gis_auth::store::InMemoryStore;
 use gis_auth::{AuthLayer, RejectionKind};
+
+use crate::harness::world::{World, get, gis_routes, stranger_key, tile, with_key};
 
 // ---- no credential -------------------------------------------------------------------
 

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use crate::harness::reply::send;
-use crate::harness::world::{CountingStore, Echo, Req, START, World, get, tile};
 use async_trait::async_trait;
 use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, CredentialKind, KeyDigest, PlainCredential,
@@ -26,6 +24,9 @@ use gis_auth::{AuthLayer, RejectionKind};
 use http::StatusCode;
 use time::Date;
 use tower::Layer;
+
+use crate::harness::reply::send;
+use crate::harness::world::{CountingStore, Echo, Req, START, World, get, tile};
 
 // ---- faulty parts ------------------------------------------------------------------------
 

@@ -4,11 +4,12 @@
 
 use std::net::IpAddr;
 
-use crate::harness::reply::Reply;
-use crate::harness::world::{World, get, tile, with_key};
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{ForwardedHeader, TrustedProxies};
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
+
+use crate::harness::reply::Reply;
+use crate::harness::world::{World, get, tile, with_key};
 
 /// A world with a JavaScript client allowed `rules`; gives its API key.
 fn world_with<const N: usize>(rules: [&str; N]) -> (World, String) {

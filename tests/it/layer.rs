@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use crate::harness::reply::{Reply, send};
 use crate::harness::world::{
     CountingStore, REPLY_CACHE_CONTROL, REPLY_VARY, World, echo, get, stranger_key, tile, with_key,
 };
@@ -21,6 +20,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+use crate::harness::reply::{Reply, send};
 
 // ---- what the handler sees -----------------------------------------------------------
 

@@ -1,10 +1,11 @@
 //! Allowed origins of JavaScript clients, end to end: hosts and wildcards, schemes and
 //! ports, `Origin` before `Referer`, headers that never match, and `Vary: Origin`.
 
-use crate::harness::world::{Req, World, get, tile, with_key};
 use gis_auth::ConfigError;
 use gis_auth::RejectionKind;
 use gis_auth::client::ClientSpec;
+
+use crate::harness::world::{Req, World, get, tile, with_key};
 
 /// A JavaScript client of a fresh world allowed `patterns`.
 fn world_with<const N: usize>(patterns: [&str; N]) -> (World, String) {

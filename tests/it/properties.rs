@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::harness::world::{World, get, tile};
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{
     ForwardedHeader, IpRule, IpRules, OriginRules, RequestOrigin, TrustedProxies,
@@ -15,6 +14,8 @@ use gis_auth::{ConfigError, RejectionKind};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use proptest::sample::select;
+
+use crate::harness::world::{World, get, tile};
 
 /// Runs `f` to completion on a fresh single-threaded runtime.
 fn block_on<F: Future>(f: F) -> F::Output {

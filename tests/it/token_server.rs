@@ -4,10 +4,6 @@
 //! upstream that refuses or is down is a 502 naming no secret. Time is a shared manual
 //! clock, never slept on.
 
-use crate::harness::app;
-
-use crate::harness::token_backend as backend;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,9 +13,9 @@ use axum::extract::Request;
 use axum::middleware::{Next, from_fn};
 use gis_auth::client::ClientKind;
 use gis_auth::clock::ManualClock;
+use http::StatusCode;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -27,6 +23,10 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use tokio::sync::watch;
+
+use crate::harness::app;
+use crate::harness::reply::{Reply, read};
+use crate::harness::token_backend as backend;
 
 /// When every test starts.
 const START: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
@@ -155,22 +155,6 @@ async fn serve(router: Router) -> SocketAddr {
 
 // ---- HTTP -------------------------------------------------------------------------------
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 fn http_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -182,13 +166,7 @@ async fn get(url: &str, bearer: Option<&str>) -> Reply {
         req = req.header(AUTHORIZATION, format!("Bearer {token}"));
     }
     let req = req.body(Full::new(Bytes::new())).expect("a request");
-    let res = http_client().request(req).await.expect("an answer");
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.expect("a body").to_bytes(),
-    }
+    read(http_client().request(req).await.expect("an answer")).await
 }
 
 /// `GET /token` from `backend`, which must succeed; the handout as JSON.
