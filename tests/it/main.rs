@@ -2,8 +2,9 @@
 //! capability, all sharing [`harness`]. Modules that drive the example server need the
 //! `admin` feature, as the example itself does.
 //!
-//! The tests that need PostgreSQL or Redis are in `tests/backends/`, and the command-line
-//! tool's in `tests/cli.rs`.
+//! The tests that need PostgreSQL or Redis are in `tests/backends/`, the command-line
+//! tool's in `tests/cli.rs`, and the log capture's in `tests/observability.rs` (it needs a
+//! process of its own).
 
 mod harness;
 
@@ -25,8 +26,6 @@ mod routes;
 mod admin;
 #[cfg(feature = "admin")]
 mod example_server;
-#[cfg(feature = "admin")]
-mod observability;
 #[cfg(feature = "admin")]
 mod policy;
 #[cfg(feature = "admin")]

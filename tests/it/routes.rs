@@ -8,7 +8,6 @@ use gis_auth::client::{ClientSpec, Role};
 use gis_auth::policy::{Api, RouteTable};
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
 use http::Method;
-
 #[tokio::test]
 async fn an_unknown_path_is_refused_before_any_credential_is_read() {
     let world = World::new();
