@@ -7,9 +7,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::services::eventually;
-use crate::services::postgres::Schema;
-use crate::services::redis::{Prefix, connection, patient_connection};
 use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{
@@ -26,6 +23,10 @@ use http_body_util::Full;
 use time::macros::datetime;
 use tower::util::BoxCloneService;
 use tower::{ServiceBuilder, ServiceExt};
+
+use crate::services::eventually;
+use crate::services::postgres::Schema;
+use crate::services::redis::{Prefix, connection, patient_connection};
 
 type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
 

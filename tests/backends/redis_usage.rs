@@ -7,8 +7,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::services::eventually;
-use crate::services::redis::{Prefix, connection, patient_connection, relay, url_through};
 use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{AccountId, ClientId, RateLimit, Role, RoleSet};
@@ -21,6 +19,9 @@ use http_body_util::Full;
 use redis::AsyncCommands;
 use time::macros::{date, datetime};
 use tower::{Service, ServiceExt};
+
+use crate::services::eventually;
+use crate::services::redis::{Prefix, connection, patient_connection, relay, url_through};
 
 fn ids() -> (AccountId, ClientId) {
     (

@@ -22,6 +22,8 @@ use time::macros::datetime;
 
 use super::app;
 use super::reply::{Reply, send};
+pub use super::world::roles;
+
 use super::request::{GRANT, bearer, from_peer, post_form, token_request, with_basic};
 
 /// When every test starts: 14 hours before the UTC day ends.
@@ -38,11 +40,6 @@ pub const ACCOUNT: &str = "acme";
 
 /// Where requests come from unless a test says otherwise.
 pub const CALLER: &str = "198.51.100.7";
-
-/// A role set.
-pub fn roles<const N: usize>(roles: [Role; N]) -> RoleSet {
-    RoleSet::from_iter(roles)
-}
 
 /// The issuer's HS256 key.
 pub fn hs256(kid: &str, secret: &[u8]) -> SigningKey {
