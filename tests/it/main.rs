@@ -3,7 +3,7 @@
 //! `admin` feature, as the example itself does.
 //!
 //! The tests that need PostgreSQL or Redis are in `tests/backends/`, the command-line
-//! tool's in `tests/cli.rs`, and the log capture's in `tests/observability.rs` (it needs a
+//! tool's in `tests/cli/`, and the log capture's in `tests/observability.rs` (it needs a
 //! process of its own).
 
 mod harness;
