@@ -1,6 +1,6 @@
-//! The world the end-to-end tests run in: a store with one account and its two default
-//! clients, the route table of the example server, a bearer-token verifier backed by the
-//! store, a handler that echoes what it was given, and the assertions every file shares.
+//! The layer's world: a store with one account and its two default clients, the route table
+//! of the example server, a bearer-token verifier backed by the store, a handler that echoes
+//! what it was given, and requests to send through the layer in front of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;

@@ -121,6 +121,6 @@ async fn quota_page(s: &Server, account: &CreatedAccount) -> Value {
 
 /// The `shadowed` counts of `client` today.
 async fn shadowed(server: &Server, client: &CreatedClient) -> Value {
-    let page = usage_page(&server, &server.acme, "").await;
+    let page = usage_page(server, &server.acme, "").await;
     usage_row(&page, "2026-05-01", client.client.id())["shadowed"].clone()
 }
