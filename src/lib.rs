@@ -21,7 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(InMemoryStore::new());
-//! let demo = store.create_account(Account::new(AccountId::new("demo")?, "Demo",
+//! let demo = store.open_account(Account::new(AccountId::new("demo")?, "Demo",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?)?;
 //!
 //! let routes = RouteTable::new()
@@ -47,20 +47,26 @@
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod credentials;
 mod error;
 pub mod layer;
+pub mod limits;
 pub mod policy;
+mod rejection;
 pub mod restrict;
+mod rule;
 pub mod store;
 pub mod token;
-pub mod usage;
 
-pub use error::{ConfigError, Rejection, RejectionKind, StoreError};
+pub use error::{BackendError, ConfigError};
+pub use layer::Principal;
 pub use layer::{AuthLayer, AuthService};
-pub use policy::Principal;
+pub use rejection::Rejection;
+pub use rule::RejectionKind;

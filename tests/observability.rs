@@ -29,8 +29,8 @@ use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
 use gis_auth::client::{AccountId, ClientId, ClientKind, CredentialKind, PlainCredential};
-use gis_auth::store::StoreError;
-use gis_auth::usage::{Charge, Charged, DailyUsage, UsageCounter};
+use gis_auth::limits::{Charge, Charged, DailyUsage, UsageCounter};
+use gis_auth::store::BackendError;
 use http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use time::Date;
@@ -74,8 +74,8 @@ struct DownCounter;
 
 #[async_trait]
 impl UsageCounter for DownCounter {
-    async fn charge(&self, _: &Charge<'_>) -> Result<Charged, StoreError> {
-        Err(StoreError::new("usage counter connection reset"))
+    async fn charge(&self, _: &Charge<'_>) -> Result<Charged, BackendError> {
+        Err(BackendError::new("usage counter connection reset"))
     }
 
     async fn record_refusal(
@@ -84,16 +84,21 @@ impl UsageCounter for DownCounter {
         _: &ClientId,
         _: Date,
         _: &'static str,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::new("usage counter connection reset"))
+    ) -> Result<(), BackendError> {
+        Err(BackendError::new("usage counter connection reset"))
     }
 
-    async fn used(&self, _: &AccountId, _: Date) -> Result<u64, StoreError> {
-        Err(StoreError::new("usage counter connection reset"))
+    async fn used(&self, _: &AccountId, _: Date) -> Result<u64, BackendError> {
+        Err(BackendError::new("usage counter connection reset"))
     }
 
-    async fn usage(&self, _: &AccountId, _: Date, _: Date) -> Result<Vec<DailyUsage>, StoreError> {
-        Err(StoreError::new("usage counter connection reset"))
+    async fn usage(
+        &self,
+        _: &AccountId,
+        _: Date,
+        _: Date,
+    ) -> Result<Vec<DailyUsage>, BackendError> {
+        Err(BackendError::new("usage counter connection reset"))
     }
 }
 

@@ -19,15 +19,16 @@ use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::layer::Meter;
-use gis_auth::policy::{
-    MAX_ELEVATION_POINTS, RouteTable, SharedRateLimiter, elevation_points_cost, standard_routes,
-};
+use gis_auth::limits::SharedRateLimiter;
+use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
+use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
 use gis_auth::restrict::TrustedProxies;
-use gis_auth::store::{GeneratedCredential, InMemoryStore, ManagedStore, Snapshot, SnapshotError};
+use gis_auth::store::{
+    GeneratedCredential, InMemoryStore, ManageError, ManagedStore, Snapshot, SnapshotError,
+};
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
-use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
@@ -204,14 +205,14 @@ where
 
 /// A store with the demo account (roles User and Evaluator) and its two default clients,
 /// one of each kind, with their fresh credentials.
-pub fn demo_store() -> Result<Seeded, ConfigError> {
+pub fn demo_store() -> Result<Seeded, ManageError> {
     let store = Arc::new(InMemoryStore::new());
     let account = Account::new(
         AccountId::new(DEMO_ACCOUNT)?,
         "Demo account",
         RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
     )?;
-    let created = store.create_account(account)?;
+    let created = store.open_account(account)?;
     let generated = [created.javascript, created.native]
         .into_iter()
         .map(|made| GeneratedCredential {

@@ -21,12 +21,12 @@ use std::sync::Arc;
 
 use gis_auth::ConfigError;
 use gis_auth::client::{Account, AccountId, Role, RoleSet};
-use gis_auth::policy::SharedRateLimiter;
+use gis_auth::limits::SharedRateLimiter;
+use gis_auth::limits::UsageCounter;
 #[cfg(feature = "postgres")]
 use gis_auth::store::{CachedStore, PostgresStore};
 use gis_auth::store::{FileStore, GeneratedCredential, ManageError, ManagedStore};
 use gis_auth::token::{SigningKey, TokenIssuer};
-use gis_auth::usage::UsageCounter;
 
 /// The environment variable holding the token signing secret shared by instances.
 pub const TOKEN_SECRET_VAR: &str = "GIS_TOKEN_SECRET";
@@ -109,7 +109,7 @@ async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>,
                 credential: made.credential,
             })
             .collect()),
-        Err(ManageError::Invalid(ConfigError::DuplicateId { .. })) => Ok(Vec::new()),
+        Err(ManageError::Duplicate { .. }) => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
@@ -131,8 +131,8 @@ pub fn shared_token_issuer() -> Result<Option<TokenIssuer>, ConfigError> {
 pub async fn open_redis(
     url: &str,
 ) -> Result<(Arc<dyn UsageCounter>, Arc<dyn SharedRateLimiter>), Box<dyn Error>> {
-    use gis_auth::policy::RedisRateLimiter;
-    use gis_auth::usage::{RedisUsageCounter, redis_connection};
+    use gis_auth::limits::RedisRateLimiter;
+    use gis_auth::limits::{RedisUsageCounter, redis_connection};
 
     let redis = redis_connection(url).await?;
     Ok((

@@ -27,7 +27,7 @@
 //! use std::sync::Arc;
 //! use gis_auth::admin::AdminApi;
 //! use gis_auth::store::InMemoryStore;
-//! use gis_auth::usage::InMemoryUsageCounter;
+//! use gis_auth::limits::InMemoryUsageCounter;
 //! use gis_auth::{AuthLayer, policy::standard_routes};
 //! use http::{Request, StatusCode};
 //! use tower::{Layer, ServiceExt};
@@ -77,11 +77,10 @@ use self::input::Body;
 use self::reply::{AdminError, Reply};
 use crate::client::{ClientDocument, ClientId, ClientKind, PlainCredential, Role, etag};
 use crate::clock::{Clock, SystemClock};
-use crate::policy::{
-    CredentialSource, Principal, QuotaState, TRANSACTION, next_utc_midnight, transactions,
-};
+use crate::layer::{CredentialSource, Principal};
+use crate::limits::UsageCounter;
+use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
 use crate::store::{ManagedStore, Precondition};
-use crate::usage::UsageCounter;
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;

@@ -15,7 +15,7 @@
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::error::RejectionKind;
+use crate::rule::RejectionKind;
 
 /// The bearer token of the request, if it has an `Authorization: Bearer` header.
 ///

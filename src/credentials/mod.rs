@@ -18,12 +18,15 @@
 
 mod bearer;
 mod query;
+mod realm;
 
 use std::borrow::Cow;
 
 use http::{HeaderMap, Uri};
 
-use crate::error::RejectionKind;
+use crate::rule::RejectionKind;
+
+pub use realm::Realm;
 
 /// A credential found in a request.
 #[derive(Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use http::Uri;
 use http::uri::PathAndQuery;
 use percent_encoding::percent_decode_str;
 
-use crate::error::RejectionKind;
+use crate::rule::RejectionKind;
 
 /// Whether a raw (still percent-encoded) parameter name is `name`, ignoring ASCII case.
 fn name_matches(raw: &[u8], name: &str) -> bool {

@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use super::Config;
 use super::service::fail_closed;
 use crate::client::{AccountId, ClientId, Restriction};
-use crate::error::{Rejection, RejectionKind};
+use crate::limits::Charge;
 use crate::policy::{Decision, Finding, QuotaState, Rule, seconds_until};
-use crate::usage::Charge;
+use crate::rejection::Rejection;
+use crate::rule::RejectionKind;
 
 /// Charges more of a request's cost against its account's daily quota, from its handler.
 ///

@@ -15,7 +15,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(InMemoryStore::new());
-//! let made = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let made = store.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
 //! let routes = RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
 //!     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?;
@@ -37,6 +37,7 @@
 mod body;
 mod future;
 mod meter;
+mod principal;
 mod response;
 mod service;
 
@@ -52,7 +53,7 @@ use tower_layer::Layer;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use meter::{Meter, Refused};
-pub(crate) use response::valid_realm;
+pub use principal::{CredentialSource, Principal};
 pub use response::{
     QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
     default_rejection_response,
@@ -60,21 +61,22 @@ pub use response::{
 pub use service::AuthService;
 
 use crate::clock::{Clock, SystemClock};
-use crate::credentials::CredentialRules;
-use crate::error::{ConfigError, Rejection};
-use crate::policy::{ClientRateLimiter, Policy, RouteTable, SharedRateLimiter};
+use crate::credentials::{CredentialRules, Realm};
+use crate::error::ConfigError;
+use crate::limits::{ClientRateLimiter, SharedRateLimiter};
+use crate::limits::{InMemoryUsageCounter, UsageCounter};
+use crate::policy::{Policy, RouteTable};
+use crate::rejection::Rejection;
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies};
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
-use crate::usage::{InMemoryUsageCounter, UsageCounter};
 
 type Responder = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
 
 /// The share of the daily quota (in %) from which responses carry a warning header.
 pub const DEFAULT_QUOTA_WARNING_PERCENT: u8 = 80;
 
-/// The default time budget for one store lookup or token verification.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+pub use crate::store::DEFAULT_BACKEND_TIMEOUT;
 
 #[derive(Clone)]
 pub(crate) struct Config {
@@ -89,11 +91,11 @@ pub(crate) struct Config {
     pub(crate) proxies: TrustedProxies,
     pub(crate) forwarded: ForwardedHeader,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) realm: String,
+    pub(crate) realm: Realm,
     pub(crate) rendered: response::Rendered,
     pub(crate) allow_preflight: bool,
     pub(crate) strip_credentials: bool,
-    pub(crate) store_timeout: Option<Duration>,
+    pub(crate) backend_timeout: Option<Duration>,
     pub(crate) responder: Option<Responder>,
     pub(crate) peer_source: Option<PeerSource>,
     pub(crate) proxies_warned: Arc<AtomicBool>,
@@ -103,7 +105,7 @@ impl Config {
     pub(crate) fn render(&self, rejection: &Rejection) -> Response<Bytes> {
         let mut res = match &self.responder {
             Some(custom) => custom(rejection),
-            None => self.rendered.response(rejection, &self.realm),
+            None => self.rendered.response(rejection, self.realm.as_str()),
         };
         if rejection.varies_on_origin() {
             response::add_vary_origin(res.headers_mut());
@@ -141,7 +143,7 @@ impl Config {
 /// lookup for a malformed key), looked up, decided by [`Policy`] (the same decision
 /// [`Policy::explain`] gives), rate-limited and charged to the account's daily quota. On
 /// success a
-/// [`Principal`](crate::policy::Principal) is inserted into the request's extensions.
+/// [`Principal`](crate::layer::Principal) is inserted into the request's extensions.
 #[derive(Clone)]
 #[must_use]
 pub struct AuthLayer {
@@ -178,11 +180,11 @@ impl AuthLayer {
                 proxies: TrustedProxies::none(),
                 forwarded: ForwardedHeader::default(),
                 clock,
-                realm: "gis-auth".to_owned(),
+                realm: Realm::default(),
                 rendered: response::Rendered::new("gis-auth"),
                 allow_preflight: false,
                 strip_credentials: true,
-                store_timeout: Some(DEFAULT_STORE_TIMEOUT),
+                backend_timeout: Some(DEFAULT_BACKEND_TIMEOUT),
                 responder: None,
                 peer_source: None,
                 proxies_warned: Arc::new(AtomicBool::new(false)),
@@ -267,16 +269,9 @@ impl AuthLayer {
 
     /// The realm of the `WWW-Authenticate` challenge: printable ASCII without `"` or `\`.
     pub fn realm(mut self, realm: impl Into<String>) -> Result<Self, ConfigError> {
-        let realm = realm.into();
-        if !response::valid_realm(&realm) {
-            return Err(ConfigError::InvalidField {
-                field: "realm",
-                value: realm,
-                reason: "a realm is printable ASCII without `\"` or `\\`",
-            });
-        }
+        let realm = Realm::new(realm)?;
         let config = self.config();
-        config.rendered = response::Rendered::new(&realm);
+        config.rendered = response::Rendered::new(realm.as_str());
         config.realm = realm;
         Ok(self)
     }
@@ -297,8 +292,8 @@ impl AuthLayer {
 
     /// The time budget of one store lookup or token verification; past it the request gets
     /// 503. `None` waits as long as the store takes. Needs a Tokio runtime with time enabled.
-    pub fn store_timeout(mut self, budget: Option<Duration>) -> Self {
-        self.config().store_timeout = budget;
+    pub fn backend_timeout(mut self, budget: Option<Duration>) -> Self {
+        self.config().backend_timeout = budget;
         self
     }
 

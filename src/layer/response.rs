@@ -20,8 +20,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTIC
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use time::OffsetDateTime;
 
-use crate::error::{Rejection, RejectionKind};
 use crate::policy::QuotaState;
+use crate::rejection::Rejection;
+use crate::rule::RejectionKind;
 
 /// The default response for a rejection: its status, a JSON body
 /// `{"error": …, "error_description": …}`, an RFC 6750 `WWW-Authenticate: Bearer` challenge on
@@ -83,7 +84,7 @@ fn rejection_response(
     if let Some(value) = challenge {
         headers.insert(WWW_AUTHENTICATE, value);
     }
-    if kind == RejectionKind::StoreUnavailable {
+    if kind == RejectionKind::Unavailable {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
     }
     if let Some(seconds) = rejection.retry_after() {
@@ -191,14 +192,6 @@ pub(crate) fn add_quota_headers(
             headers.insert(QUOTA_WARNING, value);
         }
     }
-}
-
-/// Whether `realm` can stand inside an RFC 7230 quoted-string without escaping.
-pub(crate) fn valid_realm(realm: &str) -> bool {
-    !realm.is_empty()
-        && realm
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// Adds `Vary: Origin` unless the response already varies on it (or on everything).
@@ -409,7 +402,7 @@ mod tests {
         );
         let res = default_rejection_response(&RejectionKind::OriginNotAllowed.into(), "gis");
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
-        let res = default_rejection_response(&RejectionKind::StoreUnavailable.into(), "gis");
+        let res = default_rejection_response(&RejectionKind::Unavailable.into(), "gis");
         assert_eq!(res.headers()[RETRY_AFTER], "1");
     }
 
@@ -425,14 +418,5 @@ mod tests {
             assert_eq!(fresh.headers(), cached.headers());
             assert_eq!(fresh.body(), cached.body());
         }
-    }
-
-    #[test]
-    fn realms_must_be_plain_quoted_strings() {
-        assert!(valid_realm("gis-auth maps"));
-        assert!(!valid_realm(""));
-        assert!(!valid_realm("a\"b"));
-        assert!(!valid_realm("a\\b"));
-        assert!(!valid_realm("é"));
     }
 }

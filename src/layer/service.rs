@@ -27,16 +27,18 @@ use tracing::Span;
 use super::Config;
 use super::body::ResponseBody;
 use super::future::{Finish, ResponseFuture};
+use super::principal::{CredentialSource, Principal};
 use crate::client::{ClientKind, CredentialKind, KeyDigest, Restriction, RoleSet};
 use crate::credentials::Credential;
-use crate::error::{Rejection, RejectionKind};
+use crate::limits::{Charge, Charged};
 use crate::policy::{
-    CredentialSource, Finding, OriginEvidence, Principal, QuotaState, RequestFacts, RouteAccess,
-    Rule, decide, next_utc_midnight, seconds_until,
+    Finding, OriginEvidence, QuotaState, RequestFacts, RouteAccess, Rule, decide,
+    next_utc_midnight, seconds_until,
 };
+use crate::rejection::Rejection;
+use crate::rule::RejectionKind;
 use crate::store::Resolved;
 use crate::token::{VerifiedToken, VerifyError};
-use crate::usage::{Charge, Charged};
 
 /// An admitted request: who is calling, and what its response must carry.
 #[derive(Debug)]
@@ -303,7 +305,7 @@ pub(crate) fn refuse(config: &Config, rejection: &Rejection) -> Response<Bytes> 
 /// A store or counter failure: logged at `warn`, answered with 503.
 fn store_failed(what: &'static str, error: &dyn std::fmt::Display) -> Rejection {
     tracing::warn!(error = %error, "{what} failed");
-    RejectionKind::StoreUnavailable.into()
+    RejectionKind::Unavailable.into()
 }
 
 /// A request decided and within its rate limit, ready to be charged.
@@ -603,7 +605,7 @@ fn key_found(
 /// The client behind a bearer token; `None` is a verifier that ran out of time.
 fn token_found(answer: Option<Result<VerifiedToken, VerifyError>>) -> Result<Found, Rejection> {
     match answer {
-        None => Err(RejectionKind::StoreUnavailable.into()),
+        None => Err(RejectionKind::Unavailable.into()),
         Some(Ok(t)) => Ok((
             Resolved {
                 client: t.client,
@@ -646,13 +648,13 @@ pub(crate) async fn fail_closed<T, E: std::fmt::Display>(
     match within_budget(config, fut).await {
         Some(Ok(value)) => Ok(value),
         Some(Err(e)) => Err(store_failed(what, &e)),
-        None => Err(RejectionKind::StoreUnavailable.into()),
+        None => Err(RejectionKind::Unavailable.into()),
     }
 }
 
 /// Runs `fut` within the store budget; `None` when it ran out.
 async fn within_budget<F: Future>(config: &Config, fut: F) -> Option<F::Output> {
-    match config.store_timeout {
+    match config.backend_timeout {
         Some(budget) => {
             let out = tokio::time::timeout(budget, fut).await.ok();
             if out.is_none() {

@@ -16,27 +16,110 @@
 //! ```
 
 mod decision;
+mod facts;
 mod lint;
-mod principal;
-mod rate;
-#[cfg(feature = "redis")]
-mod redis_rate;
+mod quota;
 mod route;
+mod rules;
 mod standard;
 mod table;
 
-pub use decision::{
-    Decision, Finding, OriginEvidence, Policy, QuotaFacts, QuotaState, RequestFacts, Rule,
-    next_utc_midnight, quota_admits,
-};
-pub(crate) use decision::{decide, seconds_until};
+use crate::client::{Account, Client};
+use crate::rule::RejectionKind;
+
+pub use crate::rule::Rule;
+pub use decision::{Decision, Finding};
+pub use facts::{OriginEvidence, RequestFacts};
 pub use lint::{LintContext, LintWarning, Trap, lint};
-pub use principal::{CredentialSource, Principal};
-pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY, SharedRateLimiter};
-#[cfg(feature = "redis")]
-pub use redis_rate::RedisRateLimiter;
+pub(crate) use quota::seconds_until;
+pub use quota::{
+    QuotaFacts, QuotaState, TRANSACTION, next_utc_midnight, quota_admits, transactions,
+};
 pub use route::PathPattern;
+pub use rules::TokenRequestFacts;
+pub(crate) use rules::decide;
 pub use standard::{
     MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
 };
-pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, TRANSACTION, transactions};
+pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable};
+
+/// The access policy: the route table and the rules, as one pure function of a client and
+/// a request. The layer decides with exactly this, so what [`Policy::explain`] says is what
+/// is enforced.
+///
+/// ```
+/// use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+///     KeyDigest, Role, RoleSet};
+/// use gis_auth::policy::{Api, OriginEvidence, Policy, RequestFacts, Rule, RouteTable};
+/// use http::Method;
+///
+/// let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::EVALUATOR]))?;
+/// let web = Client::build(ClientId::new("web")?,
+///     &ClientSpec::javascript("Web").allowed_origins(["https://*.acme.test"]), &acme,
+///     Credentials::new(KeyDigest::of("…")))?;
+/// let policy = Policy::new(RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
+///     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?);
+/// let now = time::OffsetDateTime::now_utc();
+/// let facts = RequestFacts {
+///     origin: OriginEvidence::Origin("https://evil.test"),
+///     ..RequestFacts::new(&Method::GET, "/tiles/1/2/3.png", now)
+/// };
+/// let decision = policy.explain(&web, &acme, &facts);
+/// assert_eq!(decision.rule(), Some(Rule::Origins));
+/// assert!(decision.to_string().starts_with("deny by origins"));
+/// # Ok::<(), gis_auth::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    routes: RouteTable,
+}
+
+impl Policy {
+    /// The policy of a route table.
+    pub fn new(routes: RouteTable) -> Self {
+        Self { routes }
+    }
+
+    /// The route table.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Decides a request by `client` of `account`, without any I/O: the route, status,
+    /// expiry, origins, IP rules, kind, roles, privileges, grants, and the quota when
+    /// `facts.quota` is given. The request-rate limit is stateful and not part of it.
+    pub fn explain(
+        &self,
+        client: &Client,
+        account: &Account,
+        facts: &RequestFacts<'_>,
+    ) -> Decision {
+        match self.routes.lookup(facts.method, facts.path) {
+            None => Decision {
+                denied: Some(Finding {
+                    rule: Rule::Route,
+                    kind: RejectionKind::RouteNotAllowed,
+                    reason: format!("{} {} is not in the route table", facts.method, facts.path),
+                }),
+                ..Decision::allowed()
+            },
+            Some(route) => match route.access() {
+                RouteAccess::Public => Decision::allowed(),
+                RouteAccess::Api(api) => rules::decide(client, account, route, api, facts),
+            },
+        }
+    }
+
+    /// Decides whether `client` of `account` may be issued an access token at the token
+    /// endpoint: status, account status, expiry, kind and IP rules (report-only when the
+    /// client runs them so), the same rules its requests then meet. The token endpoint
+    /// issues with exactly this; the secret itself is checked before, by the endpoint.
+    pub fn explain_token_request(
+        &self,
+        client: &Client,
+        account: &Account,
+        facts: &TokenRequestFacts,
+    ) -> Decision {
+        rules::decide_token_request(client, account, facts)
+    }
+}

@@ -16,7 +16,8 @@
 
 use http::{HeaderMap, Method, Uri};
 
-use super::table::{Api, Cost, RouteTable, TRANSACTION};
+use super::quota::TRANSACTION;
+use super::table::{Api, Cost, RouteTable};
 use crate::client::Role;
 use crate::error::ConfigError;
 

@@ -17,18 +17,10 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method, Uri};
 
+use super::quota::TRANSACTION;
 use super::route::PathPattern;
 use crate::client::{Role, RoleSet};
 use crate::error::ConfigError;
-
-/// One transaction, in the milli-units costs are counted in (a tile at 0.1 transaction
-/// costs 100).
-pub const TRANSACTION: u64 = 1000;
-
-/// Milli-transactions as (fractional) transactions, as usage reports show them.
-pub fn transactions(milli: u64) -> f64 {
-    milli as f64 / TRANSACTION as f64
-}
 
 /// Where a route finds the item (or dataset) a request is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

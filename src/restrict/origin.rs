@@ -427,7 +427,7 @@ fn label_bit(labels: usize) -> u64 {
 
 /// Pattern hosts to pattern indexes. The hosts are an administrator's; a request only looks
 /// them up, so a fast hash is safe.
-type HostMap = HashMap<Box<str>, Vec<u16>, crate::client::FastBuildHasher>;
+type HostMap = HashMap<Box<str>, Vec<u16>, foldhash::fast::RandomState>;
 
 /// The most patterns one client may hold.
 pub const MAX_ORIGIN_PATTERNS: usize = 1000;

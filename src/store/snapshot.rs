@@ -37,7 +37,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::memory::{InMemoryStore, StoredCredential};
+use super::manage::{ManageError, NewCredential};
+use super::memory::InMemoryStore;
 use crate::client::{
     Account, AccountId, Action, ClientId, ClientKind, ClientSpec, Contact, CredentialKind,
     Credentials, Grant, GrantDocument, KeyDigest, PlainCredential, RateLimit, RoleSet, ShadowSet,
@@ -131,7 +132,7 @@ pub struct Snapshot {
 struct ClientEntry {
     account: AccountId,
     spec: ClientSpec,
-    credential: StoredCredential,
+    credential: NewCredential,
 }
 
 const ACCOUNT_FIELDS: &[&str] = &[
@@ -375,8 +376,8 @@ impl Snapshot {
     fn rotation(
         e: &Entry<'_>,
         field: &str,
-        credential: StoredCredential,
-    ) -> Result<StoredCredential, SnapshotError> {
+        credential: NewCredential,
+    ) -> Result<NewCredential, SnapshotError> {
         let previous_field = format!("previous_{field}");
         let other = if field == "api_key" {
             "previous_client_secret"
@@ -416,8 +417,8 @@ impl Snapshot {
             return Ok(credential);
         }
         let current = match credential {
-            StoredCredential::Digest(d) => d,
-            StoredCredential::Plain(p) => p.digest(),
+            NewCredential::Digest(d) => d,
+            NewCredential::Plain(p) => p.digest(),
             _ => {
                 return Err(e.err(
                     field,
@@ -435,7 +436,7 @@ impl Snapshot {
                 ));
             }
         };
-        Ok(StoredCredential::Restored(Credentials::restored(
+        Ok(NewCredential::Restored(Credentials::restored(
             current,
             previous,
             generation.unwrap_or(u64::from(previous.is_some())),
@@ -452,7 +453,7 @@ impl Snapshot {
             .map(|c| ClientEntry {
                 account: c.account_id().clone(),
                 spec: c.to_spec(),
-                credential: StoredCredential::Restored(c.credentials().clone()),
+                credential: NewCredential::Restored(c.credentials().clone()),
             })
             .collect();
         Snapshot { accounts, clients }
@@ -505,12 +506,12 @@ impl Snapshot {
             ));
         }
         let credential = match e.str(field)? {
-            None => StoredCredential::Generate,
-            Some(text) if text.starts_with("sha256:") => StoredCredential::Digest(
+            None => NewCredential::Generate,
+            Some(text) if text.starts_with("sha256:") => NewCredential::Digest(
                 KeyDigest::from_prefixed_hex(text)
                     .ok_or_else(|| e.err(field, "a digest is `sha256:` and 64 hex digits"))?,
             ),
-            Some(text) => StoredCredential::Plain(
+            Some(text) => NewCredential::Plain(
                 PlainCredential::parse(cred_kind, text, id.as_str())
                     .map_err(|err| e.config(field, err))?,
             ),
@@ -576,15 +577,17 @@ impl Snapshot {
                 .insert_client(&entry.account, entry.spec, entry.credential)
                 .map_err(|e| {
                     let field = match &e {
-                        ConfigError::UnknownAccount(_) => "account",
-                        ConfigError::RoleNotHeld { .. } | ConfigError::InvalidRole { .. } => {
-                            "roles"
-                        }
-                        ConfigError::InvalidOrigin { .. }
-                        | ConfigError::OriginsOnConfidentialClient { .. } => "allowed_origins",
-                        ConfigError::InvalidIpRule { .. } => "allowed_ips",
-                        ConfigError::InvalidCredential { field, .. } => field,
-                        ConfigError::InvalidField { field, .. }
+                        ManageError::NotFound { .. } => "account",
+                        ManageError::Invalid(
+                            ConfigError::RoleNotHeld { .. } | ConfigError::InvalidRole { .. },
+                        ) => "roles",
+                        ManageError::Invalid(
+                            ConfigError::InvalidOrigin { .. }
+                            | ConfigError::OriginsOnConfidentialClient { .. },
+                        ) => "allowed_origins",
+                        ManageError::Invalid(ConfigError::InvalidIpRule { .. }) => "allowed_ips",
+                        ManageError::Invalid(ConfigError::InvalidCredential { field, .. }) => field,
+                        ManageError::Invalid(ConfigError::InvalidField { field, .. })
                             if CLIENT_FIELDS.contains(field) =>
                         {
                             field
@@ -682,10 +685,10 @@ fn client_json(entry: &ClientEntry) -> Value {
     let shadow: Vec<&str> = spec.shadow.iter().map(|r| r.as_str()).collect();
     obj.insert("shadow".into(), Value::from(shadow));
     let credentials = match &entry.credential {
-        StoredCredential::Generate => None,
-        StoredCredential::Plain(p) => Some(Credentials::new(p.digest())),
-        StoredCredential::Digest(d) => Some(Credentials::new(*d)),
-        StoredCredential::Restored(c) => Some(c.clone()),
+        NewCredential::Generate => None,
+        NewCredential::Plain(p) => Some(Credentials::new(p.digest())),
+        NewCredential::Digest(d) => Some(Credentials::new(*d)),
+        NewCredential::Restored(c) => Some(c.clone()),
     };
     if let Some(c) = credentials {
         obj.insert(field.into(), Value::from(c.current().to_prefixed_hex()));
@@ -723,7 +726,7 @@ mod tests {
             .regenerate(&id, Some(time::Duration::hours(1)))
             .unwrap();
         store
-            .update_account(&AccountId::new("acme").unwrap(), |a| {
+            .change_account(&AccountId::new("acme").unwrap(), |a| {
                 a.contact.contact_email = Some("ops@acme.test".into());
             })
             .unwrap();
@@ -737,7 +740,7 @@ mod tests {
         assert_eq!(a.to_spec(), b.to_spec());
         assert_eq!(
             again
-                .get_account(&AccountId::new("acme").unwrap())
+                .account_now(&AccountId::new("acme").unwrap())
                 .unwrap()
                 .contact
                 .contact_email

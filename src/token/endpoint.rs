@@ -37,6 +37,7 @@ use tower_service::Service;
 use super::issuer::TokenIssuer;
 use super::lockout::{FailureLimiter, LockoutPolicy};
 use crate::client::{ClientId, ClientKind, CredentialKind, KeyDigest, Restriction, RoleSet};
+use crate::credentials::Realm;
 use crate::error::ConfigError;
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies, peer_ip};
 use crate::store::ClientStore;
@@ -51,8 +52,8 @@ struct Endpoint {
     forwarded: ForwardedHeader,
     peer_source: Option<PeerSource>,
     limiter: FailureLimiter,
-    realm: String,
-    store_timeout: Option<Duration>,
+    realm: Realm,
+    backend_timeout: Option<Duration>,
 }
 
 /// The token endpoint: `grant_type=client_credentials`, with the client authenticated by
@@ -99,8 +100,8 @@ impl TokenService {
                 forwarded: ForwardedHeader::default(),
                 peer_source: None,
                 limiter: FailureLimiter::new(LockoutPolicy::default()),
-                realm: "gis-auth".to_owned(),
-                store_timeout: Some(crate::layer::DEFAULT_STORE_TIMEOUT),
+                realm: Realm::default(),
+                backend_timeout: Some(crate::store::DEFAULT_BACKEND_TIMEOUT),
             }),
         }
     }
@@ -137,22 +138,15 @@ impl TokenService {
 
     /// The realm of the `WWW-Authenticate: Basic` challenge.
     pub fn realm(mut self, realm: impl Into<String>) -> Result<Self, ConfigError> {
-        let realm = realm.into();
-        if !crate::layer::valid_realm(&realm) {
-            return Err(ConfigError::InvalidField {
-                field: "realm",
-                value: realm,
-                reason: "a realm is printable ASCII without `\"` or `\\`",
-            });
-        }
+        let realm = Realm::new(realm)?;
         self.endpoint().realm = realm;
         Ok(self)
     }
 
     /// The time budget of the store lookup; past it the request gets 503.
     #[must_use]
-    pub fn store_timeout(mut self, budget: Option<Duration>) -> Self {
-        self.endpoint().store_timeout = budget;
+    pub fn backend_timeout(mut self, budget: Option<Duration>) -> Self {
+        self.endpoint().backend_timeout = budget;
         self
     }
 }
@@ -271,12 +265,12 @@ impl Reply {
 
 struct Handled {
     reply: Reply,
-    realm: String,
+    realm: Realm,
 }
 
 impl Handled {
     fn into_response(self) -> Response<Full<Bytes>> {
-        self.reply.into_response_with(&self.realm)
+        self.reply.into_response_with(self.realm.as_str())
     }
 }
 
@@ -499,7 +493,7 @@ impl Endpoint {
             return Err(None);
         };
         let lookup = self.store.resolve_id(&id);
-        let found = match self.store_timeout {
+        let found = match self.backend_timeout {
             Some(budget) => tokio::time::timeout(budget, lookup).await.ok(),
             None => Some(lookup.await),
         };

@@ -25,7 +25,8 @@ use time::OffsetDateTime;
 use super::keys::{KeyRing, SigningKey};
 use crate::client::{Account, Client, KeyDigest, RoleSet};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{ConfigError, RejectionKind};
+use crate::error::ConfigError;
+use crate::rule::RejectionKind;
 
 /// The `typ` header of every access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";

@@ -52,7 +52,8 @@ pub use lockout::LockoutPolicy;
 pub use verifier::{DEFAULT_TOKEN_CACHE_CAPACITY, JwtVerifier};
 
 use crate::client::{Account, Client, RoleSet};
-use crate::error::{RejectionKind, StoreError};
+use crate::error::BackendError;
+use crate::rule::RejectionKind;
 
 /// A token that passed verification, with its client and account as they are now.
 #[derive(Debug, Clone)]
@@ -74,7 +75,7 @@ pub enum VerifyError {
     Invalid(RejectionKind),
     /// The store could not be read (503).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] BackendError),
 }
 
 /// Checks bearer tokens.

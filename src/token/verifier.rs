@@ -32,7 +32,7 @@ use super::issuer::{AccessClaims, TokenIssuer, credential_binding};
 use super::keys::SigningKey;
 use super::{TokenVerifier, VerifiedToken, VerifyError};
 use crate::client::{ClientId, ClientKind, KeyDigest, RoleSet};
-use crate::error::RejectionKind;
+use crate::rule::RejectionKind;
 use crate::store::{ClientStore, Resolved};
 
 /// The default number of verified tokens kept.

@@ -14,10 +14,11 @@ use gis_auth::client::{
 };
 use gis_auth::clock::ManualClock;
 use gis_auth::layer::ResponseBody;
-use gis_auth::policy::{Api, Cost, RedisRateLimiter, RouteTable, TRANSACTION};
+use gis_auth::limits::RedisRateLimiter;
+use gis_auth::limits::{RedisUsageCounter, UsageCounter};
+use gis_auth::policy::{Api, Cost, RouteTable, TRANSACTION};
 use gis_auth::store::{CachedStore, ChangeListener, ManagedStore, PostgresStore, Precondition};
 use gis_auth::token::{JwtVerifier, SigningKey, TokenIssuer};
-use gis_auth::usage::{RedisUsageCounter, UsageCounter};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use time::macros::datetime;
@@ -93,7 +94,7 @@ impl World {
             .token_verifier(Arc::new(verifier))
             .usage_counter(Arc::new(usage))
             .shared_rate_limiter(Arc::new(limiter))
-            .store_timeout(Some(patience))
+            .backend_timeout(Some(patience))
             .clock(clock);
         let svc =
             ServiceBuilder::new()

@@ -11,9 +11,10 @@ use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{AccountId, ClientId, RateLimit, Role, RoleSet};
 use gis_auth::clock::ManualClock;
-use gis_auth::policy::{Api, Cost, RedisRateLimiter, RouteTable, SharedRateLimiter, TRANSACTION};
+use gis_auth::limits::{Charge, RedisUsageCounter, UsageCounter, redis_connection};
+use gis_auth::limits::{RedisRateLimiter, SharedRateLimiter};
+use gis_auth::policy::{Api, Cost, RouteTable, TRANSACTION};
 use gis_auth::store::InMemoryStore;
-use gis_auth::usage::{Charge, RedisUsageCounter, UsageCounter, redis_connection};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use redis::AsyncCommands;
@@ -502,7 +503,7 @@ async fn the_layer_answers_503_while_redis_is_away_unless_told_to_fail_open() {
     let link = relay().await;
     let store = Arc::new(InMemoryStore::new());
     let made = store
-        .create_account(
+        .open_account(
             gis_auth::client::Account::new(
                 AccountId::new("acme").unwrap(),
                 "Acme",

@@ -117,7 +117,7 @@ impl Drop for RedisPrefix {
 #[cfg(feature = "redis")]
 #[test]
 fn usage_reads_the_counters_the_servers_share_in_redis() {
-    use gis_auth::usage::{Charge, RedisUsageCounter, UsageCounter};
+    use gis_auth::limits::{Charge, RedisUsageCounter, UsageCounter};
 
     let (store, created) = Store::with_acme();
     let web = ClientId::new(str_of(&created["clients"][0], "id")).expect("an id");

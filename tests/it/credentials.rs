@@ -337,7 +337,7 @@ async fn malformed_and_unknown_keys_reveal_nothing_about_stored_clients() {
 
     // A deleted client's key answers exactly like a key that never existed.
     let (gone, gone_key) = world.js_client(ClientSpec::javascript("Short-lived"));
-    world.store.delete_client(&gone).expect("stored");
+    world.store.remove_client(&gone).expect("stored");
     let deleted = world.send(get(&tile(&gone_key))).await;
     let unknown = world.send(get(&tile(&stranger))).await;
     assert_eq!(deleted.body, unknown.body);

@@ -16,10 +16,10 @@ use async_trait::async_trait;
 use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, CredentialKind, KeyDigest, PlainCredential,
 };
-use gis_auth::layer::DEFAULT_STORE_TIMEOUT;
-use gis_auth::store::{ClientStore, InMemoryStore, Resolved, StoreError};
+use gis_auth::layer::DEFAULT_BACKEND_TIMEOUT;
+use gis_auth::limits::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
+use gis_auth::store::{BackendError, ClientStore, InMemoryStore, Resolved};
 use gis_auth::token::{JwtVerifier, SigningKey, TokenIssuer};
-use gis_auth::usage::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
 use gis_auth::{AuthLayer, RejectionKind};
 use http::StatusCode;
 use time::Date;
@@ -65,11 +65,11 @@ impl FaultyCounter {
         })
     }
 
-    async fn misbehave<T>(&self) -> Result<T, StoreError> {
+    async fn misbehave<T>(&self) -> Result<T, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let _flag = DropFlag(self.dropped.clone());
         match self.fault {
-            Fault::Fails => Err(StoreError::new("counter offline at 10.0.0.9")),
+            Fault::Fails => Err(BackendError::new("counter offline at 10.0.0.9")),
             Fault::Stalls => std::future::pending().await,
         }
     }
@@ -77,7 +77,7 @@ impl FaultyCounter {
 
 #[async_trait]
 impl UsageCounter for FaultyCounter {
-    async fn charge(&self, _: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, _: &Charge<'_>) -> Result<Charged, BackendError> {
         self.misbehave().await
     }
 
@@ -87,15 +87,20 @@ impl UsageCounter for FaultyCounter {
         _: &ClientId,
         _: Date,
         _: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         self.misbehave().await
     }
 
-    async fn used(&self, _: &AccountId, _: Date) -> Result<u64, StoreError> {
+    async fn used(&self, _: &AccountId, _: Date) -> Result<u64, BackendError> {
         self.misbehave().await
     }
 
-    async fn usage(&self, _: &AccountId, _: Date, _: Date) -> Result<Vec<DailyUsage>, StoreError> {
+    async fn usage(
+        &self,
+        _: &AccountId,
+        _: Date,
+        _: Date,
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         self.misbehave().await
     }
 }
@@ -116,11 +121,11 @@ impl FaultyStore {
         })
     }
 
-    async fn misbehave<T>(&self) -> Result<T, StoreError> {
+    async fn misbehave<T>(&self) -> Result<T, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let _flag = DropFlag(self.dropped.clone());
         match self.fault {
-            Fault::Fails => Err(StoreError::new("store offline at 10.0.0.8")),
+            Fault::Fails => Err(BackendError::new("store offline at 10.0.0.8")),
             Fault::Stalls => std::future::pending().await,
         }
     }
@@ -128,23 +133,23 @@ impl FaultyStore {
 
 #[async_trait]
 impl ClientStore for FaultyStore {
-    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.misbehave().await
     }
 
-    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.misbehave().await
     }
 
-    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.misbehave().await
     }
 
-    async fn resolve_key(&self, _: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, _: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.misbehave().await
     }
 
-    async fn resolve_id(&self, _: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, _: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.misbehave().await
     }
 }
@@ -206,12 +211,15 @@ async fn a_stalled_store_is_a_503_within_the_default_budget_for_keys_and_tokens(
     let world = World::new();
     let store = FaultyStore::new(Fault::Stalls);
     let (layer, token) = jwt_layer(&world, store.clone());
-    assert_eq!(DEFAULT_STORE_TIMEOUT, Duration::from_secs(2));
+    assert_eq!(DEFAULT_BACKEND_TIMEOUT, Duration::from_secs(2));
     for req in [get(&tile(&world.key())), get("/geocode").bearer(&token)] {
         let (r, waited) = timed(&layer, req).await;
         r.assert_unavailable();
-        assert_within(DEFAULT_STORE_TIMEOUT, waited);
-        assert!(waited >= DEFAULT_STORE_TIMEOUT, "answered after {waited:?}");
+        assert_within(DEFAULT_BACKEND_TIMEOUT, waited);
+        assert!(
+            waited >= DEFAULT_BACKEND_TIMEOUT,
+            "answered after {waited:?}"
+        );
     }
 }
 
@@ -220,7 +228,9 @@ async fn the_budget_is_configurable_and_bounds_every_request() {
     let world = World::new();
     let store = FaultyStore::new(Fault::Stalls);
     for budget in [Duration::from_millis(1), Duration::from_millis(250)] {
-        let layer = world.layer_over(store.clone()).store_timeout(Some(budget));
+        let layer = world
+            .layer_over(store.clone())
+            .backend_timeout(Some(budget));
         let (r, waited) = timed(&layer, get(&tile(&world.key()))).await;
         r.assert_unavailable();
         assert_within(budget, waited);
@@ -254,7 +264,7 @@ async fn a_stalled_usage_counter_is_a_503_within_the_budget() {
     let layer = world
         .layer()
         .usage_counter(counter.clone())
-        .store_timeout(Some(budget));
+        .backend_timeout(Some(budget));
     let (r, waited) = timed(&layer, get(&tile(&world.key()))).await;
     r.assert_unavailable();
     assert_within(budget, waited);
@@ -271,7 +281,7 @@ async fn a_refusal_stands_when_the_counter_cannot_record_it() {
         let layer = world
             .layer()
             .usage_counter(counter.clone())
-            .store_timeout(Some(Duration::from_millis(100)));
+            .backend_timeout(Some(Duration::from_millis(100)));
         let (r, waited) = timed(&layer, get(&tile(&key)).origin("https://evil.test")).await;
         r.assert_access_denied();
         assert_eq!(r.kind(), RejectionKind::OriginNotAllowed);
@@ -331,7 +341,7 @@ async fn a_response_future_dropped_during_the_store_lookup_leaves_nothing_behind
         .expect("in memory");
     assert!(usage.is_empty(), "nothing was charged: {usage:?}");
     // The timer of the budget went with it: time can pass without anything firing.
-    tokio::time::advance(DEFAULT_STORE_TIMEOUT * 2).await;
+    tokio::time::advance(DEFAULT_BACKEND_TIMEOUT * 2).await;
     assert_eq!(store.calls.load(Ordering::SeqCst), 1);
 }
 

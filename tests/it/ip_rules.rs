@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use gis_auth::client::ClientSpec;
 use gis_auth::restrict::{ForwardedHeader, TrustedProxies};
+use gis_auth::store::ManageError;
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
 
 use crate::harness::reply::Reply;
@@ -472,7 +473,7 @@ async fn ip_rules_changed_in_the_store_apply_on_the_next_request() {
     world.send(from()).await.assert_ok();
     world
         .store
-        .update_client(&id, |spec| spec.allowed_ips = vec!["203.0.113.0/24".into()])
+        .change_client(&id, |spec| spec.allowed_ips = vec!["203.0.113.0/24".into()])
         .expect("valid");
     assert_ip_refused(&world.send(from()).await, "after restricting");
 }
@@ -492,13 +493,13 @@ fn bad_ip_rules_are_refused_at_creation_naming_the_rule() {
     ] {
         let err = world
             .store
-            .create_client(
+            .add_client(
                 &world.acme_id(),
                 ClientSpec::javascript("Web").allowed_ips([bad]),
             )
             .unwrap_err();
         assert!(
-            matches!(err, ConfigError::InvalidIpRule { .. }),
+            matches!(err, ManageError::Invalid(ConfigError::InvalidIpRule { .. })),
             "{bad}: {err}"
         );
         assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");

@@ -4,6 +4,7 @@
 use gis_auth::ConfigError;
 use gis_auth::RejectionKind;
 use gis_auth::client::ClientSpec;
+use gis_auth::store::ManageError;
 
 use crate::harness::world::{Req, World, get, tile, with_key};
 
@@ -418,14 +419,14 @@ async fn origin_rules_changed_in_the_store_apply_on_the_next_request() {
     world.send(from()).await.assert_ok();
     world
         .store
-        .update_client(&id, |spec| {
+        .change_client(&id, |spec| {
             spec.allowed_origins = vec!["*.example.org".into()]
         })
         .expect("valid");
     assert_origin_refused(&world.send(from()).await, "after restricting");
     world
         .store
-        .update_client(&id, |spec| spec.allowed_origins.clear())
+        .change_client(&id, |spec| spec.allowed_origins.clear())
         .expect("valid");
     world.send(from()).await.assert_ok();
 }
@@ -445,13 +446,13 @@ fn bad_origin_patterns_are_refused_at_creation_naming_the_pattern() {
     ] {
         let err = world
             .store
-            .create_client(
+            .add_client(
                 &world.acme_id(),
                 ClientSpec::javascript("Web").allowed_origins([bad]),
             )
             .unwrap_err();
         assert!(
-            matches!(err, ConfigError::InvalidOrigin { .. }),
+            matches!(err, ManageError::Invalid(ConfigError::InvalidOrigin { .. })),
             "{bad}: {err}"
         );
         assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
@@ -464,12 +465,12 @@ fn native_clients_cannot_hold_origin_rules() {
     let spec = ClientSpec::native("Batch")
         .id(gis_auth::client::ClientId::new("batch").expect("valid"))
         .allowed_origins(["https://maps.example.com"]);
-    let err = world
-        .store
-        .create_client(&world.acme_id(), spec)
-        .unwrap_err();
+    let err = world.store.add_client(&world.acme_id(), spec).unwrap_err();
     assert!(
-        matches!(err, ConfigError::OriginsOnConfidentialClient { .. }),
+        matches!(
+            err,
+            ManageError::Invalid(ConfigError::OriginsOnConfidentialClient { .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("batch"), "{err}");

@@ -6,6 +6,7 @@ use crate::harness::world::{
 };
 use gis_auth::client::{ClientSpec, Role};
 use gis_auth::policy::{Api, RouteTable};
+use gis_auth::store::ManageError;
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
 use http::Method;
 #[tokio::test]
@@ -330,7 +331,7 @@ async fn removing_a_role_from_the_account_takes_it_from_its_clients_on_the_next_
 
     world
         .store
-        .update_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
+        .change_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
         .expect("valid");
 
     let r = world.send(get(&tile(&key))).await;
@@ -349,7 +350,7 @@ async fn a_role_given_back_to_the_account_returns_to_clients_granted_it() {
     let key = world.key();
     world
         .store
-        .update_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
+        .change_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
         .expect("valid");
     world
         .send(get(&tile(&key)))
@@ -357,7 +358,7 @@ async fn a_role_given_back_to_the_account_returns_to_clients_granted_it() {
         .assert_insufficient_scope();
     world
         .store
-        .update_account(&world.acme_id(), |a| {
+        .change_account(&world.acme_id(), |a| {
             a.roles = roles([Role::USER, Role::EVALUATOR])
         })
         .expect("valid");
@@ -373,7 +374,7 @@ async fn a_client_granted_all_roles_follows_the_accounts_new_roles() {
     let token = world.token();
     world
         .store
-        .update_account(&world.acme_id(), |a| {
+        .change_account(&world.acme_id(), |a| {
             a.roles = roles([Role::USER, Role::SUBSCRIBER])
         })
         .expect("valid");
@@ -396,7 +397,7 @@ async fn narrowing_a_clients_roles_applies_on_the_next_request() {
         .assert_ok();
     world
         .store
-        .update_client(&world.native_id(), |spec| {
+        .change_client(&world.native_id(), |spec| {
             spec.roles = Some(roles([Role::EVALUATOR]))
         })
         .expect("valid");
@@ -407,11 +408,14 @@ async fn narrowing_a_clients_roles_applies_on_the_next_request() {
     world.send(get("/geocode").bearer(&token)).await.assert_ok();
     let err = world
         .store
-        .update_client(&world.native_id(), |spec| {
+        .change_client(&world.native_id(), |spec| {
             spec.roles = Some(roles([Role::SUBSCRIBER]))
         })
         .unwrap_err();
-    assert!(matches!(err, ConfigError::RoleNotHeld { .. }), "{err}");
+    assert!(
+        matches!(err, ManageError::Invalid(ConfigError::RoleNotHeld { .. })),
+        "{err}"
+    );
     world
         .send(get("/account/profile").bearer(&token))
         .await
@@ -451,12 +455,15 @@ fn a_role_the_account_lacks_cannot_be_granted() {
     let world = World::new();
     let err = world
         .store
-        .create_client(
+        .add_client(
             &world.acme_id(),
             ClientSpec::javascript("Greedy").roles(roles([Role::EVALUATOR, Role::SUBSCRIBER])),
         )
         .unwrap_err();
-    assert!(matches!(err, ConfigError::RoleNotHeld { .. }), "{err}");
+    assert!(
+        matches!(err, ManageError::Invalid(ConfigError::RoleNotHeld { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("Subscriber"), "{err}");
     assert!(err.to_string().contains("acme"), "{err}");
 }

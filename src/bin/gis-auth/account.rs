@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use gis_auth::client::{Account, AccountId, Contact, Status};
-use gis_auth::store::{CreatedClient, ManagedStore};
+use gis_auth::store::{CreatedClient, ManageError, ManagedStore};
 use serde_json::{Value, json};
 
 use crate::output::{
@@ -184,7 +184,7 @@ pub async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Arc<Account
     store
         .account(&id)
         .await?
-        .ok_or_else(|| gis_auth::ConfigError::UnknownAccount(id.to_string()).into())
+        .ok_or_else(|| ManageError::unknown_account(&id).into())
 }
 
 async fn show(id: &str, store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 use gis_auth::client::{AccountId, Client, ClientId, ClientKind, ClientSpec, Status};
-use gis_auth::store::{ManagedStore, Precondition, Resolved};
+use gis_auth::store::{ManageError, ManagedStore, Precondition, Resolved};
 use serde_json::{Value, json};
 
 use crate::account::created_fields;
@@ -173,7 +173,7 @@ async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Resolved, Failu
     store
         .resolve_id(&id)
         .await?
-        .ok_or_else(|| gis_auth::ConfigError::UnknownClient(id.to_string()).into())
+        .ok_or_else(|| ManageError::unknown_client(&id).into())
 }
 
 async fn create(

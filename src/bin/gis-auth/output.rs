@@ -7,7 +7,7 @@ use gis_auth::ConfigError;
 use gis_auth::client::{
     Account, Client, ClientDocument, ClientKind, PlainCredential, RoleSet, etag,
 };
-use gis_auth::store::{FileStoreError, ManageError, StoreError};
+use gis_auth::store::{BackendError, FileStoreError, ManageError};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -47,8 +47,8 @@ impl From<FileStoreError> for Failure {
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
         Failure(e.to_string())
     }
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use clap::Args;
 use gis_auth::ConfigError;
 use gis_auth::client::Account;
+use gis_auth::limits::{DailyUsage, UsageCounter};
 use gis_auth::policy::transactions;
 use gis_auth::store::ManagedStore;
-use gis_auth::usage::{DailyUsage, UsageCounter};
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 
@@ -140,7 +140,7 @@ async fn source(redis: Option<&str>, prefix: Option<&str>) -> Result<Option<Sour
         return Ok(None);
     };
     // The URL may hold a password: it is never echoed.
-    let mut counter = gis_auth::usage::RedisUsageCounter::connect(url)
+    let mut counter = gis_auth::limits::RedisUsageCounter::connect(url)
         .await
         .map_err(|e| Failure::new(format!("cannot read the Redis usage counters: {e}")))?;
     if let Some(prefix) = prefix {
@@ -253,7 +253,7 @@ fn usage_table(rows: &[DailyUsage]) -> Table {
 mod tests {
     use super::*;
     use gis_auth::client::{AccountId, ClientId, Role, RoleSet};
-    use gis_auth::usage::{Charge, InMemoryUsageCounter};
+    use gis_auth::limits::{Charge, InMemoryUsageCounter};
     use time::macros::date;
 
     fn field(e: ConfigError) -> &'static str {

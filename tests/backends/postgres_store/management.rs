@@ -183,22 +183,26 @@ async fn invalid_changes_are_refused_as_the_in_memory_store_refuses_them() {
         Err(ManageError::Invalid(e)) => e,
         other => panic!("{other:?}"),
     };
-    let e = invalid(
+    let unknown = |r: Result<(), ManageError>| match r {
+        Err(ManageError::NotFound { kind, id }) => (kind, id),
+        other => panic!("{other:?}"),
+    };
+    let e = unknown(
         store
             .create_client(&elsewhere, ClientSpec::native("x"))
             .await
             .map(|_| ()),
     );
-    assert_eq!(e, ConfigError::UnknownAccount("elsewhere".into()));
-    let e = invalid(
+    assert_eq!(e, (RecordKind::Account, "elsewhere".to_owned()));
+    let e = unknown(
         store
             .update_client(&nobody, &Precondition::default(), change(|_| {}))
             .await
             .map(|_| ()),
     );
-    assert_eq!(e, ConfigError::UnknownClient("nobody".into()));
-    let e = invalid(store.list_clients(&elsewhere).await.map(|_| ()));
-    assert_eq!(e, ConfigError::UnknownAccount("elsewhere".into()));
+    assert_eq!(e, (RecordKind::Client, "nobody".to_owned()));
+    let e = unknown(store.list_clients(&elsewhere).await.map(|_| ()));
+    assert_eq!(e, (RecordKind::Account, "elsewhere".to_owned()));
     let e = invalid(
         store
             .update_client(
@@ -246,13 +250,17 @@ async fn invalid_changes_are_refused_as_the_in_memory_store_refuses_them() {
             .map(|_| ()),
     );
     assert!(e.to_string().contains("grants"), "{e}");
-    let e = invalid(
-        store
-            .create_client(&acme(), ClientSpec::native("dup").id(native.clone()))
-            .await
-            .map(|_| ()),
-    );
-    assert!(matches!(e, ConfigError::DuplicateId { what: "client", .. }));
+    let e = store
+        .create_client(&acme(), ClientSpec::native("dup").id(native.clone()))
+        .await
+        .map(|_| ());
+    assert!(matches!(
+        e,
+        Err(ManageError::Duplicate {
+            kind: RecordKind::Client,
+            ..
+        })
+    ));
     let e = invalid(
         store
             .update_account(
@@ -296,7 +304,7 @@ async fn a_credential_cannot_be_held_by_two_clients_and_a_refused_insert_leaves_
         .insert_client(
             &acme(),
             ClientSpec::javascript("a"),
-            StoredCredential::Plain(key.clone()),
+            NewCredential::Plain(key.clone()),
         )
         .await
         .unwrap();
@@ -306,7 +314,7 @@ async fn a_credential_cannot_be_held_by_two_clients_and_a_refused_insert_leaves_
         .insert_client(
             &acme(),
             ClientSpec::javascript("b").id(second.clone()),
-            StoredCredential::Plain(key.clone()),
+            NewCredential::Plain(key.clone()),
         )
         .await;
     match refused {
@@ -322,7 +330,7 @@ async fn a_credential_cannot_be_held_by_two_clients_and_a_refused_insert_leaves_
         .insert_client(
             &acme(),
             ClientSpec::javascript("c"),
-            StoredCredential::Plain(secret),
+            NewCredential::Plain(secret),
         )
         .await;
     assert!(matches!(
@@ -361,16 +369,12 @@ async fn listings_are_ordered_by_id_byte_for_byte_as_in_memory() {
             .insert_client(
                 &AccountId::new("A").unwrap(),
                 spec.clone(),
-                StoredCredential::Generate,
+                NewCredential::Generate,
             )
             .await
             .unwrap();
         memory
-            .insert_client(
-                &AccountId::new("A").unwrap(),
-                spec,
-                StoredCredential::Generate,
-            )
+            .insert_client(&AccountId::new("A").unwrap(), spec, NewCredential::Generate)
             .unwrap();
     }
     let ours: Vec<String> = store

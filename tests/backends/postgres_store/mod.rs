@@ -20,7 +20,7 @@ use gis_auth::clock::{Clock, ManualClock};
 use gis_auth::policy::{Api, RouteTable};
 use gis_auth::store::{
     CachedStore, ClientStore, InMemoryStore, Invalidation, ManageError, ManagedStore,
-    PostgresStore, Precondition, StoredCredential,
+    NewCredential, PostgresStore, Precondition, RecordKind,
 };
 use gis_auth::{AuthLayer, ConfigError};
 use http::{Method, Request, Response, StatusCode};

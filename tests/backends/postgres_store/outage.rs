@@ -37,7 +37,8 @@ async fn an_unreachable_database_is_503_and_service_resumes_without_a_restart() 
         .await
         .unwrap();
     let cached = Arc::new(CachedStore::new(store.clone()));
-    let layer = AuthLayer::new(cached.clone(), tiles()).store_timeout(Some(Duration::from_secs(2)));
+    let layer =
+        AuthLayer::new(cached.clone(), tiles()).backend_timeout(Some(Duration::from_secs(2)));
     let mut svc =
         tower::ServiceBuilder::new()
             .layer(layer)

@@ -46,7 +46,10 @@ async fn a_new_account_gets_two_default_clients_with_all_its_roles() {
     }
     assert!(matches!(
         store.create_account(account("acme")).await,
-        Err(ManageError::Invalid(ConfigError::DuplicateId { .. }))
+        Err(ManageError::Duplicate {
+            kind: RecordKind::Account,
+            ..
+        })
     ));
     let accounts = store.list_accounts().await.unwrap();
     assert_eq!(accounts.len(), 1);

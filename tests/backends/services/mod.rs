@@ -254,7 +254,7 @@ pub mod postgres {
 
 #[cfg(feature = "redis")]
 pub mod redis {
-    use gis_auth::usage::redis_connection;
+    use gis_auth::limits::redis_connection;
     use redis::aio::ConnectionManager;
 
     use super::{Link, required, socket_of, unique};

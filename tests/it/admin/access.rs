@@ -49,7 +49,7 @@ async fn a_client_without_the_user_role_is_refused() {
     let server = server();
     let worker = server
         .store
-        .create_client(
+        .add_client(
             &server.acme.account.id,
             ClientSpec::native("Batch").roles(RoleSet::from_iter([Role::EVALUATOR])),
         )

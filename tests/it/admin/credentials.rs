@@ -75,7 +75,7 @@ async fn regenerating_a_native_secret_revokes_its_tokens_on_the_next_request() {
     let admin_token = acme_token(&server).await;
     let worker = server
         .store
-        .create_client(&server.acme.account.id, ClientSpec::native("Worker"))
+        .add_client(&server.acme.account.id, ClientSpec::native("Worker"))
         .expect("created");
     let worker_token = server.token_of(&worker).await;
     let geocode = |t: &str| {
@@ -115,7 +115,7 @@ async fn deleting_a_client_stops_its_key_and_its_tokens_at_once() {
     let token = acme_token(&server).await;
     let worker = server
         .store
-        .create_client(&server.acme.account.id, ClientSpec::native("Worker"))
+        .add_client(&server.acme.account.id, ClientSpec::native("Worker"))
         .expect("created");
     let worker_token = server.token_of(&worker).await;
     let path = format!("/account/clients/{}", worker.client.id());

@@ -30,7 +30,7 @@ async fn the_profile_shows_the_account_and_the_caller_and_takes_contact_changes(
     assert_eq!(reply.json()["contact_email"], "ops@acme.test");
     let stored = server
         .store
-        .get_account(&server.acme.account.id)
+        .account_now(&server.acme.account.id)
         .expect("stored");
     assert_eq!(stored.name, "Acme Maps Ltd");
     assert_eq!(stored.contact.contact_name.as_deref(), Some("Ana Ruiz"));
@@ -75,7 +75,7 @@ async fn roles_and_quota_are_not_self_service_and_bad_contact_fields_are_named()
     }
     let stored = server
         .store
-        .get_account(&server.acme.account.id)
+        .account_now(&server.acme.account.id)
         .expect("stored");
     assert_eq!(stored.daily_quota, Some(1_000));
     assert_eq!(stored.name, "acme maps");

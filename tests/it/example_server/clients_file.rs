@@ -109,7 +109,7 @@ async fn a_file_with_every_field_loads_and_reports_only_the_credentials_it_gener
     }
     let store = &file.seeded.store;
     let acme = store
-        .get_account(&AccountId::new("acme").expect("id"))
+        .account_now(&AccountId::new("acme").expect("id"))
         .expect("acme");
     assert_eq!(acme.daily_quota, Some(5000));
     assert_eq!(acme.name, "Acme Maps");

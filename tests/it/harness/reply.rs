@@ -393,7 +393,7 @@ impl Reply {
             "Retry-After is delta-seconds: {retry}"
         );
         assert!(self.headers.get(WWW_AUTHENTICATE).is_none());
-        assert_eq!(self.kind(), RejectionKind::StoreUnavailable);
+        assert_eq!(self.kind(), RejectionKind::Unavailable);
     }
 
     /// Neither the headers nor the body contain `secret`.

@@ -12,9 +12,9 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use gis_auth::client::{Account, AccountId, ClientId, ClientSpec, Role, RoleSet};
 use gis_auth::clock::{Clock, ManualClock};
+use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::store::{CreatedAccount, CreatedClient, InMemoryStore};
 use gis_auth::token::{LockoutPolicy, SigningKey, TokenIssuer};
-use gis_auth::usage::{InMemoryUsageCounter, UsageCounter};
 use http::{Request, StatusCode, header};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -94,7 +94,7 @@ impl ServerBuilder {
     pub fn build(self) -> Server {
         let clock = ManualClock::new(START);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Arc::new(InMemoryStore::with_clock(shared.clone()));
+        let store = Arc::new(InMemoryStore::new().clock(shared.clone()));
         let usage = Arc::new(InMemoryUsageCounter::new());
         let key = self
             .signing_key
@@ -142,9 +142,7 @@ fn create_account(
     )
     .expect("a valid account")
     .with_daily_quota(quota);
-    store
-        .create_account(account)
-        .expect("the account is stored")
+    store.open_account(account).expect("the account is stored")
 }
 
 impl Server {
@@ -191,7 +189,7 @@ impl Server {
     /// A new client of `account`.
     pub fn client_of(&self, account: &CreatedAccount, spec: ClientSpec) -> CreatedClient {
         self.store
-            .create_client(&account.account.id, spec)
+            .add_client(&account.account.id, spec)
             .expect("the client is valid")
     }
 
@@ -207,14 +205,14 @@ impl Server {
     /// Changes a client.
     pub fn update_client(&self, id: &ClientId, change: impl FnOnce(&mut ClientSpec)) {
         self.store
-            .update_client(id, change)
+            .change_client(id, change)
             .expect("the change is valid");
     }
 
     /// Changes `acme`.
     pub fn update_account(&self, change: impl FnOnce(&mut Account)) {
         self.store
-            .update_account(self.acme_id(), change)
+            .change_account(self.acme_id(), change)
             .expect("the change is valid");
     }
 

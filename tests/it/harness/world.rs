@@ -17,8 +17,9 @@ use gis_auth::client::{
     Account, AccountId, Client, ClientId, ClientSpec, KeyDigest, Role, RoleSet,
 };
 use gis_auth::clock::{Clock, ManualClock};
-use gis_auth::policy::{Api, Principal, RouteTable};
-use gis_auth::store::{ClientStore, CreatedAccount, InMemoryStore, Resolved, StoreError};
+use gis_auth::layer::Principal;
+use gis_auth::policy::{Api, RouteTable};
+use gis_auth::store::{BackendError, ClientStore, CreatedAccount, InMemoryStore, Resolved};
 use gis_auth::token::{TokenVerifier, VerifiedToken, VerifyError};
 use gis_auth::{AuthLayer, AuthService, ConfigError, RejectionKind};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, VARY};
@@ -218,27 +219,27 @@ impl CountingStore {
 
 #[async_trait]
 impl ClientStore for CountingStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.count();
         self.inner.client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.count();
         self.inner.client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.count();
         self.inner.account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.count();
         self.inner.resolve_key(digest).await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.count();
         self.inner.resolve_id(id).await
     }
@@ -397,9 +398,9 @@ impl World {
     /// A store on a manual clock holding the account `acme` (User, Evaluator).
     pub fn new() -> World {
         let clock = ManualClock::new(START);
-        let store = Arc::new(InMemoryStore::with_clock(Arc::new(clock.clone())));
+        let store = Arc::new(InMemoryStore::new().clock(Arc::new(clock.clone())));
         let acme = store
-            .create_account(account("acme", [Role::USER, Role::EVALUATOR]))
+            .open_account(account("acme", [Role::USER, Role::EVALUATOR]))
             .expect("the account is valid");
         let tokens = Arc::new(TestTokens::new(store.clone(), clock.clone()));
         World {
@@ -446,7 +447,7 @@ impl World {
     pub fn js_client_of(&self, account: &AccountId, spec: ClientSpec) -> (ClientId, String) {
         let made = self
             .store
-            .create_client(account, spec)
+            .add_client(account, spec)
             .expect("the client is valid");
         (
             made.client.id().clone(),
@@ -465,7 +466,7 @@ impl World {
     pub fn native_client_of(&self, account: &AccountId, spec: ClientSpec) -> (ClientId, String) {
         let made = self
             .store
-            .create_client(account, spec)
+            .add_client(account, spec)
             .expect("the client is valid");
         let id = made.client.id().clone();
         let token = self.tokens.mint(&id);
@@ -476,7 +477,7 @@ impl World {
     #[track_caller]
     pub fn add_account<const N: usize>(&self, id: &str, roles: [Role; N]) -> CreatedAccount {
         self.store
-            .create_account(account(id, roles))
+            .open_account(account(id, roles))
             .expect("the account is valid")
     }
 

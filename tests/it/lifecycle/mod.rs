@@ -19,6 +19,6 @@ use crate::harness::world::{
 use async_trait::async_trait;
 use gis_auth::RejectionKind;
 use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, KeyDigest, Role, Status};
-use gis_auth::store::{ClientStore, StoreError};
+use gis_auth::store::{BackendError, ClientStore};
 use gis_auth::token::{TokenVerifier, VerifiedToken, VerifyError};
 use time::Duration as Span;

@@ -7,16 +7,16 @@ struct BrokenStore;
 
 #[async_trait]
 impl ClientStore for BrokenStore {
-    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
-        Err(StoreError::new("connection refused"))
+    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
+        Err(BackendError::new("connection refused"))
     }
 
-    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
-        Err(StoreError::new("connection refused"))
+    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
+        Err(BackendError::new("connection refused"))
     }
 
-    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
-        Err(StoreError::new("connection refused"))
+    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
+        Err(BackendError::new("connection refused"))
     }
 }
 
@@ -35,15 +35,15 @@ impl StalledStore {
 
 #[async_trait]
 impl ClientStore for StalledStore {
-    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, _: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.hang().await
     }
 
-    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, _: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.hang().await
     }
 
-    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.hang().await
     }
 }
@@ -58,7 +58,7 @@ enum TroubledVerifier {
 impl TokenVerifier for TroubledVerifier {
     async fn verify(&self, _: &str) -> Result<VerifiedToken, VerifyError> {
         match self {
-            TroubledVerifier::StoreDown => Err(StoreError::new("connection refused").into()),
+            TroubledVerifier::StoreDown => Err(BackendError::new("connection refused").into()),
             TroubledVerifier::Stalled => std::future::pending().await,
         }
     }
@@ -116,7 +116,7 @@ async fn a_stalled_store_is_a_503_within_the_default_budget() {
     let layer = world.layer_over(stalled.clone());
     let started = tokio::time::Instant::now();
     let r = world.send_via(&layer, get(&tile(&world.key()))).await;
-    assert_waited_for(gis_auth::layer::DEFAULT_STORE_TIMEOUT, started.elapsed());
+    assert_waited_for(gis_auth::layer::DEFAULT_BACKEND_TIMEOUT, started.elapsed());
     r.assert_unavailable();
     assert_eq!(stalled.calls.load(Ordering::SeqCst), 1);
 }
@@ -127,7 +127,7 @@ async fn a_stalled_store_is_a_503_within_a_configured_budget() {
     let budget = Duration::from_millis(50);
     let layer = world
         .layer_over(Arc::new(StalledStore::default()))
-        .store_timeout(Some(budget));
+        .backend_timeout(Some(budget));
     let started = tokio::time::Instant::now();
     let r = world.send_via(&layer, get(&tile(&world.key()))).await;
     assert_waited_for(budget, started.elapsed());
@@ -141,7 +141,7 @@ async fn a_stalled_token_verifier_is_a_503_within_the_budget() {
     let layer = world
         .layer()
         .token_verifier(Arc::new(TroubledVerifier::Stalled))
-        .store_timeout(Some(budget));
+        .backend_timeout(Some(budget));
     let started = tokio::time::Instant::now();
     let r = world
         .send_via(&layer, get("/geocode").bearer(&world.token()))
@@ -201,15 +201,15 @@ async fn an_account_deleted_from_under_its_client_is_an_unknown_credential() {
 
     #[async_trait]
     impl ClientStore for Orphaned {
-        async fn client_by_key(&self, d: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+        async fn client_by_key(&self, d: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
             self.0.client_by_key(d).await
         }
 
-        async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
             self.0.client_by_id(id).await
         }
 
-        async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        async fn account(&self, _: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
             Ok(None)
         }
     }

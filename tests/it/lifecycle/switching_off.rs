@@ -51,7 +51,7 @@ async fn a_deactivated_account_disables_all_its_clients_on_the_next_request() {
     let (_, extra) = world.js_client(ClientSpec::javascript("Second map"));
     world
         .store
-        .update_account(&world.acme_id(), |a| a.status = Status::Inactive)
+        .change_account(&world.acme_id(), |a| a.status = Status::Inactive)
         .expect("stored");
     for r in [
         world.send(get(&tile(&key))).await,
@@ -71,7 +71,7 @@ async fn a_deactivated_account_disables_all_its_clients_on_the_next_request() {
     // And switching the account back on restores them.
     world
         .store
-        .update_account(&world.acme_id(), |a| a.status = Status::Active)
+        .change_account(&world.acme_id(), |a| a.status = Status::Active)
         .expect("stored");
     world.send(get(&tile(&key))).await.assert_ok();
 }
@@ -82,10 +82,10 @@ async fn a_deleted_client_is_refused_on_its_very_next_request() {
     let key = world.key();
     let token = world.token();
     world.send(get(&tile(&key))).await.assert_ok();
-    world.store.delete_client(&world.js_id()).expect("stored");
+    world.store.remove_client(&world.js_id()).expect("stored");
     world
         .store
-        .delete_client(&world.native_id())
+        .remove_client(&world.native_id())
         .expect("stored");
     let r = world.send(get(&tile(&key))).await;
     r.assert_invalid_token();
@@ -129,12 +129,12 @@ async fn extending_an_expired_client_revives_it_on_the_next_request() {
     world.send(get(&tile(&key))).await.assert_invalid_token();
     world
         .store
-        .update_client(&id, |spec| spec.expires_at = Some(START + Span::days(7)))
+        .change_client(&id, |spec| spec.expires_at = Some(START + Span::days(7)))
         .expect("stored");
     world.send(get(&tile(&key))).await.assert_ok();
     world
         .store
-        .update_client(&id, |spec| spec.expires_at = None)
+        .change_client(&id, |spec| spec.expires_at = None)
         .expect("stored");
     world.clock.advance(Span::days(3650));
     world.send(get(&tile(&key))).await.assert_ok();
@@ -147,7 +147,7 @@ async fn a_client_can_still_be_deactivated_after_its_account_lost_a_role() {
     let key = world.key();
     world
         .store
-        .update_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
+        .change_account(&world.acme_id(), |a| a.roles = roles([Role::USER]))
         .expect("stored");
     let deactivated = world
         .store

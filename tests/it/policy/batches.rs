@@ -145,9 +145,9 @@ struct FailingFollowUps(InMemoryUsageCounter);
 
 #[async_trait::async_trait]
 impl UsageCounter for FailingFollowUps {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         if charge.requests == 0 {
-            return Err(StoreError::new("connection reset"));
+            return Err(BackendError::new("connection reset"));
         }
         self.0.charge(charge).await
     }
@@ -158,11 +158,11 @@ impl UsageCounter for FailingFollowUps {
         client: &ClientId,
         day: time::Date,
         reason: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         self.0.record_refusal(account, client, day, reason).await
     }
 
-    async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, StoreError> {
+    async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {
         self.0.used(account, day).await
     }
 
@@ -171,7 +171,7 @@ impl UsageCounter for FailingFollowUps {
         account: &AccountId,
         from: time::Date,
         to: time::Date,
-    ) -> Result<Vec<DailyUsage>, StoreError> {
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         self.0.usage(account, from, to).await
     }
 }
@@ -186,7 +186,7 @@ async fn a_batch_whose_charge_fails_is_a_503_not_a_free_answer() -> TestResult {
             ..app::Options::default()
         },
     )?;
-    let acme = store.create_account(
+    let acme = store.open_account(
         Account::new(
             AccountId::new(ACCOUNT)?,
             "acme maps",

@@ -225,7 +225,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             .expect("the client is stored");
         let account = server
             .store
-            .get_account(client.account_id())
+            .account_now(client.account_id())
             .expect("the account is stored");
         // The quota is part of the decision for metered routes, as the layer charges it.
         let cost = policy

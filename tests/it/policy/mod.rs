@@ -26,10 +26,10 @@ use gis_auth::client::{
 };
 use gis_auth::clock::Clock;
 use gis_auth::layer::{QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
+use gis_auth::limits::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
 use gis_auth::policy::{OriginEvidence, Policy, QuotaFacts, RequestFacts, RouteAccess, Rule};
 use gis_auth::store::{CreatedAccount, CreatedClient};
-use gis_auth::usage::{Charge, Charged, DailyUsage, InMemoryUsageCounter, UsageCounter};
-use gis_auth::{Rejection, RejectionKind, StoreError};
+use gis_auth::{BackendError, Rejection, RejectionKind};
 use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use time::OffsetDateTime;

@@ -26,7 +26,7 @@ impl Revocation {
                     .expect("stored");
             }
             Revocation::DeleteClient => {
-                s.store.delete_client(&id).expect("deleted");
+                s.store.remove_client(&id).expect("deleted");
             }
             Revocation::RegenerateSecret => {
                 s.store.regenerate(&id, None).expect("regenerated");
@@ -115,7 +115,7 @@ async fn a_deleted_clients_token_is_not_revived_by_a_new_client_with_the_same_id
     let (_, secret) = s.native_client(ClientSpec::native("Batch").id(batch.clone()));
     let token = s.token_for(&batch, &secret).await;
     s.call(GEOCODE, &token).await.assert_ok();
-    s.store.delete_client(&batch).expect("deleted");
+    s.store.remove_client(&batch).expect("deleted");
     s.call(GEOCODE, &token).await.assert_invalid_token();
     // The id is given to a new client, with a new secret: the old token stays dead.
     let (_, new_secret) = s.native_client(ClientSpec::native("Batch, again").id(batch.clone()));

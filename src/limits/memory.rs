@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use gis_auth::client::{AccountId, ClientId};
-//! use gis_auth::usage::{Charge, InMemoryUsageCounter, UsageCounter};
+//! use gis_auth::limits::{Charge, InMemoryUsageCounter, UsageCounter};
 //! use time::macros::date;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,7 +24,7 @@ use time::Date;
 
 use super::{Charge, Charged, DailyUsage, UsageCounter};
 use crate::client::{AccountId, ClientId};
-use crate::error::StoreError;
+use crate::error::BackendError;
 use crate::policy::quota_admits;
 
 /// How many days of usage the in-memory counter keeps by default.
@@ -152,7 +152,7 @@ impl InMemoryUsageCounter {
 
 #[async_trait]
 impl UsageCounter for InMemoryUsageCounter {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         Ok(self.charge_locked(charge))
     }
 
@@ -162,12 +162,12 @@ impl UsageCounter for InMemoryUsageCounter {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         self.record_refusal_locked(account, client, day, reason);
         Ok(())
     }
 
-    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, BackendError>> {
         Some(Ok(self.charge_locked(charge)))
     }
 
@@ -177,12 +177,12 @@ impl UsageCounter for InMemoryUsageCounter {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Option<Result<(), StoreError>> {
+    ) -> Option<Result<(), BackendError>> {
         self.record_refusal_locked(account, client, day, reason);
         Some(Ok(()))
     }
 
-    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
         let days = self.lock();
         Ok(days
             .get(&day)
@@ -195,7 +195,7 @@ impl UsageCounter for InMemoryUsageCounter {
         account: &AccountId,
         from: Date,
         to: Date,
-    ) -> Result<Vec<DailyUsage>, StoreError> {
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         let days = self.lock();
         let mut out = Vec::new();
         if from > to {

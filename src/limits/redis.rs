@@ -4,9 +4,10 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use gis_auth::AuthLayer;
-//! use gis_auth::policy::{RedisRateLimiter, RouteTable};
+//! use gis_auth::policy::RouteTable;
+//! use gis_auth::limits::RedisRateLimiter;
 //! use gis_auth::store::InMemoryStore;
-//! use gis_auth::usage::{RedisUsageCounter, redis_connection};
+//! use gis_auth::limits::{RedisUsageCounter, redis_connection};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +32,7 @@ use time::{Date, OffsetDateTime};
 use super::{Charge, Charged, DEFAULT_RETENTION_DAYS, DailyUsage, UsageCounter};
 use crate::client::{AccountId, ClientId};
 use crate::clock::{Clock, SystemClock};
-use crate::error::StoreError;
+use crate::error::BackendError;
 
 /// The prefix of every key the counter and the rate limiter write, unless told otherwise.
 pub const DEFAULT_KEY_PREFIX: &str = "gis-auth:";
@@ -75,10 +76,10 @@ return {admitted and 1 or 0, fits and 0 or 1, used}
 });
 
 /// Connects to Redis at `url` for a [`RedisUsageCounter`] and a
-/// [`RedisRateLimiter`](crate::policy::RedisRateLimiter), which can share the connection.
+/// [`RedisRateLimiter`](crate::limits::RedisRateLimiter), which can share the connection.
 /// It reconnects by itself after a failure; each attempt and each call is given one
 /// second. Fails when Redis cannot be reached now.
-pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StoreError> {
+pub async fn redis_connection(url: &str) -> Result<ConnectionManager, BackendError> {
     let client = ::redis::Client::open(url).map_err(|e| unavailable("Redis", &e))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
@@ -90,8 +91,8 @@ pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StoreError
         .map_err(|e| unavailable("Redis", &e))
 }
 
-fn unavailable(what: &str, e: &dyn std::fmt::Display) -> StoreError {
-    StoreError::new(format!("{what}: {e}"))
+fn unavailable(what: &str, e: &dyn std::fmt::Display) -> BackendError {
+    BackendError::new(format!("{what}: {e}"))
 }
 
 /// A Redis connection as the counter and the rate limiter use it: a key prefix, a time
@@ -120,7 +121,7 @@ impl RedisLink {
     }
 
     /// Runs one call on the connection within the time limit.
-    pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, BackendError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -128,7 +129,7 @@ impl RedisLink {
         let outcome = match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(unavailable(self.what, &e)),
-            Err(_) => Err(StoreError::new(format!(
+            Err(_) => Err(BackendError::new(format!(
                 "{}: Redis did not answer within {} ms",
                 self.what,
                 self.timeout.as_millis()
@@ -211,7 +212,7 @@ impl RedisUsageCounter {
     }
 
     /// Connects to Redis at `url` (see [`redis_connection`]).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
         Ok(Self::new(redis_connection(url).await?))
     }
 
@@ -320,7 +321,7 @@ fn counts_of(fields: Vec<(String, i64)>) -> BTreeMap<String, Counts> {
 
 #[async_trait]
 impl UsageCounter for RedisUsageCounter {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         let key = self.key(charge.account, charge.day);
         let cost = charge.cost.min(MAX_EXACT);
         let limit = charge
@@ -366,7 +367,7 @@ impl UsageCounter for RedisUsageCounter {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         let key = self.key(account, day);
         let field = format!("refused:{client}:{reason}");
         let keep = self.keep_seconds(day);
@@ -389,7 +390,7 @@ impl UsageCounter for RedisUsageCounter {
         }
     }
 
-    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
         if day < self.oldest_kept(self.now()) {
             return Ok(0);
         }
@@ -412,7 +413,7 @@ impl UsageCounter for RedisUsageCounter {
         account: &AccountId,
         from: Date,
         to: Date,
-    ) -> Result<Vec<DailyUsage>, StoreError> {
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         let now = self.now();
         // Days past the retention window are gone; no request is charged to a day after
         // tomorrow (tomorrow covers clocks a little ahead).

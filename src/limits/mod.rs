@@ -1,6 +1,9 @@
-//! Usage: the daily quota counter and per-client statistics, behind the [`UsageCounter`]
-//! trait so that many instances can share one (Redis) or a process can keep its own
-//! ([`InMemoryUsageCounter`]).
+//! Limits: the state behind daily quotas and rate limits. The daily quota counter and
+//! per-client statistics sit behind the [`UsageCounter`] trait so that many instances can
+//! share one (Redis) or a process can keep its own ([`InMemoryUsageCounter`]); request-rate
+//! limits are kept per client in memory ([`ClientRateLimiter`]) or shared
+//! ([`SharedRateLimiter`]). The arithmetic of a quota and its verdict are the policy's
+//! ([`crate::policy`]); this module only counts.
 //!
 //! Every authorised request is one [`UsageCounter::charge`]: a single atomic
 //! increment-and-compare against the account's quota that also counts the request, its cost
@@ -8,7 +11,7 @@
 //!
 //! ```
 //! use gis_auth::client::{AccountId, ClientId};
-//! use gis_auth::usage::{Charge, InMemoryUsageCounter, UsageCounter};
+//! use gis_auth::limits::{Charge, InMemoryUsageCounter, UsageCounter};
 //! use time::macros::date;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,8 +27,11 @@
 //! ```
 
 mod memory;
+mod rate;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_rate;
 
 use std::collections::BTreeMap;
 
@@ -35,13 +41,18 @@ use time::Date;
 #[cfg(feature = "redis")]
 pub(crate) use self::redis::RedisLink;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
     DEFAULT_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisUsageCounter, redis_connection,
 };
 pub use memory::{DEFAULT_RETENTION_DAYS, InMemoryUsageCounter};
+pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY, SharedRateLimiter};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_rate::RedisRateLimiter;
 
 use crate::client::{AccountId, ClientId};
-use crate::error::StoreError;
+use crate::error::BackendError;
 
 /// One authorised request to count, in milli-transactions.
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +130,7 @@ pub trait UsageCounter: Send + Sync {
     /// Adds `charge.cost` to the account's usage of `charge.day` if it fits `charge.limit`
     /// (always when there is no limit or it is not enforced), and counts the request for
     /// the client; a refusal is counted as a `quota_exceeded` refusal instead.
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError>;
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError>;
 
     /// Counts a refused request of a known client.
     async fn record_refusal(
@@ -128,12 +139,12 @@ pub trait UsageCounter: Send + Sync {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), BackendError>;
 
     /// [`charge`](UsageCounter::charge) done at once, by a counter that never waits (one in
     /// memory); `None` (the default) means "ask `charge`". The layer asks this first, so
     /// such a counter costs no future and no timer per request.
-    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, BackendError>> {
         let _ = charge;
         None
     }
@@ -146,13 +157,13 @@ pub trait UsageCounter: Send + Sync {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Option<Result<(), StoreError>> {
+    ) -> Option<Result<(), BackendError>> {
         let _ = (account, client, day, reason);
         None
     }
 
     /// The account's usage on `day`, in milli-transactions.
-    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError>;
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError>;
 
     /// The per-client statistics of an account from `from` to `to` (inclusive), by day then
     /// client.
@@ -161,12 +172,12 @@ pub trait UsageCounter: Send + Sync {
         account: &AccountId,
         from: Date,
         to: Date,
-    ) -> Result<Vec<DailyUsage>, StoreError>;
+    ) -> Result<Vec<DailyUsage>, BackendError>;
 }
 
 #[async_trait]
 impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
-    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, StoreError> {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         (**self).charge(charge).await
     }
 
@@ -176,11 +187,11 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), BackendError> {
         (**self).record_refusal(account, client, day, reason).await
     }
 
-    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, StoreError>> {
+    fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, BackendError>> {
         (**self).charge_now(charge)
     }
 
@@ -190,11 +201,11 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
         client: &ClientId,
         day: Date,
         reason: &'static str,
-    ) -> Option<Result<(), StoreError>> {
+    ) -> Option<Result<(), BackendError>> {
         (**self).record_refusal_now(account, client, day, reason)
     }
 
-    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, StoreError> {
+    async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
         (**self).used(account, day).await
     }
 
@@ -203,7 +214,7 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
         account: &AccountId,
         from: Date,
         to: Date,
-    ) -> Result<Vec<DailyUsage>, StoreError> {
+    ) -> Result<Vec<DailyUsage>, BackendError> {
         (**self).usage(account, from, to).await
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! use gis_auth::client::{ClientId, RateLimit};
 //! use gis_auth::clock::ManualClock;
-//! use gis_auth::policy::ClientRateLimiter;
+//! use gis_auth::limits::ClientRateLimiter;
 //! use time::macros::datetime;
 //!
 //! let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
@@ -46,7 +46,7 @@ use time::OffsetDateTime;
 
 use crate::client::{ClientId, RateLimit};
 use crate::clock::Clock;
-use crate::error::StoreError;
+use crate::error::BackendError;
 
 /// Per-client rate limits enforced in one place for every instance of a service (such as
 /// `RedisRateLimiter`, feature `redis`), for
@@ -62,7 +62,7 @@ pub trait SharedRateLimiter: Send + Sync + 'static {
         &self,
         client: &ClientId,
         limit: RateLimit,
-    ) -> Result<Result<(), Duration>, StoreError>;
+    ) -> Result<Result<(), Duration>, BackendError>;
 }
 
 /// How many clients [`ClientRateLimiter`] keeps limiters for unless told otherwise.
@@ -397,7 +397,7 @@ mod tests {
 
     /// A shared limiter that answers from a script: pass, refuse with a wait, or fail.
     struct Scripted {
-        answers: std::sync::Mutex<Vec<Result<Result<(), Duration>, StoreError>>>,
+        answers: std::sync::Mutex<Vec<Result<Result<(), Duration>, BackendError>>>,
         asked: std::sync::atomic::AtomicUsize,
     }
 
@@ -407,7 +407,7 @@ mod tests {
             &self,
             _: &ClientId,
             _: RateLimit,
-        ) -> Result<Result<(), Duration>, StoreError> {
+        ) -> Result<Result<(), Duration>, BackendError> {
             self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.answers.lock().unwrap().remove(0)
         }
@@ -425,7 +425,7 @@ mod tests {
 
         let store = Arc::new(InMemoryStore::new());
         let acme = store
-            .create_account(
+            .open_account(
                 Account::new(
                     AccountId::new("acme").unwrap(),
                     "Acme",
@@ -435,7 +435,7 @@ mod tests {
             )
             .unwrap();
         let web = store
-            .create_client(
+            .add_client(
                 &acme.account.id,
                 ClientSpec::javascript("web").rate_limit(Some(limit(1, 1))),
             )
@@ -453,7 +453,7 @@ mod tests {
                 Ok(Ok(())),
                 Ok(Ok(())),
                 Ok(Err(Duration::from_secs(7))),
-                Err(StoreError::new("the shared limiter is down")),
+                Err(BackendError::new("the shared limiter is down")),
             ]),
             asked: Default::default(),
         });

@@ -26,7 +26,7 @@ pub enum CredentialSource {
 /// The caller of an authorised request, inserted into the request's extensions.
 ///
 /// ```
-/// # use gis_auth::policy::Principal;
+/// # use gis_auth::layer::Principal;
 /// async fn handler(req: http::Request<()>) -> String {
 ///     let who = req.extensions().get::<Principal>().expect("behind AuthLayer");
 ///     format!("{} of {}", who.client_id(), who.account_id())

@@ -59,40 +59,32 @@
 //! Writes do blocking file I/O on the calling thread (a lock, a read, a write and two
 //! `fsync`s): they are rare management operations. Lookups never touch the disk.
 
+mod transact;
+mod watch;
+
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
-use std::thread::JoinHandle;
-use std::time::{Duration as StdDuration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
 
-use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
-use super::memory::{CreatedAccount, CreatedClient, InMemoryStore};
-use super::snapshot::{GeneratedCredential, Snapshot, SnapshotError};
-use super::{ClientStore, Resolved, StoreError};
+use super::manage::{
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    Precondition,
+};
+use super::memory::InMemoryStore;
+use super::snapshot::{GeneratedCredential, SnapshotError};
+use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
+    Account, AccountId, Client, ClientId, ClientSpec, DEFAULT_MAX_GRANTS, KeyDigest,
     PlainCredential,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::error::ConfigError;
 
-/// How long a burst of file events must be quiet before the watcher reloads, so an editor's
-/// truncate-then-write is read once, whole.
-const SETTLE: StdDuration = StdDuration::from_millis(50);
-/// The longest a burst is waited out before reloading anyway.
-const SETTLE_AT_MOST: StdDuration = StdDuration::from_millis(500);
-
-/// What a missing file reads as when the store creates it.
-const EMPTY_FILE: &str = r#"{"accounts": [], "clients": []}"#;
+pub use watch::Watch;
 
 /// A clients file that could not be opened, read, written or watched. Names the file and
 /// the problem; never shows a credential.
@@ -144,7 +136,7 @@ pub enum FileStoreError {
 
 impl From<FileStoreError> for ManageError {
     fn from(e: FileStoreError) -> Self {
-        ManageError::Store(StoreError::new(e.to_string()))
+        ManageError::Backend(BackendError::new(e.to_string()))
     }
 }
 
@@ -312,125 +304,6 @@ impl FileStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
-
-    /// Starts following the file: every change to it (by an editor, another process, or a
-    /// deployment tool) is reloaded as [`FileStore::reload`] does, and a failure is logged
-    /// as a `tracing` error while the last good state stays in force. Following stops when
-    /// the returned [`Watch`] is dropped.
-    pub fn watch(&self) -> Result<Watch, FileStoreError> {
-        let dir = self.inner.dir().to_path_buf();
-        let name = self.inner.path.file_name().map(ToOwned::to_owned);
-        let (tx, rx) = mpsc::channel::<()>();
-        let events = tx.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let relevant = match event {
-                    Ok(event) => {
-                        changes_content(event.kind)
-                            && (event.need_rescan()
-                                || event.paths.iter().any(|p| p.file_name() == name.as_deref()))
-                    }
-                    // Events were lost: look at the file anyway.
-                    Err(_) => true,
-                };
-                if relevant {
-                    let _ = events.send(());
-                }
-            })
-            .map_err(|source| FileStoreError::Watch {
-                path: dir.clone(),
-                source,
-            })?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| FileStoreError::Watch {
-                path: dir.clone(),
-                source,
-            })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = {
-            let inner = Arc::downgrade(&self.inner);
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("gis-auth-file-store".into())
-                .spawn(move || follow(&inner, &rx, &stop))
-                .map_err(|source| FileStoreError::Io {
-                    action: "start a thread to watch",
-                    path: dir.clone(),
-                    source,
-                })?
-        };
-        // Catch up with anything written between opening and watching.
-        self.inner.reload_logged();
-        Ok(Watch {
-            path: dir,
-            watcher: Some(watcher),
-            wake: tx,
-            stop,
-            worker: Some(worker),
-        })
-    }
-}
-
-/// Whether an event kind can mean new content (opening or reading the file cannot: the
-/// store's own reads must not trigger reloads).
-fn changes_content(kind: EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        _ => true,
-    }
-}
-
-/// The watcher's loop: wait for an event, let the burst settle, reload.
-fn follow(inner: &Weak<Inner>, rx: &mpsc::Receiver<()>, stop: &AtomicBool) {
-    while rx.recv().is_ok() {
-        let started = Instant::now();
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-            match rx.recv_timeout(SETTLE) {
-                Ok(()) if started.elapsed() < SETTLE_AT_MOST => continue,
-                Ok(()) | Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        inner.reload_logged();
-    }
-}
-
-/// Following a clients file for changes (see [`FileStore::watch`]); dropping it stops.
-pub struct Watch {
-    path: PathBuf,
-    watcher: Option<notify::RecommendedWatcher>,
-    wake: mpsc::Sender<()>,
-    stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<()>>,
-}
-
-impl fmt::Debug for Watch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watch").field("path", &self.path).finish()
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        drop(self.watcher.take());
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.wake.send(());
-        if let Some(worker) = self.worker.take() {
-            // A reload in progress finishes first; none starts after this returns.
-            let _ = worker.join();
-        }
-    }
 }
 
 struct Loaded {
@@ -469,18 +342,13 @@ enum Missing {
 }
 
 fn empty_store(clock: &Arc<dyn Clock>, max_grants: usize) -> InMemoryStore {
-    InMemoryStore::with_clock(clock.clone()).max_grants(max_grants)
+    InMemoryStore::new()
+        .clock(clock.clone())
+        .max_grants(max_grants)
 }
 
 fn digest_of(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
-}
-
-fn credential_field(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::JavaScript => "api_key",
-        ClientKind::NativeConfidential => "client_secret",
-    }
 }
 
 impl Inner {
@@ -510,223 +378,39 @@ impl Inner {
             source,
         }
     }
-
-    /// The file's text; `None` when it does not exist and `missing_ok`.
-    fn read_file(&self, missing_ok: bool) -> Result<Option<String>, FileStoreError> {
-        match fs::read_to_string(&self.path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if missing_ok && e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io("read", &self.path)(e)),
-        }
-    }
-
-    /// A fresh store holding the file's text, with the credentials generated for clients
-    /// it gave none (refused unless `generate`).
-    fn build(
-        &self,
-        text: &str,
-        generate: Generate,
-    ) -> Result<(InMemoryStore, Vec<GeneratedCredential>), FileStoreError> {
-        let invalid = |source| FileStoreError::Invalid {
-            path: self.path.clone(),
-            source,
-        };
-        let store = empty_store(&self.clock, self.max_grants);
-        let generated = Snapshot::from_json(text)
-            .map_err(invalid)?
-            .load_into(&store)
-            .map_err(invalid)?;
-        if generate == Generate::No
-            && let Some(first) = generated.first()
-        {
-            return Err(FileStoreError::MissingCredential {
-                path: self.path.clone(),
-                client: first.client.clone(),
-                field: credential_field(first.kind),
-            });
-        }
-        Ok((store, generated))
-    }
-
-    fn swap(&self, store: InMemoryStore, loaded: &mut Loaded, digest: [u8; 32]) {
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(store);
-        loaded.digest = Some(digest);
-        self.revision.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn reload(&self) -> Result<bool, FileStoreError> {
-        let result = self.reload_inner();
-        *self
-            .reload_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            result.as_ref().err().map(ToString::to_string);
-        result
-    }
-
-    fn reload_inner(&self) -> Result<bool, FileStoreError> {
-        let mut loaded = self.lock_sync();
-        let text = self.read_file(false)?.unwrap_or_default();
-        let digest = digest_of(&text);
-        if loaded.digest == Some(digest) {
-            return Ok(false);
-        }
-        let (store, _) = self.build(&text, Generate::No)?;
-        self.swap(store, &mut loaded, digest);
-        Ok(true)
-    }
-
-    fn reload_logged(&self) {
-        match self.reload() {
-            Ok(true) => tracing::info!(
-                path = %self.path.display(),
-                revision = self.revision.load(Ordering::SeqCst),
-                "clients file reloaded"
-            ),
-            Ok(false) => {}
-            Err(error) => tracing::error!(
-                %error,
-                "clients file not reloaded; the last good state stays in force"
-            ),
-        }
-    }
-
-    /// The exclusive lock on `<file>.lock`, held until the returned file is dropped.
-    fn lock_exclusive(&self) -> Result<File, FileStoreError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
-            .map_err(self.io("open the lock file", &self.lock_path))?;
-        fs4::FileExt::lock(&file).map_err(self.io("lock", &self.lock_path))?;
-        Ok(file)
-    }
-
-    /// Runs `op` on the file as it is now, under the lock, and writes the result back when
-    /// it succeeds; the state in force is then what was written. Gives what `op` gave and
-    /// the credentials generated while reading (only with `Generate::Yes`).
-    fn transact<T, E>(
-        &self,
-        missing: Missing,
-        generate: Generate,
-        op: impl FnOnce(&InMemoryStore) -> Result<T, E>,
-    ) -> Result<(T, Vec<GeneratedCredential>), E>
-    where
-        E: From<FileStoreError>,
-    {
-        let mut loaded = self.lock_sync();
-        let lock = self.lock_exclusive()?;
-        let text = self
-            .read_file(missing == Missing::Empty)?
-            .unwrap_or_else(|| EMPTY_FILE.to_owned());
-        let read_digest = digest_of(&text);
-        let (store, generated) = self.build(&text, generate)?;
-        let value = match op(&store) {
-            Ok(value) => value,
-            Err(e) => {
-                // Nothing to write, but the file read is the newest: put it in force.
-                if loaded.digest != Some(read_digest) && generated.is_empty() {
-                    self.swap(store, &mut loaded, read_digest);
-                }
-                return Err(e);
-            }
-        };
-        let out = Snapshot::of_store(&store).to_json();
-        self.write_atomically(&out)?;
-        self.swap(store, &mut loaded, digest_of(&out));
-        drop(lock);
-        Ok((value, generated))
-    }
-
-    /// Replaces the file with `text`: a temporary file in the same directory, flushed to
-    /// disk, renamed over the file, and the directory flushed so the rename is durable.
-    fn write_atomically(&self, text: &str) -> Result<(), FileStoreError> {
-        let dir = self.dir();
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).map_err(|_| self.random_source_failed())?;
-        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}-{suffix}.tmp", std::process::id()));
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(self.io("create a temporary file beside", &self.path))?;
-            if let Ok(meta) = fs::metadata(&self.path) {
-                // Keep the file's permissions (an operator may have narrowed them).
-                file.set_permissions(meta.permissions())
-                    .map_err(self.io("set the permissions of", &tmp))?;
-            }
-            file.write_all(text.as_bytes())
-                .map_err(self.io("write", &tmp))?;
-            file.sync_all().map_err(self.io("flush", &tmp))?;
-            drop(file);
-            fs::rename(&tmp, &self.path).map_err(self.io("replace", &self.path))?;
-            Ok(())
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
-        sync_dir(dir).map_err(self.io("flush the directory", dir))
-    }
-
-    fn random_source_failed(&self) -> FileStoreError {
-        FileStoreError::Io {
-            action: "name a temporary file beside",
-            path: self.path.clone(),
-            source: io::Error::other(ConfigError::RandomSource),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_: &Path) -> io::Result<()> {
-    // Directories cannot be opened for flushing here; the rename is as durable as the
-    // file system makes it.
-    Ok(())
 }
 
 #[async_trait]
 impl ClientStore for FileStore {
-    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_key(&self, digest: &KeyDigest) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.current().client_by_key(digest).await
     }
 
-    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+    async fn client_by_id(&self, id: &ClientId) -> Result<Option<Arc<Client>>, BackendError> {
         self.inner.current().client_by_id(id).await
     }
 
-    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+    async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, BackendError> {
         self.inner.current().account(id).await
     }
 
-    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
         self.inner.current().resolve_key(digest).await
     }
 
-    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, StoreError> {
+    async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
         self.inner.current().resolve_id(id).await
     }
 
     // Lookups never touch the disk: they answer at once, as the in-memory store does.
-    fn resolve_key_now(&self, digest: &KeyDigest) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_key_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Resolved>, BackendError>> {
         self.inner.current().resolve_key_now(digest)
     }
 
-    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, StoreError>> {
+    fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
         self.inner.current().resolve_id_now(id)
     }
 }
@@ -749,7 +433,7 @@ impl ManagedStore for FileStore {
     }
 
     async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
-        self.write(|store| Ok(InMemoryStore::create_account(store, account)?))
+        self.write(|store| store.open_account(account))
     }
 
     async fn update_account(
@@ -757,13 +441,13 @@ impl ManagedStore for FileStore {
         id: &AccountId,
         change: AccountChange,
     ) -> Result<Arc<Account>, ManageError> {
-        self.write(|store| Ok(store.try_update_account(id, change)?))
+        self.write(|store| store.try_change_account(id, change))
     }
 
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
         let store = self.inner.current();
-        if store.get_account(account).is_none() {
-            return Err(ConfigError::UnknownAccount(account.to_string()).into());
+        if store.account_now(account).is_none() {
+            return Err(ManageError::unknown_account(account));
         }
         Ok(store.clients_of(account))
     }
@@ -773,7 +457,7 @@ impl ManagedStore for FileStore {
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        self.write(|store| Ok(InMemoryStore::create_client(store, account, spec)?))
+        self.write(|store| store.add_client(account, spec))
     }
 
     async fn update_client(
@@ -782,7 +466,7 @@ impl ManagedStore for FileStore {
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.update_client_if(id, pre, change))
+        self.write(|store| store.change_client_if(id, pre, change))
     }
 
     async fn regenerate_client(
@@ -799,7 +483,7 @@ impl ManagedStore for FileStore {
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.delete_client_if(id, pre))
+        self.write(|store| store.remove_client_if(id, pre))
     }
 }
 
@@ -808,6 +492,8 @@ mod tests {
     use super::*;
     use crate::client::{CredentialKind, Status};
     use crate::clock::ManualClock;
+    use crate::store::Snapshot;
+    use std::fs;
     use time::macros::datetime;
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -933,7 +619,7 @@ mod tests {
         // A write refuses it too, and leaves the file alone.
         let before = fs::read_to_string(&path).unwrap();
         let write = block(store.create_client(&acme(), ClientSpec::javascript("x")));
-        assert!(matches!(write, Err(ManageError::Store(_))));
+        assert!(matches!(write, Err(ManageError::Backend(_))));
         assert_eq!(fs::read_to_string(&path).unwrap(), before);
     }
 

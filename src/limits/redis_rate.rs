@@ -4,8 +4,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use gis_auth::client::{ClientId, RateLimit};
-//! use gis_auth::policy::{RedisRateLimiter, SharedRateLimiter};
-//! use gis_auth::usage::redis_connection;
+//! use gis_auth::limits::{RedisRateLimiter, SharedRateLimiter};
+//! use gis_auth::limits::redis_connection;
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,8 +26,8 @@ use async_trait::async_trait;
 use super::rate::{SharedRateLimiter, whole_seconds_up};
 use crate::client::{ClientId, RateLimit};
 use crate::clock::{Clock, SystemClock};
-use crate::error::StoreError;
-use crate::usage::RedisLink;
+use crate::error::BackendError;
+use crate::limits::RedisLink;
 
 /// GCRA: allow when the next theoretical arrival time, less the burst tolerance, is due.
 static GCRA: LazyLock<Script> = LazyLock::new(|| {
@@ -88,8 +88,8 @@ impl std::fmt::Debug for RedisRateLimiter {
 }
 
 impl RedisRateLimiter {
-    /// A limiter on `conn` (see [`redis_connection`](crate::usage::redis_connection)):
-    /// keys under [`DEFAULT_KEY_PREFIX`](crate::usage::DEFAULT_KEY_PREFIX), a 1 s
+    /// A limiter on `conn` (see [`redis_connection`](crate::limits::redis_connection)):
+    /// keys under [`DEFAULT_KEY_PREFIX`](crate::limits::DEFAULT_KEY_PREFIX), a 1 s
     /// timeout, fail closed, on the system clock.
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
@@ -139,7 +139,7 @@ impl SharedRateLimiter for RedisRateLimiter {
         &self,
         client: &ClientId,
         limit: RateLimit,
-    ) -> Result<Result<(), Duration>, StoreError> {
+    ) -> Result<Result<(), Duration>, BackendError> {
         let key = format!(
             "{}rate:{client}:{}:{}",
             self.link.prefix, limit.per_second, limit.burst

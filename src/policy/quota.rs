@@ -1,0 +1,87 @@
+//! The arithmetic of daily quotas, in milli-transactions: what a request costs against
+//! what is left ([`QuotaFacts`]), the state a response reports ([`QuotaState`]), and when a
+//! quota day ends. Pure; the counters that keep the usage are in [`crate::limits`], and
+//! the verdict on a request is [`Policy`](super::Policy)'s.
+//!
+//! ```
+//! use gis_auth::policy::{TRANSACTION, next_utc_midnight, quota_admits};
+//! use time::macros::datetime;
+//!
+//! assert!(quota_admits(9 * TRANSACTION, TRANSACTION, 10 * TRANSACTION));
+//! assert!(!quota_admits(9 * TRANSACTION + 1, TRANSACTION, 10 * TRANSACTION));
+//! assert_eq!(next_utc_midnight(datetime!(2026-06-01 23:59 UTC)), datetime!(2026-06-02 0:00 UTC));
+//! ```
+
+use time::OffsetDateTime;
+
+/// One transaction, in the milli-units costs are counted in (a tile at 0.1 transaction
+/// costs 100).
+pub const TRANSACTION: u64 = 1000;
+
+/// Milli-transactions as (fractional) transactions, as usage reports show them.
+pub fn transactions(milli: u64) -> f64 {
+    milli as f64 / TRANSACTION as f64
+}
+
+/// The usage an account's quota is decided on, in milli-transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaFacts {
+    /// Used so far today, before this request.
+    pub used: u64,
+    /// What this request costs.
+    pub cost: u64,
+}
+
+/// An account's daily quota as of a request, in milli-transactions
+/// ([`TRANSACTION`](TRANSACTION) is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState {
+    /// The daily quota.
+    pub limit: u64,
+    /// Used today, this request included when it was admitted.
+    pub used: u64,
+    /// When the day ends (the next 00:00 UTC).
+    pub reset: OffsetDateTime,
+}
+
+impl QuotaState {
+    /// The quota in whole transactions.
+    pub fn limit_transactions(&self) -> u64 {
+        self.limit / TRANSACTION
+    }
+
+    /// Whole transactions left.
+    pub fn remaining_transactions(&self) -> u64 {
+        self.limit.saturating_sub(self.used) / TRANSACTION
+    }
+
+    /// Seconds from `now` until the quota resets, at least 1.
+    pub fn reset_seconds(&self, now: OffsetDateTime) -> u64 {
+        seconds_until(self.reset, now)
+    }
+
+    /// Whether at least `percent` % of the quota is used.
+    pub fn used_at_least(&self, percent: u8) -> bool {
+        u128::from(self.used) * 100 >= u128::from(self.limit) * u128::from(percent)
+    }
+}
+
+/// Whole seconds from `now` until `then`, rounded up, at least 1.
+pub(crate) fn seconds_until(then: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    let nanos = (then - now).whole_nanoseconds().max(1);
+    u64::try_from((nanos + 999_999_999) / 1_000_000_000).unwrap_or(u64::MAX)
+}
+
+/// The next 00:00 UTC after `now`: when a daily quota resets.
+pub fn next_utc_midnight(now: OffsetDateTime) -> OffsetDateTime {
+    let date = now.to_offset(time::UtcOffset::UTC).date();
+    date.next_day()
+        .unwrap_or(date)
+        .with_time(time::Time::MIDNIGHT)
+        .assume_utc()
+}
+
+/// Whether a request costing `cost` fits a quota of `limit` with `used` already spent.
+pub fn quota_admits(used: u64, cost: u64, limit: u64) -> bool {
+    used.checked_add(cost).is_some_and(|total| total <= limit)
+}

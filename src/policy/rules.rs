@@ -1,0 +1,731 @@
+//! The rules, in the order they run. [`Policy`](super::Policy) calls these for a request
+//! to an API and for a token request, so both doors decide with the same checks: a client's
+//! standing (status, account status, expiry), where the request comes from (origins, IP
+//! rules), then what it may reach (kind, roles, privileges, grants) and the quota.
+//!
+//! ```
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//!     KeyDigest, Role, RoleSet, Status};
+//! use gis_auth::policy::{Policy, Rule, TokenRequestFacts};
+//!
+//! let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::USER]))?;
+//! let backend = Client::build(ClientId::new("backend")?,
+//!     &ClientSpec::native("Backend").status(Status::Inactive), &acme,
+//!     Credentials::new(KeyDigest::of("…")))?;
+//! let facts = TokenRequestFacts::new(time::OffsetDateTime::now_utc());
+//! let decision = Policy::default().explain_token_request(&backend, &acme, &facts);
+//! assert_eq!(decision.rule(), Some(Rule::Status));
+//! # Ok::<(), gis_auth::ConfigError>(())
+//! ```
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use percent_encoding::percent_decode_str;
+use time::OffsetDateTime;
+
+use super::decision::{Decision, Finding};
+use super::facts::{OriginEvidence, RequestFacts};
+use super::quota::{TRANSACTION, quota_admits};
+use super::table::{Api, ItemSource, Route};
+use crate::client::{Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, ShadowSet};
+use crate::restrict::RequestOrigin;
+use crate::rule::{RejectionKind, Rule};
+
+/// What is known of a request for an access token (RFC 6749 §4.4, the client credentials
+/// grant) once its client has proven its secret: when, and from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequestFacts {
+    /// The caller's address, if known (after trusted-proxy resolution).
+    pub client_ip: Option<IpAddr>,
+    /// The time of the decision.
+    pub now: OffsetDateTime,
+}
+
+impl TokenRequestFacts {
+    /// Facts for a token request at `now` from an unknown address.
+    pub fn new(now: OffsetDateTime) -> Self {
+        Self {
+            client_ip: None,
+            now,
+        }
+    }
+
+    /// The same facts, from `ip`.
+    #[must_use]
+    pub fn from_ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.client_ip = ip;
+        self
+    }
+}
+
+/// The restrictions a client runs report-only, and the findings they make instead of
+/// refusing.
+struct Restrictions<'d> {
+    shadow: ShadowSet,
+    shadowed: &'d mut Vec<Finding>,
+}
+
+impl Restrictions<'_> {
+    /// Refuses with `finding`, unless its rule is a restriction the client runs
+    /// report-only: then the finding is noted and the checks go on.
+    fn apply(&mut self, finding: Finding) -> Result<(), Finding> {
+        match finding.rule.restriction() {
+            Some(r) if self.shadow.contains(r) => {
+                self.shadowed.push(finding);
+                Ok(())
+            }
+            _ => Err(finding),
+        }
+    }
+}
+
+/// Decides a request for `api` on `route` by `client` of `account`.
+///
+/// Checks run in this order: status, expiry, origin, IP, then kind, roles, privileges and
+/// grants, so that a key used from the wrong place learns nothing about what it could
+/// reach; then the quota when it is known. A restriction the client runs report-only adds a
+/// finding to [`Decision::shadowed`] instead of refusing.
+pub(crate) fn decide(
+    client: &Client,
+    account: &Account,
+    route: &Route,
+    api: &Arc<Api>,
+    facts: &RequestFacts<'_>,
+) -> Decision {
+    let mut decision = Decision {
+        api: Some(api.shared_name().clone()),
+        vary_origin: !client.origins().is_empty(),
+        ..Decision::allowed()
+    };
+    if let Err(finding) = check(client, account, route, api, facts, &mut decision) {
+        decision.denied = Some(finding);
+    }
+    decision
+}
+
+/// Decides whether `client` of `account` may be issued an access token: its standing, its
+/// kind (only NativeConfidential clients hold a secret) and its IP rules, the same checks a
+/// request with the token then meets. The roles in force are the client's ∩ the account's.
+pub(crate) fn decide_token_request(
+    client: &Client,
+    account: &Account,
+    facts: &TokenRequestFacts,
+) -> Decision {
+    let mut decision = Decision::allowed();
+    let mut shadow = Restrictions {
+        shadow: client.shadow(),
+        shadowed: &mut decision.shadowed,
+    };
+    let outcome = standing(client, account, facts.now)
+        .and_then(|()| {
+            if client.kind() == ClientKind::NativeConfidential {
+                Ok(())
+            } else {
+                Err(finding(
+                    Rule::Kind,
+                    RejectionKind::UnknownCredential,
+                    "only NativeConfidential clients are issued access tokens",
+                ))
+            }
+        })
+        .and_then(|()| ip_rule(client, facts.client_ip, &mut shadow));
+    match outcome {
+        Ok(()) => decision.roles = client.effective_roles(account),
+        Err(finding) => decision.denied = Some(finding),
+    }
+    decision
+}
+
+/// Status, account status and expiry: whether the client may be used at all.
+fn standing(client: &Client, account: &Account, now: OffsetDateTime) -> Result<(), Finding> {
+    if !client.status().is_active() {
+        return Err(finding(
+            Rule::Status,
+            RejectionKind::Inactive,
+            "the client is inactive",
+        ));
+    }
+    if !account.status.is_active() {
+        return Err(finding(
+            Rule::Status,
+            RejectionKind::Inactive,
+            "the client's account is inactive",
+        ));
+    }
+    if client.is_expired(now) {
+        return Err(finding(
+            Rule::Expiry,
+            RejectionKind::Expired,
+            "the client has expired",
+        ));
+    }
+    Ok(())
+}
+
+/// The allowed origins, for a client that has any.
+fn origin_rule(
+    client: &Client,
+    evidence: OriginEvidence<'_>,
+    shadow: &mut Restrictions<'_>,
+) -> Result<(), Finding> {
+    if client.origins().is_empty() || origin_allowed(client, evidence) {
+        return Ok(());
+    }
+    shadow.apply(finding(
+        Rule::Origins,
+        RejectionKind::OriginNotAllowed,
+        match evidence {
+            OriginEvidence::Missing => {
+                "the request has neither Origin nor Referer and the client requires one"
+            }
+            OriginEvidence::Unusable => "the Origin or Referer header is unusable",
+            OriginEvidence::Origin(_) | OriginEvidence::Referer(_) => {
+                "the request's origin is not among the client's allowed origins"
+            }
+        },
+    ))
+}
+
+/// The IP rules, for a client that has any: an unknown address never matches.
+fn ip_rule(
+    client: &Client,
+    ip: Option<IpAddr>,
+    shadow: &mut Restrictions<'_>,
+) -> Result<(), Finding> {
+    if client.ips().is_empty() || ip.is_some_and(|ip| client.ips().allows(ip)) {
+        return Ok(());
+    }
+    shadow.apply(finding(
+        Rule::Ips,
+        RejectionKind::IpNotAllowed,
+        match ip {
+            Some(ip) => format!("{ip} is not among the client's allowed addresses"),
+            None => "the caller's address is unknown and the client has IP rules".into(),
+        },
+    ))
+}
+
+fn check(
+    client: &Client,
+    account: &Account,
+    route: &Route,
+    api: &Api,
+    facts: &RequestFacts<'_>,
+    decision: &mut Decision,
+) -> Result<(), Finding> {
+    standing(client, account, facts.now)?;
+    let mut shadow = Restrictions {
+        shadow: client.shadow(),
+        shadowed: &mut decision.shadowed,
+    };
+    origin_rule(client, facts.origin, &mut shadow)?;
+    ip_rule(client, facts.client_ip, &mut shadow)?;
+    if client.kind() == ClientKind::JavaScript && !api.is_plugin() {
+        return Err(finding(
+            Rule::Kind,
+            RejectionKind::NotPluginApi,
+            format!(
+                "{} is not a plugin API, and JavaScript clients reach plugin APIs only",
+                api.name()
+            ),
+        ));
+    }
+    let mut roles = client.effective_roles(account);
+    if let Some(scope) = facts.token_scope {
+        roles = roles.intersection(scope);
+    }
+    if !api.roles().is_empty() && !api.roles().intersects(&roles) {
+        return Err(finding(
+            Rule::Roles,
+            RejectionKind::InsufficientRole,
+            format!(
+                "{} needs one of the roles {}",
+                api.name(),
+                api.roles()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    decision.roles = roles;
+    if let Some(privileges) = client.privileges()
+        && !privileges.allows(api.name())
+    {
+        shadow.apply(finding(
+            Rule::Privileges,
+            RejectionKind::PrivilegeMissing,
+            format!("the client's privileges do not include {}", api.name()),
+        ))?;
+    }
+    if let Some(source) = api.item_source() {
+        let action = Action::of_method(facts.method);
+        match item_of(route, source, facts) {
+            Some(item) => {
+                if !client.allows_item(&item, action) {
+                    shadow.apply(finding(
+                        Rule::Grants,
+                        RejectionKind::ItemNotGranted,
+                        format!("the client holds no `{action}` grant on item `{item}`"),
+                    ))?;
+                }
+                decision.item = Some(item);
+            }
+            None => shadow.apply(finding(
+                Rule::Grants,
+                RejectionKind::ItemNotGranted,
+                "the request names no item (or names it twice)",
+            ))?,
+        }
+    }
+    if let (Some(limit), Some(q)) = (account.daily_quota, facts.quota)
+        && !quota_admits(q.used, q.cost, limit.saturating_mul(TRANSACTION))
+    {
+        shadow.apply(finding(
+            Rule::Quota,
+            RejectionKind::QuotaExceeded,
+            format!("the account's daily quota of {limit} transactions is used up"),
+        ))?;
+    }
+    Ok(())
+}
+
+fn finding(rule: Rule, kind: RejectionKind, reason: impl Into<String>) -> Finding {
+    Finding {
+        rule,
+        kind,
+        reason: reason.into(),
+    }
+}
+
+/// The item a request names, decoded; `None` when it names none, names it twice, or its
+/// encoding is not UTF-8.
+pub(crate) fn item_of(
+    route: &Route,
+    source: &ItemSource,
+    facts: &RequestFacts<'_>,
+) -> Option<String> {
+    let raw = match source {
+        ItemSource::Path(name) => route.pattern().capture(facts.path, name)?,
+        ItemSource::Query(name) => {
+            let mut found = None;
+            for (k, v) in form_urlencoded::parse(facts.query?.as_bytes()) {
+                if *k == **name {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(v);
+                }
+            }
+            let value = found?.into_owned();
+            return (!value.is_empty() && value.len() <= MAX_ITEM_ID_LEN).then_some(value);
+        }
+    };
+    let value = if raw.contains('%') {
+        percent_decode_str(raw).decode_utf8().ok()?.into_owned()
+    } else {
+        raw.to_owned()
+    };
+    (!value.is_empty() && value.len() <= MAX_ITEM_ID_LEN).then_some(value)
+}
+
+fn origin_allowed(client: &Client, evidence: OriginEvidence<'_>) -> bool {
+    let origin = match evidence {
+        OriginEvidence::Missing => return client.allows_missing_origin(),
+        OriginEvidence::Unusable => return false,
+        OriginEvidence::Origin(v) => RequestOrigin::from_origin_header(v),
+        OriginEvidence::Referer(v) => RequestOrigin::from_referer_header(v),
+    };
+    origin.is_some_and(|o| client.origins().allows(&o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Restriction;
+    use crate::client::RoleSet;
+    use crate::client::{
+        AccountId, ClientId, ClientSpec, Credentials, Grant, KeyDigest, Role, Status,
+    };
+    use crate::policy::{Api, Policy, QuotaFacts, QuotaState, RouteTable, next_utc_midnight};
+    use http::header::{ORIGIN, REFERER};
+    use http::{HeaderMap, Method};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn account() -> Account {
+        Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+        )
+        .unwrap()
+    }
+
+    fn client(spec: ClientSpec) -> Client {
+        Client::build(
+            ClientId::new("c").unwrap(),
+            &spec,
+            &account(),
+            Credentials::new(KeyDigest::of("k")),
+        )
+        .unwrap()
+    }
+
+    fn policy() -> Policy {
+        let maps = || [Role::EVALUATOR, Role::SUBSCRIBER];
+        Policy::new(
+            RouteTable::new()
+                .route(
+                    Method::GET,
+                    "/tiles/{z}/{x}/{y}.png",
+                    Api::new("WorldStreets", maps()).plugin(true),
+                )
+                .unwrap()
+                .route(Method::GET, "/geocode", Api::new("Geocoder", maps()))
+                .unwrap()
+                .route(Method::GET, "/profile", Api::new("Profile", [Role::USER]))
+                .unwrap()
+                .route(
+                    Method::GET,
+                    "/items/{item}/metadata",
+                    Api::new("Items", maps()).item_from_path("item"),
+                )
+                .unwrap()
+                .route(
+                    Method::PUT,
+                    "/items/{item}/metadata",
+                    Api::new("Items", maps()).item_from_path("item"),
+                )
+                .unwrap()
+                .route(
+                    Method::GET,
+                    "/datasets/query",
+                    Api::new("Datasets", maps()).item_from_query("dataset"),
+                )
+                .unwrap()
+                .public(Method::GET, "/health")
+                .unwrap(),
+        )
+    }
+
+    const TILE: &str = "/tiles/1/2/3.png";
+
+    fn get(path: &'static str) -> RequestFacts<'static> {
+        RequestFacts::new(&Method::GET, path, NOW)
+    }
+
+    fn decide(c: &Client, f: &RequestFacts<'_>) -> Result<Decision, RejectionKind> {
+        let d = policy().explain(c, &account(), f);
+        match &d.denied {
+            None => Ok(d),
+            Some(finding) => Err(finding.kind),
+        }
+    }
+
+    #[test]
+    fn an_unrestricted_client_is_allowed_and_does_not_vary() {
+        let c = client(ClientSpec::javascript("web"));
+        let ok = decide(&c, &get(TILE)).unwrap();
+        assert!(!ok.vary_origin);
+        assert_eq!(ok.api.as_deref(), Some("WorldStreets"));
+        assert!(
+            policy()
+                .explain(&c, &account(), &get("/health"))
+                .is_allowed()
+        );
+        let d = policy().explain(&c, &account(), &get("/nowhere"));
+        assert_eq!(d.rule(), Some(Rule::Route));
+    }
+
+    #[test]
+    fn origin_rules_read_origin_then_referer() {
+        let c = client(ClientSpec::javascript("web").allowed_origins(["*.example.com"]));
+        let with = |origin| RequestFacts {
+            origin,
+            ..get(TILE)
+        };
+        let ok = |e| decide(&c, &with(e)).is_ok();
+        assert!(ok(OriginEvidence::Origin("https://a.example.com")));
+        assert!(ok(OriginEvidence::Referer("https://a.example.com/map")));
+        assert!(!ok(OriginEvidence::Origin("null")));
+        assert!(!ok(OriginEvidence::Unusable));
+        assert!(!ok(OriginEvidence::Missing));
+        let c = client(
+            ClientSpec::javascript("web")
+                .allowed_origins(["*.example.com"])
+                .allow_missing_origin(true),
+        );
+        assert!(decide(&c, &with(OriginEvidence::Missing)).is_ok());
+        let d = policy().explain(
+            &c,
+            &account(),
+            &with(OriginEvidence::Origin("https://evil.com")),
+        );
+        assert!(d.vary_origin);
+        assert_eq!(d.rule(), Some(Rule::Origins));
+        assert!(d.clone().rejection().unwrap().varies_on_origin());
+    }
+
+    #[test]
+    fn ip_rules_need_a_known_address() {
+        let c = client(ClientSpec::native("srv").allowed_ips(["203.0.113.0/24"]));
+        let from = |ip: Option<&str>| RequestFacts {
+            client_ip: ip.map(|s| s.parse().unwrap()),
+            ..get("/geocode")
+        };
+        assert!(decide(&c, &from(Some("203.0.113.4"))).is_ok());
+        assert_eq!(
+            decide(&c, &from(Some("198.51.100.4"))).unwrap_err(),
+            RejectionKind::IpNotAllowed
+        );
+        assert_eq!(
+            decide(&c, &from(None)).unwrap_err(),
+            RejectionKind::IpNotAllowed
+        );
+    }
+
+    #[test]
+    fn javascript_clients_reach_plugin_apis_only() {
+        let c = client(ClientSpec::javascript("web"));
+        assert_eq!(
+            decide(&c, &get("/geocode")).unwrap_err(),
+            RejectionKind::NotPluginApi
+        );
+    }
+
+    #[test]
+    fn roles_are_the_intersection_of_client_account_and_token() {
+        let c = client(ClientSpec::native("srv"));
+        assert!(decide(&c, &get("/profile")).is_ok());
+        let scope = RoleSet::from_iter([Role::EVALUATOR]);
+        let scoped = RequestFacts {
+            token_scope: Some(&scope),
+            ..get("/profile")
+        };
+        assert_eq!(
+            decide(&c, &scoped).unwrap_err(),
+            RejectionKind::InsufficientRole
+        );
+        let mut reduced = account();
+        reduced.roles = RoleSet::from_iter([Role::EVALUATOR]);
+        let d = policy().explain(&c, &reduced, &get("/profile"));
+        assert_eq!(d.rule(), Some(Rule::Roles));
+        assert!(d.reason().contains("User"), "{}", d.reason());
+    }
+
+    #[test]
+    fn inactive_and_expired_clients_are_refused_first() {
+        let c = client(ClientSpec::javascript("web").status(Status::Inactive));
+        assert_eq!(decide(&c, &get(TILE)).unwrap_err(), RejectionKind::Inactive);
+        let c = client(ClientSpec::javascript("web").expires_at(Some(NOW)));
+        let d = policy().explain(&c, &account(), &get(TILE));
+        assert_eq!(d.rule(), Some(Rule::Expiry));
+        assert!(d.reason().contains("expired"));
+        let c = client(ClientSpec::javascript("web"));
+        let off = account().with_status(Status::Inactive);
+        let d = policy().explain(&c, &off, &get(TILE));
+        assert_eq!(d.denied.unwrap().kind, RejectionKind::Inactive);
+    }
+
+    #[test]
+    fn privileges_limit_the_apis_a_client_reaches() {
+        let c = client(ClientSpec::native("srv").privileges(["Geocoder"]));
+        assert!(decide(&c, &get("/geocode")).is_ok());
+        let d = policy().explain(&c, &account(), &get("/profile"));
+        assert_eq!(d.rule(), Some(Rule::Privileges));
+        assert_eq!(d.denied.unwrap().kind.error_code(), "insufficient_scope");
+    }
+
+    #[test]
+    fn grants_decide_items_by_action_and_deny_by_default() {
+        let c = client(ClientSpec::native("srv").grants([
+            Grant::new("roads", [Action::Read]).unwrap(),
+            Grant::new("parcels", [Action::Write]).unwrap(),
+        ]));
+        let put = |path: &'static str| RequestFacts::new(&Method::PUT, path, NOW);
+        let ok = decide(&c, &get("/items/roads/metadata")).unwrap();
+        assert_eq!(ok.item.as_deref(), Some("roads"));
+        assert_eq!(
+            decide(&c, &put("/items/roads/metadata")).unwrap_err(),
+            RejectionKind::ItemNotGranted
+        );
+        assert!(decide(&c, &put("/items/parcels/metadata")).is_ok());
+        assert_eq!(
+            decide(&c, &get("/items/parcels/metadata")).unwrap_err(),
+            RejectionKind::ItemNotGranted,
+            "write does not imply read"
+        );
+        let none = client(ClientSpec::native("srv"));
+        assert!(decide(&none, &get("/items/roads/metadata")).is_err());
+        assert!(
+            decide(&none, &get("/geocode")).is_ok(),
+            "routes without items"
+        );
+    }
+
+    #[test]
+    fn query_items_are_decoded_and_must_be_single() {
+        let c = client(
+            ClientSpec::native("srv").grants([Grant::new("roads 2026", [Action::Read]).unwrap()]),
+        );
+        let q = |query: &'static str| RequestFacts {
+            query: Some(query),
+            ..get("/datasets/query")
+        };
+        assert!(decide(&c, &q("dataset=roads%202026")).is_ok());
+        assert!(decide(&c, &q("dataset=roads+2026&x=1")).is_ok());
+        assert!(decide(&c, &q("dataset=roads%202026&dataset=roads%202026")).is_err());
+        assert!(decide(&c, &q("x=1")).is_err());
+        assert!(decide(&c, &get("/datasets/query")).is_err());
+    }
+
+    #[test]
+    fn report_only_restrictions_allow_and_record() {
+        let c = client(
+            ClientSpec::javascript("web")
+                .allowed_origins(["https://maps.acme.test"])
+                .privileges(["Elevation"])
+                .shadow([Restriction::Origins, Restriction::Privileges]),
+        );
+        let f = RequestFacts {
+            origin: OriginEvidence::Origin("https://evil.test"),
+            ..get(TILE)
+        };
+        let d = decide(&c, &f).unwrap();
+        let rules: Vec<Rule> = d.shadowed.iter().map(|s| s.rule).collect();
+        assert_eq!(rules, [Rule::Origins, Rule::Privileges]);
+        assert!(d.to_string().contains("report-only origins"), "{d}");
+        // a rule that cannot run report-only still refuses
+        let inactive = client(
+            ClientSpec::javascript("web")
+                .status(Status::Inactive)
+                .shadow([Restriction::Origins]),
+        );
+        assert!(decide(&inactive, &f).is_err());
+    }
+
+    #[test]
+    fn the_quota_is_decided_when_usage_is_known() {
+        let c = client(ClientSpec::native("srv"));
+        let limited = account().with_daily_quota(Some(10));
+        let at = |used, cost| RequestFacts {
+            quota: Some(QuotaFacts { used, cost }),
+            ..get("/geocode")
+        };
+        assert!(
+            policy()
+                .explain(&c, &limited, &at(9_000, 1_000))
+                .is_allowed()
+        );
+        let d = policy().explain(&c, &limited, &at(9_001, 1_000));
+        assert_eq!(d.rule(), Some(Rule::Quota));
+        assert_eq!(d.denied.unwrap().kind.error_code(), "quota_exceeded");
+        assert!(
+            policy()
+                .explain(&c, &account(), &at(u64::MAX, 1_000))
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn quota_state_reports_whole_transactions() {
+        let q = QuotaState {
+            limit: 10_000,
+            used: 8_100,
+            reset: next_utc_midnight(NOW),
+        };
+        assert_eq!(q.limit_transactions(), 10);
+        assert_eq!(q.remaining_transactions(), 1);
+        assert!(q.used_at_least(80) && !q.used_at_least(90));
+        assert_eq!(q.reset_seconds(NOW), 12 * 3600);
+        assert_eq!(
+            next_utc_midnight(datetime!(2026-12-31 23:59:59.9 UTC)),
+            datetime!(2027-01-01 00:00 UTC)
+        );
+        assert!(
+            quota_admits(0, 5, 5) && !quota_admits(1, 5, 5) && !quota_admits(u64::MAX, 1, u64::MAX)
+        );
+    }
+
+    #[test]
+    fn evidence_prefers_origin_and_rejects_duplicates() {
+        let mut h = HeaderMap::new();
+        h.insert(REFERER, "https://a.example.com/x".parse().unwrap());
+        assert_eq!(
+            OriginEvidence::from_headers(&h),
+            OriginEvidence::Referer("https://a.example.com/x")
+        );
+        h.insert(ORIGIN, "https://evil.com".parse().unwrap());
+        assert_eq!(
+            OriginEvidence::from_headers(&h),
+            OriginEvidence::Origin("https://evil.com")
+        );
+        h.append(ORIGIN, "https://a.example.com".parse().unwrap());
+        assert_eq!(OriginEvidence::from_headers(&h), OriginEvidence::Unusable);
+    }
+
+    fn token_request(c: &Client, account: &Account, ip: Option<&str>) -> Decision {
+        let facts = TokenRequestFacts::new(NOW).from_ip(ip.map(|ip| ip.parse().unwrap()));
+        policy().explain_token_request(c, account, &facts)
+    }
+
+    #[test]
+    fn a_token_request_meets_the_standing_kind_and_ip_rules_of_the_layer() {
+        let native = |spec: ClientSpec| client(spec);
+        let ok = token_request(&native(ClientSpec::native("n")), &account(), None);
+        assert!(ok.is_allowed());
+        assert_eq!(ok.roles, RoleSet::from_iter([Role::USER, Role::EVALUATOR]));
+
+        let inactive = native(ClientSpec::native("n").status(Status::Inactive));
+        assert_eq!(
+            token_request(&inactive, &account(), None).rule(),
+            Some(Rule::Status)
+        );
+        let mut closed = account();
+        closed.status = Status::Inactive;
+        let d = token_request(&native(ClientSpec::native("n")), &closed, None);
+        assert_eq!(d.rule(), Some(Rule::Status));
+        assert_eq!(d.reason(), "the client's account is inactive");
+
+        let expired = native(ClientSpec::native("n").expires_at(Some(NOW)));
+        assert_eq!(
+            token_request(&expired, &account(), None).rule(),
+            Some(Rule::Expiry)
+        );
+
+        let browser = client(ClientSpec::javascript("web"));
+        assert_eq!(
+            token_request(&browser, &account(), None).rule(),
+            Some(Rule::Kind)
+        );
+
+        let fenced = native(ClientSpec::native("n").allowed_ips(["203.0.113.0/24"]));
+        assert!(token_request(&fenced, &account(), Some("203.0.113.9")).is_allowed());
+        assert_eq!(
+            token_request(&fenced, &account(), Some("198.51.100.1")).rule(),
+            Some(Rule::Ips)
+        );
+        assert_eq!(
+            token_request(&fenced, &account(), None).rule(),
+            Some(Rule::Ips)
+        );
+    }
+
+    #[test]
+    fn a_report_only_ip_rule_lets_a_token_request_through_with_a_finding() {
+        let c = client(
+            ClientSpec::native("n")
+                .allowed_ips(["203.0.113.0/24"])
+                .shadow([Restriction::Ips]),
+        );
+        let d = token_request(&c, &account(), Some("198.51.100.1"));
+        assert!(d.is_allowed());
+        assert_eq!(d.shadowed.len(), 1);
+        assert_eq!(d.shadowed[0].rule, Rule::Ips);
+    }
+}

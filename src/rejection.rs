@@ -1,0 +1,168 @@
+//! [`Rejection`]: a refused request, as data. It carries the policy's
+//! [`Decision`](crate::policy::Decision) when a client was identified, and is turned into a
+//! response in one place (the layer's templates or a user's responder).
+//!
+//! ```
+//! use gis_auth::{Rejection, RejectionKind};
+//!
+//! let rejection = Rejection::new(RejectionKind::OriginNotAllowed);
+//! assert_eq!(rejection.status(), 403);
+//! assert_eq!(rejection.error_code(), "access_denied");
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::policy::{Decision, QuotaState};
+use crate::rule::RejectionKind;
+
+/// A refused request: what the layer answers instead of calling the wrapped service.
+///
+/// It is placed in the response's extensions so logging layers can see why a request was
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    vary_origin: bool,
+    retry_after: Option<u64>,
+    quota: Option<QuotaState>,
+    decision: Option<Arc<Decision>>,
+}
+
+impl Rejection {
+    /// A rejection of this kind.
+    pub fn new(kind: RejectionKind) -> Self {
+        Self {
+            kind,
+            vary_origin: false,
+            retry_after: None,
+            quota: None,
+            decision: None,
+        }
+    }
+
+    pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
+        self.vary_origin = yes;
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub(crate) fn with_quota(mut self, quota: QuotaState) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    pub(crate) fn with_decision(mut self, decision: Arc<Decision>) -> Self {
+        self.decision = Some(decision);
+        self
+    }
+
+    /// Seconds until a retry may succeed (the `Retry-After` header), for 429s.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The account's quota when the request was refused, if it has one.
+    pub fn quota(&self) -> Option<&QuotaState> {
+        self.quota.as_ref()
+    }
+
+    /// The policy decision that refused the request, when a client was identified: the rule
+    /// that decided and why (the same [`Decision`] that `Policy::explain` gives).
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_deref()
+    }
+
+    /// Why the request was refused.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// The `error` code.
+    pub fn error_code(&self) -> &'static str {
+        self.kind.error_code()
+    }
+
+    /// The `error_description`.
+    pub fn description(&self) -> &'static str {
+        self.kind.description()
+    }
+
+    /// Whether the outcome depended on the `Origin` or `Referer` header (the response then
+    /// carries `Vary: Origin`).
+    pub fn varies_on_origin(&self) -> bool {
+        self.vary_origin
+    }
+}
+
+impl Decision {
+    /// The refusal as a rejection carrying this decision.
+    pub(crate) fn rejection(self) -> Option<Rejection> {
+        let finding = self.denied.as_ref()?;
+        let rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
+        Some(rejection.with_decision(Arc::new(self)))
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_code(), self.description())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<RejectionKind> for Rejection {
+    fn from(kind: RejectionKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_rfc_6750() {
+        assert_eq!(
+            RejectionKind::MissingCredential.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            RejectionKind::MultipleCredentials.error_code(),
+            "invalid_request"
+        );
+        assert_eq!(
+            RejectionKind::UnknownCredential.error_code(),
+            "invalid_token"
+        );
+        assert_eq!(
+            RejectionKind::NotPluginApi.error_code(),
+            "insufficient_scope"
+        );
+        assert_eq!(RejectionKind::IpNotAllowed.error_code(), "access_denied");
+        assert_eq!(
+            RejectionKind::Unavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn malformed_and_unknown_credentials_share_a_code() {
+        assert_eq!(
+            RejectionKind::MalformedCredential.error_code(),
+            RejectionKind::UnknownCredential.error_code()
+        );
+    }
+}
