@@ -26,7 +26,7 @@ use time::Date;
 use tower::Layer;
 
 use crate::harness::reply::send;
-use crate::harness::world::{CountingStore, Echo, Req, START, World, get, tile};
+use crate::harness::world::{CountingStore, Echo, Req, START, World, get, tile, with_key};
 
 // ---- faulty parts ------------------------------------------------------------------------
 
@@ -524,7 +524,7 @@ async fn a_store_that_answers_at_once_and_one_that_waits_decide_alike() {
         Box::new(|| get(&tile(&origin_key)).origin("https://maps.acme.test")),
         Box::new(|| get(&tile(&origin_key)).origin("https://evil.test")),
         Box::new(|| get("/geocode").bearer(&token)),
-        Box::new(|| get(&crate::harness::world::with_key("/geocode", &world.key()))),
+        Box::new(|| get(&with_key("/geocode", &world.key()))),
     ];
     let at_once: Arc<InMemoryStore> = world.store.clone();
     for case in &cases {

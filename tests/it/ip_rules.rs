@@ -9,8 +9,8 @@ use gis_auth::restrict::{ForwardedHeader, TrustedProxies};
 use gis_auth::store::ManageError;
 use gis_auth::{AuthLayer, ConfigError, RejectionKind};
 
-use crate::harness::reply::Reply;
-use crate::harness::world::{World, get, tile, with_key};
+use crate::harness::reply::{Reply, send};
+use crate::harness::world::{Echo, World, get, tile, with_key};
 
 /// A world with a JavaScript client allowed `rules`; gives its API key.
 fn world_with<const N: usize>(rules: [&str; N]) -> (World, String) {
@@ -422,12 +422,10 @@ async fn axum_connect_info_is_read_as_the_peer() {
     let outside: std::net::SocketAddr = "198.51.100.5:1".parse().expect("an address");
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(inside));
-    crate::harness::reply::send(world.service(), req)
-        .await
-        .assert_ok();
+    send(world.service(), req).await.assert_ok();
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut().insert(ConnectInfo(outside));
-    let r = crate::harness::reply::send(world.service(), req).await;
+    let r = send(world.service(), req).await;
     assert_ip_refused(&r, "a ConnectInfo peer outside the rules");
 }
 
@@ -443,20 +441,13 @@ async fn the_peer_can_come_from_a_custom_source() {
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("203.0.113.5".parse().expect("an address")));
-    crate::harness::reply::send(
-        tower::Layer::layer(&layer, crate::harness::world::Echo),
-        req,
-    )
-    .await
-    .assert_ok();
+    send(tower::Layer::layer(&layer, Echo), req)
+        .await
+        .assert_ok();
     let mut req = get(&tile(&key)).into_request();
     req.extensions_mut()
         .insert(RemoteIp("198.51.100.5".parse().expect("an address")));
-    let r = crate::harness::reply::send(
-        tower::Layer::layer(&layer, crate::harness::world::Echo),
-        req,
-    )
-    .await;
+    let r = send(tower::Layer::layer(&layer, Echo), req).await;
     assert_ip_refused(&r, "a custom peer outside the rules");
     // When the custom source has nothing, the SocketAddr extension is used.
     let r = world

@@ -1,6 +1,7 @@
 //! `Policy::explain` agrees with the layer on every case of one table.
 
 use super::*;
+use crate::harness::app;
 
 /// Where a request says it comes from.
 #[derive(Clone, Copy)]
@@ -214,7 +215,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
     ];
     assert!(cases.len() >= 15);
 
-    let policy = Policy::new(crate::harness::app::route_table()?);
+    let policy = Policy::new(app::route_table()?);
     let mut disagreements = Vec::new();
     for case in &cases {
         let credential = &callers[case.caller];

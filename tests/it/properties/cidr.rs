@@ -101,7 +101,7 @@ proptest! {
         if bearer {
             req.headers_mut().insert("authorization", HeaderValue::from_static("Bearer abc.def.ghi"));
         }
-        let r = block_on(crate::harness::reply::send(world.service(), req));
+        let r = block_on(send(world.service(), req));
         prop_assert!(
             [200, 400, 401, 403].contains(&r.status.as_u16()),
             "unexpected status {}", r.status

@@ -20,7 +20,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::harness::world::{World, get, tile};
+use crate::harness::reply::send;
+use crate::harness::world::{Echo, World, get, tile};
 
 /// Runs `f` to completion on a fresh single-threaded runtime.
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -210,7 +211,7 @@ proptest! {
         let (_, key) = world.js_client(ClientSpec::javascript("Office").allowed_ips(written.clone()));
         let mut req = get(&tile(&key)).into_request();
         req.extensions_mut().insert(SocketAddr::new(addr, port));
-        let r = block_on(crate::harness::reply::send(world.service(), req));
+        let r = block_on(send(world.service(), req));
         if rules.iter().any(|rule| rule.contains(addr)) {
             prop_assert_eq!(r.status, StatusCode::OK, "{:?} vs {}", written, addr);
         } else {
@@ -293,7 +294,7 @@ proptest! {
                 req.headers_mut().insert(name, v);
             }
         }
-        let r = block_on(crate::harness::reply::send(tower::Layer::layer(&layer, crate::harness::world::Echo), req));
+        let r = block_on(send(tower::Layer::layer(&layer, Echo), req));
         prop_assert!(
             r.status == StatusCode::OK || r.status == StatusCode::FORBIDDEN,
             "unexpected status {}", r.status
