@@ -1,6 +1,6 @@
 //! The GIS example server without its command line: the route table, the axum router behind
 //! [`AuthLayer`], the demo store, loading a clients file, and the credential lines printed
-//! at startup. `main.rs` parses flags and serves; `tests/example_server.rs` drives this.
+//! at startup. `main.rs` parses flags and serves; `tests/it/example_server/` drives this.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
