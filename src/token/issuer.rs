@@ -77,6 +77,23 @@ pub fn credential_binding(digest: &KeyDigest) -> String {
     URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
 }
 
+/// Why a token could not be minted. These are runtime failures, not configuration: the
+/// token endpoint answers them with 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The client holds no credential of the generation the token was to be bound to (it
+    /// was regenerated meanwhile).
+    #[error("the client holds no credential of generation {0}")]
+    UnknownGeneration(u64),
+    /// The signing key with this id could not sign.
+    #[error("the signing key `{0}` could not sign")]
+    Signing(String),
+    /// The operating system's random source failed (for the token's `jti`).
+    #[error("the operating system's random source failed")]
+    RandomSource,
+}
+
 /// A freshly minted token.
 #[derive(Clone)]
 pub struct IssuedToken {
@@ -248,7 +265,7 @@ impl TokenIssuer {
         scope: &RoleSet,
         generation: u64,
         not_after: Option<OffsetDateTime>,
-    ) -> Result<IssuedToken, ConfigError> {
+    ) -> Result<IssuedToken, IssueError> {
         let now = self.now();
         let mut exp = now + self.settings.lifetime;
         if let Some(limit) = not_after {
@@ -258,13 +275,9 @@ impl TokenIssuer {
             .credentials()
             .of_generation(generation)
             .map(credential_binding)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "generation",
-                value: generation.to_string(),
-                reason: "the client holds no credential of this generation",
-            })?;
+            .ok_or(IssueError::UnknownGeneration(generation))?;
         let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti).map_err(|_| ConfigError::RandomSource)?;
+        getrandom::fill(&mut jti).map_err(|_| IssueError::RandomSource)?;
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
@@ -286,14 +299,8 @@ impl TokenIssuer {
         let mut header = Header::new(key.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid().to_owned());
-        let access_token =
-            jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(|_| {
-                ConfigError::InvalidField {
-                    field: "signing key",
-                    value: key.kid().to_owned(),
-                    reason: "the key could not sign",
-                }
-            })?;
+        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding())
+            .map_err(|_| IssueError::Signing(key.kid().to_owned()))?;
         Ok(IssuedToken {
             access_token,
             expires_in: u64::try_from((exp - now).whole_seconds()).unwrap_or(0),
