@@ -101,7 +101,7 @@ fn request(uri: &str) -> Request<Full<Bytes>> {
 fn store_with(clients: usize) -> (Arc<InMemoryStore>, Vec<String>) {
     let store = Arc::new(InMemoryStore::new());
     let made = store
-        .create_account(
+        .open_account(
             Account::new(
                 AccountId::new("bench").expect("id"),
                 "Bench",
@@ -114,7 +114,7 @@ fn store_with(clients: usize) -> (Arc<InMemoryStore>, Vec<String>) {
     uris.push(tile_uri(made.javascript.credential.expose()));
     while uris.len() < clients {
         let created = store
-            .create_client(&made.account.id, ClientSpec::javascript("Web map"))
+            .add_client(&made.account.id, ClientSpec::javascript("Web map"))
             .expect("client");
         uris.push(tile_uri(created.credential.expose()));
     }

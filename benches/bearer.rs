@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
         .expect("a runtime");
     let store = Arc::new(InMemoryStore::new());
     let made = store
-        .create_account(
+        .open_account(
             Account::new(
                 AccountId::new("bench").expect("id"),
                 "Bench",

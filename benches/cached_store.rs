@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let memory = Arc::new(InMemoryStore::new());
-    let in_memory_key = memory.create_account(account()).expect("account");
+    let in_memory_key = memory.open_account(account()).expect("account");
     let made = rt
         .block_on(postgres.create_account(account()))
         .expect("account");

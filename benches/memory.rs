@@ -61,7 +61,7 @@ fn measure(clients: usize) -> (f64, f64) {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let store = InMemoryStore::new();
     let made = store
-        .create_account(
+        .open_account(
             Account::new(
                 AccountId::new("bench").expect("id"),
                 "Bench",
@@ -73,7 +73,7 @@ fn measure(clients: usize) -> (f64, f64) {
     for _ in 1..clients {
         // The plaintext key is returned once and dropped here, as a real caller would.
         store
-            .create_client(&made.account.id, ClientSpec::javascript("Web map"))
+            .add_client(&made.account.id, ClientSpec::javascript("Web map"))
             .expect("client");
     }
     drop(made);

@@ -180,7 +180,7 @@ fn bench(c: &mut Criterion) {
     let store = Arc::new(InMemoryStore::new());
     let roles = || RoleSet::from_iter([Role::USER, Role::EVALUATOR]);
     let plain = store
-        .create_account(
+        .open_account(
             Account::new(AccountId::new("plain").expect("id"), "Plain", roles()).expect("account"),
         )
         .expect("created")
@@ -188,17 +188,17 @@ fn bench(c: &mut Criterion) {
     let metered = Account::new(AccountId::new("metered").expect("id"), "Metered", roles())
         .expect("account")
         .with_daily_quota(Some(u64::MAX / 2000));
-    let metered = store.create_account(metered).expect("created").account;
+    let metered = store.open_account(metered).expect("created").account;
     let restricted = ClientSpec::javascript("Restricted web map")
         .privileges(["WorldStreets", "Items", "Elevation"])
         .grants(
             (0..RULES).map(|i| Grant::new(format!("item-{i}"), [Action::Read]).expect("grant")),
         );
     let policy_client = store
-        .create_client(&metered.id, restricted.clone())
+        .add_client(&metered.id, restricted.clone())
         .expect("client");
     let origins_client = store
-        .create_client(
+        .add_client(
             &metered.id,
             restricted.allowed_origins((0..RULES).map(app_origin)),
         )

@@ -80,20 +80,6 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// An account or client id is already taken.
-    #[error("{what} `{id}` already exists")]
-    DuplicateId {
-        /// `account` or `client`.
-        what: &'static str,
-        /// The id.
-        id: String,
-    },
-    /// No account has this id.
-    #[error("unknown account `{0}`")]
-    UnknownAccount(String),
-    /// No client has this id.
-    #[error("unknown client `{0}`")]
-    UnknownClient(String),
     /// A route pattern in the route table could not be parsed.
     #[error("invalid route pattern `{pattern}`: {reason}")]
     InvalidRoute {
@@ -102,7 +88,7 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: &'static str,
     },
-    /// The operating system's random source failed.
+    /// The operating system's random source failed while making a key or a token.
     #[error("the operating system's random source failed")]
     RandomSource,
 }

@@ -21,7 +21,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(InMemoryStore::new());
-//! let demo = store.create_account(Account::new(AccountId::new("demo")?, "Demo",
+//! let demo = store.open_account(Account::new(AccountId::new("demo")?, "Demo",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?)?;
 //!
 //! let routes = RouteTable::new()
@@ -43,7 +43,8 @@
 //! The modules follow the request: [`credentials`] pulls the credential out, [`client`] is
 //! the model and the key format, [`store`] finds the client, [`restrict`] holds origin and IP
 //! rules, [`policy`] maps routes to APIs and makes the decision, [`token`] verifies bearer
-//! tokens, and [`layer`] ties them into a Tower service.
+//! tokens, and [`layer`] ties them into a Tower service. [`document`] is the JSON of clients
+//! and accounts that the clients file, the admin API and the command-line tool share.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -55,6 +56,7 @@ pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod credentials;
+pub mod document;
 mod error;
 pub mod layer;
 pub mod limits;

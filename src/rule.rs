@@ -15,7 +15,7 @@ use http::StatusCode;
 
 /// Why a request was refused.
 ///
-/// The variants group into the statuses the layer answers with; see [`Rejection::status`].
+/// The variants group into the statuses the layer answers with; see [`Rejection::status`](crate::Rejection::status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {

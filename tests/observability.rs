@@ -3,21 +3,30 @@
 //! credential. The logs of a full run of the example server (keys, the token endpoint,
 //! bearer tokens, refusals of every kind, a failing usage counter) are captured at `trace`
 //! and searched for every credential used.
+//!
+//! A test binary of its own: tracing caches per callsite, process-wide, whether anyone
+//! listens, decided by whichever thread reaches the callsite first. Beside hundreds of tests
+//! running at once, a subscriber set for this test's thread missed the request span now
+//! and then; alone in its process it sees every callsite first.
 
 #![cfg(feature = "admin")]
 
 #[path = "../examples/gis_server/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "it/harness/reply.rs"]
+#[allow(dead_code)]
+mod reply;
+#[path = "it/harness/request.rs"]
+#[allow(dead_code)]
+mod request;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use base64::Engine as _;
 use gis_auth::client::{AccountId, ClientId, ClientKind, CredentialKind, PlainCredential};
 use gis_auth::limits::{Charge, Charged, DailyUsage, UsageCounter};
@@ -25,9 +34,11 @@ use gis_auth::store::BackendError;
 use http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use time::Date;
-use tower::ServiceExt;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
+
+use reply::send;
+use request::{RequestExt, bearer, get};
 
 /// Everything the subscriber writes, shared with the test.
 #[derive(Clone, Default)]
@@ -91,30 +102,14 @@ impl UsageCounter for DownCounter {
     }
 }
 
-async fn send(router: &Router, mut req: Request<Body>) -> (StatusCode, Value) {
-    let peer: SocketAddr = "198.51.100.20:40000".parse().expect("an address");
-    req.extensions_mut().insert(ConnectInfo(peer));
-    let res = router
-        .clone()
-        .oneshot(req)
-        .await
-        .unwrap_or_else(|e| match e {});
-    let status = res.status();
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .expect("a body");
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).expect("a request")
-}
-
-fn bearer(uri: &str, token: &str) -> Request<Body> {
-    Request::get(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .expect("a request")
+/// Sends `req` to `router` from one caller's address; the status and the JSON body (null
+/// when the body is not JSON).
+async fn status_and_body(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let reply = send(router.clone(), req.peer("198.51.100.20")).await;
+    (
+        reply.status,
+        serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+    )
 }
 
 fn token_request(form: &str, basic: Option<(&str, &str)>) -> Request<Body> {
@@ -173,13 +168,22 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
 
     // API keys: admitted, refused by rule, malformed, unknown.
     let tile = |key: &str| format!("/tiles/3/1/2.png?apikey={key}");
-    assert_eq!(send(&router, get("/health")).await.0, StatusCode::OK);
-    assert_eq!(send(&router, get(&tile(&api_key))).await.0, StatusCode::OK);
+    assert_eq!(
+        status_and_body(&router, get("/health")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_and_body(&router, get(&tile(&api_key))).await.0,
+        StatusCode::OK
+    );
     let geocode = format!("/geocode?q=paris&apikey={api_key}");
-    assert_eq!(send(&router, get(&geocode)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status_and_body(&router, get(&geocode)).await.0,
+        StatusCode::FORBIDDEN
+    );
     for key in [&unknown_key, &bad_checksum, &"not-a-key".to_owned()] {
         assert_eq!(
-            send(&router, get(&tile(key))).await.0,
+            status_and_body(&router, get(&tile(key))).await.0,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -187,10 +191,10 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
     // query.
     let post =
         format!("grant_type=client_credentials&client_id={native_id}&client_secret={secret}");
-    let (status, body) = send(&router, token_request(&post, None)).await;
+    let (status, body) = status_and_body(&router, token_request(&post, None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = body["access_token"].as_str().expect("a token").to_owned();
-    let (status, body) = send(
+    let (status, body) = status_and_body(
         &router,
         token_request("grant_type=client_credentials", Some((&native_id, &secret))),
     )
@@ -199,9 +203,9 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
     let second_token = body["access_token"].as_str().expect("a token").to_owned();
     let wrong =
         format!("grant_type=client_credentials&client_id={native_id}&client_secret={wrong_secret}");
-    let (status, _) = send(&router, token_request(&wrong, None)).await;
+    let (status, _) = status_and_body(&router, token_request(&wrong, None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = send(
+    let (status, _) = status_and_body(
         &router,
         token_request(
             "grant_type=client_credentials",
@@ -214,23 +218,30 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
     *in_query.uri_mut() = format!("/oauth/token?client_id={native_id}&client_secret={secret}")
         .parse()
         .expect("a URI");
-    assert_eq!(send(&router, in_query).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        status_and_body(&router, in_query).await.0,
+        StatusCode::BAD_REQUEST
+    );
     // Bearer tokens: admitted, forged, and a token where a key belongs.
     assert_eq!(
-        send(&router, bearer("/geocode?q=paris", &token)).await.0,
+        status_and_body(&router, bearer("/geocode?q=paris", &token))
+            .await
+            .0,
         StatusCode::OK
     );
     let forged = format!("{}x", &second_token[..second_token.len() - 1]);
     assert_eq!(
-        send(&router, bearer("/geocode?q=paris", &forged)).await.0,
+        status_and_body(&router, bearer("/geocode?q=paris", &forged))
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        send(&router, get(&tile(&token))).await.0,
+        status_and_body(&router, get(&tile(&token))).await.0,
         StatusCode::UNAUTHORIZED
     );
     // A usage counter that is down: 503, logged at warn.
-    let (status, _) = send(&down, get(&tile(&api_key))).await;
+    let (status, _) = status_and_body(&down, get(&tile(&api_key))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 
     let logs = captured.text();

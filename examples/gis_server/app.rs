@@ -1,6 +1,6 @@
 //! The GIS example server without its command line: the route table, the axum router behind
 //! [`AuthLayer`], the demo store, loading a clients file, and the credential lines printed
-//! at startup. `main.rs` parses flags and serves; `tests/example_server.rs` drives this.
+//! at startup. `main.rs` parses flags and serves; `tests/it/example_server/` drives this.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,12 +18,13 @@ use axum::{Extension, Json, Router};
 use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::document::{ClientsFile, ClientsFileError};
 use gis_auth::layer::Meter;
 use gis_auth::limits::SharedRateLimiter;
 use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
 use gis_auth::restrict::TrustedProxies;
-use gis_auth::store::{GeneratedCredential, InMemoryStore, ManagedStore, Snapshot, SnapshotError};
+use gis_auth::store::{GeneratedCredential, InMemoryStore, ManageError, ManagedStore};
 use gis_auth::token::{
     JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
@@ -97,7 +98,7 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
         /// What is wrong, and where.
-        source: SnapshotError,
+        source: ClientsFileError,
     },
 }
 
@@ -151,7 +152,7 @@ where
     let peer =
         |ext: &axum::http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut token_endpoint = TokenService::new(issuer, store.clone())
-        .trusted_proxies(options.trusted_proxies.clone(), Default::default())
+        .trusted_proxies(options.trusted_proxies.clone())
         .peer_addr(peer);
     if let Some(policy) = options.lockout {
         token_endpoint = token_endpoint.lockout(policy);
@@ -203,14 +204,14 @@ where
 
 /// A store with the demo account (roles User and Evaluator) and its two default clients,
 /// one of each kind, with their fresh credentials.
-pub fn demo_store() -> Result<Seeded, ConfigError> {
+pub fn demo_store() -> Result<Seeded, ManageError> {
     let store = Arc::new(InMemoryStore::new());
     let account = Account::new(
         AccountId::new(DEMO_ACCOUNT)?,
         "Demo account",
         RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
     )?;
-    let created = store.create_account(account)?;
+    let created = store.open_account(account)?;
     let generated = [created.javascript, created.native]
         .into_iter()
         .map(|made| GeneratedCredential {
@@ -223,9 +224,9 @@ pub fn demo_store() -> Result<Seeded, ConfigError> {
 }
 
 /// A store filled from the text of a clients file (see `clients.example.json`).
-pub fn load_clients_json(text: &str) -> Result<Seeded, SnapshotError> {
+pub fn load_clients_json(text: &str) -> Result<Seeded, ClientsFileError> {
     let store = Arc::new(InMemoryStore::new());
-    let generated = Snapshot::from_json(text)?.load_into(&store)?;
+    let generated = ClientsFile::from_json(text)?.load_into(&store)?;
     Ok(Seeded { store, generated })
 }
 

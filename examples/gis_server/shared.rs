@@ -109,7 +109,7 @@ async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>,
                 credential: made.credential,
             })
             .collect()),
-        Err(ManageError::Invalid(ConfigError::DuplicateId { .. })) => Ok(Vec::new()),
+        Err(ManageError::Duplicate { .. }) => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }

@@ -2,7 +2,7 @@
 //! NativeConfidential client's id and secret for access tokens (`client_secret_basic`), the
 //! [`TokenCache`] that keeps one token until shortly before it expires, and the axum router
 //! serving `GET /token` and the demo page. `main.rs` parses flags and serves;
-//! `tests/token_server.rs` drives this against the real GIS example server.
+//! `tests/it/token_server.rs` drives this against the real GIS example server.
 
 use std::error::Error as StdError;
 use std::fmt;

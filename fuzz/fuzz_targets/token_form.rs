@@ -28,7 +28,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let store = Arc::new(InMemoryStore::new());
         let made = store
-            .create_account(
+            .open_account(
                 Account::new(
                     AccountId::new("fuzz").expect("id"),
                     "Fuzz",

@@ -18,8 +18,10 @@
 //! | `GET /account/quota` | `{"limit", "used", "remaining", "reset"}` |
 //! | `GET /account/openapi.json` | the OpenAPI 3.1 document of these and the token endpoint |
 //!
-//! Bodies use the clients file's field names. Errors are JSON (`error`,
-//! `error_description`, and `field` for invalid input); a stale `If-Match` is `412` and
+//! Bodies are the [`document`](crate::document)s of the clients file: answers are serialised
+//! from them and request bodies parsed with them ([`NewClient`], [`ClientPatch`],
+//! [`ProfilePatch`]), the very types the OpenAPI document is generated from. Errors are JSON (`error`, `error_description`, and `field` for invalid
+//! input, never quoting the value); a stale `If-Match` is `412` and
 //! changes nothing; a change that would leave the account no client able to manage it is
 //! `409`. Changes apply on the very next request that uses the client, tokens included.
 //!
@@ -47,7 +49,6 @@
 //! # Ok(()) }
 //! ```
 
-mod input;
 mod openapi;
 mod reply;
 mod schema;
@@ -64,19 +65,18 @@ use http::{HeaderMap, Method, Request, Response};
 use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tower_service::Service;
 
 pub use openapi::{ApiDoc, TokenRequest, TokenResponse, openapi_document};
-pub use schema::{
-    ClientList, ClientPatch, ClientView, CreatedClientView, ErrorBody, NewClient, Profile,
-    ProfilePatch, Quota, Regenerate, Usage, UsageDay,
-};
+pub use schema::{ClientList, ErrorBody, Profile, Quota, Regenerate, Usage, UsageDay};
 
-use self::input::Body;
 use self::reply::{AdminError, Reply};
-use crate::client::{ClientDocument, ClientId, ClientKind, PlainCredential, Role, etag};
+use crate::client::{ClientId, ClientKind, Role};
 use crate::clock::{Clock, SystemClock};
+use crate::document::{
+    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, read,
+};
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
 use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
@@ -88,24 +88,22 @@ pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
 /// The longest range `GET /account/usage` reports, in days.
 pub const MAX_USAGE_DAYS: i64 = 92;
 
-struct Shared {
-    store: Arc<dyn ManagedStore>,
-    usage: Arc<dyn UsageCounter>,
-    clock: Arc<dyn Clock>,
-    prefix: String,
-}
-
-/// The admin API as a Tower service. Cloning is cheap (one `Arc`).
+/// The admin API as a Tower service: plain settings, each set on its own, so neither the
+/// order of the setters nor a clone made before them changes the result. Cloning is cheap
+/// (reference counts).
 #[derive(Clone)]
 #[must_use]
 pub struct AdminApi {
-    shared: Arc<Shared>,
+    store: Arc<dyn ManagedStore>,
+    usage: Arc<dyn UsageCounter>,
+    clock: Arc<dyn Clock>,
+    prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for AdminApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminApi")
-            .field("prefix", &self.shared.prefix)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -115,39 +113,25 @@ impl AdminApi {
     /// system clock, under `/account`.
     pub fn new(store: Arc<dyn ManagedStore>, usage: Arc<dyn UsageCounter>) -> Self {
         AdminApi {
-            shared: Arc::new(Shared {
-                store,
-                usage,
-                clock: Arc::new(SystemClock),
-                prefix: "/account".to_owned(),
-            }),
-        }
-    }
-
-    fn with(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
-            store: arc.store.clone(),
-            usage: arc.usage.clone(),
-            clock: arc.clock.clone(),
-            prefix: arc.prefix.clone(),
-        });
-        f(&mut shared);
-        AdminApi {
-            shared: Arc::new(shared),
+            store,
+            usage,
+            clock: Arc::new(SystemClock),
+            prefix: Arc::from("/account"),
         }
     }
 
     /// The clock for "today" in usage and quota answers and for expiry in the lock-out
     /// guard (use the layer's).
-    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.with(|s| s.clock = clock)
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Where the API is mounted (`/account` by default); requests may arrive with or
     /// without it.
-    pub fn prefix(self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into().trim_end_matches('/').to_owned();
-        self.with(|s| s.prefix = prefix)
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into().trim_end_matches('/'));
+        self
     }
 }
 
@@ -166,9 +150,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = self.shared.clone();
+        let api = self.clone();
         Box::pin(async move {
-            Ok(match handle(&shared, req).await {
+            Ok(match handle(&api, req).await {
                 Ok(reply) => reply.into_response(),
                 Err(e) => e.into_response(),
             })
@@ -220,13 +204,13 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-async fn handle<B>(shared: &Shared, req: Request<B>) -> Result<Reply, AdminError>
+async fn handle<B>(api: &AdminApi, req: Request<B>) -> Result<Reply, AdminError>
 where
     B: HttpBody + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let resource = Resource::of(&shared.prefix, req.uri().path())
+    let resource = Resource::of(&api.prefix, req.uri().path())
         .ok_or_else(|| AdminError::not_found("no such admin resource"))?;
     let method = req.method().clone();
     if let Resource::OpenApi = resource {
@@ -252,28 +236,28 @@ where
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
     match (resource, method) {
-        (Resource::Profile, Method::GET) => get_profile(shared, &who).await,
+        (Resource::Profile, Method::GET) => get_profile(api, &who).await,
         (Resource::Profile, Method::PATCH) => {
             let body = read_json(&parts.headers, body, false).await?;
-            patch_profile(shared, &who, &body).await
+            patch_profile(api, &who, &body).await
         }
-        (Resource::Clients, Method::GET) => list_clients(shared, &who).await,
+        (Resource::Clients, Method::GET) => list_clients(api, &who).await,
         (Resource::Clients, Method::POST) => {
             let body = read_json(&parts.headers, body, false).await?;
-            create_client(shared, &who, &body).await
+            create_client(api, &who, &body).await
         }
-        (Resource::Client(id), Method::GET) => get_client(shared, &who, &id).await,
+        (Resource::Client(id), Method::GET) => get_client(api, &who, &id).await,
         (Resource::Client(id), Method::PATCH) => {
             let body = read_json(&parts.headers, body, false).await?;
-            patch_client(shared, &who, &id, &pre, &body).await
+            patch_client(api, &who, &id, &pre, &body).await
         }
-        (Resource::Client(id), Method::DELETE) => delete_client(shared, &who, &id, &pre).await,
+        (Resource::Client(id), Method::DELETE) => delete_client(api, &who, &id, &pre).await,
         (Resource::Regenerate(id), Method::POST) => {
             let body = read_json(&parts.headers, body, true).await?;
-            regenerate_client(shared, &who, &id, &pre, &body).await
+            regenerate_client(api, &who, &id, &pre, &body).await
         }
-        (Resource::Usage, Method::GET) => get_usage(shared, &who, query.as_deref()).await,
-        (Resource::Quota, Method::GET) => get_quota(shared, &who).await,
+        (Resource::Usage, Method::GET) => get_usage(api, &who, query.as_deref()).await,
+        (Resource::Quota, Method::GET) => get_quota(api, &who).await,
         (resource, _) => Err(AdminError::method_not_allowed(resource.allow())),
     }
 }
@@ -297,7 +281,8 @@ fn caller<B>(req: &Request<B>) -> Result<Principal, AdminError> {
     Ok(who)
 }
 
-async fn read_json<B>(headers: &HeaderMap, body: B, empty_ok: bool) -> Result<Body, AdminError>
+/// The request body as a JSON object; an empty body is an empty object when `empty_ok`.
+async fn read_json<B>(headers: &HeaderMap, body: B, empty_ok: bool) -> Result<Value, AdminError>
 where
     B: HttpBody + Send + 'static,
     B::Data: Send,
@@ -320,7 +305,34 @@ where
         }
         Err(_) => return Err(AdminError::bad_request("the body could not be read")),
     };
-    Body::parse(&bytes, empty_ok)
+    json_object(&bytes, empty_ok)
+}
+
+/// `bytes` as a JSON object; empty is an empty object when `empty_ok`.
+fn json_object(bytes: &[u8], empty_ok: bool) -> Result<Value, AdminError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if empty_ok {
+            Ok(Value::Object(Map::new()))
+        } else {
+            Err(AdminError::bad_request("the body is a JSON object"))
+        };
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(body @ Value::Object(_)) => Ok(body),
+        Ok(_) => Err(AdminError::bad_request("the body is a JSON object")),
+        // serde's message could quote the body: give the place only.
+        Err(e) => Err(AdminError::bad_request(format!(
+            "the body is not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+impl From<FieldError> for AdminError {
+    fn from(e: FieldError) -> Self {
+        AdminError::invalid(e.field(), e.to_string())
+    }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Value {
@@ -337,8 +349,8 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     ),
     security(("bearer" = []))
 )]
-async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = own_account(shared, who).await?;
+async fn get_profile(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let account = own_account(api, who).await?;
     Ok(Reply::ok(to_json(&Profile::of(&account, who))))
 }
 
@@ -351,12 +363,25 @@ async fn get_profile(shared: &Shared, who: &Principal) -> Result<Reply, AdminErr
     ),
     security(("bearer" = []))
 )]
-async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
-    let name = body.profile_name()?;
-    let mut contact = own_account(shared, who).await?.contact.clone();
-    body.apply_contact(&mut contact)?;
-    contact.validate()?;
-    let account = shared
+async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
+    let patch: ProfilePatch = read(body).map_err(|e| {
+        let field = e.field();
+        if ProfilePatch::NOT_SELF_SERVICE.contains(&field) {
+            AdminError::invalid(
+                field,
+                format!(
+                    "`{field}` is not self-service: the operator changes it (roles and quota \
+                     come with the account's plan)"
+                ),
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    let name = patch.name.clone();
+    let mut contact = own_account(api, who).await?.contact.clone();
+    patch.apply_contact(&mut contact)?;
+    let account = api
         .store
         .update_account(
             who.account_id(),
@@ -374,11 +399,10 @@ async fn patch_profile(shared: &Shared, who: &Principal, body: &Body) -> Result<
 
 /// The caller's account.
 async fn own_account(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
 ) -> Result<Arc<crate::client::Account>, AdminError> {
-    shared
-        .store
+    api.store
         .account(who.account_id())
         .await?
         .ok_or_else(|| AdminError::not_found("no such account"))
@@ -386,7 +410,7 @@ async fn own_account(
 
 /// The client `id` of the caller's account (another account's is unknown).
 async fn own_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
 ) -> Result<
@@ -399,7 +423,7 @@ async fn own_client(
 > {
     let not_found = || AdminError::not_found("no such client in this account");
     let id = ClientId::new(id).map_err(|_| not_found())?;
-    let found = shared.store.resolve_id(&id).await?.ok_or_else(not_found)?;
+    let found = api.store.resolve_id(&id).await?.ok_or_else(not_found)?;
     if found.client.account_id() != who.account_id() {
         return Err(not_found());
     }
@@ -411,9 +435,9 @@ async fn own_client(
     responses((status = 200, description = "The account's clients, without credentials", body = ClientList)),
     security(("bearer" = []))
 )]
-async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let account = own_account(shared, who).await?;
-    let clients = shared.store.list_clients(who.account_id()).await?;
+async fn list_clients(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let account = own_account(api, who).await?;
+    let clients = api.store.list_clients(who.account_id()).await?;
     let list = ClientList {
         clients: clients
             .iter()
@@ -434,12 +458,12 @@ async fn list_clients(shared: &Shared, who: &Principal) -> Result<Reply, AdminEr
     ),
     security(("bearer" = []))
 )]
-async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<Reply, AdminError> {
-    let spec = body.new_client()?;
-    let created = shared.store.create_client(who.account_id(), spec).await?;
-    let account = own_account(shared, who).await?;
+async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
+    let spec = read::<NewClient>(body)?.to_spec()?;
+    let created = api.store.create_client(who.account_id(), spec).await?;
+    let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
-    let location = format!("{}/clients/{}", shared.prefix, created.client.id());
+    let location = format!("{}/clients/{}", api.prefix, created.client.id());
     Ok(Reply::created(to_json(&view), location).with_etag(view.view.etag.clone()))
 }
 
@@ -453,8 +477,8 @@ async fn create_client(shared: &Shared, who: &Principal, body: &Body) -> Result<
     ),
     security(("bearer" = []))
 )]
-async fn get_client(shared: &Shared, who: &Principal, id: &str) -> Result<Reply, AdminError> {
-    let (_, client, account) = own_client(shared, who, id).await?;
+async fn get_client(api: &AdminApi, who: &Principal, id: &str) -> Result<Reply, AdminError> {
+    let (_, client, account) = own_client(api, who, id).await?;
     let view = ClientView::of(&client, &account);
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -478,44 +502,29 @@ async fn get_client(shared: &Shared, who: &Principal, id: &str) -> Result<Reply,
     security(("bearer" = []))
 )]
 async fn patch_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
-    body: &Body,
+    body: &Value,
 ) -> Result<Reply, AdminError> {
-    let (id, client, account) = own_client(shared, who, id).await?;
-    if body.has("etag") {
-        return Err(AdminError::invalid(
+    let (id, client, account) = own_client(api, who, id).await?;
+    let patch: ClientPatch = read(body).map_err(|e| match e.field() {
+        "etag" => AdminError::invalid(
             "etag",
             "send the ETag as the If-Match header, not in the body",
-        ));
-    }
-    let read_only = ["id", "account", "kind"];
-    let known: Vec<&str> = input::PATCH_FIELDS
-        .iter()
-        .chain(&read_only)
-        .copied()
-        .collect();
-    body.only(&known)?;
-    let current = to_json(&ClientDocument::of(&client, &account));
-    for field in read_only {
-        body.unchanged(field, &current[field])?;
-    }
-    let mut spec = client.to_spec();
-    body.apply_to(&mut spec)?;
-    let changed = shared
+        ),
+        _ => e.into(),
+    })?;
+    patch.check_read_only(&client)?;
+    // Refused before the store is asked; applied to the client as the store holds it, so a
+    // change made meanwhile to a field the patch does not name is kept.
+    patch.clone().apply_to(&mut client.to_spec())?;
+    let changed = api
         .store
-        .update_client(
-            &id,
-            pre,
-            Box::new(move |s| {
-                *s = spec;
-                Ok(())
-            }),
-        )
+        .update_client(&id, pre, Box::new(move |spec| patch.apply_to(spec)))
         .await?;
-    let account = shared
+    let account = api
         .store
         .account(who.account_id())
         .await?
@@ -540,13 +549,13 @@ async fn patch_client(
     security(("bearer" = []))
 )]
 async fn delete_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
 ) -> Result<Reply, AdminError> {
-    let (id, _, _) = own_client(shared, who, id).await?;
-    shared.store.delete_client(&id, pre).await?;
+    let (id, _, _) = own_client(api, who, id).await?;
+    api.store.delete_client(&id, pre).await?;
     Ok(Reply::no_content())
 }
 
@@ -565,15 +574,15 @@ async fn delete_client(
     security(("bearer" = []))
 )]
 async fn regenerate_client(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     id: &str,
     pre: &Precondition,
-    body: &Body,
+    body: &Value,
 ) -> Result<Reply, AdminError> {
-    let grace = body.grace()?;
-    let (id, _, account) = own_client(shared, who, id).await?;
-    let (client, credential) = shared.store.regenerate_client(&id, pre, grace).await?;
+    let grace = read::<Regenerate>(body)?.grace()?;
+    let (id, _, account) = own_client(api, who, id).await?;
+    let (client, credential) = api.store.regenerate_client(&id, pre, grace).await?;
     let view = CreatedClientView::of(&client, &account, &credential);
     let tag = view.view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -592,11 +601,11 @@ async fn regenerate_client(
     security(("bearer" = []))
 )]
 async fn get_usage(
-    shared: &Shared,
+    api: &AdminApi,
     who: &Principal,
     query: Option<&str>,
 ) -> Result<Reply, AdminError> {
-    let today = shared.clock.now().to_offset(time::UtcOffset::UTC).date();
+    let today = api.clock.now().to_offset(time::UtcOffset::UTC).date();
     let params: Vec<(String, String)> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -634,7 +643,7 @@ async fn get_usage(
             format!("a range covers at most {MAX_USAGE_DAYS} days"),
         ));
     }
-    let rows = shared
+    let rows = api
         .usage
         .usage(who.account_id(), from, to)
         .await
@@ -664,10 +673,10 @@ async fn get_usage(
     responses((status = 200, description = "Today's quota (UTC)", body = Quota)),
     security(("bearer" = []))
 )]
-async fn get_quota(shared: &Shared, who: &Principal) -> Result<Reply, AdminError> {
-    let now = shared.clock.now().to_offset(time::UtcOffset::UTC);
-    let used = shared.usage.used(who.account_id(), now.date()).await?;
-    let limit = shared
+async fn get_quota(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+    let now = api.clock.now().to_offset(time::UtcOffset::UTC);
+    let used = api.usage.used(who.account_id(), now.date()).await?;
+    let limit = api
         .store
         .account(who.account_id())
         .await?
@@ -689,37 +698,6 @@ async fn get_quota(shared: &Shared, who: &Principal) -> Result<Reply, AdminError
             .unwrap_or_default(),
     };
     Ok(Reply::ok(to_json(&quota)))
-}
-
-impl ClientView {
-    /// The client as the admin API shows it.
-    pub fn of(client: &crate::client::Client, account: &crate::client::Account) -> ClientView {
-        ClientView {
-            client: ClientDocument::of(client, account),
-            etag: etag(client, account),
-        }
-    }
-}
-
-impl CreatedClientView {
-    /// The client with its credential, shown once.
-    pub fn of(
-        client: &crate::client::Client,
-        account: &crate::client::Account,
-        credential: &PlainCredential,
-    ) -> CreatedClientView {
-        let secret = credential.expose().to_owned();
-        let (api_key, client_id, client_secret) = match client.kind() {
-            ClientKind::JavaScript => (Some(secret), None, None),
-            ClientKind::NativeConfidential => (None, Some(client.id().to_string()), Some(secret)),
-        };
-        CreatedClientView {
-            view: ClientView::of(client, account),
-            api_key,
-            client_id,
-            client_secret,
-        }
-    }
 }
 
 impl Profile {
@@ -745,5 +723,109 @@ impl Profile {
             }
             .to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::limits::InMemoryUsageCounter;
+    use crate::store::InMemoryStore;
+
+    const SECRET: &str = "gis_secret_never_to_be_echoed_0123456789";
+
+    fn api() -> AdminApi {
+        AdminApi::new(
+            Arc::new(InMemoryStore::new()),
+            Arc::new(InMemoryUsageCounter::new()),
+        )
+    }
+
+    fn settings(api: &AdminApi) -> (Arc<dyn Clock>, Arc<str>) {
+        (api.clock.clone(), api.prefix.clone())
+    }
+
+    #[test]
+    fn the_builder_result_does_not_depend_on_the_order_of_its_calls() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+        let one = api().clock(clock.clone()).prefix("/admin/");
+        let other = api().prefix("/admin/").clock(clock.clone());
+        let ((a_clock, a_prefix), (b_clock, b_prefix)) = (settings(&one), settings(&other));
+        assert!(Arc::ptr_eq(&a_clock, &clock) && Arc::ptr_eq(&b_clock, &clock));
+        assert_eq!((&*a_prefix, &*b_prefix), ("/admin", "/admin"));
+    }
+
+    #[test]
+    fn configuring_after_a_clone_never_panics_and_leaves_the_clone_as_it_was() {
+        let first = api();
+        let copy = first.clone();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+        let changed = first.prefix("/elsewhere").clock(clock.clone());
+        assert_eq!(&*changed.prefix, "/elsewhere");
+        assert!(Arc::ptr_eq(&changed.clock, &clock));
+        assert_eq!(&*copy.prefix, "/account");
+        assert!(!Arc::ptr_eq(&copy.clock, &clock));
+        // and the clone still configures
+        assert_eq!(&*copy.prefix("/x").prefix, "/x");
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_refused_without_echoing_them() {
+        for bad in [SECRET.as_bytes(), b"[1, 2]", b"\"x\"", b"{\"a\": "] {
+            let err = json_object(bad, false).expect_err("refused");
+            assert!(!format!("{err:?}").contains(SECRET));
+        }
+        assert_eq!(json_object(b"  ", true).ok(), Some(json!({})));
+        assert!(json_object(b"", false).is_err());
+    }
+
+    #[test]
+    fn a_bad_field_is_named_and_its_value_never_quoted() {
+        for (body, field) in [
+            (json!({"name": "W", "allowed_ips": SECRET}), "allowed_ips"),
+            (json!({"name": "W", "api_key": SECRET}), "api_key"),
+            (
+                json!({"name": "W", "client_secret": SECRET}),
+                "client_secret",
+            ),
+            (json!({"name": "W", "kind": SECRET}), "kind"),
+            (json!({"name": "W", "expires_at": SECRET}), "expires_at"),
+            (
+                json!({"name": "W", "rate_limit": {"per_second": SECRET}}),
+                "rate_limit",
+            ),
+            (json!({"name": [SECRET]}), "name"),
+        ] {
+            let err = AdminError::from(read::<NewClient>(&body).expect_err("refused"));
+            let text = format!("{err:?}");
+            assert!(
+                text.contains(&format!("field: Some(\"{field}\")")),
+                "{text}"
+            );
+            assert!(!text.contains(SECRET), "{text}");
+        }
+        let err = read::<ClientPatch>(&json!({"client_secret": SECRET})).expect_err("refused");
+        assert_eq!(err.field(), "client_secret");
+        assert!(!err.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn the_grace_period_is_bounded() {
+        let grace = |body| read::<Regenerate>(&body).map(|r| r.grace());
+        assert!(matches!(
+            grace(json!({"grace_seconds": 99_999_999})),
+            Ok(Err(_))
+        ));
+        assert_eq!(
+            grace(json!({"grace_seconds": 60}))
+                .ok()
+                .and_then(Result::ok),
+            Some(Some(time::Duration::minutes(1)))
+        );
+        assert_eq!(grace(json!({})).ok().and_then(Result::ok), Some(None));
+        assert!(grace(json!({"grace": 60})).is_err());
     }
 }

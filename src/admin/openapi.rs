@@ -6,11 +6,12 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::schema::{
-    ClientList, ClientPatch, ClientView, CreatedClientView, ErrorBody, NewClient, Profile,
-    ProfilePatch, Quota, Regenerate, Usage, UsageDay,
+use super::schema::{ClientList, ErrorBody, Profile, Quota, Regenerate, Usage, UsageDay};
+use crate::client::{Action, ClientKind, Restriction, Status};
+use crate::document::{
+    ClientDocument, ClientPatch, ClientView, CreatedClientView, GrantDocument, NewClient,
+    ProfilePatch, RateLimitDocument,
 };
-use crate::client::{Action, ClientDocument, ClientKind, GrantDocument, RateLimit, Status};
 
 /// The token request (RFC 6749 §4.4, client credentials grant), form-encoded.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -64,7 +65,8 @@ fn token_endpoint() {}
         super::get_usage, super::get_quota, token_endpoint,
     ),
     components(schemas(
-        ClientDocument, GrantDocument, Action, ClientKind, Status, RateLimit, ClientView,
+        ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
+        RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
         ProfilePatch, Quota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
     )),

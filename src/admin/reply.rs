@@ -6,8 +6,9 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
+use crate::document::field_of;
 use crate::error::ConfigError;
-use crate::store::ManageError;
+use crate::store::{ManageError, RecordKind};
 
 /// A successful answer.
 pub(crate) struct Reply {
@@ -195,38 +196,14 @@ impl AdminError {
     }
 }
 
-/// The field a configuration error is about, in the clients file's names.
-pub(crate) fn field_of(e: &ConfigError) -> &'static str {
-    match e {
-        ConfigError::InvalidOrigin { .. } | ConfigError::OriginsOnConfidentialClient { .. } => {
-            "allowed_origins"
-        }
-        ConfigError::InvalidIpRule { .. } => "allowed_ips",
-        ConfigError::InvalidRole { .. } | ConfigError::RoleNotHeld { .. } => "roles",
-        ConfigError::InvalidCredential { field, .. } => field,
-        ConfigError::InvalidField { field, .. } => match *field {
-            "client id" | "account id" => "id",
-            other => other,
-        },
-        ConfigError::DuplicateId { .. } => "id",
-        _ => "body",
-    }
-}
-
 impl From<ConfigError> for AdminError {
     fn from(e: ConfigError) -> Self {
         match &e {
-            ConfigError::UnknownClient(_) => AdminError::not_found("no such client"),
-            ConfigError::UnknownAccount(_) => AdminError::not_found("no such account"),
-            ConfigError::DuplicateId { .. } => AdminError {
-                field: Some("id".to_owned()),
-                ..AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            },
             ConfigError::RandomSource => {
                 tracing::warn!(error = %e, "admin API could not generate a credential");
                 AdminError::unavailable()
             }
-            _ => AdminError::invalid(field_of(&e), e.to_string()),
+            _ => AdminError::invalid(field_of(&e).unwrap_or("body"), e.to_string()),
         }
     }
 }
@@ -235,6 +212,14 @@ impl From<ManageError> for AdminError {
     fn from(e: ManageError) -> Self {
         match e {
             ManageError::Invalid(e) => e.into(),
+            ManageError::NotFound { kind, .. } => match kind {
+                RecordKind::Account => AdminError::not_found("no such account"),
+                RecordKind::Client => AdminError::not_found("no such client"),
+            },
+            ManageError::Duplicate { .. } => AdminError {
+                field: Some("id".to_owned()),
+                ..AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            },
             ManageError::Stale { current } => AdminError {
                 etag: Some(current),
                 ..AdminError::new(
@@ -245,7 +230,11 @@ impl From<ManageError> for AdminError {
                 )
             },
             ManageError::LockOut(why) => AdminError::new(StatusCode::CONFLICT, "conflict", why),
-            ManageError::Store(e) => {
+            ManageError::RandomSource => {
+                tracing::warn!(error = %e, "admin API could not generate a credential");
+                AdminError::unavailable()
+            }
+            ManageError::Backend(e) => {
                 tracing::warn!(error = %e, "admin API: the store failed");
                 AdminError::unavailable()
             }
@@ -257,5 +246,77 @@ impl From<crate::error::BackendError> for AdminError {
     fn from(e: crate::error::BackendError) -> Self {
         tracing::warn!(error = %e, "admin API: the store failed");
         AdminError::unavailable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{AccountId, ClientId};
+    use crate::error::BackendError;
+
+    fn answer(e: ManageError) -> (StatusCode, &'static str, Option<String>, Option<String>) {
+        let e = AdminError::from(e);
+        (e.status, e.code, e.field, e.etag)
+    }
+
+    #[test]
+    fn management_errors_answer_with_their_statuses() {
+        let acme = AccountId::new("acme").unwrap();
+        let web = ClientId::new("web").unwrap();
+        assert_eq!(
+            answer(ManageError::unknown_account(&acme)),
+            (StatusCode::NOT_FOUND, "not_found", None, None)
+        );
+        let unknown = AdminError::from(ManageError::unknown_client(&web));
+        assert_eq!(
+            (unknown.status, unknown.description.as_str()),
+            (StatusCode::NOT_FOUND, "no such client")
+        );
+        assert_eq!(
+            answer(ManageError::duplicate_client(&web)),
+            (StatusCode::CONFLICT, "conflict", Some("id".into()), None)
+        );
+        assert_eq!(
+            answer(ManageError::Stale {
+                current: "\"t1\"".into()
+            }),
+            (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                None,
+                Some("\"t1\"".into())
+            )
+        );
+        assert_eq!(
+            answer(ManageError::LockOut("last admin client".into())).0,
+            StatusCode::CONFLICT
+        );
+        for unavailable in [
+            ManageError::RandomSource,
+            ManageError::Backend(BackendError::new("down")),
+        ] {
+            assert_eq!(
+                answer(unavailable),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    None,
+                    None
+                )
+            );
+        }
+        assert_eq!(
+            answer(ManageError::Invalid(ConfigError::InvalidIpRule {
+                rule: "x".into(),
+                reason: "bad"
+            })),
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("allowed_ips".into()),
+                None
+            )
+        );
     }
 }

@@ -1,40 +1,15 @@
-//! The bodies of the admin API: what it answers is serialised from these types, and the
-//! OpenAPI document is generated from them, so the two cannot drift apart.
+//! The bodies of the admin API that only it has: what it answers is serialised from these
+//! types and what it reads is parsed with them, and the OpenAPI document is generated from
+//! them, so the two cannot drift apart. The client and account documents are in
+//! [`document`](crate::document).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::client::{ClientDocument, ClientKind, GrantDocument, RateLimit, Status};
-
-/// A client as the admin API shows it: the clients file's fields and its ETag.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ClientView {
-    /// The client's settings (`roles` always explicit).
-    #[serde(flatten)]
-    pub client: ClientDocument,
-    /// The ETag of this representation (also the `ETag` header).
-    pub etag: String,
-}
-
-/// A client just created or regenerated, with its credential: shown this once, never
-/// again.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CreatedClientView {
-    /// The client.
-    #[serde(flatten)]
-    pub view: ClientView,
-    /// A JavaScript client's API key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<String>,
-    /// A NativeConfidential client's id, for the token endpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    /// A NativeConfidential client's secret, for the token endpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-}
+use crate::client::{ClientKind, Status};
+use crate::document::{ClientView, FieldError};
 
 /// `GET /account/clients`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -43,78 +18,31 @@ pub struct ClientList {
     pub clients: Vec<ClientView>,
 }
 
-/// `POST /account/clients`: `name` is required; everything else has a default (`kind`
-/// JavaScript, `roles` all of the account's, `status` active, no restrictions).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewClient {
-    /// The id; generated when absent.
-    pub id: Option<String>,
-    /// A display name.
-    pub name: String,
-    /// `JavaScript` (default) or `NativeConfidential`.
-    pub kind: Option<ClientKind>,
-    /// Roles, at most the account's; absent or null is all of them, as they change.
-    pub roles: Option<Vec<String>>,
-    /// `active` (default) or `inactive`.
-    pub status: Option<Status>,
-    /// Origin patterns (`https://maps.example.com`, `https://*.example.com`); JavaScript
-    /// clients only.
-    pub allowed_origins: Option<Vec<String>>,
-    /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
-    pub allow_missing_origin: Option<bool>,
-    /// IP rules (`203.0.113.7`, `203.0.113.*`, `203.0.113.0/24`, `2001:db8::/32`).
-    pub allowed_ips: Option<Vec<String>>,
-    /// When the client stops working (RFC 3339).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<String>,
-    /// The APIs the client is limited to (`Geocoder`, `WorldStreets`, …).
-    pub privileges: Option<Vec<String>>,
-    /// Grants on items and datasets.
-    pub grants: Option<Vec<GrantDocument>>,
-    /// A request-rate limit.
-    pub rate_limit: Option<RateLimit>,
-    /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`, `quota`).
-    pub shadow: Option<Vec<String>>,
-}
-
-/// `PATCH /account/clients/{id}`: the fields present replace the client's; `null` clears
-/// `roles` (back to all of the account's), `expires_at`, `privileges` and `rate_limit`.
-/// `id`, `account` and `kind` may be sent back unchanged, never changed.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientPatch {
-    /// A display name.
-    pub name: Option<String>,
-    /// Roles, at most the account's.
-    pub roles: Option<Vec<String>>,
-    /// `active` or `inactive`: an inactive client is refused on its next request.
-    pub status: Option<Status>,
-    /// Origin patterns.
-    pub allowed_origins: Option<Vec<String>>,
-    /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
-    pub allow_missing_origin: Option<bool>,
-    /// IP rules.
-    pub allowed_ips: Option<Vec<String>>,
-    /// When the client stops working (RFC 3339).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<String>,
-    /// The APIs the client is limited to.
-    pub privileges: Option<Vec<String>>,
-    /// Grants on items and datasets.
-    pub grants: Option<Vec<GrantDocument>>,
-    /// A request-rate limit.
-    pub rate_limit: Option<RateLimit>,
-    /// Restrictions to run report-only.
-    pub shadow: Option<Vec<String>>,
-}
-
 /// `POST /account/clients/{id}/regenerate` (the body is optional).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Regenerate {
     /// How long the current credential keeps working (at most 30 days); none by default.
+    #[serde(default)]
+    #[schema(maximum = 2592000)]
     pub grace_seconds: Option<u64>,
+}
+
+impl Regenerate {
+    /// The longest grace period, in seconds (30 days).
+    pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+
+    /// The grace period, if any.
+    pub fn grace(&self) -> Result<Option<time::Duration>, FieldError> {
+        match self.grace_seconds {
+            None | Some(0) => Ok(None),
+            Some(s) if s > Self::MAX_GRACE_SECONDS => Err(FieldError::new(
+                "grace_seconds",
+                format!("at most {} (30 days)", Self::MAX_GRACE_SECONDS),
+            )),
+            Some(s) => Ok(Some(time::Duration::seconds(s.cast_signed()))),
+        }
+    }
 }
 
 /// `GET /account/profile`.
@@ -142,21 +70,6 @@ pub struct Profile {
     pub client_kind: ClientKind,
     /// `bearer_token` (the admin API takes nothing else).
     pub authenticated_with: String,
-}
-
-/// `PATCH /account/profile`: name and contact fields only (`null` clears a contact
-/// field); roles, quota and status are not self-service.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    /// A display name.
-    pub name: Option<String>,
-    /// A contact person.
-    pub contact_name: Option<String>,
-    /// A contact e-mail address.
-    pub contact_email: Option<String>,
-    /// A contact telephone number.
-    pub contact_phone: Option<String>,
 }
 
 /// `GET /account/quota`: transactions as numbers.

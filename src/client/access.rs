@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -30,9 +29,10 @@ pub const MAX_ITEM_ID_LEN: usize = 256;
 
 /// What a grant allows on an item: `read` admits `GET` and `HEAD`, `write` the mutating
 /// methods. Neither implies the other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
+///
+/// Its text is written once, in [`Action::as_str`]; `Display`, `FromStr` and serde go
+/// through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// `GET` and `HEAD`.
     Read,
@@ -42,6 +42,9 @@ pub enum Action {
 }
 
 impl Action {
+    /// Both actions.
+    pub const ALL: [Action; 2] = [Action::Read, Action::Write];
+
     /// The action a request method needs.
     pub fn of_method(method: &http::Method) -> Action {
         match *method {
@@ -66,27 +69,7 @@ impl Action {
     }
 }
 
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Action {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "read" => Ok(Action::Read),
-            "write" => Ok(Action::Write),
-            other => Err(ConfigError::InvalidField {
-                field: "actions",
-                value: other.to_owned(),
-                reason: "an action is `read` or `write`",
-            }),
-        }
-    }
-}
+super::text_enum!(Action, "actions", "an action is `read` or `write`");
 
 /// One grant: an item (or dataset) id and the actions allowed on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -207,13 +190,10 @@ impl fmt::Debug for Grants {
 
 /// A request-rate limit: a sustained rate with a burst on top.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 pub struct RateLimit {
     /// Requests per second, sustained.
-    #[cfg_attr(feature = "admin", schema(value_type = u32, minimum = 1))]
     pub per_second: NonZeroU32,
     /// How many requests may arrive at once.
-    #[cfg_attr(feature = "admin", schema(value_type = u32, minimum = 1))]
     pub burst: NonZeroU32,
 }
 
@@ -233,8 +213,10 @@ impl RateLimit {
 }
 
 /// A restriction that can run report-only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// Its text is written once, in [`Restriction::as_str`]; `Display`, `FromStr` and serde go
+/// through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Restriction {
     /// Allowed origins.
     Origins,
@@ -274,26 +256,11 @@ impl Restriction {
     }
 }
 
-impl fmt::Display for Restriction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Restriction {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Restriction::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "shadow",
-                value: s.to_owned(),
-                reason: "a restriction is one of origins, ips, privileges, grants, quota",
-            })
-    }
-}
+super::text_enum!(
+    Restriction,
+    "shadow",
+    "a restriction is one of origins, ips, privileges, grants, quota"
+);
 
 /// The restrictions a client runs report-only: the request is allowed and what would have
 /// been refused is recorded.

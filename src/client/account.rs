@@ -127,9 +127,10 @@ pub(crate) fn validate_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// Whether an account or client may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
+///
+/// Its text (`active`, `inactive`) is written once, in [`Status::as_str`]; `Display`,
+/// `FromStr` and serde go through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Status {
     /// In use.
     #[default]
@@ -139,11 +140,24 @@ pub enum Status {
 }
 
 impl Status {
+    /// Both statuses.
+    pub const ALL: [Status; 2] = [Status::Active, Status::Inactive];
+
     /// Whether this is [`Status::Active`].
     pub fn is_active(self) -> bool {
         self == Status::Active
     }
+
+    /// The name, as in the clients file: `active` or `inactive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Inactive => "inactive",
+        }
+    }
 }
+
+super::text_enum!(Status, "status", "it is `active` or `inactive`");
 
 /// An account: the owner of clients, and the upper bound of their roles.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,6 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::access::{
@@ -29,18 +28,47 @@ use crate::error::ConfigError;
 use crate::restrict::{IpRules, OriginRules};
 
 /// The two kinds of client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+///
+/// Its text (`JavaScript`, `NativeConfidential`) is written once, in [`ClientKind::as_str`];
+/// `Display`, `FromStr` and serde go through it (reading also takes `javascript` and
+/// `native_confidential`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ClientKind {
     /// A server-side client with a client id and secret, exchanged for bearer tokens; full
     /// access up to its roles.
-    #[serde(alias = "native_confidential")]
     NativeConfidential,
     /// A browser client with one public API key in the query string; plugin APIs only.
     #[default]
-    #[serde(alias = "javascript")]
     JavaScript,
 }
+
+impl ClientKind {
+    /// Both kinds.
+    pub const ALL: [ClientKind; 2] = [ClientKind::NativeConfidential, ClientKind::JavaScript];
+
+    /// The name, as in the clients file: `JavaScript` or `NativeConfidential`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::NativeConfidential => "NativeConfidential",
+            ClientKind::JavaScript => "JavaScript",
+        }
+    }
+
+    /// The other spelling `FromStr` accepts.
+    fn snake_case(self) -> &'static str {
+        match self {
+            ClientKind::NativeConfidential => "native_confidential",
+            ClientKind::JavaScript => "javascript",
+        }
+    }
+}
+
+super::text_enum!(
+    ClientKind,
+    "kind",
+    "it is `JavaScript` or `NativeConfidential`",
+    also snake_case
+);
 
 /// The credential digests a client holds: the current one and, during a rotation's grace
 /// period, the one before it.

@@ -14,11 +14,67 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
+/// `Display`, `FromStr` and serde for an enum with `ALL` and `as_str`, so its text is
+/// written once: `FromStr` takes `as_str` (and the `also` spelling) and refuses anything
+/// else as an invalid `field`, for `reason`.
+macro_rules! text_enum {
+    ($type:ty, $field:literal, $reason:literal $(, also $alias:ident)?) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = crate::error::ConfigError;
+
+            fn from_str(s: &str) -> Result<Self, crate::error::ConfigError> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s $(|| v.$alias() == s)?)
+                    .ok_or_else(|| crate::error::ConfigError::InvalidField {
+                        field: $field,
+                        value: crate::client::refused_name(s),
+                        reason: $reason,
+                    })
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+use text_enum;
+
+/// A name one of the enums refused, as its error quotes it: only when it could be a name
+/// (up to 24 letters, digits, `_` or `-`), so a credential given in its place is never
+/// quoted.
+fn refused_name(text: &str) -> String {
+    let plain = text.len() <= 24
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain {
+        text.to_owned()
+    } else {
+        "…".to_owned()
+    }
+}
+
 mod access;
 mod account;
 #[allow(clippy::module_inception)]
 mod client;
-mod document;
 mod key;
 mod role;
 
@@ -28,7 +84,6 @@ pub use access::{
 };
 pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub use client::{Client, ClientKind, ClientSpec, Credentials};
-pub use document::{ClientDocument, GrantDocument, etag};
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub(crate) use key::{DigestBuildHasher, FastBuildHasher};
 pub use role::{Role, RoleSet};

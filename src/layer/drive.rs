@@ -17,7 +17,7 @@
 //! use tower_layer::Layer;
 //!
 //! let store = Arc::new(InMemoryStore::new());
-//! let made = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let made = store.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
 //! let routes = RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
 //!     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?;

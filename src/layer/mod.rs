@@ -15,7 +15,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(InMemoryStore::new());
-//! let made = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let made = store.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
 //! let routes = RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
 //!     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?;

@@ -454,7 +454,7 @@ mod tests {
 
         let store = Arc::new(InMemoryStore::new());
         let acme = store
-            .create_account(
+            .open_account(
                 Account::new(
                     AccountId::new("acme").unwrap(),
                     "Acme",
@@ -464,7 +464,7 @@ mod tests {
             )
             .unwrap();
         let web = store
-            .create_client(
+            .add_client(
                 &acme.account.id,
                 ClientSpec::javascript("web").rate_limit(Some(limit(1, 1))),
             )

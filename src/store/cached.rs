@@ -10,7 +10,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // The in-memory store stands in for a remote one here.
 //! let remote = Arc::new(InMemoryStore::new());
-//! let acme = remote.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let acme = remote.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
 //! let web = acme.javascript.client.id().clone();
 //! let key = acme.javascript.credential.digest();
@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
-use super::{BackendError, ClientStore, CreatedAccount, CreatedClient, Resolved};
+use super::{BackendError, ClientStore, CreatedAccount, CreatedClient, Invalidation, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DigestBuildHasher, KeyDigest, PlainCredential,
 };
@@ -55,19 +55,6 @@ pub const DEFAULT_CACHE_ENTRIES: u64 = 100_000;
 
 /// How many times a lookup is read again when a change was announced while it ran.
 const RACE_RETRIES: usize = 3;
-
-/// What changed in a store, so that caches drop what they hold of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Invalidation {
-    /// One client: its settings, status or credentials, or the client was created or
-    /// deleted.
-    Client(ClientId),
-    /// An account, and so every one of its clients (roles, status, quota).
-    Account(AccountId),
-    /// Anything: changes may have been missed (a notification connection was lost).
-    Everything,
-}
 
 #[derive(Clone)]
 struct Entry {
@@ -207,24 +194,37 @@ where
 /// entries they affect.
 pub struct CachedStore<S> {
     inner: S,
-    keys: Lookups<KeyDigest, DigestBuildHasher>,
-    ids: Lookups<ClientId, std::hash::RandomState>,
     ttl: Duration,
     negative_ttl: Duration,
     capacity: u64,
     clock: Arc<dyn Clock>,
+    /// The entries and the reads under way, made from the settings above on first use.
+    lookups: OnceLock<Caches>,
     /// Moves on every invalidation, so a read can tell whether one happened while it ran.
     epoch: AtomicU64,
 }
 
+/// The two kinds of lookup a [`CachedStore`] keeps.
+struct Caches {
+    keys: Lookups<KeyDigest, DigestBuildHasher>,
+    ids: Lookups<ClientId, std::hash::RandomState>,
+}
+
+/// The longest lifetime the cache's own timer is given: moka refuses (panics on) anything
+/// above 1000 years, and an entry kept this long is kept for good anyway.
+const LONGEST_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 impl<S> std::fmt::Debug for CachedStore<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (by_key, by_id) = self.lookups.get().map_or((0, 0), |c| {
+            (c.keys.entries.entry_count(), c.ids.entries.entry_count())
+        });
         f.debug_struct("CachedStore")
             .field("ttl", &self.ttl)
             .field("negative_ttl", &self.negative_ttl)
             .field("max_entries", &self.capacity)
-            .field("by_key", &self.keys.entries.entry_count())
-            .field("by_id", &self.ids.entries.entry_count())
+            .field("by_key", &by_key)
+            .field("by_id", &by_id)
             .finish_non_exhaustive()
     }
 }
@@ -233,67 +233,50 @@ impl<S: ClientStore> CachedStore<S> {
     /// A cache in front of `inner`: [`DEFAULT_CACHE_TTL`], [`DEFAULT_NEGATIVE_CACHE_TTL`],
     /// [`DEFAULT_CACHE_ENTRIES`], on the system clock.
     pub fn new(inner: S) -> Self {
-        Self::build(
-            inner,
-            DEFAULT_CACHE_TTL,
-            DEFAULT_NEGATIVE_CACHE_TTL,
-            DEFAULT_CACHE_ENTRIES,
-            Arc::new(SystemClock),
-        )
-    }
-
-    fn build(
-        inner: S,
-        ttl: Duration,
-        negative_ttl: Duration,
-        capacity: u64,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        // The lifetimes are enforced on the injected clock; moka's own timer only frees
-        // the memory of entries nobody asks for any more.
-        let longest = ttl.max(negative_ttl).max(Duration::from_millis(1));
         Self {
             inner,
-            keys: Lookups::new(capacity, longest),
-            ids: Lookups::new(capacity, longest),
-            ttl,
-            negative_ttl,
-            capacity,
-            clock,
+            ttl: DEFAULT_CACHE_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+            capacity: DEFAULT_CACHE_ENTRIES,
+            clock: Arc::new(SystemClock),
+            lookups: OnceLock::new(),
             epoch: AtomicU64::new(0),
         }
     }
 
-    fn rebuilt(self, ttl: Duration, negative_ttl: Duration, capacity: u64) -> Self {
-        Self::build(self.inner, ttl, negative_ttl, capacity, self.clock)
-    }
-
     /// How long a client found stays cached (zero turns caching of found clients off).
     #[must_use]
-    pub fn ttl(self, ttl: Duration) -> Self {
-        let (negative, capacity) = (self.negative_ttl, self.capacity);
-        self.rebuilt(ttl, negative, capacity)
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self.settings_changed()
     }
 
     /// How long a lookup that found nothing stays cached (zero turns it off).
     #[must_use]
-    pub fn negative_ttl(self, ttl: Duration) -> Self {
-        let (positive, capacity) = (self.ttl, self.capacity);
-        self.rebuilt(positive, ttl, capacity)
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self.settings_changed()
     }
 
     /// Keeps at most `entries` lookups by key and as many by id (the least recently used
     /// go first).
     #[must_use]
-    pub fn max_entries(self, entries: u64) -> Self {
-        let (positive, negative) = (self.ttl, self.negative_ttl);
-        self.rebuilt(positive, negative, entries)
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self.settings_changed()
     }
 
     /// Measures the entries' lifetimes on `clock`.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self.settings_changed()
+    }
+
+    /// A setting changed after the cache was used: what it held was kept under the old
+    /// settings, so it starts again, empty, under the new ones.
+    fn settings_changed(mut self) -> Self {
+        self.lookups = OnceLock::new();
         self
     }
 }
@@ -310,8 +293,27 @@ impl<S> CachedStore<S> {
         // The epoch moves first: a read that could have stored an entry before the
         // entries below are dropped sees it move, and drops its own entry.
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.keys.invalidate(change);
-        self.ids.invalidate(change);
+        // Nothing is cached before the first use.
+        if let Some(caches) = self.lookups.get() {
+            caches.keys.invalidate(change);
+            caches.ids.invalidate(change);
+        }
+    }
+
+    /// The caches, made from the settings on first use.
+    fn caches(&self) -> &Caches {
+        self.lookups.get_or_init(|| {
+            // The lifetimes are enforced on the injected clock; moka's own timer only
+            // frees the memory of entries nobody asks for any more.
+            let longest = self
+                .ttl
+                .max(self.negative_ttl)
+                .clamp(Duration::from_millis(1), LONGEST_LIFETIME);
+            Caches {
+                keys: Lookups::new(self.capacity, longest),
+                ids: Lookups::new(self.capacity, longest),
+            }
+        })
     }
 
     fn fresh(&self, entry: &Entry) -> bool {
@@ -411,12 +413,14 @@ impl<S: ClientStore> ClientStore for CachedStore<S> {
     }
 
     async fn resolve_key(&self, digest: &KeyDigest) -> Result<Option<Resolved>, BackendError> {
-        self.lookup(&self.keys, digest, || self.inner.resolve_key(digest))
-            .await
+        self.lookup(&self.caches().keys, digest, || {
+            self.inner.resolve_key(digest)
+        })
+        .await
     }
 
     async fn resolve_id(&self, id: &ClientId) -> Result<Option<Resolved>, BackendError> {
-        self.lookup(&self.ids, id, || self.inner.resolve_id(id))
+        self.lookup(&self.caches().ids, id, || self.inner.resolve_id(id))
             .await
     }
 
@@ -424,11 +428,11 @@ impl<S: ClientStore> ClientStore for CachedStore<S> {
         &self,
         digest: &KeyDigest,
     ) -> Option<Result<Option<Resolved>, BackendError>> {
-        self.cached(&self.keys, digest).map(Ok)
+        self.cached(&self.caches().keys, digest).map(Ok)
     }
 
     fn resolve_id_now(&self, id: &ClientId) -> Option<Result<Option<Resolved>, BackendError>> {
-        self.cached(&self.ids, id).map(Ok)
+        self.cached(&self.caches().ids, id).map(Ok)
     }
 }
 
@@ -617,7 +621,7 @@ mod tests {
     #[tokio::test]
     async fn a_hit_within_its_lifetime_does_not_query_the_store() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         for _ in 0..10 {
             assert!(cached.resolve_key(&key).await.unwrap().is_some());
@@ -646,7 +650,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_misses_for_one_key_make_one_store_query() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         let cached = Arc::new(cached);
         let tasks: Vec<_> = (0..50)
@@ -691,7 +695,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_abandoned_by_its_caller_is_taken_over_by_the_next() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let id = made.native.client.id().clone();
         let cached = Arc::new(cached);
         let first = {
@@ -727,19 +731,31 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(remote.queries(), 100);
-        assert_eq!(cached.ids.flights.running.lock().unwrap().len(), 100);
+        assert_eq!(
+            cached.caches().ids.flights.running.lock().unwrap().len(),
+            100
+        );
         // Every caller gives up (a timeout, say): nothing is left behind.
         for task in tasks {
             task.abort();
             let _ = task.await;
         }
-        assert!(cached.ids.flights.running.lock().unwrap().is_empty());
+        assert!(
+            cached
+                .caches()
+                .ids
+                .flights
+                .running
+                .lock()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn an_answer_now_is_a_fresh_hit_and_nothing_else() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         assert!(
             cached.resolve_key_now(&key).is_none(),
@@ -761,7 +777,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_store_is_an_error_unless_the_entry_is_cached_and_fresh() {
         let (remote, cached, clock) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let (key, id) = (
             made.javascript.credential.digest(),
             made.native.client.id().clone(),
@@ -791,7 +807,7 @@ mod tests {
     #[tokio::test]
     async fn invalidating_a_client_drops_its_entries_by_key_and_by_id() {
         let (remote, cached, _) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let (key, web) = (
             made.javascript.credential.digest(),
             made.javascript.client.id().clone(),
@@ -817,8 +833,8 @@ mod tests {
     #[tokio::test]
     async fn invalidating_an_account_drops_every_one_of_its_clients() {
         let (remote, cached, _) = setup(Remote::new());
-        let acme = remote.store.create_account(account("acme")).unwrap();
-        let other = remote.store.create_account(account("other")).unwrap();
+        let acme = remote.store.open_account(account("acme")).unwrap();
+        let other = remote.store.open_account(account("other")).unwrap();
         let key = acme.javascript.credential.digest();
         let native = acme.native.client.id().clone();
         let elsewhere = other.native.client.id().clone();
@@ -828,7 +844,7 @@ mod tests {
         cached.resolve_key(&key).await.unwrap();
         remote
             .store
-            .update_account(&acme.account.id, |a| a.status = Status::Inactive)
+            .change_account(&acme.account.id, |a| a.status = Status::Inactive)
             .unwrap();
         cached.invalidate(&Invalidation::Account(acme.account.id.clone()));
         let by_key = cached.resolve_key(&key).await.unwrap().unwrap();
@@ -848,7 +864,7 @@ mod tests {
         assert!(cached.resolve_id(&id).await.unwrap().is_none());
         remote
             .store
-            .create_client(
+            .add_client(
                 &AccountId::new("acme").unwrap(),
                 ClientSpec::native("late").id(id.clone()),
             )
@@ -864,7 +880,7 @@ mod tests {
     #[tokio::test]
     async fn everything_drops_every_entry() {
         let (remote, cached, _) = setup(Remote::new());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         cached.resolve_key(&key).await.unwrap();
         cached.invalidate(&Invalidation::Everything);
@@ -875,7 +891,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_lookup_running_when_a_change_is_announced_is_not_kept() {
         let (remote, cached, _) = setup(Remote::gated());
-        let made = remote.store.create_account(account("acme")).unwrap();
+        let made = remote.store.open_account(account("acme")).unwrap();
         let id = made.native.client.id().clone();
         let cached = Arc::new(cached);
         let lookup = {
@@ -909,8 +925,8 @@ mod tests {
             let id = ClientId::new(format!("c{n}")).unwrap();
             cached.resolve_id(&id).await.unwrap();
         }
-        cached.ids.entries.run_pending_tasks();
-        let kept = cached.ids.entries.entry_count();
+        cached.caches().ids.entries.run_pending_tasks();
+        let kept = cached.caches().ids.entries.entry_count();
         assert!(kept <= 10, "{kept} entries kept");
     }
 
@@ -976,5 +992,78 @@ mod tests {
             .unwrap();
         let found = managed.resolve_id(native).await.unwrap().unwrap();
         assert_eq!(found.client.name(), made.client.name());
+    }
+
+    /// What the caches were made with: capacity and the timer's lifetime, per kind.
+    fn made_with<S: ClientStore>(cached: &CachedStore<S>) -> [(Option<u64>, Option<Duration>); 2] {
+        let caches = cached.caches();
+        [
+            (
+                caches.keys.entries.policy().max_capacity(),
+                caches.keys.entries.policy().time_to_live(),
+            ),
+            (
+                caches.ids.entries.policy().max_capacity(),
+                caches.ids.entries.policy().time_to_live(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_settings_give_the_same_cache_in_any_order() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(datetime!(2026-06-01 12:00 UTC)));
+        let (ttl, negative) = (Duration::from_secs(30), Duration::from_secs(2));
+        let one = CachedStore::new(InMemoryStore::new())
+            .ttl(ttl)
+            .negative_ttl(negative)
+            .max_entries(7)
+            .clock(clock.clone());
+        let other = CachedStore::new(InMemoryStore::new())
+            .clock(clock.clone())
+            .max_entries(7)
+            .negative_ttl(negative)
+            .ttl(ttl);
+        assert_eq!(format!("{one:?}"), format!("{other:?}"));
+        assert_eq!(made_with(&one), made_with(&other));
+        assert_eq!(made_with(&one)[0], (Some(7), Some(ttl)));
+        assert!(Arc::ptr_eq(&one.clock, &other.clock));
+    }
+
+    #[test]
+    fn the_caches_are_made_once_on_first_use_and_again_only_after_a_setting_changes() {
+        let cached = CachedStore::new(InMemoryStore::new())
+            .ttl(Duration::from_secs(9))
+            .max_entries(3);
+        assert!(
+            cached.lookups.get().is_none(),
+            "nothing is built by the setters"
+        );
+        let first: *const Caches = cached.caches();
+        let again: *const Caches = cached.caches();
+        assert_eq!(first, again);
+        // Reconfigured after use: the new settings apply, to a fresh cache.
+        let cached = cached.max_entries(5);
+        assert!(cached.lookups.get().is_none());
+        assert_eq!(made_with(&cached)[1].0, Some(5));
+    }
+
+    #[tokio::test]
+    async fn no_setting_makes_the_cache_panic() {
+        let store = Arc::new(InMemoryStore::new());
+        let made = store.open_account(account("acme")).unwrap();
+        let key = made.javascript.credential.digest();
+        for (ttl, negative, entries) in [
+            (Duration::MAX, Duration::MAX, u64::MAX),
+            (Duration::ZERO, Duration::ZERO, 0),
+            (Duration::MAX, Duration::ZERO, 1),
+        ] {
+            let cached = CachedStore::new(store.clone())
+                .ttl(ttl)
+                .negative_ttl(negative)
+                .max_entries(entries);
+            assert!(cached.resolve_key(&key).await.unwrap().is_some());
+            cached.invalidate(&Invalidation::Everything);
+            assert!(cached.resolve_key(&key).await.unwrap().is_some());
+        }
     }
 }

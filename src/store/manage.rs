@@ -4,7 +4,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status, etag};
+//! use gis_auth::client::{Account, AccountId, Role, RoleSet, Status};
+//! use gis_auth::document::etag;
 //! use gis_auth::store::{InMemoryStore, ManageError, ManagedStore, Precondition};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,15 +31,20 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
-use super::{BackendError, ClientStore, CreatedAccount, CreatedClient};
+use super::{BackendError, ClientStore};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, PlainCredential, Role, etag,
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
+    KeyDigest, PlainCredential, Role,
 };
+use crate::document::etag;
 use crate::error::ConfigError;
 
 /// A change to a client's settings, applied to its current settings; an error aborts it.
@@ -58,13 +64,120 @@ pub struct Precondition {
     pub keep_admin_access: bool,
 }
 
+/// A client just created, with its credential in plaintext: shown once, never stored.
+#[derive(Debug, Clone)]
+pub struct CreatedClient {
+    /// The stored client.
+    pub client: Arc<Client>,
+    /// Its API key (JavaScript) or client secret (NativeConfidential).
+    pub credential: PlainCredential,
+}
+
+/// An account just created, with its two default clients.
+#[derive(Debug, Clone)]
+pub struct CreatedAccount {
+    /// The stored account.
+    pub account: Arc<Account>,
+    /// The default JavaScript client.
+    pub javascript: CreatedClient,
+    /// The default NativeConfidential client.
+    pub native: CreatedClient,
+}
+
+/// The credential to give a client being inserted.
+#[derive(Debug, Clone)]
+pub enum NewCredential {
+    /// Generate a fresh one.
+    Generate,
+    /// Use this plaintext (it is hashed; only the digest is kept).
+    Plain(PlainCredential),
+    /// Use this digest.
+    Digest(KeyDigest),
+    /// Use these credentials as a store kept them (a rotation in progress, a generation).
+    Restored(Credentials),
+}
+
+impl NewCredential {
+    /// The credentials to store for client `client` of `kind`, with the plaintext when a
+    /// fresh one was generated. A plaintext of the other kind is refused, naming the client
+    /// and the field.
+    pub fn resolve(
+        self,
+        client: &ClientId,
+        kind: ClientKind,
+    ) -> Result<(Credentials, Option<PlainCredential>), ManageError> {
+        let expected = credential_kind(kind);
+        Ok(match self {
+            NewCredential::Generate => {
+                let plain = fresh_credential(expected)?;
+                (Credentials::new(plain.digest()), Some(plain))
+            }
+            NewCredential::Plain(plain) => {
+                if plain.kind() != expected {
+                    return Err(ConfigError::InvalidCredential {
+                        client: client.to_string(),
+                        field: credential_field(expected),
+                        reason: "it is a credential of the other kind",
+                    }
+                    .into());
+                }
+                (Credentials::new(plain.digest()), None)
+            }
+            NewCredential::Digest(d) => (Credentials::new(d), None),
+            NewCredential::Restored(c) => (c, None),
+        })
+    }
+}
+
+/// Which kind of record a management error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// An account.
+    Account,
+    /// A client.
+    Client,
+}
+
+impl RecordKind {
+    /// `account` or `client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Account => "account",
+            RecordKind::Client => "client",
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A management operation that did not apply. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManageError {
-    /// The change is invalid, or names an unknown account or client.
+    /// The change is invalid: it names the value at fault.
     #[error(transparent)]
     Invalid(#[from] ConfigError),
+    /// No account or client has this id.
+    #[error("unknown {kind} `{id}`")]
+    NotFound {
+        /// What was looked for.
+        kind: RecordKind,
+        /// The id.
+        id: String,
+    },
+    /// An account or client with this id already exists.
+    #[error("{kind} `{id}` already exists")]
+    Duplicate {
+        /// What was being created.
+        kind: RecordKind,
+        /// The id.
+        id: String,
+    },
     /// The client changed since the caller read it.
     #[error("the client changed since it was read; read it again (its ETag is now {current})")]
     Stale {
@@ -74,9 +187,86 @@ pub enum ManageError {
     /// The change would leave the account with no client able to manage it.
     #[error("{0}")]
     LockOut(String),
+    /// The operating system's random source failed, so no credential or id could be made.
+    #[error("the operating system's random source failed")]
+    RandomSource,
     /// The store could not answer.
     #[error(transparent)]
-    Store(#[from] BackendError),
+    Backend(#[from] BackendError),
+}
+
+impl ManageError {
+    /// No account with this id.
+    pub fn unknown_account(id: &AccountId) -> Self {
+        ManageError::NotFound {
+            kind: RecordKind::Account,
+            id: id.to_string(),
+        }
+    }
+
+    /// No client with this id.
+    pub fn unknown_client(id: &ClientId) -> Self {
+        ManageError::NotFound {
+            kind: RecordKind::Client,
+            id: id.to_string(),
+        }
+    }
+
+    /// An account with this id exists already.
+    pub fn duplicate_account(id: &AccountId) -> Self {
+        ManageError::Duplicate {
+            kind: RecordKind::Account,
+            id: id.to_string(),
+        }
+    }
+
+    /// A client with this id exists already.
+    pub fn duplicate_client(id: &ClientId) -> Self {
+        ManageError::Duplicate {
+            kind: RecordKind::Client,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// The kind of credential a client of `kind` holds.
+pub(crate) fn credential_kind(kind: ClientKind) -> CredentialKind {
+    match kind {
+        ClientKind::JavaScript => CredentialKind::ApiKey,
+        ClientKind::NativeConfidential => CredentialKind::ClientSecret,
+    }
+}
+
+/// The clients file's name for a credential of `kind`.
+pub(crate) fn credential_field(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::ApiKey => "api_key",
+        CredentialKind::ClientSecret => "client_secret",
+    }
+}
+
+/// The refusal of a credential that another client of the store holds already.
+pub(crate) fn credential_taken(client: &ClientId, kind: ClientKind) -> ConfigError {
+    ConfigError::InvalidCredential {
+        client: client.to_string(),
+        field: credential_field(credential_kind(kind)),
+        reason: "another client already holds this credential",
+    }
+}
+
+/// A fresh credential of `kind`; its only failure is the random source's.
+pub(crate) fn fresh_credential(kind: CredentialKind) -> Result<PlainCredential, ManageError> {
+    PlainCredential::generate(kind).map_err(|_| ManageError::RandomSource)
+}
+
+/// A fresh client id: `cl_` and 96 random bits.
+pub(crate) fn new_client_id() -> Result<ClientId, ManageError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|_| ManageError::RandomSource)?;
+    Ok(ClientId::new(format!(
+        "cl_{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    ))?)
 }
 
 /// Whether `client` can reach the admin API now: a NativeConfidential client, active and
@@ -267,5 +457,74 @@ mod tests {
         })
         .unwrap();
         assert_eq!((renamed.id(), renamed.name()), (web.id(), "Renamed"));
+    }
+
+    #[test]
+    fn a_new_credential_resolves_into_the_slots_of_its_kind() {
+        let web = ClientId::new("web").unwrap();
+        let (slots, plain) = NewCredential::Generate
+            .resolve(&web, ClientKind::JavaScript)
+            .unwrap();
+        let plain = plain.expect("a generated credential is handed out");
+        assert_eq!(plain.kind(), CredentialKind::ApiKey);
+        assert_eq!(*slots.current(), plain.digest());
+
+        let secret = PlainCredential::generate(CredentialKind::ClientSecret).unwrap();
+        let (slots, plain) = NewCredential::Plain(secret.clone())
+            .resolve(&web, ClientKind::NativeConfidential)
+            .unwrap();
+        assert!(
+            plain.is_none(),
+            "a given credential is not handed out again"
+        );
+        assert_eq!(*slots.current(), secret.digest());
+
+        let refused = NewCredential::Plain(secret.clone()).resolve(&web, ClientKind::JavaScript);
+        match refused {
+            Err(ManageError::Invalid(ConfigError::InvalidCredential { client, field, .. })) => {
+                assert_eq!((client.as_str(), field), ("web", "api_key"));
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        let shown = format!(
+            "{:?}",
+            NewCredential::Plain(secret.clone()).resolve(&web, ClientKind::JavaScript)
+        );
+        assert!(!shown.contains(secret.expose()), "{shown}");
+
+        let digest = KeyDigest::of("k");
+        let (slots, plain) = NewCredential::Digest(digest)
+            .resolve(&web, ClientKind::JavaScript)
+            .unwrap();
+        assert_eq!((*slots.current(), plain.is_none()), (digest, true));
+    }
+
+    #[test]
+    fn fresh_client_ids_are_prefixed_and_distinct() {
+        let (a, b) = (new_client_id().unwrap(), new_client_id().unwrap());
+        assert!(a.as_str().starts_with("cl_"), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn management_errors_name_what_they_are_about() {
+        let acme = AccountId::new("acme").unwrap();
+        let web = ClientId::new("web").unwrap();
+        assert_eq!(
+            ManageError::unknown_account(&acme).to_string(),
+            "unknown account `acme`"
+        );
+        assert_eq!(
+            ManageError::unknown_client(&web).to_string(),
+            "unknown client `web`"
+        );
+        assert_eq!(
+            ManageError::duplicate_client(&web).to_string(),
+            "client `web` already exists"
+        );
+        assert_eq!(
+            ManageError::duplicate_account(&acme).to_string(),
+            "account `acme` already exists"
+        );
     }
 }

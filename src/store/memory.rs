@@ -4,73 +4,43 @@
 //! it in, so a lookup sees a client either wholly before or wholly after a change, and a
 //! change is enforced on the very next lookup.
 //!
+//! Besides the [`ManagedStore`] operations, the store answers the same operations at once,
+//! under names of their own (`open_account`, `add_client`, `change_client`,
+//! `remove_client`, …), for setting up tests, examples and files without a runtime.
+//!
 //! ```
 //! use gis_auth::client::{Account, AccountId, ClientSpec, Role, RoleSet, Status};
 //! use gis_auth::store::InMemoryStore;
 //!
 //! let store = InMemoryStore::new();
-//! let acme = store.create_account(Account::new(AccountId::new("acme")?, "Acme",
+//! let acme = store.open_account(Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::EVALUATOR]))?)?;
-//! let web = store.create_client(&acme.account.id,
+//! let web = store.add_client(&acme.account.id,
 //!     ClientSpec::javascript("Store locator").allowed_origins(["https://*.acme.test"]))?;
 //! store.set_client_status(web.client.id(), Status::Inactive)?;
 //! let fresh_key = store.regenerate(web.client.id(), None)?;
 //! assert_ne!(fresh_key.expose(), web.credential.expose());
 //! assert_eq!(store.clients_of(&acme.account.id).len(), 3);
-//! # Ok::<(), gis_auth::ConfigError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, changed_client,
-    check_precondition,
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    NewCredential, Precondition, changed_client, check_precondition, credential_kind,
+    credential_taken, fresh_credential, new_client_id,
 };
 use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
-    DigestBuildHasher, FastBuildHasher, KeyDigest, PlainCredential, Status,
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, Credentials, DigestBuildHasher,
+    FastBuildHasher, KeyDigest, PlainCredential, Status,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-
-/// A client just created, with its credential in plaintext: shown once, never stored.
-#[derive(Debug, Clone)]
-pub struct CreatedClient {
-    /// The stored client.
-    pub client: Arc<Client>,
-    /// Its API key (JavaScript) or client secret (NativeConfidential).
-    pub credential: PlainCredential,
-}
-
-/// An account just created, with its two default clients.
-#[derive(Debug, Clone)]
-pub struct CreatedAccount {
-    /// The stored account.
-    pub account: Arc<Account>,
-    /// The default JavaScript client.
-    pub javascript: CreatedClient,
-    /// The default NativeConfidential client.
-    pub native: CreatedClient,
-}
-
-/// The credential to give a client being inserted.
-#[derive(Debug, Clone)]
-pub enum StoredCredential {
-    /// Generate a fresh one.
-    Generate,
-    /// Use this plaintext (it is hashed; only the digest is kept).
-    Plain(PlainCredential),
-    /// Use this digest.
-    Digest(KeyDigest),
-    /// Use these credentials as a store kept them (a rotation in progress, a generation).
-    Restored(Credentials),
-}
 
 #[derive(Default)]
 struct Registry {
@@ -96,18 +66,18 @@ impl Registry {
             .filter(|c| c.kind() == ClientKind::JavaScript)
     }
 
-    fn client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+    fn client(&self, id: &ClientId) -> Result<Arc<Client>, ManageError> {
         self.clients
             .get(id)
             .cloned()
-            .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))
+            .ok_or_else(|| ManageError::unknown_client(id))
     }
 
-    fn account_of(&self, client: &Client) -> Result<Arc<Account>, ConfigError> {
+    fn account_of(&self, client: &Client) -> Result<Arc<Account>, ManageError> {
         self.accounts
             .get(client.account_id())
             .cloned()
-            .ok_or_else(|| ConfigError::UnknownAccount(client.account_id().to_string()))
+            .ok_or_else(|| ManageError::unknown_account(client.account_id()))
     }
 
     fn clients_of<'a>(&'a self, account: &AccountId) -> impl Iterator<Item = &'a Client> + 'a {
@@ -166,32 +136,22 @@ impl std::fmt::Debug for InMemoryStore {
     }
 }
 
-pub(super) fn generated_id(prefix: &str) -> Result<String, ConfigError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).map_err(|_| ConfigError::RandomSource)?;
-    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-pub(super) fn credential_kind(kind: ClientKind) -> CredentialKind {
-    match kind {
-        ClientKind::JavaScript => CredentialKind::ApiKey,
-        ClientKind::NativeConfidential => CredentialKind::ClientSecret,
-    }
-}
-
 impl InMemoryStore {
     /// An empty store on the system clock.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
-    }
-
-    /// An empty store on the given clock (used for rotation grace periods).
-    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
             state: RwLock::new(Registry::default()),
-            clock,
+            clock: Arc::new(SystemClock),
             max_grants: crate::client::DEFAULT_MAX_GRANTS,
         }
+    }
+
+    /// Times rotation grace periods and the lock-out guard on `clock` (the system clock by
+    /// default).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Allows at most `max` grants per client (100 by default).
@@ -211,15 +171,13 @@ impl InMemoryStore {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Creates an account and its two default clients (one of each kind, holding all of the
-    /// account's roles and no restrictions), returning their credentials once.
-    pub fn create_account(&self, account: Account) -> Result<CreatedAccount, ConfigError> {
+    /// Opens an account with its two default clients (one of each kind, holding all of the
+    /// account's roles and no restrictions), returning their credentials once. The
+    /// synchronous form of [`ManagedStore::create_account`].
+    pub fn open_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
         let mut state = self.write();
         if state.accounts.contains_key(&account.id) {
-            return Err(ConfigError::DuplicateId {
-                what: "account",
-                id: account.id.to_string(),
-            });
+            return Err(ManageError::duplicate_account(&account.id));
         }
         let id = account.id.clone();
         let account = Arc::new(account);
@@ -230,14 +188,14 @@ impl InMemoryStore {
                 &mut state,
                 &id,
                 ClientSpec::javascript("Default JavaScript client"),
-                StoredCredential::Generate,
+                NewCredential::Generate,
             )?;
             let native = Self::insert_locked(
                 self.max_grants,
                 &mut state,
                 &id,
                 ClientSpec::native("Default native client"),
-                StoredCredential::Generate,
+                NewCredential::Generate,
             )?;
             Ok((javascript, native))
         })();
@@ -263,13 +221,10 @@ impl InMemoryStore {
     }
 
     /// Adds an account without default clients (for loading from a file).
-    pub fn insert_account(&self, account: Account) -> Result<Arc<Account>, ConfigError> {
+    pub fn insert_account(&self, account: Account) -> Result<Arc<Account>, ManageError> {
         let mut state = self.write();
         if state.accounts.contains_key(&account.id) {
-            return Err(ConfigError::DuplicateId {
-                what: "account",
-                id: account.id.to_string(),
-            });
+            return Err(ManageError::duplicate_account(&account.id));
         }
         let account = Arc::new(account);
         state.accounts.insert(account.id.clone(), account.clone());
@@ -278,28 +233,29 @@ impl InMemoryStore {
 
     /// Changes an account. Its id cannot change. Role removals take effect on its clients'
     /// very next request.
-    pub fn update_account(
+    pub fn change_account(
         &self,
         id: &AccountId,
         change: impl FnOnce(&mut Account),
-    ) -> Result<Arc<Account>, ConfigError> {
-        self.try_update_account(id, |account| {
+    ) -> Result<Arc<Account>, ManageError> {
+        self.try_change_account(id, |account| {
             change(account);
             Ok(())
         })
     }
 
-    /// Changes an account with a change that may refuse; validated as at creation.
-    pub fn try_update_account(
+    /// Changes an account with a change that may refuse; validated as at creation. The
+    /// synchronous form of [`ManagedStore::update_account`].
+    pub fn try_change_account(
         &self,
         id: &AccountId,
         change: impl FnOnce(&mut Account) -> Result<(), ConfigError>,
-    ) -> Result<Arc<Account>, ConfigError> {
+    ) -> Result<Arc<Account>, ManageError> {
         let mut state = self.write();
         let current = state
             .accounts
             .get(id)
-            .ok_or_else(|| ConfigError::UnknownAccount(id.to_string()))?;
+            .ok_or_else(|| ManageError::unknown_account(id))?;
         let mut next = Account::clone(current);
         change(&mut next)?;
         if next.id != *id {
@@ -307,7 +263,8 @@ impl InMemoryStore {
                 field: "account id",
                 value: next.id.to_string(),
                 reason: "an account's id cannot change",
-            });
+            }
+            .into());
         }
         crate::client::Account::new(next.id.clone(), next.name.clone(), next.roles.clone())?;
         next.contact.validate()?;
@@ -316,19 +273,20 @@ impl InMemoryStore {
         Ok(next)
     }
 
-    /// Creates a client with a fresh credential, returned once.
-    pub fn create_client(
+    /// Adds a client with a fresh credential, returned once. The synchronous form of
+    /// [`ManagedStore::create_client`].
+    pub fn add_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
-    ) -> Result<CreatedClient, ConfigError> {
+    ) -> Result<CreatedClient, ManageError> {
         let mut state = self.write();
         Self::insert_locked(
             self.max_grants,
             &mut state,
             account,
             spec,
-            StoredCredential::Generate,
+            NewCredential::Generate,
         )?
         .into_created()
     }
@@ -338,8 +296,8 @@ impl InMemoryStore {
         &self,
         account: &AccountId,
         spec: ClientSpec,
-        credential: StoredCredential,
-    ) -> Result<(Arc<Client>, Option<PlainCredential>), ConfigError> {
+        credential: NewCredential,
+    ) -> Result<(Arc<Client>, Option<PlainCredential>), ManageError> {
         let mut state = self.write();
         let inserted = Self::insert_locked(self.max_grants, &mut state, account, spec, credential)?;
         Ok((inserted.client, inserted.generated))
@@ -350,59 +308,28 @@ impl InMemoryStore {
         state: &mut Registry,
         account_id: &AccountId,
         spec: ClientSpec,
-        credential: StoredCredential,
-    ) -> Result<Inserted, ConfigError> {
+        credential: NewCredential,
+    ) -> Result<Inserted, ManageError> {
         let account = state
             .accounts
             .get(account_id)
-            .ok_or_else(|| ConfigError::UnknownAccount(account_id.to_string()))?
+            .ok_or_else(|| ManageError::unknown_account(account_id))?
             .clone();
         let id = match &spec.id {
             Some(id) => id.clone(),
             None => loop {
-                let id = ClientId::new(generated_id("cl_")?)?;
+                let id = new_client_id()?;
                 if !state.clients.contains_key(&id) {
                     break id;
                 }
             },
         };
         if state.clients.contains_key(&id) {
-            return Err(ConfigError::DuplicateId {
-                what: "client",
-                id: id.to_string(),
-            });
+            return Err(ManageError::duplicate_client(&id));
         }
-        let expected = credential_kind(spec.kind);
-        let (credentials, generated) = match credential {
-            StoredCredential::Generate => {
-                let plain = PlainCredential::generate(expected)?;
-                (Credentials::new(plain.digest()), Some(plain))
-            }
-            StoredCredential::Plain(plain) => {
-                if plain.kind() != expected {
-                    return Err(ConfigError::InvalidCredential {
-                        client: id.to_string(),
-                        field: match expected {
-                            CredentialKind::ApiKey => "api_key",
-                            CredentialKind::ClientSecret => "client_secret",
-                        },
-                        reason: "it is a credential of the other kind",
-                    });
-                }
-                (Credentials::new(plain.digest()), None)
-            }
-            StoredCredential::Digest(d) => (Credentials::new(d), None),
-            StoredCredential::Restored(c) => (c, None),
-        };
+        let (credentials, generated) = credential.resolve(&id, spec.kind)?;
         if credentials.digests().any(|d| state.digest_in_use(d)) {
-            return Err(ConfigError::InvalidCredential {
-                client: id.to_string(),
-                field: match expected {
-                    CredentialKind::ApiKey => "api_key",
-                    CredentialKind::ClientSecret => "client_secret",
-                },
-                reason: "another client already holds this credential",
-            });
+            return Err(credential_taken(&id, spec.kind).into());
         }
         let client = Arc::new(Client::build_limited(
             id.clone(),
@@ -423,21 +350,20 @@ impl InMemoryStore {
 
     /// Changes a client's settings; the change is validated as at creation. Its id and kind
     /// cannot change.
-    pub fn update_client(
+    pub fn change_client(
         &self,
         id: &ClientId,
         change: impl FnOnce(&mut ClientSpec),
-    ) -> Result<Arc<Client>, ConfigError> {
-        self.update_client_if(id, &Precondition::default(), |spec| {
+    ) -> Result<Arc<Client>, ManageError> {
+        self.change_client_if(id, &Precondition::default(), |spec| {
             change(spec);
             Ok(())
         })
-        .map_err(unconditional)
     }
 
     /// Changes a client's settings if `pre` holds, checked under the same lock as the
-    /// change.
-    pub fn update_client_if(
+    /// change. The synchronous form of [`ManagedStore::update_client`].
+    pub fn change_client_if(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -465,8 +391,8 @@ impl InMemoryStore {
         &self,
         id: &ClientId,
         status: Status,
-    ) -> Result<Arc<Client>, ConfigError> {
-        self.update_client(id, |spec| spec.status = status)
+    ) -> Result<Arc<Client>, ManageError> {
+        self.change_client(id, |spec| spec.status = status)
     }
 
     /// Replaces a client's credential. Without `grace`, every older credential stops at once;
@@ -475,13 +401,13 @@ impl InMemoryStore {
         &self,
         id: &ClientId,
         grace: Option<time::Duration>,
-    ) -> Result<PlainCredential, ConfigError> {
+    ) -> Result<PlainCredential, ManageError> {
         self.regenerate_if(id, &Precondition::default(), grace)
             .map(|(_, plain)| plain)
-            .map_err(unconditional)
     }
 
-    /// Replaces a client's credential if `pre` holds.
+    /// Replaces a client's credential if `pre` holds. The synchronous form of
+    /// [`ManagedStore::regenerate_client`].
     pub fn regenerate_if(
         &self,
         id: &ClientId,
@@ -498,7 +424,7 @@ impl InMemoryStore {
             ..pre.clone()
         };
         check_precondition(&check, &current, &account, Some(&current), [], now)?;
-        let plain = PlainCredential::generate(credential_kind(current.kind()))?;
+        let plain = fresh_credential(credential_kind(current.kind()))?;
         let grace_until = grace.filter(|g| g.is_positive()).map(|g| now + g);
         let next = state.replace_credentials(
             &current,
@@ -509,20 +435,20 @@ impl InMemoryStore {
 
     /// Ends a rotation's grace period early: the previous credential, and every token minted
     /// with it, stops at once. Without a previous credential this changes nothing.
-    pub fn retire_previous(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
+    pub fn retire_previous(&self, id: &ClientId) -> Result<Arc<Client>, ManageError> {
         let mut state = self.write();
         let current = state.client(id)?;
         Ok(state.replace_credentials(&current, current.credentials().without_previous()))
     }
 
     /// Removes a client; its credentials stop working at once.
-    pub fn delete_client(&self, id: &ClientId) -> Result<Arc<Client>, ConfigError> {
-        self.delete_client_if(id, &Precondition::default())
-            .map_err(unconditional)
+    pub fn remove_client(&self, id: &ClientId) -> Result<Arc<Client>, ManageError> {
+        self.remove_client_if(id, &Precondition::default())
     }
 
-    /// Removes a client if `pre` holds.
-    pub fn delete_client_if(
+    /// Removes a client if `pre` holds. The synchronous form of
+    /// [`ManagedStore::delete_client`].
+    pub fn remove_client_if(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -552,8 +478,9 @@ impl InMemoryStore {
         self.read().clients.get(id).cloned()
     }
 
-    /// The account with this id.
-    pub fn get_account(&self, id: &AccountId) -> Option<Arc<Account>> {
+    /// The account with this id, answered at once (the synchronous form of
+    /// [`ClientStore::account`]).
+    pub fn account_now(&self, id: &AccountId) -> Option<Arc<Account>> {
         self.read().accounts.get(id).cloned()
     }
 
@@ -582,32 +509,15 @@ impl InMemoryStore {
     }
 }
 
-/// A management error of an unconditional change, which can only be invalid input.
-fn unconditional(e: ManageError) -> ConfigError {
-    match e {
-        ManageError::Invalid(e) => e,
-        // An in-memory store has no I/O, and no precondition was given.
-        other => ConfigError::InvalidField {
-            field: "client",
-            value: String::new(),
-            reason: if matches!(other, ManageError::Store(_)) {
-                "the store failed"
-            } else {
-                "a precondition failed"
-            },
-        },
-    }
-}
-
 struct Inserted {
     client: Arc<Client>,
     generated: Option<PlainCredential>,
 }
 
 impl Inserted {
-    fn into_created(self) -> Result<CreatedClient, ConfigError> {
+    fn into_created(self) -> Result<CreatedClient, ManageError> {
         // Only called for generated credentials.
-        let credential = self.generated.ok_or(ConfigError::RandomSource)?;
+        let credential = self.generated.ok_or(ManageError::RandomSource)?;
         Ok(CreatedClient {
             client: self.client,
             credential,
@@ -684,7 +594,7 @@ impl ManagedStore for InMemoryStore {
     }
 
     async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
-        Ok(InMemoryStore::create_account(self, account)?)
+        self.open_account(account)
     }
 
     async fn update_account(
@@ -692,12 +602,12 @@ impl ManagedStore for InMemoryStore {
         id: &AccountId,
         change: AccountChange,
     ) -> Result<Arc<Account>, ManageError> {
-        Ok(self.try_update_account(id, change)?)
+        self.try_change_account(id, change)
     }
 
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
-        if self.get_account(account).is_none() {
-            return Err(ConfigError::UnknownAccount(account.to_string()).into());
+        if self.account_now(account).is_none() {
+            return Err(ManageError::unknown_account(account));
         }
         Ok(self.clients_of(account))
     }
@@ -707,7 +617,7 @@ impl ManagedStore for InMemoryStore {
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        Ok(InMemoryStore::create_client(self, account, spec)?)
+        self.add_client(account, spec)
     }
 
     async fn update_client(
@@ -716,7 +626,7 @@ impl ManagedStore for InMemoryStore {
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError> {
-        self.update_client_if(id, pre, change)
+        self.change_client_if(id, pre, change)
     }
 
     async fn regenerate_client(
@@ -733,7 +643,7 @@ impl ManagedStore for InMemoryStore {
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError> {
-        self.delete_client_if(id, pre)
+        self.remove_client_if(id, pre)
     }
 }
 
@@ -762,22 +672,22 @@ mod tests {
     #[test]
     fn a_new_account_gets_two_default_clients_with_all_its_roles() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         assert_eq!(made.javascript.client.kind(), ClientKind::JavaScript);
         assert_eq!(made.native.client.kind(), ClientKind::NativeConfidential);
         assert_eq!(made.native.client.roles(), &made.account.roles);
         assert!(made.javascript.client.origins().is_empty());
         assert_eq!(store.clients_of(&made.account.id).len(), 2);
         assert!(matches!(
-            store.create_account(account("acme")),
-            Err(ConfigError::DuplicateId { .. })
+            store.open_account(account("acme")),
+            Err(ManageError::Duplicate { .. })
         ));
     }
 
     #[test]
     fn keys_resolve_and_secrets_do_not() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let key = made.javascript.credential.digest();
         let secret = made.native.credential.digest();
         block(async {
@@ -790,7 +700,7 @@ mod tests {
     #[test]
     fn regenerating_without_grace_stops_the_old_key_at_once() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.javascript.client.id().clone();
         let new = store.regenerate(&id, None).unwrap();
         block(async {
@@ -808,8 +718,8 @@ mod tests {
     #[test]
     fn regenerating_with_grace_keeps_the_old_key_until_the_grace_ends() {
         let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-        let store = InMemoryStore::with_clock(Arc::new(clock.clone()));
-        let made = store.create_account(account("acme")).unwrap();
+        let store = InMemoryStore::new().clock(Arc::new(clock.clone()));
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.javascript.client.id().clone();
         let old = made.javascript.credential.digest();
         store
@@ -830,7 +740,7 @@ mod tests {
     #[test]
     fn retiring_the_previous_key_stops_it_before_its_grace_ends() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.javascript.client.id().clone();
         let old = made.javascript.credential.digest();
         let new = store
@@ -846,24 +756,24 @@ mod tests {
         });
         assert!(matches!(
             store.retire_previous(&ClientId::new("nobody").unwrap()),
-            Err(ConfigError::UnknownClient(_))
+            Err(ManageError::NotFound { .. })
         ));
     }
 
     #[test]
     fn updates_are_validated_and_cannot_change_kind() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.native.client.id().clone();
         let err = store
-            .update_client(&id, |s| s.allowed_origins = vec!["example.com".into()])
+            .change_client(&id, |s| s.allowed_origins = vec!["example.com".into()])
             .unwrap_err();
         assert!(matches!(
             err,
-            ConfigError::OriginsOnConfidentialClient { .. }
+            ManageError::Invalid(ConfigError::OriginsOnConfidentialClient { .. })
         ));
         let err = store
-            .update_client(&id, |s| s.kind = ClientKind::JavaScript)
+            .change_client(&id, |s| s.kind = ClientKind::JavaScript)
             .unwrap_err();
         assert!(err.to_string().contains("kind"));
         let c = store.set_client_status(&id, Status::Inactive).unwrap();
@@ -873,9 +783,9 @@ mod tests {
     #[test]
     fn deleted_clients_disappear_from_every_index() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.javascript.client.id().clone();
-        store.delete_client(&id).unwrap();
+        store.remove_client(&id).unwrap();
         assert!(store.client(&id).is_none());
         assert_eq!(store.clients_of(&made.account.id).len(), 1);
         block(async {
@@ -888,13 +798,14 @@ mod tests {
             );
         });
         assert!(matches!(
-            store.delete_client(&id),
-            Err(ConfigError::UnknownClient(_))
+            store.remove_client(&id),
+            Err(ManageError::NotFound { .. })
         ));
     }
 
     #[test]
     fn a_credential_cannot_be_shared_by_two_clients() {
+        use crate::client::CredentialKind;
         let store = InMemoryStore::new();
         store.insert_account(account("acme")).unwrap();
         let key = PlainCredential::generate(CredentialKind::ApiKey).unwrap();
@@ -903,14 +814,14 @@ mod tests {
             .insert_client(
                 &acme,
                 ClientSpec::javascript("a"),
-                StoredCredential::Plain(key.clone()),
+                NewCredential::Plain(key.clone()),
             )
             .unwrap();
         let err = store
             .insert_client(
                 &acme,
                 ClientSpec::javascript("b"),
-                StoredCredential::Plain(key),
+                NewCredential::Plain(key),
             )
             .unwrap_err();
         assert!(err.to_string().contains("another client"));
@@ -919,20 +830,20 @@ mod tests {
     #[test]
     fn account_changes_are_validated() {
         let store = InMemoryStore::new();
-        let made = store.create_account(account("acme")).unwrap();
+        let made = store.open_account(account("acme")).unwrap();
         let id = made.account.id.clone();
         let a = store
-            .update_account(&id, |a| a.roles = RoleSet::from_iter([Role::EVALUATOR]))
+            .change_account(&id, |a| a.roles = RoleSet::from_iter([Role::EVALUATOR]))
             .unwrap();
         assert_eq!(a.roles.len(), 1);
         assert!(
             store
-                .update_account(&id, |a| a.name = String::new())
+                .change_account(&id, |a| a.name = String::new())
                 .is_err()
         );
         assert!(
             store
-                .update_account(&AccountId::new("nope").unwrap(), |_| {})
+                .change_account(&AccountId::new("nope").unwrap(), |_| {})
                 .is_err()
         );
     }

@@ -1,5 +1,8 @@
 //! Where clients and accounts live: the [`ClientStore`] trait the layer reads through, the
-//! [`InMemoryStore`], the [`Snapshot`] file format and the [`FileStore`] that keeps it.
+//! [`ManagedStore`] contract the admin API and the command-line tool change them through
+//! (with [`ManageError`]), and the backends: the [`InMemoryStore`], the [`FileStore`] that
+//! keeps a [`ClientsFile`](crate::document::ClientsFile), and, with the `postgres` feature,
+//! `PostgresStore`. [`CachedStore`] sits in front of a remote one.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -11,7 +14,7 @@
 //! let store = Arc::new(InMemoryStore::new());
 //! let account = Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
-//! let created = store.create_account(account)?;
+//! let created = store.open_account(account)?;
 //! let key = created.javascript.credential.expose();
 //!
 //! let dyn_store: Arc<dyn ClientStore> = store.clone();
@@ -20,13 +23,13 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod cached;
 mod file;
 mod manage;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,19 +43,34 @@ pub use crate::error::BackendError;
 /// usage counter or a shared rate limiter): past it the request is answered 503.
 pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 
+pub(crate) use budget::within_budget;
+
 pub use cached::{
-    CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL, Invalidation,
+    CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
 };
+pub use file::GeneratedCredential;
 pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
-    AccountChange, ClientChange, ManageError, ManagedStore, Precondition, can_administer,
-    check_precondition, etag_matches,
+    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
+    NewCredential, Precondition, RecordKind, can_administer, check_precondition, etag_matches,
 };
-pub use memory::{CreatedAccount, CreatedClient, InMemoryStore, StoredCredential};
+pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};
-pub use snapshot::{GeneratedCredential, Snapshot, SnapshotError};
+
+/// What changed in a store, so that caches drop what they hold of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// One client: its settings, status or credentials, or the client was created or
+    /// deleted.
+    Client(ClientId),
+    /// An account, and so every one of its clients (roles, status, quota).
+    Account(AccountId),
+    /// Anything: changes may have been missed (a notification connection was lost).
+    Everything,
+}
 
 /// A client together with its account, as the layer needs them for a decision.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -77,6 +77,23 @@ pub fn credential_binding(digest: &KeyDigest) -> String {
     URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
 }
 
+/// Why a token could not be minted. These are runtime failures, not configuration: the
+/// token endpoint answers them with 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The client holds no credential of the generation the token was to be bound to (it
+    /// was regenerated meanwhile).
+    #[error("the client holds no credential of generation {0}")]
+    UnknownGeneration(u64),
+    /// The signing key with this id could not sign.
+    #[error("the signing key `{0}` could not sign")]
+    Signing(String),
+    /// The operating system's random source failed (for the token's `jti`).
+    #[error("the operating system's random source failed")]
+    RandomSource,
+}
+
 /// A freshly minted token.
 #[derive(Clone)]
 pub struct IssuedToken {
@@ -98,8 +115,9 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
-struct Settings {
-    keys: RwLock<KeyRing>,
+/// What an issuer is configured with: plain values, set while building.
+#[derive(Clone)]
+struct IssuerSettings {
     issuer: String,
     audience: String,
     lifetime: Duration,
@@ -118,9 +136,15 @@ struct Settings {
 ///     .audience("maps-api");
 /// # Ok::<(), gis_auth::ConfigError>(())
 /// ```
+///
+/// An issuer and its clones are one issuer: they share their keys, so a key rotated through
+/// any of them signs and verifies for all. A setting changed on an issuer that has been
+/// cloned makes a new issuer, with a copy of the keys as they are then; the clones made
+/// before keep their settings and their keys.
 #[derive(Clone)]
 pub struct TokenIssuer {
-    settings: Arc<Settings>,
+    settings: Arc<IssuerSettings>,
+    keys: Arc<RwLock<KeyRing>>,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -139,57 +163,49 @@ impl TokenIssuer {
     #[must_use]
     pub fn new(key: SigningKey) -> Self {
         Self {
-            settings: Arc::new(Settings {
-                keys: RwLock::new(KeyRing::new(key)),
+            settings: Arc::new(IssuerSettings {
                 issuer: "gis-auth".to_owned(),
                 audience: "gis-auth".to_owned(),
                 lifetime: DEFAULT_TOKEN_LIFETIME,
                 leeway: DEFAULT_LEEWAY,
                 clock: Arc::new(SystemClock),
             }),
+            keys: Arc::new(RwLock::new(KeyRing::new(key))),
         }
     }
 
-    fn settings(&mut self) -> &mut Settings {
-        // Builder methods run before the issuer is shared; if it already is, the builder
-        // gets its own copy of the settings.
-        if Arc::get_mut(&mut self.settings).is_none() {
-            let s = &self.settings;
-            let keys = s
-                .keys
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            self.settings = Arc::new(Settings {
-                keys: RwLock::new(keys),
-                issuer: s.issuer.clone(),
-                audience: s.audience.clone(),
-                lifetime: s.lifetime,
-                leeway: s.leeway,
-                clock: s.clock.clone(),
-            });
+    /// The settings, to change; an issuer shared with clones first takes its own copy of
+    /// the keys, so the clones stay as they were.
+    fn configure(&mut self) -> &mut IssuerSettings {
+        if Arc::get_mut(&mut self.keys).is_none() {
+            let keys = self.key_ring().clone();
+            self.keys = Arc::new(RwLock::new(keys));
         }
-        Arc::get_mut(&mut self.settings).expect("the settings were just made unique")
+        Arc::make_mut(&mut self.settings)
+    }
+
+    fn key_ring(&self) -> RwLockReadGuard<'_, KeyRing> {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The `iss` claim tokens carry and must carry.
     #[must_use]
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
-        self.settings().issuer = iss.into();
+        self.configure().issuer = iss.into();
         self
     }
 
     /// The `aud` claim tokens carry and must carry.
     #[must_use]
     pub fn audience(mut self, aud: impl Into<String>) -> Self {
-        self.settings().audience = aud.into();
+        self.configure().audience = aud.into();
         self
     }
 
     /// The lifetime of new tokens (one hour by default).
     #[must_use]
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings().lifetime = lifetime;
+        self.configure().lifetime = lifetime;
         self
     }
 
@@ -203,14 +219,14 @@ impl TokenIssuer {
                 reason: "the leeway is at most 300 seconds",
             });
         }
-        self.settings().leeway = leeway;
+        self.configure().leeway = leeway;
         Ok(self)
     }
 
     /// The clock for `iat`, `nbf`, `exp` and their checks.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.settings().clock = clock;
+        self.configure().clock = clock;
         self
     }
 
@@ -229,8 +245,7 @@ impl TokenIssuer {
     pub fn rotate_key(&self, next: SigningKey, grace: Duration) -> Result<(), ConfigError> {
         let now = self.now();
         let until = now + grace;
-        self.settings
-            .keys
+        self.keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .rotate(next, until, now)
@@ -238,13 +253,7 @@ impl TokenIssuer {
 
     /// The id of the key that signs new tokens.
     pub fn current_kid(&self) -> String {
-        self.settings
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .current()
-            .kid()
-            .to_owned()
+        self.key_ring().current().kid().to_owned()
     }
 
     /// Mints a token for `client` with `scope`, at credential `generation`, expiring after
@@ -256,7 +265,7 @@ impl TokenIssuer {
         scope: &RoleSet,
         generation: u64,
         not_after: Option<OffsetDateTime>,
-    ) -> Result<IssuedToken, ConfigError> {
+    ) -> Result<IssuedToken, IssueError> {
         let now = self.now();
         let mut exp = now + self.settings.lifetime;
         if let Some(limit) = not_after {
@@ -266,13 +275,9 @@ impl TokenIssuer {
             .credentials()
             .of_generation(generation)
             .map(credential_binding)
-            .ok_or_else(|| ConfigError::InvalidField {
-                field: "generation",
-                value: generation.to_string(),
-                reason: "the client holds no credential of this generation",
-            })?;
+            .ok_or(IssueError::UnknownGeneration(generation))?;
         let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti).map_err(|_| ConfigError::RandomSource)?;
+        getrandom::fill(&mut jti).map_err(|_| IssueError::RandomSource)?;
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
@@ -290,24 +295,12 @@ impl TokenIssuer {
             generation,
             cred,
         };
-        let key = self
-            .settings
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .current()
-            .clone();
+        let key = self.key_ring().current().clone();
         let mut header = Header::new(key.algorithm());
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         header.kid = Some(key.kid().to_owned());
-        let access_token =
-            jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(|_| {
-                ConfigError::InvalidField {
-                    field: "signing key",
-                    value: key.kid().to_owned(),
-                    reason: "the key could not sign",
-                }
-            })?;
+        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding())
+            .map_err(|_| IssueError::Signing(key.kid().to_owned()))?;
         Ok(IssuedToken {
             access_token,
             expires_in: u64::try_from((exp - now).whole_seconds()).unwrap_or(0),
@@ -343,10 +336,7 @@ impl TokenIssuer {
             .as_deref()
             .ok_or(RejectionKind::UnknownCredential)?;
         let key = self
-            .settings
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .key_ring()
             .verifying(kid, now)
             .cloned()
             .ok_or(RejectionKind::UnknownCredential)?;
@@ -406,10 +396,7 @@ impl TokenIssuer {
     /// Whether `key` is still the live key for its `kid` at `now` (not retired past its
     /// grace, and its kid not given to another key since).
     pub(crate) fn key_live(&self, key: &Arc<SigningKey>, now: OffsetDateTime) -> bool {
-        self.settings
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.key_ring()
             .verifying(key.kid(), now)
             .is_some_and(|live| Arc::ptr_eq(live, key))
     }
@@ -510,6 +497,63 @@ mod tests {
         clock.advance(time::Duration::seconds(600));
         assert!(issuer.decode(&old.access_token, clock.now()).is_err());
         assert!(issuer.decode(&new.access_token, clock.now()).is_ok());
+    }
+
+    #[test]
+    fn configuring_after_a_clone_leaves_the_clone_as_it_was() {
+        let (issuer, clock, client, account) = fixture();
+        let verifier = issuer.clone();
+        issuer
+            .rotate_key(SigningKey::hs256("k2", &[3; 32]).unwrap(), Duration::ZERO)
+            .unwrap();
+        assert_eq!(verifier.current_kid(), "k2", "clones share their keys");
+
+        let shorter = issuer.lifetime(Duration::from_secs(60)).audience("maps");
+        shorter
+            .rotate_key(SigningKey::hs256("k3", &[4; 32]).unwrap(), Duration::ZERO)
+            .unwrap();
+        assert_eq!(shorter.current_kid(), "k3");
+        assert_eq!(verifier.current_kid(), "k2", "the clone keeps its keys");
+        assert_eq!(verifier.token_lifetime(), DEFAULT_TOKEN_LIFETIME);
+        let t = verifier
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert_eq!(t.expires_in, 3600);
+        assert!(verifier.decode(&t.access_token, clock.now()).is_ok());
+        assert!(shorter.decode(&t.access_token, clock.now()).is_err());
+    }
+
+    #[test]
+    fn the_order_of_the_settings_does_not_matter() {
+        let (_, clock, client, account) = fixture();
+        let key = || SigningKey::hs256("k1", &[1; 32]).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        let one = TokenIssuer::new(key())
+            .issuer("https://maps.example.com")
+            .lifetime(Duration::from_secs(900))
+            .clock(clock.clone())
+            .leeway(Duration::from_secs(30))
+            .unwrap();
+        let other = TokenIssuer::new(key())
+            .leeway(Duration::from_secs(30))
+            .unwrap()
+            .clock(clock.clone())
+            .lifetime(Duration::from_secs(900))
+            .issuer("https://maps.example.com");
+        let a = one
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        let b = other
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        assert_eq!(a.expires_in, b.expires_in);
+        let (a_claims, _) = other.decode(&a.access_token, clock.now()).unwrap();
+        let (b_claims, _) = one.decode(&b.access_token, clock.now()).unwrap();
+        let without_jti = |c: AccessClaims| AccessClaims {
+            jti: String::new(),
+            ..c
+        };
+        assert_eq!(without_jti(a_claims), without_jti(b_claims));
     }
 
     #[test]

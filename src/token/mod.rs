@@ -44,8 +44,8 @@ use async_trait::async_trait;
 
 pub use endpoint::{MAX_TOKEN_REQUEST_BYTES, TokenService};
 pub use issuer::{
-    ACCESS_TOKEN_TYP, AccessClaims, DEFAULT_LEEWAY, DEFAULT_TOKEN_LIFETIME, IssuedToken,
-    TokenIssuer, credential_binding,
+    ACCESS_TOKEN_TYP, AccessClaims, DEFAULT_LEEWAY, DEFAULT_TOKEN_LIFETIME, IssueError,
+    IssuedToken, TokenIssuer, credential_binding,
 };
 pub use keys::SigningKey;
 pub use lockout::LockoutPolicy;

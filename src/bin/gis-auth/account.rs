@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use gis_auth::client::{Account, AccountId, Contact, Status};
-use gis_auth::store::{CreatedClient, ManagedStore};
-use serde_json::{Value, json};
+use gis_auth::document::{AccountDocument, ClientView, CreatedClientView};
+use gis_auth::store::{CreatedClient, ManageError, ManagedStore};
+use serde_json::json;
 
 use crate::output::{
-    Failure, Output, Table, account_fields, account_json, client_json, created_json,
-    credential_fields, kind_text, note, roles_text, status_text, time_text,
+    Failure, Output, Table, account_fields, credential_fields, note, roles_text, time_text,
 };
-use crate::settings::{self, ContactFlags, StatusArg};
+use crate::settings::{self, ContactFlags};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -51,8 +51,8 @@ pub struct CreateArgs {
     roles: Vec<String>,
 
     /// `active` (the default) or `inactive`.
-    #[arg(long, value_enum)]
-    status: Option<StatusArg>,
+    #[arg(long, value_parser = settings::status())]
+    status: Option<Status>,
 
     /// Transactions per UTC day, or `unlimited` (the default).
     #[arg(long, value_name = "TRANSACTIONS")]
@@ -116,7 +116,7 @@ pub fn new_account(args: CreateArgs) -> Result<Account, Failure> {
     args.contact.apply(&mut contact)?;
     let name = args.name.unwrap_or_else(|| id.to_string());
     Ok(Account::new(id, name, roles)?
-        .with_status(args.status.map_or(Status::Active, Status::from))
+        .with_status(args.status.unwrap_or_default())
         .with_daily_quota(quota)
         .with_contact(contact))
 }
@@ -130,11 +130,11 @@ pub async fn create(
     let created = store.create_account(account).await?;
     let defaults = [&created.javascript, &created.native];
     if out.is_json() {
-        let clients: Vec<Value> = defaults
+        let clients: Vec<CreatedClientView> = defaults
             .iter()
-            .map(|c| created_json(&c.client, &created.account, &c.credential))
+            .map(|c| CreatedClientView::of(&c.client, &created.account, &c.credential))
             .collect();
-        out.json(&json!({"account": account_json(&created.account), "clients": clients}))?;
+        out.json(&json!({"account": AccountDocument::of(&created.account), "clients": clients}))?;
     } else {
         out.fields(&account_fields(&created.account))?;
         for c in defaults {
@@ -150,7 +150,7 @@ pub async fn create(
 pub fn created_fields(created: &CreatedClient) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("client", created.client.id().to_string()),
-        ("kind", kind_text(created.client.kind()).to_owned()),
+        ("kind", created.client.kind().to_string()),
     ];
     fields.extend(credential_fields(&created.client, &created.credential));
     fields
@@ -159,7 +159,8 @@ pub fn created_fields(created: &CreatedClient) -> Vec<(&'static str, String)> {
 async fn list(store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {
     let accounts = store.list_accounts().await?;
     if out.is_json() {
-        let accounts: Vec<Value> = accounts.iter().map(|a| account_json(a)).collect();
+        let accounts: Vec<AccountDocument> =
+            accounts.iter().map(|a| AccountDocument::of(a)).collect();
         return out.json(&json!({ "accounts": accounts }));
     }
     let mut table = Table::new(["ID", "NAME", "ROLES", "STATUS", "DAILY QUOTA", "CLIENTS"]);
@@ -169,7 +170,7 @@ async fn list(store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure>
             a.id.to_string(),
             a.name.clone(),
             roles_text(&a.roles),
-            status_text(a.status),
+            a.status.to_string(),
             a.daily_quota
                 .map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
             clients.to_string(),
@@ -184,15 +185,18 @@ pub async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Arc<Account
     store
         .account(&id)
         .await?
-        .ok_or_else(|| gis_auth::ConfigError::UnknownAccount(id.to_string()).into())
+        .ok_or_else(|| ManageError::unknown_account(&id).into())
 }
 
 async fn show(id: &str, store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {
     let account = find(store, id).await?;
     let clients = store.list_clients(&account.id).await?;
     if out.is_json() {
-        let clients: Vec<Value> = clients.iter().map(|c| client_json(c, &account)).collect();
-        return out.json(&json!({"account": account_json(&account), "clients": clients}));
+        let clients: Vec<ClientView> = clients
+            .iter()
+            .map(|c| ClientView::of(c, &account))
+            .collect();
+        return out.json(&json!({"account": AccountDocument::of(&account), "clients": clients}));
     }
     out.fields(&account_fields(&account))?;
     out.line("")?;
@@ -200,9 +204,9 @@ async fn show(id: &str, store: &Arc<dyn ManagedStore>, out: Output) -> Result<()
     for c in &clients {
         table.row(vec![
             c.id().to_string(),
-            kind_text(c.kind()).to_owned(),
+            c.kind().to_string(),
             c.name().to_owned(),
-            status_text(c.status()),
+            c.status().to_string(),
             roles_text(&c.effective_roles(&account)),
             time_text(c.expires_at()),
         ]);
@@ -274,7 +278,7 @@ async fn set_status(
 
 fn print_account(account: &Account, out: Output) -> Result<(), Failure> {
     if out.is_json() {
-        out.json(&account_json(account))
+        out.json(&AccountDocument::of(account))
     } else {
         out.fields(&account_fields(account))
     }

@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
+use gis_auth::ConfigError;
 use gis_auth::client::{AccountId, Client, ClientId, ClientKind, ClientSpec, Status};
-use gis_auth::store::{ManagedStore, Precondition, Resolved};
-use serde_json::{Value, json};
+use gis_auth::document::{ClientView, CreatedClientView};
+use gis_auth::store::{ManageError, ManagedStore, Precondition, Resolved};
+use serde_json::json;
 
 use crate::account::created_fields;
 use crate::output::{
-    Failure, Output, Table, client_fields, client_json, created_json, credential_fields, kind_text,
-    note, roles_text, status_text, time_text,
+    Failure, Output, Table, client_fields, credential_fields, note, roles_text, time_text,
 };
 use crate::settings::{self, ClientFlags};
 
@@ -132,12 +133,12 @@ pub async fn run(
             print_client(&found.client, &found, out)
         }
         ClientCommand::Update(args) => {
-            let edits = args.settings.edits()?;
-            if edits.is_empty() {
+            let patch = args.settings.patch()?;
+            if patch.is_empty() {
                 crate::usage_error("nothing to change: give at least one setting to change");
             }
             change(&args.id, args.if_match, store, out, move |spec| {
-                edits.apply(spec)
+                patch.apply_to(spec)
             })
             .await
         }
@@ -145,12 +146,14 @@ pub async fn run(
         ClientCommand::Deactivate(args) => {
             change(&args.id, args.if_match, store, out, |spec| {
                 spec.status = Status::Inactive;
+                Ok(())
             })
             .await
         }
         ClientCommand::Activate(args) => {
             change(&args.id, args.if_match, store, out, |spec| {
                 spec.status = Status::Active;
+                Ok(())
             })
             .await
         }
@@ -173,7 +176,7 @@ async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Resolved, Failu
     store
         .resolve_id(&id)
         .await?
-        .ok_or_else(|| gis_auth::ConfigError::UnknownClient(id.to_string()).into())
+        .ok_or_else(|| ManageError::unknown_client(&id).into())
 }
 
 async fn create(
@@ -186,16 +189,16 @@ async fn create(
         KindArg::JavaScript => ClientKind::JavaScript,
         KindArg::Native => ClientKind::NativeConfidential,
     };
-    let edits = args.settings.edits()?;
+    let patch = args.settings.patch()?;
     let mut spec = ClientSpec::new(kind, "");
     if let Some(id) = &args.id {
         spec = spec.id(ClientId::new(id)?);
     }
-    edits.apply(&mut spec);
+    patch.apply_to(&mut spec)?;
     let created = store.create_client(&account, spec).await?;
     let account = find_account(store, &account).await?;
     if out.is_json() {
-        out.json(&created_json(
+        out.json(&CreatedClientView::of(
             &created.client,
             &account,
             &created.credential,
@@ -226,7 +229,7 @@ async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Res
         }
     }
     if out.is_json() {
-        let clients: Vec<Value> = rows.iter().map(|(c, a)| client_json(c, a)).collect();
+        let clients: Vec<ClientView> = rows.iter().map(|(c, a)| ClientView::of(c, a)).collect();
         return out.json(&json!({ "clients": clients }));
     }
     let mut table = Table::new([
@@ -236,9 +239,9 @@ async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Res
         table.row(vec![
             c.id().to_string(),
             a.id.to_string(),
-            kind_text(c.kind()).to_owned(),
+            c.kind().to_string(),
             c.name().to_owned(),
-            status_text(c.status()),
+            c.status().to_string(),
             roles_text(&c.effective_roles(a)),
             time_text(c.expires_at()),
         ]);
@@ -248,7 +251,7 @@ async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Res
 
 fn print_client(client: &Client, found: &Resolved, out: Output) -> Result<(), Failure> {
     if out.is_json() {
-        out.json(&client_json(client, &found.account))
+        out.json(&ClientView::of(client, &found.account))
     } else {
         out.fields(&client_fields(client, &found.account))
     }
@@ -259,18 +262,11 @@ async fn change(
     if_match: Option<String>,
     store: &Arc<dyn ManagedStore>,
     out: Output,
-    edit: impl FnOnce(&mut ClientSpec) + Send + 'static,
+    edit: impl FnOnce(&mut ClientSpec) -> Result<(), ConfigError> + Send + 'static,
 ) -> Result<(), Failure> {
     let id = ClientId::new(id)?;
     let client = store
-        .update_client(
-            &id,
-            &precondition(if_match),
-            Box::new(move |spec| {
-                edit(spec);
-                Ok(())
-            }),
-        )
+        .update_client(&id, &precondition(if_match), Box::new(edit))
         .await?;
     let found = find(store, id.as_str()).await?;
     print_client(&client, &found, out)
@@ -288,7 +284,7 @@ async fn regenerate(
         .await?;
     let account = find_account(store, client.account_id()).await?;
     if out.is_json() {
-        out.json(&created_json(&client, &account, &credential))?;
+        out.json(&CreatedClientView::of(&client, &account, &credential))?;
     } else {
         let mut fields = vec![("client", client.id().to_string())];
         fields.extend(credential_fields(&client, &credential));
@@ -311,7 +307,7 @@ async fn delete(
         .delete_client(found.client.id(), &precondition(args.if_match))
         .await?;
     if out.is_json() {
-        out.json(&json!({ "deleted": client_json(&client, &found.account) }))
+        out.json(&json!({ "deleted": ClientView::of(&client, &found.account) }))
     } else {
         out.line(&format!(
             "deleted client `{}` of account `{}`",

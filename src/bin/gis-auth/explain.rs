@@ -8,7 +8,7 @@ use clap::Args;
 use gis_auth::ConfigError;
 use gis_auth::client::{ClientId, RoleSet};
 use gis_auth::policy::{Decision, OriginEvidence, Policy, RequestFacts, standard_routes};
-use gis_auth::store::ManagedStore;
+use gis_auth::store::{ManageError, ManagedStore};
 use http::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -124,7 +124,7 @@ pub async fn run(
     let found = store
         .resolve_id(&id)
         .await?
-        .ok_or_else(|| ConfigError::UnknownClient(id.to_string()))?;
+        .ok_or_else(|| ManageError::unknown_client(&id))?;
     let policy = Policy::new(standard_routes()?);
     let origin = match (&args.origin, &args.referer) {
         (Some(o), _) => OriginEvidence::Origin(o),

@@ -4,11 +4,10 @@ use std::fmt;
 use std::io::Write as _;
 
 use gis_auth::ConfigError;
-use gis_auth::client::{
-    Account, Client, ClientDocument, ClientKind, PlainCredential, RoleSet, etag,
-};
+use gis_auth::client::{Account, Client, ClientKind, PlainCredential, RoleSet};
+use gis_auth::document::etag;
 use gis_auth::store::{BackendError, FileStoreError, ManageError};
-use serde_json::{Value, json};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -68,9 +67,10 @@ impl Output {
         self.json
     }
 
-    /// Prints one JSON document.
-    pub fn json(self, value: &Value) -> Result<(), Failure> {
-        let text = serde_json::to_string_pretty(value)
+    /// Prints one JSON document, its keys in order (as they always were).
+    pub fn json(self, value: &impl Serialize) -> Result<(), Failure> {
+        let text = serde_json::to_value(value)
+            .and_then(|value| serde_json::to_string_pretty(&value))
             .map_err(|e| Failure::new(format!("cannot print the result: {e}")))?;
         self.line(&text)
     }
@@ -191,37 +191,13 @@ pub fn time_text(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-pub fn kind_text(kind: ClientKind) -> &'static str {
-    match kind {
-        ClientKind::JavaScript => "JavaScript",
-        ClientKind::NativeConfidential => "NativeConfidential",
-    }
-}
-
-/// An account in the clients file's field names.
-pub fn account_json(a: &Account) -> Value {
-    let mut value = json!({
-        "id": a.id.as_str(),
-        "name": a.name,
-        "roles": a.roles,
-        "status": a.status,
-        "daily_quota": a.daily_quota,
-    });
-    if let (Value::Object(obj), Ok(Value::Object(contact))) =
-        (&mut value, serde_json::to_value(&a.contact))
-    {
-        obj.extend(contact);
-    }
-    value
-}
-
 /// An account as `label  value` lines.
 pub fn account_fields(a: &Account) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("id", a.id.to_string()),
         ("name", a.name.clone()),
         ("roles", roles_text(&a.roles)),
-        ("status", status_text(a.status)),
+        ("status", a.status.to_string()),
         (
             "daily_quota",
             a.daily_quota
@@ -240,37 +216,7 @@ pub fn account_fields(a: &Account) -> Vec<(&'static str, String)> {
     fields
 }
 
-pub fn status_text(status: gis_auth::client::Status) -> String {
-    if status.is_active() {
-        "active".to_owned()
-    } else {
-        "inactive".to_owned()
-    }
-}
-
-/// A client as the admin API shows it: the clients file's fields, `roles` explicit, and
-/// its ETag (for `--if-match`). Never a credential.
-pub fn client_json(client: &Client, account: &Account) -> Value {
-    let mut value = serde_json::to_value(ClientDocument::of(client, account)).unwrap_or_default();
-    if let Value::Object(obj) = &mut value {
-        obj.insert("etag".into(), Value::from(etag(client, account)));
-    }
-    value
-}
-
-/// A client just created or regenerated, with its credential: `api_key`, or `client_id`
-/// and `client_secret`. The only place a credential is printed.
-pub fn created_json(client: &Client, account: &Account, credential: &PlainCredential) -> Value {
-    let mut value = client_json(client, account);
-    if let Value::Object(obj) = &mut value {
-        for (field, v) in credential_fields(client, credential) {
-            obj.insert(field.into(), Value::from(v));
-        }
-    }
-    value
-}
-
-/// The credential's fields, as `created_json` adds them.
+/// The credential's fields, as a created client's document has them.
 pub fn credential_fields(
     client: &Client,
     credential: &PlainCredential,
@@ -300,7 +246,7 @@ pub fn client_fields(client: &Client, account: &Account) -> Vec<(&'static str, S
         ("id", client.id().to_string()),
         ("account", client.account_id().to_string()),
         ("name", spec.name),
-        ("kind", kind_text(client.kind()).to_owned()),
+        ("kind", client.kind().to_string()),
         (
             "roles",
             if client.grants_all_roles() {
@@ -312,7 +258,7 @@ pub fn client_fields(client: &Client, account: &Account) -> Vec<(&'static str, S
                 roles_text(&client.effective_roles(account))
             },
         ),
-        ("status", status_text(client.status())),
+        ("status", client.status().to_string()),
         ("allowed_origins", list_text(spec.allowed_origins)),
         (
             "allow_missing_origin",

@@ -1,26 +1,18 @@
 //! Client and account settings given as flags, checked before anything is changed: a bad
-//! value is a `ConfigError` naming the field in the clients file's terms.
+//! value is a `ConfigError` naming the field in the clients file's terms. A client's flags
+//! become the [`ClientPatch`] the admin API's `PATCH` body is.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use gis_auth::ConfigError;
-use gis_auth::client::{Action, ClientSpec, Contact, Grant, RateLimit, RoleSet, ShadowSet, Status};
+use gis_auth::client::{Action, Contact, Grant, RateLimit, RoleSet, ShadowSet, Status};
+use gis_auth::document::{ClientPatch, GrantDocument, Nullable, RateLimitDocument};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// `active` or `inactive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusArg {
-    Active,
-    Inactive,
-}
-
-impl From<StatusArg> for Status {
-    fn from(s: StatusArg) -> Status {
-        match s {
-            StatusArg::Active => Status::Active,
-            StatusArg::Inactive => Status::Inactive,
-        }
-    }
+/// `active` or `inactive`, read by [`Status`]'s own `FromStr`.
+pub fn status() -> impl TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(Status::ALL.map(Status::as_str)).try_map(|s| s.parse::<Status>())
 }
 
 /// A client's settings, as flags. Lists are comma-separated; an empty value (`''`) gives
@@ -41,8 +33,8 @@ pub struct ClientFlags {
     pub all_roles: bool,
 
     /// `active` or `inactive`.
-    #[arg(long, value_enum)]
-    pub status: Option<StatusArg>,
+    #[arg(long, value_parser = status())]
+    pub status: Option<Status>,
 
     /// Origins a JavaScript client's requests may come from (`https://*.example.com`,
     /// `http://localhost:*`).
@@ -94,139 +86,72 @@ pub struct ClientFlags {
     pub shadow: Option<Vec<String>>,
 }
 
-/// The roles to give: `Some(None)` is all of the account's.
-type RolesEdit = Option<Option<RoleSet>>;
+/// A flag given is a value, one not given is absent.
+fn given<T>(value: Option<T>) -> Nullable<T> {
+    value.map_or(Nullable::Absent, Nullable::Value)
+}
 
-/// Client settings checked and ready to apply to a [`ClientSpec`].
-#[derive(Debug, Clone, Default)]
-pub struct ClientEdits {
-    name: Option<String>,
-    roles: RolesEdit,
-    status: Option<Status>,
-    allowed_origins: Option<Vec<String>>,
-    allow_missing_origin: Option<bool>,
-    allowed_ips: Option<Vec<String>>,
-    expires_at: Option<Option<OffsetDateTime>>,
-    privileges: Option<Option<Vec<String>>>,
-    grants: Option<Vec<Grant>>,
-    rate_limit: Option<Option<RateLimit>>,
-    shadow: Option<ShadowSet>,
+/// A `--clear-…` flag is `null`.
+fn given_or_cleared<T>(clear: bool, value: Option<T>) -> Nullable<T> {
+    if clear { Nullable::Null } else { given(value) }
 }
 
 impl ClientFlags {
-    /// Checks every value that can be checked without the store.
-    pub fn edits(&self) -> Result<ClientEdits, ConfigError> {
-        Ok(ClientEdits {
-            name: self.name.clone(),
-            roles: if self.all_roles {
-                Some(None)
-            } else {
-                self.roles
-                    .as_ref()
-                    .map(|r| roles(r).map(Some))
-                    .transpose()?
-            },
-            status: self.status.map(Status::from),
-            allowed_origins: self.allowed_origins.as_deref().map(non_empty),
-            allow_missing_origin: self
-                .allow_missing_origin
-                .as_deref()
-                .map(|v| boolean("allow_missing_origin", v))
-                .transpose()?,
-            allowed_ips: self.allowed_ips.as_deref().map(non_empty),
-            expires_at: if self.clear_expiry {
-                Some(None)
-            } else {
+    /// The change the flags make, every value checked that can be checked without the
+    /// store.
+    pub fn patch(&self) -> Result<ClientPatch, ConfigError> {
+        let grants = if self.grants.is_empty() {
+            None
+        } else {
+            let grants = self
+                .grants
+                .iter()
+                .map(|g| grant(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(grants.iter().map(GrantDocument::from).collect())
+        };
+        Ok(ClientPatch {
+            name: given(self.name.clone()),
+            roles: given_or_cleared(
+                self.all_roles,
+                self.roles.as_deref().map(roles).transpose()?,
+            ),
+            status: given(self.status),
+            allowed_origins: given(self.allowed_origins.as_deref().map(non_empty)),
+            allow_missing_origin: given(
+                self.allow_missing_origin
+                    .as_deref()
+                    .map(|v| boolean("allow_missing_origin", v))
+                    .transpose()?,
+            ),
+            allowed_ips: given(self.allowed_ips.as_deref().map(non_empty)),
+            expires_at: given_or_cleared(
+                self.clear_expiry,
                 self.expires_at
                     .as_deref()
-                    .map(|t| rfc3339("expires_at", t).map(Some))
-                    .transpose()?
-            },
-            privileges: if self.clear_privileges {
-                Some(None)
-            } else {
-                self.privileges.as_deref().map(|p| Some(non_empty(p)))
-            },
-            grants: if self.clear_grants {
-                Some(Vec::new())
-            } else if self.grants.is_empty() {
-                None
-            } else {
-                Some(
-                    self.grants
-                        .iter()
-                        .map(|g| grant(g))
-                        .collect::<Result<_, _>>()?,
-                )
-            },
-            rate_limit: if self.clear_rate_limit {
-                Some(None)
-            } else {
+                    .map(|t| rfc3339("expires_at", t))
+                    .transpose()?,
+            ),
+            privileges: given_or_cleared(
+                self.clear_privileges,
+                self.privileges.as_deref().map(non_empty),
+            ),
+            grants: given_or_cleared(self.clear_grants, grants),
+            rate_limit: given_or_cleared(
+                self.clear_rate_limit,
                 self.rate_limit
                     .as_deref()
-                    .map(|r| rate_limit(r).map(Some))
-                    .transpose()?
-            },
-            shadow: self
-                .shadow
-                .as_deref()
-                .map(|s| ShadowSet::parse(non_empty(s)))
-                .transpose()?,
+                    .map(|r| rate_limit(r).map(RateLimitDocument::from))
+                    .transpose()?,
+            ),
+            shadow: given(
+                self.shadow
+                    .as_deref()
+                    .map(|s| ShadowSet::parse(non_empty(s)).map(|set| set.iter().collect()))
+                    .transpose()?,
+            ),
+            ..ClientPatch::default()
         })
-    }
-}
-
-impl ClientEdits {
-    /// Whether nothing would change.
-    pub fn is_empty(&self) -> bool {
-        self.name.is_none()
-            && self.roles.is_none()
-            && self.status.is_none()
-            && self.allowed_origins.is_none()
-            && self.allow_missing_origin.is_none()
-            && self.allowed_ips.is_none()
-            && self.expires_at.is_none()
-            && self.privileges.is_none()
-            && self.grants.is_none()
-            && self.rate_limit.is_none()
-            && self.shadow.is_none()
-    }
-
-    /// Applies the edits; the store validates the result as a whole.
-    pub fn apply(self, spec: &mut ClientSpec) {
-        if let Some(v) = self.name {
-            spec.name = v;
-        }
-        if let Some(v) = self.roles {
-            spec.roles = v;
-        }
-        if let Some(v) = self.status {
-            spec.status = v;
-        }
-        if let Some(v) = self.allowed_origins {
-            spec.allowed_origins = v;
-        }
-        if let Some(v) = self.allow_missing_origin {
-            spec.allow_missing_origin = v;
-        }
-        if let Some(v) = self.allowed_ips {
-            spec.allowed_ips = v;
-        }
-        if let Some(v) = self.expires_at {
-            spec.expires_at = v;
-        }
-        if let Some(v) = self.privileges {
-            spec.privileges = v;
-        }
-        if let Some(v) = self.grants {
-            spec.grants = v;
-        }
-        if let Some(v) = self.rate_limit {
-            spec.rate_limit = v;
-        }
-        if let Some(v) = self.shadow {
-            spec.shadow = v;
-        }
     }
 }
 
@@ -431,8 +356,9 @@ mod tests {
             privileges: Some(vec![String::new()]),
             ..ClientFlags::default()
         };
-        let mut spec = ClientSpec::javascript("Web").allowed_origins(["https://a.test"]);
-        flags.edits().unwrap().apply(&mut spec);
+        let mut spec =
+            gis_auth::client::ClientSpec::javascript("Web").allowed_origins(["https://a.test"]);
+        flags.patch().unwrap().apply_to(&mut spec).unwrap();
         assert!(spec.allowed_origins.is_empty());
         assert_eq!(spec.privileges, Some(Vec::new()));
     }

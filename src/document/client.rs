@@ -1,0 +1,510 @@
+//! A client on the wire: [`ClientDocument`] (what is shown and stored, with its [`etag`]),
+//! [`NewClient`] and [`ClientPatch`] (what creates and changes one), [`GrantDocument`] and
+//! [`RateLimitDocument`].
+//!
+//! The admin API answers with a `ClientDocument` and parses its request bodies as a
+//! `NewClient` or a `ClientPatch`; the command-line tool prints the same documents and maps
+//! its flags to a `ClientPatch`; the clients file stores a `ClientDocument` and reads it
+//! back as a `ClientPatch`. The ETag is a digest of the document (and of the credential's
+//! generation), so any change a caller can see, or a regenerated credential, gives a new
+//! ETag.
+//!
+//! ```
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//!     KeyDigest, Role, RoleSet};
+//! use gis_auth::document::{ClientDocument, ClientPatch, etag};
+//!
+//! let account = Account::new(AccountId::new("acme")?, "Acme",
+//!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
+//! let client = Client::build(ClientId::new("web")?, &ClientSpec::javascript("Web map"),
+//!     &account, Credentials::new(KeyDigest::of("gis_apikey_example")))?;
+//! let doc = ClientDocument::of(&client, &account);
+//! // An all-roles client shows the roles it holds now, explicitly.
+//! assert_eq!(doc.roles.as_ref().map(|r| r.len()), Some(2));
+//! let json = serde_json::to_value(&doc)?;
+//! assert_eq!(json["kind"], "JavaScript");
+//! assert!(json.get("api_key").is_none(), "never a credential");
+//! assert!(etag(&client, &account).starts_with('"'));
+//!
+//! let patch: ClientPatch = serde_json::from_str(r#"{"name": "Renamed", "rate_limit": null}"#)?;
+//! let mut spec = client.to_spec();
+//! patch.apply_to(&mut spec)?;
+//! assert_eq!(spec.name, "Renamed");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::Nullable;
+use super::field::{FieldError, nullable_object, nullable_objects, nullable_time};
+use crate::ConfigError;
+use crate::client::{
+    Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Grant, RateLimit,
+    Restriction, RoleSet, ShadowSet, Status,
+};
+
+/// A grant as JSON: `{"item": "roads", "actions": ["read", "write"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantDocument {
+    /// The item or dataset id.
+    pub item: String,
+    /// What is allowed on it.
+    pub actions: Vec<Action>,
+}
+
+impl From<&Grant> for GrantDocument {
+    fn from(g: &Grant) -> Self {
+        GrantDocument {
+            item: g.item().to_owned(),
+            actions: g.actions(),
+        }
+    }
+}
+
+impl TryFrom<&GrantDocument> for Grant {
+    type Error = ConfigError;
+
+    fn try_from(g: &GrantDocument) -> Result<Grant, ConfigError> {
+        Grant::new(g.item.clone(), g.actions.iter().copied())
+    }
+}
+
+/// A request-rate limit as JSON: `{"per_second": 5, "burst": 20}`; without a burst it
+/// bursts at its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitDocument {
+    /// Requests per second, sustained (at least 1).
+    #[cfg_attr(feature = "admin", schema(minimum = 1))]
+    pub per_second: u32,
+    /// How many requests may arrive at once (at least 1; `per_second` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "admin", schema(minimum = 1))]
+    pub burst: Option<u32>,
+}
+
+impl From<RateLimit> for RateLimitDocument {
+    fn from(limit: RateLimit) -> Self {
+        RateLimitDocument {
+            per_second: limit.per_second.get(),
+            burst: Some(limit.burst.get()),
+        }
+    }
+}
+
+impl TryFrom<RateLimitDocument> for RateLimit {
+    type Error = ConfigError;
+
+    fn try_from(doc: RateLimitDocument) -> Result<RateLimit, ConfigError> {
+        RateLimit::new(doc.per_second, doc.burst.unwrap_or(doc.per_second))
+    }
+}
+
+/// A client as JSON, in the clients file's field names. Never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+pub struct ClientDocument {
+    /// The id (a NativeConfidential client's `client_id`).
+    #[cfg_attr(feature = "admin", schema(value_type = String))]
+    pub id: ClientId,
+    /// The owning account.
+    #[cfg_attr(feature = "admin", schema(value_type = String))]
+    pub account: AccountId,
+    /// The display name.
+    pub name: String,
+    /// `JavaScript` or `NativeConfidential`.
+    pub kind: ClientKind,
+    /// The roles the client holds: explicit in the admin API's answers; absent in a clients
+    /// file for a client that follows its account's roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
+    pub roles: Option<RoleSet>,
+    /// `active` or `inactive`.
+    pub status: Status,
+    /// Allowed origin patterns.
+    pub allowed_origins: Vec<String>,
+    /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
+    pub allow_missing_origin: bool,
+    /// Allowed IP rules.
+    pub allowed_ips: Vec<String>,
+    /// When the client stops working (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<String>, format = DateTime))]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The APIs the client is limited to; `None` is whatever its roles allow.
+    pub privileges: Option<Vec<String>>,
+    /// Grants on items and datasets.
+    pub grants: Vec<GrantDocument>,
+    /// A request-rate limit.
+    pub rate_limit: Option<RateLimitDocument>,
+    /// The restrictions run report-only.
+    pub shadow: Vec<Restriction>,
+}
+
+impl ClientDocument {
+    /// The client as the admin API shows it: `roles` explicit.
+    pub fn of(client: &Client, account: &Account) -> ClientDocument {
+        let mut doc = Self::stored(client);
+        doc.roles = Some(client.effective_roles(account));
+        doc
+    }
+
+    /// The client as a clients file stores it: `roles` absent when it follows its
+    /// account's.
+    pub fn stored(client: &Client) -> ClientDocument {
+        Self::of_spec(client.id(), client.account_id(), client.to_spec())
+    }
+
+    /// The settings `spec` of client `id` of `account`.
+    pub fn of_spec(id: &ClientId, account: &AccountId, spec: ClientSpec) -> ClientDocument {
+        ClientDocument {
+            id: id.clone(),
+            account: account.clone(),
+            name: spec.name,
+            kind: spec.kind,
+            roles: spec.roles,
+            status: spec.status,
+            allowed_origins: spec.allowed_origins,
+            allow_missing_origin: spec.allow_missing_origin,
+            allowed_ips: spec.allowed_ips,
+            expires_at: spec.expires_at,
+            privileges: spec.privileges,
+            grants: spec.grants.iter().map(GrantDocument::from).collect(),
+            rate_limit: spec.rate_limit.map(RateLimitDocument::from),
+            shadow: spec.shadow.iter().collect(),
+        }
+    }
+}
+
+/// The strong ETag of a client as `account` shows it: a quoted digest of its
+/// [`ClientDocument`] and its credential's generation.
+pub fn etag(client: &Client, account: &Account) -> String {
+    let doc = ClientDocument::of(client, account);
+    let mut hash = Sha256::new();
+    // Serialising a plain struct of strings, numbers and lists cannot fail.
+    hash.update(serde_json::to_vec(&doc).unwrap_or_default());
+    hash.update(client.credentials().generation().to_be_bytes());
+    if let Some((_, until)) = client.credentials().previous() {
+        hash.update(until.unix_timestamp().to_be_bytes());
+    }
+    let digest = hash.finalize();
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for b in &digest[..16] {
+        tag.push_str(&format!("{b:02x}"));
+    }
+    tag.push('"');
+    tag
+}
+
+/// `NewClient` and `ClientPatch` from one list of the settings both take (each may be
+/// absent), with the conversion from one to the other: the two request bodies cannot drift
+/// apart.
+macro_rules! client_inputs {
+    ($($(#[$attr:meta])* $field:ident: $type:ty,)*) => {
+        /// A new client (`POST /account/clients`): `name` is required; everything else has
+        /// a default (`kind` JavaScript, `roles` all of the account's, `status` active, no
+        /// restrictions), which `null` also gives.
+        #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+        #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+        #[serde(deny_unknown_fields)]
+        pub struct NewClient {
+            /// The id; generated when absent.
+            #[serde(default)]
+            #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
+            pub id: Option<ClientId>,
+            /// A display name.
+            pub name: String,
+            /// `JavaScript` (default) or `NativeConfidential`.
+            #[serde(default)]
+            pub kind: Option<ClientKind>,
+            $(#[serde(default)] $(#[$attr])* pub $field: $type,)*
+        }
+
+        /// A change to a client (`PATCH /account/clients/{id}`, `gis-auth client update`):
+        /// the fields present replace the client's, `null` resets one to its default
+        /// (`roles` back to all of the account's; no expiry, API limit, grants or rate
+        /// limit). `id`, `account` and `kind` may be sent back unchanged (as a document
+        /// read with `GET` has them), never changed.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+        #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+        #[serde(deny_unknown_fields)]
+        pub struct ClientPatch {
+            /// The id (read-only).
+            #[serde(default)]
+            #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
+            pub id: Option<ClientId>,
+            /// The owning account (read-only).
+            #[serde(default)]
+            #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
+            pub account: Option<AccountId>,
+            /// The kind (read-only).
+            #[serde(default)]
+            pub kind: Option<ClientKind>,
+            /// A display name.
+            #[serde(default)]
+            #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
+            pub name: Nullable<String>,
+            $(#[serde(default)] $(#[$attr])* pub $field: $type,)*
+        }
+
+        impl From<NewClient> for ClientPatch {
+            fn from(new: NewClient) -> ClientPatch {
+                ClientPatch {
+                    id: new.id,
+                    account: None,
+                    kind: new.kind,
+                    name: Nullable::Value(new.name),
+                    $($field: new.$field,)*
+                }
+            }
+        }
+    };
+}
+
+client_inputs! {
+    /// Roles, at most the account's; `null` is all of them, as they change.
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
+    roles: Nullable<RoleSet>,
+    /// `active` (the default) or `inactive`: an inactive client is refused on its next
+    /// request.
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Status>))]
+    status: Nullable<Status>,
+    /// Origin patterns (`https://maps.example.com`, `https://*.example.com`); JavaScript
+    /// clients only.
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
+    allowed_origins: Nullable<Vec<String>>,
+    /// Whether requests with neither `Origin` nor `Referer` pass the origin rules.
+    #[cfg_attr(feature = "admin", schema(value_type = Option<bool>))]
+    allow_missing_origin: Nullable<bool>,
+    /// IP rules (`203.0.113.7`, `203.0.113.*`, `203.0.113.0/24`, `2001:db8::/32`).
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
+    allowed_ips: Nullable<Vec<String>>,
+    /// When the client stops working (RFC 3339).
+    #[serde(deserialize_with = "nullable_time")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<String>, format = DateTime))]
+    expires_at: Nullable<OffsetDateTime>,
+    /// The APIs the client is limited to (`Geocoder`, `WorldStreets`, …); `null` is
+    /// whatever its roles allow.
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
+    privileges: Nullable<Vec<String>>,
+    /// Grants on items and datasets.
+    #[serde(deserialize_with = "nullable_objects")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<GrantDocument>>))]
+    grants: Nullable<Vec<GrantDocument>>,
+    /// A request-rate limit.
+    #[serde(deserialize_with = "nullable_object")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<RateLimitDocument>))]
+    rate_limit: Nullable<RateLimitDocument>,
+    /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`, `quota`).
+    #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<Restriction>>))]
+    shadow: Nullable<Vec<Restriction>>,
+}
+
+impl NewClient {
+    /// The new client's settings, checked as far as they can be without its account.
+    pub fn to_spec(self) -> Result<ClientSpec, ConfigError> {
+        let mut spec = ClientSpec::new(self.kind.unwrap_or_default(), String::new());
+        spec.id = self.id.clone();
+        ClientPatch::from(self).apply_to(&mut spec)?;
+        Ok(spec)
+    }
+}
+
+impl ClientPatch {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == ClientPatch::default()
+    }
+
+    /// Refuses a change to the read-only `id`, `account` or `kind` of `client`.
+    pub fn check_read_only(&self, client: &Client) -> Result<(), FieldError> {
+        let cannot_change =
+            |field| FieldError::new(field, format!("a client's `{field}` cannot change"));
+        if self.id.as_ref().is_some_and(|id| id != client.id()) {
+            return Err(cannot_change("id"));
+        }
+        if self
+            .account
+            .as_ref()
+            .is_some_and(|a| a != client.account_id())
+        {
+            return Err(cannot_change("account"));
+        }
+        if self.kind.is_some_and(|kind| kind != client.kind()) {
+            return Err(cannot_change("kind"));
+        }
+        Ok(())
+    }
+
+    /// Applies the settings given to `spec`, checked as far as they can be without the
+    /// account (the store checks the result as a whole). The read-only fields are not
+    /// applied: see [`check_read_only`](Self::check_read_only).
+    pub fn apply_to(self, spec: &mut ClientSpec) -> Result<(), ConfigError> {
+        let grants = self.grants.try_map(|grants| {
+            grants
+                .iter()
+                .map(Grant::try_from)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let rate_limit = self.rate_limit.try_map(RateLimit::try_from)?;
+        match self.name {
+            Nullable::Absent => {}
+            Nullable::Null => {
+                return Err(ConfigError::InvalidField {
+                    field: "name",
+                    value: "null".to_owned(),
+                    reason: "a client always has a name",
+                });
+            }
+            Nullable::Value(name) => spec.name = name,
+        }
+        self.roles.apply(&mut spec.roles);
+        self.status.apply_or_default(&mut spec.status);
+        self.allowed_origins
+            .apply_or_default(&mut spec.allowed_origins);
+        self.allow_missing_origin
+            .apply_or_default(&mut spec.allow_missing_origin);
+        self.allowed_ips.apply_or_default(&mut spec.allowed_ips);
+        self.expires_at.apply(&mut spec.expires_at);
+        self.privileges.apply(&mut spec.privileges);
+        grants.apply_or_default(&mut spec.grants);
+        rate_limit.apply(&mut spec.rate_limit);
+        self.shadow
+            .map(ShadowSet::from_iter)
+            .apply_or_default(&mut spec.shadow);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{Credentials, KeyDigest, Role};
+    use crate::document::field::read;
+
+    fn account() -> Account {
+        Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
+        )
+        .unwrap()
+    }
+
+    fn client(spec: &ClientSpec) -> Client {
+        Client::build(
+            ClientId::new("web").unwrap(),
+            spec,
+            &account(),
+            Credentials::new(KeyDigest::of("k")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_document_read_back_as_a_patch_gives_the_same_client() {
+        let spec = ClientSpec::javascript("Web")
+            .allowed_origins(["https://*.acme.test"])
+            .grants([Grant::new("roads", [Action::Read]).unwrap()])
+            .rate_limit(Some(RateLimit::new(5, 10).unwrap()))
+            .expires_at(Some(OffsetDateTime::UNIX_EPOCH))
+            .shadow([Restriction::Origins]);
+        let c = client(&spec);
+        let doc = ClientDocument::stored(&c);
+        assert!(doc.roles.is_none(), "follows the account's roles");
+        let patch: ClientPatch = read(&serde_json::to_value(&doc).unwrap()).unwrap();
+        patch.check_read_only(&c).unwrap();
+        let mut back = ClientSpec::javascript("");
+        back.id = spec.id.clone();
+        patch.apply_to(&mut back).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(ClientDocument::stored(&client(&back)), doc);
+    }
+
+    #[test]
+    fn null_resets_a_setting_and_absent_leaves_it() {
+        let mut spec = ClientSpec::javascript("W")
+            .rate_limit(Some(RateLimit::new(1, 1).unwrap()))
+            .allowed_ips(["203.0.113.7"]);
+        let patch: ClientPatch = read(&serde_json::json!({"name": "X"})).unwrap();
+        patch.apply_to(&mut spec).unwrap();
+        assert!(spec.rate_limit.is_some() && !spec.allowed_ips.is_empty());
+        let patch: ClientPatch =
+            read(&serde_json::json!({"rate_limit": null, "allowed_ips": null})).unwrap();
+        patch.apply_to(&mut spec).unwrap();
+        assert!(spec.rate_limit.is_none() && spec.allowed_ips.is_empty());
+        assert_eq!(spec.name, "X");
+    }
+
+    #[test]
+    fn a_new_client_needs_a_name_and_takes_no_account_or_credential() {
+        for (body, field) in [
+            (serde_json::json!({}), "name"),
+            (
+                serde_json::json!({"name": "W", "account": "acme"}),
+                "account",
+            ),
+            (
+                serde_json::json!({"name": "W", "api_key": "gis_apikey_x"}),
+                "api_key",
+            ),
+            (serde_json::json!({"name": "W", "kind": "Browser"}), "kind"),
+            (
+                serde_json::json!({"name": "W", "rate_limit": [5, 10]}),
+                "rate_limit",
+            ),
+            (
+                serde_json::json!({"name": "W", "grants": [["a", ["read"]]]}),
+                "grants",
+            ),
+        ] {
+            let err = read::<NewClient>(&body).expect_err("refused");
+            assert_eq!(err.field(), field, "{body}: {err}");
+        }
+        let new: NewClient =
+            read(&serde_json::json!({"name": "W", "rate_limit": {"per_second": 7}})).unwrap();
+        let spec = new.to_spec().unwrap();
+        assert_eq!(spec.rate_limit, Some(RateLimit::new(7, 7).unwrap()));
+        assert_eq!(spec.kind, ClientKind::JavaScript);
+    }
+
+    #[test]
+    fn a_patch_refuses_changes_to_read_only_fields() {
+        let c = client(&ClientSpec::javascript("Web"));
+        for (body, field) in [
+            (serde_json::json!({"id": "other"}), "id"),
+            (serde_json::json!({"account": "globex"}), "account"),
+            (serde_json::json!({"kind": "NativeConfidential"}), "kind"),
+        ] {
+            let patch: ClientPatch = read(&body).unwrap();
+            assert_eq!(patch.check_read_only(&c).unwrap_err().field(), field);
+        }
+        let same: ClientPatch =
+            read(&serde_json::json!({"id": "web", "kind": "JavaScript"})).unwrap();
+        assert!(same.check_read_only(&c).is_ok());
+    }
+
+    #[test]
+    fn the_etag_changes_with_any_visible_setting_and_with_a_new_credential() {
+        let a = account();
+        let base = client(&ClientSpec::javascript("Web"));
+        let renamed = client(&ClientSpec::javascript("Web 2"));
+        assert_eq!(
+            etag(&base, &a),
+            etag(&client(&ClientSpec::javascript("Web")), &a)
+        );
+        assert_ne!(etag(&base, &a), etag(&renamed, &a));
+        let spec = base.to_spec();
+        let rotated = base
+            .rebuilt(&spec, &a, 100)
+            .unwrap()
+            .with_credentials(base.credentials().rotated(KeyDigest::of("k2"), None));
+        assert_ne!(etag(&base, &a), etag(&rotated, &a));
+    }
+}

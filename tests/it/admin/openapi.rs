@@ -1,0 +1,74 @@
+//! The OpenAPI document agrees with what is served.
+
+use super::*;
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_account_routes_and_the_token_endpoint() {
+    let server = server();
+    let spec = server
+        .send(
+            Request::get("/account/openapi.json")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .json();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("an item").keys() {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    documented.sort();
+    let mut routed: Vec<(String, String)> = standard_routes()
+        .expect("valid")
+        .routes()
+        .iter()
+        .filter(|r| matches!(r.access(), RouteAccess::Api(_)))
+        .map(|r| (r.method().to_string(), r.pattern().as_str().to_owned()))
+        .filter(|(_, pattern)| pattern.starts_with("/account"))
+        .collect();
+    routed.push(("POST".to_owned(), "/oauth/token".to_owned()));
+    routed.sort();
+    assert_eq!(documented, routed);
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    for name in [
+        "ClientView",
+        "CreatedClientView",
+        "NewClient",
+        "ClientPatch",
+        "ErrorBody",
+        "TokenResponse",
+    ] {
+        assert!(spec["components"]["schemas"][name].is_object(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_documented_token_response_has_the_fields_the_endpoint_sends() {
+    let server = server();
+    let spec = server
+        .send(
+            Request::get("/account/openapi.json")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .json();
+    let documented = spec["components"]["schemas"]["TokenResponse"]["properties"]
+        .as_object()
+        .expect("properties")
+        .clone();
+    let token = server
+        .exchange(
+            server.acme.native.client.id().as_str(),
+            server.acme.native.credential.expose(),
+        )
+        .await
+        .json();
+    for key in token.as_object().expect("an object").keys() {
+        assert!(documented.contains_key(key), "{key} is not documented");
+    }
+}

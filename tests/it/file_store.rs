@@ -1,0 +1,298 @@
+//! The file store end to end: atomic writes, concurrent writers on one file, hot reload of
+//! external edits, broken edits, and revocation seen across instances.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gis_auth::client::{AccountId, ClientId, ClientSpec, KeyDigest, Status};
+use gis_auth::document::ClientsFile;
+use gis_auth::store::{ClientStore, FileStore, ManagedStore, Precondition};
+
+const ACME: &str = r#"{"id": "acme", "name": "Acme", "roles": ["User", "Evaluator"]}"#;
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+}
+
+fn digest(n: usize) -> String {
+    format!("sha256:{n:064x}")
+}
+
+/// A clients file with account `acme` and JavaScript clients `c0`… each with a digest.
+fn clients_file(dir: &Path, clients: usize) -> PathBuf {
+    let entries: Vec<String> = (0..clients)
+        .map(|i| {
+            format!(
+                r#"{{"id": "c{i}", "account": "acme", "kind": "JavaScript", "api_key": "{}"}}"#,
+                digest(i + 1)
+            )
+        })
+        .collect();
+    let path = dir.join("clients.json");
+    fs::write(
+        &path,
+        format!(
+            r#"{{"accounts": [{ACME}], "clients": [{}]}}"#,
+            entries.join(",")
+        ),
+    )
+    .expect("written");
+    path
+}
+
+fn id(s: &str) -> ClientId {
+    ClientId::new(s).expect("an id")
+}
+
+/// Polls `done` every few milliseconds until it holds, failing after ten seconds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Replaces the file as deployment tools do: a new file renamed over the old one.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    fs::write(&tmp, text).expect("written");
+    fs::rename(&tmp, path).expect("renamed");
+}
+
+#[test]
+fn every_write_leaves_a_valid_file_and_no_temporary_files() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 1);
+    let store = FileStore::open(&path).expect("opened");
+    let acme = AccountId::new("acme").expect("an id");
+    for i in 0..20 {
+        let made = block(store.create_client(&acme, ClientSpec::native(format!("Backend {i}"))))
+            .expect("created");
+        let text = fs::read_to_string(&path).expect("read");
+        ClientsFile::from_json(&text).expect("a valid clients file after every write");
+        assert!(!text.contains(made.credential.expose()));
+    }
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .expect("listed")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["clients.json", "clients.json.lock"]);
+}
+
+#[test]
+fn two_stores_writing_one_file_at_once_lose_no_update() {
+    const CLIENTS: usize = 24;
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), CLIENTS);
+    let stores = [
+        Arc::new(FileStore::open(&path).expect("opened")),
+        Arc::new(FileStore::open(&path).expect("opened")),
+    ];
+    std::thread::scope(|scope| {
+        for i in 0..CLIENTS {
+            let store = stores[i % 2].clone();
+            scope.spawn(move || {
+                block(store.update_client(
+                    &id(&format!("c{i}")),
+                    &Precondition::default(),
+                    Box::new(move |spec| {
+                        spec.name = format!("renamed {i}");
+                        Ok(())
+                    }),
+                ))
+                .expect("updated");
+            });
+            let store = stores[(i + 1) % 2].clone();
+            scope.spawn(move || {
+                let acme = AccountId::new("acme").expect("an id");
+                let spec = ClientSpec::native(format!("new {i}")).id(id(&format!("n{i}")));
+                block(store.create_client(&acme, spec)).expect("created");
+            });
+        }
+    });
+    let fresh = FileStore::open(&path).expect("opened");
+    for i in 0..CLIENTS {
+        let client = block(fresh.client_by_id(&id(&format!("c{i}"))))
+            .expect("answered")
+            .expect("present");
+        assert_eq!(client.name(), format!("renamed {i}"));
+        assert!(
+            block(fresh.client_by_id(&id(&format!("n{i}"))))
+                .expect("answered")
+                .is_some(),
+            "client n{i} was lost"
+        );
+    }
+}
+
+#[test]
+fn an_external_edit_is_picked_up_while_watching() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 1);
+    let store = FileStore::open(&path).expect("opened");
+    let _watch = store.watch().expect("watching");
+
+    // An editor writing in place...
+    let text = fs::read_to_string(&path).expect("read");
+    fs::write(
+        &path,
+        text.replace("\"name\": \"Acme\"", "\"name\": \"Acme Maps\""),
+    )
+    .expect("w");
+    let acme = AccountId::new("acme").expect("an id");
+    eventually("the in-place edit", || {
+        block(store.account(&acme))
+            .expect("answered")
+            .is_some_and(|a| a.name == "Acme Maps")
+    });
+
+    // ...and a tool renaming a new file over it.
+    let fresh = fs::read_to_string(&path).expect("read").replace(
+        r#""clients": ["#,
+        &format!(
+            r#""clients": [{{"id": "added", "account": "acme", "kind": "JavaScript", "api_key": "{}"}},"#,
+            digest(99)
+        ),
+    );
+    replace(&path, &fresh);
+    eventually("the renamed file", || {
+        block(store.client_by_id(&id("added")))
+            .expect("answered")
+            .is_some()
+    });
+    let key = KeyDigest::from_prefixed_hex(&digest(99)).expect("a digest");
+    assert!(block(store.resolve_key(&key)).expect("answered").is_some());
+}
+
+#[test]
+fn a_broken_edit_keeps_the_last_good_state_until_it_is_fixed() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 2);
+    let store = FileStore::open(&path).expect("opened");
+    let _watch = store.watch().expect("watching");
+    let good = fs::read_to_string(&path).expect("read");
+
+    replace(
+        &path,
+        &good.replace("\"kind\": \"JavaScript\"", "\"kind\": \"Browser\""),
+    );
+    eventually("the reload to fail", || store.last_reload_error().is_some());
+    let problem = store.last_reload_error().expect("a problem");
+    assert!(problem.contains("client `c0`, field `kind`"), "{problem}");
+    for c in ["c0", "c1"] {
+        assert!(
+            block(store.client_by_id(&id(c)))
+                .expect("answered")
+                .is_some(),
+            "{c} is still served"
+        );
+    }
+
+    let revision = store.revision();
+    replace(&path, &good.replace("\"id\": \"c1\"", "\"id\": \"c9\""));
+    eventually("the fixed file", || store.revision() > revision);
+    assert_eq!(store.last_reload_error(), None);
+    assert!(
+        block(store.client_by_id(&id("c9")))
+            .expect("answered")
+            .is_some()
+    );
+    assert!(
+        block(store.client_by_id(&id("c1")))
+            .expect("answered")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_revocation_through_one_instance_is_seen_by_another_after_reload() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 3);
+    let admin = FileStore::open(&path).expect("opened");
+    let server = FileStore::open(&path).expect("opened");
+    let key = KeyDigest::from_prefixed_hex(&digest(1)).expect("a digest");
+    assert!(block(server.resolve_key(&key)).expect("answered").is_some());
+
+    // Deactivation, seen on an explicit reload.
+    block(admin.update_client(
+        &id("c0"),
+        &Precondition::default(),
+        Box::new(|spec| {
+            spec.status = Status::Inactive;
+            Ok(())
+        }),
+    ))
+    .expect("deactivated");
+    assert!(server.reload().expect("reloaded"));
+    let c0 = block(server.client_by_id(&id("c0")))
+        .expect("answered")
+        .expect("present");
+    assert_eq!(c0.status(), Status::Inactive);
+
+    // Regeneration and deletion, seen by a watching instance.
+    let _watch = server.watch().expect("watching");
+    let (_, fresh) = block(admin.regenerate_client(&id("c1"), &Precondition::default(), None))
+        .expect("regenerated");
+    block(admin.delete_client(&id("c2"), &Precondition::default())).expect("deleted");
+    let old = KeyDigest::from_prefixed_hex(&digest(2)).expect("a digest");
+    eventually("the revocations", || {
+        block(server.resolve_key(&old)).expect("answered").is_none()
+            && block(server.client_by_id(&id("c2")))
+                .expect("answered")
+                .is_none()
+    });
+    assert!(
+        block(server.resolve_key(&fresh.digest()))
+            .expect("answered")
+            .is_some()
+    );
+}
+
+#[test]
+fn dropping_the_watch_stops_reloading() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 1);
+    let store = FileStore::open(&path).expect("opened");
+    drop(store.watch().expect("watching"));
+    let revision = store.revision();
+    replace(
+        &path,
+        &fs::read_to_string(&path).expect("read").replace("c0", "c7"),
+    );
+    // A watching second store sees the change; the first, no longer watching, does not.
+    let other = FileStore::open(&path).expect("opened");
+    assert!(
+        block(other.client_by_id(&id("c7")))
+            .expect("answered")
+            .is_some()
+    );
+    let witness = FileStore::open(&path).expect("opened");
+    let _watch = witness.watch().expect("watching");
+    replace(
+        &path,
+        &fs::read_to_string(&path).expect("read").replace("c7", "c8"),
+    );
+    eventually("the watching store to reload", || {
+        block(witness.client_by_id(&id("c8")))
+            .expect("answered")
+            .is_some()
+    });
+    assert_eq!(store.revision(), revision);
+    assert!(
+        block(store.client_by_id(&id("c0")))
+            .expect("answered")
+            .is_some()
+    );
+}
