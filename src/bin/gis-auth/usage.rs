@@ -328,7 +328,7 @@ mod tests {
         let rendered = usage_table(&report.rows).render();
         assert!(rendered.starts_with("DATE"), "{rendered}");
         assert!(
-            rendered.contains("2026-06-10  web     3         0.3           access_denied 1  -"),
+            rendered.contains("2026-06-10  web     3         0.3           origins 1  -"),
             "{rendered}"
         );
 
