@@ -14,9 +14,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::StatusCode;
+use time::OffsetDateTime;
 
-use crate::policy::{Decision, QuotaState};
-use crate::rule::RejectionKind;
+use crate::policy::{Decision, Finding, QuotaState};
+use crate::rule::{RejectionKind, Rule};
 
 /// A refused request: what the layer answers instead of calling the wrapped service.
 ///
@@ -63,6 +64,15 @@ impl Rejection {
         self
     }
 
+    /// A refusal by the quota, to be retried when the quota resets: `Retry-After` counted
+    /// from `now`. Other refusals are left as they are.
+    pub(crate) fn retry_at_quota_reset(self, now: OffsetDateTime) -> Self {
+        match self.quota {
+            Some(quota) => self.with_retry_after(quota.reset_seconds(now)),
+            None => self,
+        }
+    }
+
     /// Seconds until a retry may succeed (the `Retry-After` header), for 429s.
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after
@@ -106,12 +116,38 @@ impl Rejection {
     }
 }
 
+/// A decision that refuses, as the rejection that says so: the rule that decided, and the
+/// rejection carrying the decision.
+#[derive(Debug)]
+pub(crate) struct Denial {
+    pub(crate) rule: Rule,
+    pub(crate) rejection: Rejection,
+}
+
 impl Decision {
-    /// The refusal as a rejection carrying this decision.
-    pub(crate) fn rejection(self) -> Option<Rejection> {
-        let finding = self.denied.as_ref()?;
-        let rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
-        Some(rejection.with_decision(Arc::new(self)))
+    /// The decision when it allows the request, or else its refusal: a rejection carrying
+    /// the decision (and, for a refusal by the quota, the quota).
+    pub(crate) fn allowed_or_denial(mut self) -> Result<Decision, Denial> {
+        match self.denied.take() {
+            None => Ok(self),
+            Some(finding) => Err(self.deny(finding)),
+        }
+    }
+
+    /// This decision, refusing the request with `finding`.
+    pub(crate) fn deny(mut self, finding: Finding) -> Denial {
+        let rule = finding.rule;
+        let mut rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
+        if rule == Rule::Quota
+            && let Some(quota) = self.quota
+        {
+            rejection = rejection.with_quota(quota);
+        }
+        self.denied = Some(finding);
+        Denial {
+            rule,
+            rejection: rejection.with_decision(Arc::new(self)),
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl UsageCounter for DownCounter {
         _: &AccountId,
         _: &ClientId,
         _: Date,
-        _: &'static str,
+        _: gis_auth::policy::Rule,
     ) -> Result<(), BackendError> {
         Err(BackendError::new("usage counter connection reset"))
     }

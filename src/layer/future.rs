@@ -11,7 +11,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -20,22 +19,10 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 use tracing::Span;
 
-use super::Config;
-use super::Meter;
 use super::body::ResponseBody;
-use super::response::{add_quota_headers, add_vary_origin, make_private};
-use super::service::{CheckFuture, admit, refuse};
-use crate::policy::QuotaState;
-
-/// Headers to add to the wrapped service's response.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Finish {
-    pub(crate) private: bool,
-    pub(crate) vary_origin: bool,
-    pub(crate) quota: Option<(QuotaState, time::OffsetDateTime, Option<u8>)>,
-    /// The handler's meter: its latest charge decides the quota headers.
-    pub(crate) meter: Option<Meter>,
-}
+use super::check::Conclusion;
+use super::drive::CheckFuture;
+use super::response::ResponseExtras;
 
 pin_project! {
     /// The future of [`AuthService`](super::AuthService).
@@ -45,7 +32,7 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
-        finish: Finish,
+        extras: ResponseExtras,
         // The request's span, entered whenever the future is polled.
         span: Span,
     }
@@ -60,7 +47,6 @@ pin_project! {
         Checking {
             check: CheckFuture<B>,
             inner: Option<S>,
-            config: Arc<Config>,
         },
         Calling {
             #[pin]
@@ -76,10 +62,10 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn calling(fut: S::Future, finish: Option<Finish>, span: Span) -> Self {
+    pub(crate) fn calling(fut: S::Future, extras: Option<ResponseExtras>, span: Span) -> Self {
         Self {
             state: State::Calling { fut },
-            finish: finish.unwrap_or_default(),
+            extras: extras.unwrap_or_default(),
             span,
         }
     }
@@ -89,24 +75,18 @@ where
             state: State::Rejected {
                 response: Some(response),
             },
-            finish: Finish::default(),
+            extras: ResponseExtras::default(),
             span,
         }
     }
 
-    pub(crate) fn checking(
-        check: CheckFuture<B>,
-        inner: S,
-        config: Arc<Config>,
-        span: Span,
-    ) -> Self {
+    pub(crate) fn checking(check: CheckFuture<B>, inner: S, span: Span) -> Self {
         Self {
             state: State::Checking {
                 check,
                 inner: Some(inner),
-                config,
             },
-            finish: Finish::default(),
+            extras: ResponseExtras::default(),
             span,
         }
     }
@@ -123,23 +103,18 @@ where
         let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Checking {
-                    check,
-                    inner,
-                    config,
-                } => {
-                    let (mut req, outcome) = ready!(check.as_mut().poll(cx));
-                    match outcome {
-                        Ok(authorized) => {
-                            *this.finish = admit(config, &mut req, authorized);
+                StateProj::Checking { check, inner } => {
+                    let (req, concluded) = ready!(check.as_mut().poll(cx));
+                    match concluded {
+                        Conclusion::Call(extras) => {
+                            *this.extras = extras;
                             let mut svc = inner
                                 .take()
                                 .expect("ResponseFuture polled after completion");
                             let fut = svc.call(req);
                             this.state.set(State::Calling { fut });
                         }
-                        Err(rejection) => {
-                            let response = refuse(config, &rejection);
+                        Conclusion::Answer(response) => {
                             this.state.set(State::Rejected {
                                 response: Some(response),
                             });
@@ -148,18 +123,7 @@ where
                 }
                 StateProj::Calling { fut } => {
                     let mut res = ready!(fut.poll(cx))?;
-                    let finish = &*this.finish;
-                    if finish.private {
-                        make_private(res.headers_mut());
-                    }
-                    if finish.vary_origin {
-                        add_vary_origin(res.headers_mut());
-                    }
-                    if let Some((quota, now, warning)) = &finish.quota {
-                        let latest = finish.meter.as_ref().and_then(Meter::quota);
-                        let quota = latest.as_ref().unwrap_or(quota);
-                        add_quota_headers(res.headers_mut(), quota, *now, *warning);
-                    }
+                    this.extras.apply(res.headers_mut());
                     return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                 }
                 StateProj::Rejected { response } => {

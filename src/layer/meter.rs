@@ -5,21 +5,33 @@
 //! runs; on an API built with [`Api::handler_meter`](crate::policy::Api::handler_meter) it
 //! also puts a [`Meter`] into the request's extensions, through which the handler charges
 //! the rest against the same quota, with the same atomic increment-and-compare. The quota
-//! headers of the response then tell what is left after both charges.
+//! headers of the response then tell what is left after both charges. The verdict on each
+//! charge is the policy's quota rule, the same one the layer's first charge meets.
+//!
+//! ```
+//! use gis_auth::layer::{Meter, MeterRefusal};
+//!
+//! // A handler priced by its body charges the rest once it knows it.
+//! async fn elevation(meter: Meter, points: u64) -> Result<(), MeterRefusal> {
+//!     meter.charge(points * 10).await
+//! }
+//! # let _ = elevation;
+//! ```
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
 use time::OffsetDateTime;
 
-use super::Config;
-use super::service::fail_closed;
-use crate::client::{AccountId, ClientId, Restriction};
+use super::budget::fail_closed;
+use super::config::{Config, report_shadowed};
+use super::response::LatestQuota;
+use crate::client::Restriction;
 use crate::limits::Charge;
-use crate::policy::{Decision, Finding, QuotaState, Rule, seconds_until};
-use crate::rejection::Rejection;
-use crate::rule::RejectionKind;
+use crate::policy::{Decision, QuotaFacts, QuotaState, Rule, daily_limit, decide_quota};
+use crate::rejection::{Denial, Rejection};
+use crate::store::Resolved;
 
 /// Charges more of a request's cost against its account's daily quota, from its handler.
 ///
@@ -27,41 +39,41 @@ use crate::rule::RejectionKind;
 /// [`handler_meter`](crate::policy::Api::handler_meter) set. Cloning shares the meter.
 #[derive(Clone)]
 pub struct Meter {
-    shared: Arc<Shared>,
+    metered: Arc<MeteredRequest>,
 }
 
-struct Shared {
+/// The admitted request a meter charges for.
+struct MeteredRequest {
     config: Arc<Config>,
-    account: AccountId,
-    client: ClientId,
-    daily_quota: Option<u64>,
-    enforce: bool,
+    who: Resolved,
+    /// When the request was admitted: its quota day.
     now: OffsetDateTime,
+    /// The admission's decision, without its findings: each charge is decided on it.
     decision: Decision,
     /// The quota after the latest charge, for the response's headers.
-    quota: Mutex<Option<QuotaState>>,
+    quota: Arc<LatestQuota>,
 }
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Meter")
-            .field("account", &self.shared.account)
-            .field("client", &self.shared.client)
+            .field("account", &self.metered.who.account.id)
+            .field("client", self.metered.who.client.id())
             .field("quota", &self.quota())
             .finish_non_exhaustive()
     }
 }
 
 /// A charge the meter refused: over the quota (429 `quota_exceeded`) or a failing counter
-/// (503). [`into_response`](Refused::into_response) is the answer the layer itself would
-/// give, headers included.
+/// (503). [`into_response`](MeterRefusal::into_response) is the answer the layer itself
+/// would give, headers included.
 #[derive(Debug)]
-pub struct Refused {
+pub struct MeterRefusal {
     rejection: Rejection,
     response: Response<Bytes>,
 }
 
-impl Refused {
+impl MeterRefusal {
     /// Why.
     pub fn rejection(&self) -> &Rejection {
         &self.rejection
@@ -73,51 +85,45 @@ impl Refused {
     }
 }
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for MeterRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.rejection.fmt(f)
     }
 }
 
-impl std::error::Error for Refused {}
+impl std::error::Error for MeterRefusal {}
 
 impl Meter {
+    /// A meter for a request admitted at `now` under `decision`, its quota shared with the
+    /// response through `quota`.
     pub(crate) fn new(
         config: Arc<Config>,
-        resolved: &crate::store::Resolved,
+        who: &Resolved,
         decision: &Decision,
         now: OffsetDateTime,
-        quota: Option<QuotaState>,
+        quota: Arc<LatestQuota>,
     ) -> Self {
-        let client = &resolved.client;
+        let decision = Decision {
+            api: decision.api.clone(),
+            roles: decision.roles.clone(),
+            item: decision.item.clone(),
+            vary_origin: decision.vary_origin,
+            ..Decision::allowed()
+        };
         Meter {
-            shared: Arc::new(Shared {
+            metered: Arc::new(MeteredRequest {
                 config,
-                account: resolved.account.id.clone(),
-                client: client.id().clone(),
-                daily_quota: resolved.account.daily_quota,
-                enforce: !client.shadow().contains(Restriction::Quota),
+                who: who.clone(),
                 now,
-                decision: Decision {
-                    denied: None,
-                    shadowed: Vec::new(),
-                    api: decision.api.clone(),
-                    roles: decision.roles.clone(),
-                    item: decision.item.clone(),
-                    vary_origin: decision.vary_origin,
-                },
-                quota: Mutex::new(quota),
+                decision,
+                quota,
             }),
         }
     }
 
     /// The account's quota after the latest charge, `None` when it has no quota.
     pub fn quota(&self) -> Option<QuotaState> {
-        *self
-            .shared
-            .quota
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.metered.quota.get()
     }
 
     /// Charges `cost` more milli-transactions ([`TRANSACTION`](crate::policy::TRANSACTION)
@@ -125,73 +131,48 @@ impl Meter {
     /// request is not counted again in the statistics; its cost is.
     ///
     /// # Errors
-    /// [`Refused`] with 429 `quota_exceeded` (and `Retry-After`) when the cost does not fit
-    /// what is left of an enforced quota, nothing charged; 503 when the counter fails or
+    /// [`MeterRefusal`] with 429 `quota_exceeded` (and `Retry-After`) when the cost does not
+    /// fit what is left of an enforced quota, nothing charged; 503 when the counter fails or
     /// stalls past the layer's budget.
-    pub async fn charge(&self, cost: u64) -> Result<(), Refused> {
-        let shared = &*self.shared;
-        let config = &shared.config;
-        let limit = shared
-            .daily_quota
-            .map(|q| q.saturating_mul(crate::policy::TRANSACTION));
+    pub async fn charge(&self, cost: u64) -> Result<(), MeterRefusal> {
+        let metered = &*self.metered;
+        let (config, who) = (&metered.config, &metered.who);
         let charge = Charge {
-            limit,
-            enforce: shared.enforce,
+            limit: who.account.daily_quota.map(daily_limit),
+            enforce: !who.client.shadow().contains(Restriction::Quota),
             requests: 0,
-            ..Charge::new(&shared.account, &shared.client, shared.now.date(), cost)
+            ..Charge::new(&who.account.id, who.client.id(), metered.now.date(), cost)
         };
         let charged = fail_closed(config, "usage counter", config.usage.charge(&charge))
             .await
             .map_err(|rejection| self.refuse(rejection))?;
-        let reset = crate::policy::next_utc_midnight(shared.now);
-        let quota = limit.map(|limit| QuotaState {
-            limit,
+        let mut decision = metered.decision.clone();
+        let usage = QuotaFacts::Charged {
             used: charged.used,
-            reset,
-        });
-        *shared.quota.lock().unwrap_or_else(PoisonError::into_inner) = quota;
-        if charged.over {
-            let reason = format!(
-                "the account's daily quota of {} transactions is used up",
-                shared.daily_quota.unwrap_or_default()
-            );
-            if !charged.admitted {
-                let mut decision = shared.decision.clone();
-                decision.denied = Some(Finding {
-                    rule: Rule::Quota,
-                    kind: RejectionKind::QuotaExceeded,
-                    reason,
-                });
+            over: charged.over,
+        };
+        decide_quota(&mut decision, &who.client, &who.account, usage, metered.now);
+        metered.quota.set(decision.quota);
+        match decision.allowed_or_denial() {
+            Ok(decision) => {
+                report_shadowed(who, &decision);
+                Ok(())
+            }
+            Err(Denial { rejection, .. }) => {
                 let now = config.clock.now().to_offset(time::UtcOffset::UTC);
-                let mut rejection = decision
-                    .rejection()
-                    .unwrap_or_else(|| RejectionKind::QuotaExceeded.into())
-                    .with_retry_after(seconds_until(reset, now));
-                if let Some(q) = quota {
-                    rejection = rejection.with_quota(q);
-                }
                 tracing::debug!(
-                    client = %shared.client,
+                    client = %who.client.id(),
                     rule = Rule::Quota.as_str(),
                     "request refused by its handler's charge"
                 );
-                return Err(self.refuse(rejection));
+                Err(self.refuse(rejection.retry_at_quota_reset(now)))
             }
-            tracing::info!(
-                target: "gis_auth::shadow",
-                client = %shared.client,
-                account = %shared.account,
-                rule = Rule::Quota.as_str(),
-                reason = %reason,
-                "report-only restriction would have refused the request"
-            );
         }
-        Ok(())
     }
 
-    fn refuse(&self, rejection: Rejection) -> Refused {
-        let response = self.shared.config.render(&rejection);
-        Refused {
+    fn refuse(&self, rejection: Rejection) -> MeterRefusal {
+        let response = self.metered.config.render(&rejection);
+        MeterRefusal {
             rejection,
             response,
         }

@@ -35,6 +35,10 @@
 //! ```
 
 mod body;
+mod budget;
+mod check;
+mod config;
+mod drive;
 mod future;
 mod meter;
 mod principal;
@@ -42,8 +46,7 @@ mod response;
 mod service;
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,7 +55,10 @@ use tower_layer::Layer;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use meter::{Meter, Refused};
+pub use meter::{Meter, MeterRefusal};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use principal::MissingPrincipal;
 pub use principal::{CredentialSource, Principal};
 pub use response::{
     QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
@@ -60,81 +66,22 @@ pub use response::{
 };
 pub use service::AuthService;
 
+use self::config::{Config, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::{CredentialRules, Realm};
 use crate::error::ConfigError;
-use crate::limits::{ClientRateLimiter, SharedRateLimiter};
+use crate::limits::{DEFAULT_RATE_LIMITER_CAPACITY, SharedRateLimiter};
 use crate::limits::{InMemoryUsageCounter, UsageCounter};
 use crate::policy::{Policy, RouteTable};
 use crate::rejection::Rejection;
-use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies};
+use crate::restrict::{ForwardedHeader, TrustedProxies};
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
-
-type Responder = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
 
 /// The share of the daily quota (in %) from which responses carry a warning header.
 pub const DEFAULT_QUOTA_WARNING_PERCENT: u8 = 80;
 
 pub use crate::store::DEFAULT_BACKEND_TIMEOUT;
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) store: Arc<dyn ClientStore>,
-    pub(crate) verifier: Option<Arc<dyn TokenVerifier>>,
-    pub(crate) policy: Policy,
-    pub(crate) usage: Arc<dyn UsageCounter>,
-    pub(crate) rate_limiter: ClientRateLimiter,
-    pub(crate) shared_rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
-    pub(crate) quota_warning: Option<u8>,
-    pub(crate) credentials: CredentialRules,
-    pub(crate) proxies: TrustedProxies,
-    pub(crate) forwarded: ForwardedHeader,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) realm: Realm,
-    pub(crate) rendered: response::Rendered,
-    pub(crate) allow_preflight: bool,
-    pub(crate) strip_credentials: bool,
-    pub(crate) backend_timeout: Option<Duration>,
-    pub(crate) responder: Option<Responder>,
-    pub(crate) peer_source: Option<PeerSource>,
-    pub(crate) proxies_warned: Arc<AtomicBool>,
-}
-
-impl Config {
-    pub(crate) fn render(&self, rejection: &Rejection) -> Response<Bytes> {
-        let mut res = match &self.responder {
-            Some(custom) => custom(rejection),
-            None => self.rendered.response(rejection, self.realm.as_str()),
-        };
-        if rejection.varies_on_origin() {
-            response::add_vary_origin(res.headers_mut());
-        }
-        res.extensions_mut().insert(rejection.clone());
-        res
-    }
-
-    /// Warns once when a client with IP rules is called with forwarded headers and no
-    /// proxy is trusted: behind a proxy, every request then comes from the proxy's address.
-    pub(crate) fn warn_if_proxies_missing(&self, headers: &http::HeaderMap) {
-        if self.proxies.is_empty()
-            && (headers.contains_key("x-forwarded-for")
-                || headers.contains_key(http::header::FORWARDED))
-            && !self.proxies_warned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                lint = crate::policy::Trap::IpRulesWithoutTrustedProxies.code(),
-                "forwarded headers arrive but no trusted proxies are configured: IP rules see \
-                 the proxy's address; configure AuthLayer::trusted_proxies"
-            );
-        }
-    }
-
-    /// The connection's peer address.
-    pub(crate) fn peer_ip(&self, ext: &Extensions) -> Option<IpAddr> {
-        crate::restrict::peer_ip(ext, self.peer_source.as_ref())
-    }
-}
 
 /// Puts key-based access control in front of a service.
 ///
@@ -144,18 +91,26 @@ impl Config {
 /// [`Policy::explain`] gives), rate-limited and charged to the account's daily quota. On
 /// success a
 /// [`Principal`](crate::layer::Principal) is inserted into the request's extensions.
+///
+/// The builder keeps plain settings; what derives from them (the in-process rate limiter
+/// on its clock, the rejection templates of the realm) is made once, when the first
+/// service is made, and shared by every service of the layer and its clones. So the order
+/// of the calls never changes the result, and a setting changed on a clone leaves the
+/// original as it was.
 #[derive(Clone)]
 #[must_use]
 pub struct AuthLayer {
-    config: Arc<Config>,
+    settings: Settings,
+    /// What the services share, made from `settings` on first use.
+    built: Arc<OnceLock<Arc<Config>>>,
 }
 
 impl std::fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthLayer")
-            .field("routes", &self.config.policy.routes().routes().len())
-            .field("realm", &self.config.realm)
-            .field("allow_preflight", &self.config.allow_preflight)
+            .field("routes", &self.settings.policy.routes().routes().len())
+            .field("realm", &self.settings.realm)
+            .field("allow_preflight", &self.settings.allow_preflight)
             .finish_non_exhaustive()
     }
 }
@@ -166,74 +121,72 @@ impl AuthLayer {
     /// preflight not exempt, credentials stripped, 2 s store budget, system clock, usage
     /// counted in memory with a quota warning from 80 %.
     pub fn new(store: Arc<dyn ClientStore>, routes: RouteTable) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
-            config: Arc::new(Config {
+            settings: Settings {
                 store,
                 verifier: None,
                 policy: Policy::new(routes),
                 usage: Arc::new(InMemoryUsageCounter::new()),
-                rate_limiter: ClientRateLimiter::new(clock.clone()),
+                rate_limiter_capacity: DEFAULT_RATE_LIMITER_CAPACITY,
                 shared_rate_limiter: None,
                 quota_warning: Some(DEFAULT_QUOTA_WARNING_PERCENT),
                 credentials: CredentialRules::default(),
                 proxies: TrustedProxies::none(),
                 forwarded: ForwardedHeader::default(),
-                clock,
+                clock: Arc::new(SystemClock),
                 realm: Realm::default(),
-                rendered: response::Rendered::new("gis-auth"),
                 allow_preflight: false,
                 strip_credentials: true,
                 backend_timeout: Some(DEFAULT_BACKEND_TIMEOUT),
                 responder: None,
                 peer_source: None,
-                proxies_warned: Arc::new(AtomicBool::new(false)),
-            }),
+            },
+            built: Arc::default(),
         }
     }
 
-    fn config(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+    /// The settings, to change: what was built from them is made again.
+    fn settings(&mut self) -> &mut Settings {
+        self.built = Arc::default();
+        &mut self.settings
     }
 
     /// Verifies bearer tokens with `verifier`. Without one, every bearer token is refused
     /// (401 `invalid_token`).
     pub fn token_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
-        self.config().verifier = Some(verifier);
+        self.settings().verifier = Some(verifier);
         self
     }
 
     /// The query parameter that carries API keys (matched ignoring ASCII case).
     pub fn query_param(mut self, name: impl Into<String>) -> Self {
-        let rules = self.config().credentials.clone().query_param(name.into());
-        self.config().credentials = rules;
+        let rules = self.settings.credentials.clone().query_param(name.into());
+        self.settings().credentials = rules;
         self
     }
 
     /// The largest key or token accepted, in bytes; longer ones get 400 before any hashing.
     pub fn max_credential_len(mut self, bytes: usize) -> Self {
-        let rules = self.config().credentials.clone().max_len(bytes);
-        self.config().credentials = rules;
+        let rules = self.settings.credentials.clone().max_len(bytes);
+        self.settings().credentials = rules;
         self
     }
 
     /// The proxies whose forwarded headers are believed.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
-        self.config().proxies = proxies;
+        self.settings().proxies = proxies;
         self
     }
 
     /// Which forwarded header the trusted proxies append to (`X-Forwarded-For` by default).
     pub fn forwarded_header(mut self, which: ForwardedHeader) -> Self {
-        self.config().forwarded = which;
+        self.settings().forwarded = which;
         self
     }
 
     /// The clock for expiry, quota days and rate limits.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        let config = self.config();
-        config.rate_limiter = ClientRateLimiter::new(clock.clone());
-        config.clock = clock;
+        self.settings().clock = clock;
         self
     }
 
@@ -241,14 +194,13 @@ impl AuthLayer {
     /// it is remote) instead of the in-memory default. A counter that fails or stalls gives
     /// 503.
     pub fn usage_counter(mut self, counter: Arc<dyn UsageCounter>) -> Self {
-        self.config().usage = counter;
+        self.settings().usage = counter;
         self
     }
 
-    /// Keeps at most `max_clients` per-client rate limiters in memory.
+    /// Keeps at most `max_clients` per-client rate limiters in memory (at least 1).
     pub fn rate_limiter_capacity(mut self, max_clients: u64) -> Self {
-        let config = self.config();
-        config.rate_limiter = ClientRateLimiter::new(config.clock.clone()).capacity(max_clients);
+        self.settings().rate_limiter_capacity = max_clients;
         self
     }
 
@@ -256,44 +208,41 @@ impl AuthLayer {
     /// `RedisRateLimiter`, feature `redis`), instead of in this process: one round trip per
     /// request of a client with a limit. A limiter that fails or stalls gives 503.
     pub fn shared_rate_limiter(mut self, limiter: Arc<dyn SharedRateLimiter>) -> Self {
-        self.config().shared_rate_limiter = Some(limiter);
+        self.settings().shared_rate_limiter = Some(limiter);
         self
     }
 
     /// From which share of the daily quota (in %) responses carry a `Quota-Warning` header;
     /// `None` for never.
     pub fn quota_warning(mut self, percent: Option<u8>) -> Self {
-        self.config().quota_warning = percent.map(|p| p.min(100));
+        self.settings().quota_warning = percent.map(|p| p.min(100));
         self
     }
 
     /// The realm of the `WWW-Authenticate` challenge: printable ASCII without `"` or `\`.
     pub fn realm(mut self, realm: impl Into<String>) -> Result<Self, ConfigError> {
-        let realm = Realm::new(realm)?;
-        let config = self.config();
-        config.rendered = response::Rendered::new(realm.as_str());
-        config.realm = realm;
+        self.settings().realm = Realm::new(realm)?;
         Ok(self)
     }
 
     /// Lets CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) through
     /// without credentials, so a CORS layer inside can answer them.
     pub fn allow_preflight(mut self, yes: bool) -> Self {
-        self.config().allow_preflight = yes;
+        self.settings().allow_preflight = yes;
         self
     }
 
     /// Whether the `Authorization` header and the API key parameter are removed before the
     /// wrapped service runs (on by default).
     pub fn strip_credentials(mut self, yes: bool) -> Self {
-        self.config().strip_credentials = yes;
+        self.settings().strip_credentials = yes;
         self
     }
 
     /// The time budget of one store lookup or token verification; past it the request gets
     /// 503. `None` waits as long as the store takes. Needs a Tokio runtime with time enabled.
     pub fn backend_timeout(mut self, budget: Option<Duration>) -> Self {
-        self.config().backend_timeout = budget;
+        self.settings().backend_timeout = budget;
         self
     }
 
@@ -303,7 +252,7 @@ impl AuthLayer {
     where
         F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     {
-        self.config().responder = Some(Arc::new(f));
+        self.settings().responder = Some(Arc::new(f));
         self
     }
 
@@ -313,8 +262,13 @@ impl AuthLayer {
     where
         F: Fn(&Extensions) -> Option<IpAddr> + Send + Sync + 'static,
     {
-        self.config().peer_source = Some(Arc::new(f));
+        self.settings().peer_source = Some(Arc::new(f));
         self
+    }
+
+    /// What the services of this layer share, made on first use.
+    fn config(&self) -> &Arc<Config> {
+        self.built.get_or_init(|| Arc::new(self.settings.build()))
     }
 }
 
@@ -322,6 +276,75 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService::new(inner, self.config.clone())
+        AuthService::new(inner, self.config().clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientId, RateLimit};
+    use crate::clock::ManualClock;
+    use crate::limits::RateVerdict;
+    use crate::store::InMemoryStore;
+
+    fn layer() -> AuthLayer {
+        AuthLayer::new(Arc::new(InMemoryStore::new()), RouteTable::new())
+    }
+
+    /// Whether `config`'s rate limiter runs on `clock` and keeps `capacity` limiters.
+    fn limits_on(config: &Config, clock: &ManualClock, capacity: u64) {
+        let debug = format!("{:?}", config.rate_limiter);
+        assert!(debug.contains(&format!("capacity: {capacity}")), "{debug}");
+        let (web, limit) = (ClientId::new("web").unwrap(), RateLimit::new(1, 1).unwrap());
+        assert!(config.rate_limiter.check(&web, limit).is_allowed());
+        assert!(!config.rate_limiter.check(&web, limit).is_allowed());
+        clock.advance(time::Duration::seconds(1));
+        assert_eq!(config.rate_limiter.check(&web, limit), RateVerdict::Allow);
+    }
+
+    #[test]
+    fn the_rate_limiter_keeps_its_capacity_and_clock_whatever_the_order_of_the_calls() {
+        let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
+        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+        let capacity_first = layer().rate_limiter_capacity(10).clock(shared.clone());
+        limits_on(capacity_first.config(), &clock, 10);
+        let clock_first = layer().clock(shared).rate_limiter_capacity(10);
+        limits_on(clock_first.config(), &clock, 10);
+    }
+
+    #[test]
+    fn the_realm_and_its_templates_do_not_depend_on_the_order_of_the_calls() {
+        let render = |layer: AuthLayer| {
+            let rejection = Rejection::new(crate::rule::RejectionKind::MissingCredential);
+            layer.config().render(&rejection).headers()["www-authenticate"].clone()
+        };
+        let realm_first = layer().realm("maps").unwrap().allow_preflight(true);
+        let realm_last = layer().allow_preflight(true).realm("maps").unwrap();
+        assert_eq!(render(realm_first), "Bearer realm=\"maps\"");
+        assert_eq!(render(realm_last), "Bearer realm=\"maps\"");
+    }
+
+    #[test]
+    fn configuring_a_clone_after_its_services_are_made_neither_panics_nor_changes_them() {
+        let original = layer().rate_limiter_capacity(5);
+        let service = original.layer(());
+        let changed = original
+            .clone()
+            .rate_limiter_capacity(7)
+            .realm("other")
+            .unwrap();
+        assert!(Arc::ptr_eq(&service.config, original.config()));
+        assert!(!Arc::ptr_eq(original.config(), changed.config()));
+        let capacity = |layer: &AuthLayer| format!("{:?}", layer.config().rate_limiter);
+        assert!(capacity(&original).contains("capacity: 5"));
+        assert!(capacity(&changed).contains("capacity: 7"));
+    }
+
+    #[test]
+    fn services_of_one_layer_and_of_its_clones_share_their_rate_limiters() {
+        let layer = layer();
+        let (a, b) = (layer.layer(()), layer.clone().layer(()));
+        assert!(Arc::ptr_eq(&a.config, &b.config));
     }
 }

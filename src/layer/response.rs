@@ -13,13 +13,14 @@
 //! ```
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use time::OffsetDateTime;
 
+use crate::credentials::Realm;
 use crate::policy::QuotaState;
 use crate::rejection::Rejection;
 use crate::rule::RejectionKind;
@@ -101,28 +102,89 @@ fn rejection_response(
 /// The bodies and challenges of the default refusals for one realm, made once per layer so
 /// that a refusal costs no JSON encoding and no formatting.
 #[derive(Debug, Clone)]
-pub(crate) struct Rendered {
+pub(crate) struct RejectionTemplates {
+    realm: Realm,
     parts: Arc<[(Bytes, Option<HeaderValue>)]>,
 }
 
-impl Rendered {
-    pub(crate) fn new(realm: &str) -> Self {
+impl RejectionTemplates {
+    pub(crate) fn new(realm: &Realm) -> Self {
         Self {
+            realm: realm.clone(),
             parts: RejectionKind::ALL
                 .iter()
-                .map(|&kind| (body_of(kind), challenge_of(kind, realm)))
+                .map(|&kind| (body_of(kind), challenge_of(kind, realm.as_str())))
                 .collect(),
         }
     }
 
     /// [`default_rejection_response`] for this realm.
-    pub(crate) fn response(&self, rejection: &Rejection, realm: &str) -> Response<Bytes> {
+    pub(crate) fn response(&self, rejection: &Rejection) -> Response<Bytes> {
         let kind = rejection.kind();
         match self.parts.get(kind as usize) {
             Some((body, challenge)) if RejectionKind::ALL[kind as usize] == kind => {
                 rejection_response(rejection, body.clone(), challenge.clone())
             }
-            _ => default_rejection_response(rejection, realm),
+            _ => default_rejection_response(rejection, self.realm.as_str()),
+        }
+    }
+}
+
+/// An account's quota after the latest charge of a request, shared by its
+/// [`Meter`](super::Meter) (which charges) and its response (which reports it).
+#[derive(Debug, Default)]
+pub(crate) struct LatestQuota(Mutex<Option<QuotaState>>);
+
+impl LatestQuota {
+    pub(crate) fn new(quota: Option<QuotaState>) -> Self {
+        Self(Mutex::new(quota))
+    }
+
+    pub(crate) fn get(&self) -> Option<QuotaState> {
+        // Every write leaves a whole value, so a panic elsewhere cannot corrupt it.
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set(&self, quota: Option<QuotaState>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = quota;
+    }
+}
+
+/// What the layer adds to the wrapped service's response of an admitted request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResponseExtras {
+    /// `Cache-Control: private` (an API key identified the caller).
+    pub(crate) private: bool,
+    /// `Vary: Origin`.
+    pub(crate) vary_origin: bool,
+    /// The quota headers, for an account with a quota.
+    pub(crate) quota: Option<QuotaHeaders>,
+}
+
+/// The quota headers of a response: the quota as of the request's charge, or after its
+/// handler's latest one.
+#[derive(Debug, Clone)]
+pub(crate) struct QuotaHeaders {
+    pub(crate) quota: QuotaState,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) warning: Option<u8>,
+    /// The handler's meter's view, when the API has one.
+    pub(crate) latest: Option<Arc<LatestQuota>>,
+}
+
+impl ResponseExtras {
+    /// Adds the headers to a response of the wrapped service.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
+        if self.private {
+            make_private(headers);
+        }
+        if self.vary_origin {
+            add_vary_origin(headers);
+        }
+        if let Some(q) = &self.quota {
+            let latest = q.latest.as_deref().and_then(LatestQuota::get);
+            let quota = latest.as_ref().unwrap_or(&q.quota);
+            add_quota_headers(headers, quota, q.now, q.warning);
         }
     }
 }
@@ -175,7 +237,7 @@ fn insert_quota_counts(headers: &mut HeaderMap, quota: &QuotaState, reset: Optio
 }
 
 /// Adds the quota headers to a metered response of an account with a quota.
-pub(crate) fn add_quota_headers(
+fn add_quota_headers(
     headers: &mut HeaderMap,
     quota: &QuotaState,
     now: OffsetDateTime,
@@ -221,7 +283,7 @@ thread_local! {
 
 /// Makes a response private to the caller unless it already is (or is `no-store`): drops
 /// `public` and `s-maxage`, keeps every other directive, and adds `private`.
-pub(crate) fn make_private(headers: &mut HeaderMap) {
+fn make_private(headers: &mut HeaderMap) {
     let mut values = headers.get_all(CACHE_CONTROL).iter();
     match (values.next(), values.next()) {
         (None, _) => {
@@ -408,12 +470,12 @@ mod tests {
 
     #[test]
     fn prerendered_refusals_match_the_default_ones() {
-        let rendered = Rendered::new("maps");
+        let rendered = RejectionTemplates::new(&Realm::new("maps").unwrap());
         for (i, kind) in RejectionKind::ALL.into_iter().enumerate() {
             assert_eq!(kind as usize, i, "{kind:?}");
             let rejection = Rejection::new(kind).with_retry_after(7);
             let fresh = default_rejection_response(&rejection, "maps");
-            let cached = rendered.response(&rejection, "maps");
+            let cached = rendered.response(&rejection);
             assert_eq!(fresh.status(), cached.status());
             assert_eq!(fresh.headers(), cached.headers());
             assert_eq!(fresh.body(), cached.body());

@@ -22,10 +22,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use time::Date;
 
-use super::{Charge, Charged, DailyUsage, UsageCounter};
+use super::usage::{Charge, Charged, DailyUsage, UsageCounter};
 use crate::client::{AccountId, ClientId};
 use crate::error::BackendError;
 use crate::policy::quota_admits;
+use crate::rule::Rule;
 
 /// How many days of usage the in-memory counter keeps by default.
 pub const DEFAULT_RETENTION_DAYS: u16 = 92;
@@ -121,32 +122,22 @@ impl InMemoryUsageCounter {
             counts.requests += charge.requests;
             counts.cost = counts.cost.saturating_add(charge.cost);
             for rule in charge.shadowed {
-                *counts.shadowed.entry(rule).or_default() += 1;
+                *counts.shadowed.entry(rule.as_str()).or_default() += 1;
             }
             if !fits {
-                *counts.shadowed.entry("quota").or_default() += 1;
+                *counts.shadowed.entry(Rule::Quota.as_str()).or_default() += 1;
             }
         } else {
             *counts.refusals.entry("quota_exceeded").or_default() += 1;
         }
-        Charged {
-            admitted,
-            over: !fits,
-            used,
-        }
+        Charged::new(admitted, !fits, used)
     }
 
-    fn record_refusal_locked(
-        &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        reason: &'static str,
-    ) {
+    fn record_refusal_locked(&self, account: &AccountId, client: &ClientId, day: Date, rule: Rule) {
         let mut days = self.lock();
         let account = slot(&mut self.day(&mut days, day).accounts, account);
         let counts = slot(&mut account.clients, client);
-        *counts.refusals.entry(reason).or_default() += 1;
+        *counts.refusals.entry(rule.as_str()).or_default() += 1;
     }
 }
 
@@ -161,9 +152,9 @@ impl UsageCounter for InMemoryUsageCounter {
         account: &AccountId,
         client: &ClientId,
         day: Date,
-        reason: &'static str,
+        rule: Rule,
     ) -> Result<(), BackendError> {
-        self.record_refusal_locked(account, client, day, reason);
+        self.record_refusal_locked(account, client, day, rule);
         Ok(())
     }
 
@@ -176,9 +167,9 @@ impl UsageCounter for InMemoryUsageCounter {
         account: &AccountId,
         client: &ClientId,
         day: Date,
-        reason: &'static str,
+        rule: Rule,
     ) -> Option<Result<(), BackendError>> {
-        self.record_refusal_locked(account, client, day, reason);
+        self.record_refusal_locked(account, client, day, rule);
         Some(Ok(()))
     }
 
@@ -281,7 +272,7 @@ mod tests {
         let charge = Charge {
             limit: Some(1000),
             enforce: false,
-            shadowed: &["origins"],
+            shadowed: &[Rule::Origins],
             ..Charge::new(&a, &c, date!(2026 - 06 - 01), 1000)
         };
         assert!(!counter.charge(&charge).await.unwrap().over);
@@ -333,15 +324,15 @@ mod tests {
         let other = AccountId::new("other").unwrap();
         let day = date!(2026 - 06 - 01);
         counter
-            .record_refusal(&a, &c, day, "origins")
+            .record_refusal(&a, &c, day, Rule::Origins)
             .await
             .unwrap();
         counter
-            .record_refusal(&a, &c, day, "origins")
+            .record_refusal(&a, &c, day, Rule::Origins)
             .await
             .unwrap();
         counter
-            .record_refusal(&other, &c, day, "ips")
+            .record_refusal(&other, &c, day, Rule::Ips)
             .await
             .unwrap();
         let usage = counter.usage(&a, day, day).await.unwrap();

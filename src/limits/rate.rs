@@ -10,7 +10,7 @@
 //!
 //! use gis_auth::client::{ClientId, RateLimit};
 //! use gis_auth::clock::ManualClock;
-//! use gis_auth::limits::ClientRateLimiter;
+//! use gis_auth::limits::{ClientRateLimiter, RateVerdict};
 //! use time::macros::datetime;
 //!
 //! let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
@@ -19,12 +19,12 @@
 //! let limit = RateLimit::new(2, 3)?; // two a second, bursts of three
 //!
 //! for _ in 0..3 {
-//!     assert!(limiter.check(&web, limit).is_ok());
+//!     assert!(limiter.check(&web, limit).is_allowed());
 //! }
-//! assert_eq!(limiter.check(&web, limit), Err(Duration::from_secs(1)));
+//! assert_eq!(limiter.check(&web, limit), RateVerdict::RetryAfter(Duration::from_secs(1)));
 //!
 //! clock.advance(time::Duration::milliseconds(500));
-//! assert!(limiter.check(&web, limit).is_ok());
+//! assert!(limiter.check(&web, limit).is_allowed());
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 //!
@@ -48,6 +48,23 @@ use crate::client::{ClientId, RateLimit};
 use crate::clock::Clock;
 use crate::error::BackendError;
 
+/// What a rate limiter makes of one more request from a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateVerdict {
+    /// The request may pass; it was counted.
+    Allow,
+    /// The client is over its limit: it may retry after this long (whole seconds, at least
+    /// one). The request was not counted.
+    RetryAfter(Duration),
+}
+
+impl RateVerdict {
+    /// Whether the request may pass.
+    pub fn is_allowed(self) -> bool {
+        self == RateVerdict::Allow
+    }
+}
+
 /// Per-client rate limits enforced in one place for every instance of a service (such as
 /// `RedisRateLimiter`, feature `redis`), for
 /// [`AuthLayer::shared_rate_limiter`](crate::AuthLayer::shared_rate_limiter). Without one,
@@ -55,14 +72,9 @@ use crate::error::BackendError;
 #[async_trait]
 pub trait SharedRateLimiter: Send + Sync + 'static {
     /// Counts one request from `client` against `limit`, as [`ClientRateLimiter::check`]
-    /// does: `Ok(Ok(()))` when it may pass, `Ok(Err(retry_after))` when the client is over
-    /// its limit (whole seconds, at least one; a refused request does not count), and `Err`
-    /// when the limiter could not answer (the layer answers 503).
-    async fn check(
-        &self,
-        client: &ClientId,
-        limit: RateLimit,
-    ) -> Result<Result<(), Duration>, BackendError>;
+    /// does; `Err` when the limiter could not answer (the layer answers 503).
+    async fn check(&self, client: &ClientId, limit: RateLimit)
+    -> Result<RateVerdict, BackendError>;
 }
 
 /// How many clients [`ClientRateLimiter`] keeps limiters for unless told otherwise.
@@ -91,13 +103,15 @@ type Key = (ClientId, RateLimit);
 /// Cloning is cheap: clones share their limiters.
 #[derive(Clone)]
 pub struct ClientRateLimiter {
-    shared: Arc<Shared>,
+    limiters: Arc<Limiters>,
 }
 
-struct Shared {
+/// The limiters of every client, on one clock, shared by the clones of a
+/// [`ClientRateLimiter`].
+struct Limiters {
     clock: LimiterClock,
     capacity: u64,
-    limiters: Cache<Key, Arc<DirectLimiter>>,
+    by_client: Cache<Key, Arc<DirectLimiter>>,
 }
 
 impl ClientRateLimiter {
@@ -110,7 +124,7 @@ impl ClientRateLimiter {
     /// Keeps limiters for at most `max_clients` clients (at least 1).
     #[must_use]
     pub fn capacity(self, max_clients: u64) -> Self {
-        Self::build(self.shared.clock.clone(), max_clients)
+        Self::build(self.limiters.clock.clone(), max_clients)
     }
 
     fn build(clock: LimiterClock, capacity: u64) -> Self {
@@ -120,38 +134,40 @@ impl ClientRateLimiter {
             .expire_after(IdleExpiry)
             .build();
         Self {
-            shared: Arc::new(Shared {
+            limiters: Arc::new(Limiters {
                 clock,
                 capacity,
-                limiters,
+                by_client: limiters,
             }),
         }
     }
 
-    /// Counts one request from `client` against `limit`.
-    ///
-    /// `Ok` when the request may pass; `Err(retry_after)` when the client is over its limit,
-    /// with `retry_after` rounded up to whole seconds and at least one second (it becomes a
-    /// `Retry-After` header). A refused request does not count.
-    pub fn check(&self, client: &ClientId, limit: RateLimit) -> Result<(), Duration> {
-        let shared = &*self.shared;
+    /// Counts one request from `client` against `limit`: [`RateVerdict::Allow`] when it may
+    /// pass, or [`RateVerdict::RetryAfter`] when the client is over its limit, rounded up to
+    /// whole seconds and at least one second (it becomes a `Retry-After` header). A refused
+    /// request does not count.
+    pub fn check(&self, client: &ClientId, limit: RateLimit) -> RateVerdict {
+        let shared = &*self.limiters;
         let limiter = shared
-            .limiters
+            .by_client
             .get_with_by_ref(&(client.clone(), limit), || {
                 let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
                 Arc::new(RateLimiter::direct_with_clock(quota, shared.clock.clone()))
             });
-        limiter
-            .check()
-            .map_err(|not_until| whole_seconds_up(not_until.wait_time_from(shared.clock.now())))
+        match limiter.check() {
+            Ok(()) => RateVerdict::Allow,
+            Err(not_until) => RateVerdict::RetryAfter(whole_seconds_up(
+                not_until.wait_time_from(shared.clock.now()),
+            )),
+        }
     }
 }
 
 impl fmt::Debug for ClientRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientRateLimiter")
-            .field("capacity", &self.shared.capacity)
-            .field("entries", &self.shared.limiters.entry_count())
+            .field("capacity", &self.limiters.capacity)
+            .field("entries", &self.limiters.by_client.entry_count())
             .finish()
     }
 }
@@ -239,9 +255,15 @@ mod tests {
         let (_, limiter) = setup();
         let web = id("web");
         for n in 0..5 {
-            assert_eq!(limiter.check(&web, limit(4, 5)), Ok(()), "request {n}");
+            assert_eq!(
+                limiter.check(&web, limit(4, 5)),
+                RateVerdict::Allow,
+                "request {n}"
+            );
         }
-        let retry = limiter.check(&web, limit(4, 5)).unwrap_err();
+        let RateVerdict::RetryAfter(retry) = limiter.check(&web, limit(4, 5)) else {
+            panic!("the sixth request passed");
+        };
         assert!(retry >= Duration::from_secs(1), "{retry:?}");
     }
 
@@ -250,14 +272,14 @@ mod tests {
         let (clock, limiter) = setup();
         let web = id("web");
         for _ in 0..5 {
-            limiter.check(&web, limit(4, 5)).unwrap();
+            assert!(limiter.check(&web, limit(4, 5)).is_allowed());
         }
-        assert!(limiter.check(&web, limit(4, 5)).is_err());
+        assert!(!limiter.check(&web, limit(4, 5)).is_allowed());
         clock.advance(time::Duration::milliseconds(249));
-        assert!(limiter.check(&web, limit(4, 5)).is_err());
+        assert!(!limiter.check(&web, limit(4, 5)).is_allowed());
         clock.advance(time::Duration::milliseconds(1));
-        assert_eq!(limiter.check(&web, limit(4, 5)), Ok(()));
-        assert!(limiter.check(&web, limit(4, 5)).is_err());
+        assert_eq!(limiter.check(&web, limit(4, 5)), RateVerdict::Allow);
+        assert!(!limiter.check(&web, limit(4, 5)).is_allowed());
     }
 
     #[test]
@@ -265,43 +287,51 @@ mod tests {
         let (clock, limiter) = setup();
         let web = id("web");
         for _ in 0..3 {
-            limiter.check(&web, limit(1, 3)).unwrap();
+            assert!(limiter.check(&web, limit(1, 3)).is_allowed());
         }
         clock.advance(time::Duration::seconds(3));
         for n in 0..3 {
-            assert_eq!(limiter.check(&web, limit(1, 3)), Ok(()), "request {n}");
+            assert_eq!(
+                limiter.check(&web, limit(1, 3)),
+                RateVerdict::Allow,
+                "request {n}"
+            );
         }
-        assert!(limiter.check(&web, limit(1, 3)).is_err());
+        assert!(!limiter.check(&web, limit(1, 3)).is_allowed());
     }
 
     #[test]
     fn two_clients_are_limited_independently() {
         let (_, limiter) = setup();
         let (web, batch) = (id("web"), id("batch"));
-        limiter.check(&web, limit(1, 1)).unwrap();
-        assert!(limiter.check(&web, limit(1, 1)).is_err());
-        assert_eq!(limiter.check(&batch, limit(1, 1)), Ok(()));
-        assert!(limiter.check(&batch, limit(1, 1)).is_err());
+        assert!(limiter.check(&web, limit(1, 1)).is_allowed());
+        assert!(!limiter.check(&web, limit(1, 1)).is_allowed());
+        assert_eq!(limiter.check(&batch, limit(1, 1)), RateVerdict::Allow);
+        assert!(!limiter.check(&batch, limit(1, 1)).is_allowed());
     }
 
     #[test]
     fn a_changed_limit_takes_effect_on_the_next_request() {
         let (_, limiter) = setup();
         let web = id("web");
-        limiter.check(&web, limit(1, 1)).unwrap();
-        assert!(limiter.check(&web, limit(1, 1)).is_err());
+        assert!(limiter.check(&web, limit(1, 1)).is_allowed());
+        assert!(!limiter.check(&web, limit(1, 1)).is_allowed());
         for n in 0..5 {
-            assert_eq!(limiter.check(&web, limit(1, 5)), Ok(()), "request {n}");
+            assert_eq!(
+                limiter.check(&web, limit(1, 5)),
+                RateVerdict::Allow,
+                "request {n}"
+            );
         }
-        assert!(limiter.check(&web, limit(1, 5)).is_err());
+        assert!(!limiter.check(&web, limit(1, 5)).is_allowed());
     }
 
     #[test]
     fn clones_share_their_limiters() {
         let (_, limiter) = setup();
         let web = id("web");
-        limiter.check(&web, limit(1, 1)).unwrap();
-        assert!(limiter.clone().check(&web, limit(1, 1)).is_err());
+        assert!(limiter.check(&web, limit(1, 1)).is_allowed());
+        assert!(!limiter.clone().check(&web, limit(1, 1)).is_allowed());
     }
 
     #[test]
@@ -309,20 +339,19 @@ mod tests {
         let (_, limiter) = setup();
         let limiter = limiter.capacity(50);
         for n in 0..1_000 {
-            limiter
-                .check(&id(&format!("client-{n}")), limit(10, 10))
-                .unwrap();
+            let verdict = limiter.check(&id(&format!("client-{n}")), limit(10, 10));
+            assert!(verdict.is_allowed());
         }
-        limiter.shared.limiters.run_pending_tasks();
-        let kept = limiter.shared.limiters.entry_count();
+        limiter.limiters.by_client.run_pending_tasks();
+        let kept = limiter.limiters.by_client.entry_count();
         assert!(kept <= 50, "{kept} limiters kept");
-        assert_eq!(limiter.shared.capacity, 50);
+        assert_eq!(limiter.limiters.capacity, 50);
     }
 
     #[test]
     fn a_capacity_of_zero_keeps_one_limiter() {
         let (_, limiter) = setup();
-        assert_eq!(limiter.capacity(0).shared.capacity, 1);
+        assert_eq!(limiter.capacity(0).limiters.capacity, 1);
     }
 
     #[test]
@@ -347,8 +376,8 @@ mod tests {
     fn retry_after_shrinks_as_time_passes_but_stays_at_least_a_second() {
         let (clock, limiter) = setup();
         let web = id("web");
-        limiter.check(&web, limit(1, 1)).unwrap();
-        let one_second = Err(Duration::from_secs(1));
+        assert!(limiter.check(&web, limit(1, 1)).is_allowed());
+        let one_second = RateVerdict::RetryAfter(Duration::from_secs(1));
         assert_eq!(limiter.check(&web, limit(1, 1)), one_second);
         clock.advance(time::Duration::milliseconds(900));
         assert_eq!(limiter.check(&web, limit(1, 1)), one_second);
@@ -379,9 +408,9 @@ mod tests {
     fn a_clock_that_moves_back_does_not_panic_or_refill_the_limit() {
         let (clock, limiter) = setup();
         let web = id("web");
-        limiter.check(&web, limit(1, 1)).unwrap();
+        assert!(limiter.check(&web, limit(1, 1)).is_allowed());
         clock.advance(time::Duration::hours(-1));
-        assert!(limiter.check(&web, limit(1, 1)).is_err());
+        assert!(!limiter.check(&web, limit(1, 1)).is_allowed());
     }
 
     #[test]
@@ -389,7 +418,11 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ClientRateLimiter>();
         let (_, limiter) = setup();
-        limiter.check(&id("secret-client"), limit(1, 1)).unwrap();
+        assert!(
+            limiter
+                .check(&id("secret-client"), limit(1, 1))
+                .is_allowed()
+        );
         let debug = format!("{limiter:?}");
         assert!(debug.contains("capacity: 100000"), "{debug}");
         assert!(!debug.contains("secret-client"), "{debug}");
@@ -397,17 +430,13 @@ mod tests {
 
     /// A shared limiter that answers from a script: pass, refuse with a wait, or fail.
     struct Scripted {
-        answers: std::sync::Mutex<Vec<Result<Result<(), Duration>, BackendError>>>,
+        answers: std::sync::Mutex<Vec<Result<RateVerdict, BackendError>>>,
         asked: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait]
     impl SharedRateLimiter for Scripted {
-        async fn check(
-            &self,
-            _: &ClientId,
-            _: RateLimit,
-        ) -> Result<Result<(), Duration>, BackendError> {
+        async fn check(&self, _: &ClientId, _: RateLimit) -> Result<RateVerdict, BackendError> {
             self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.answers.lock().unwrap().remove(0)
         }
@@ -450,9 +479,9 @@ mod tests {
             .unwrap();
         let shared = Arc::new(Scripted {
             answers: std::sync::Mutex::new(vec![
-                Ok(Ok(())),
-                Ok(Ok(())),
-                Ok(Err(Duration::from_secs(7))),
+                Ok(RateVerdict::Allow),
+                Ok(RateVerdict::Allow),
+                Ok(RateVerdict::RetryAfter(Duration::from_secs(7))),
                 Err(BackendError::new("the shared limiter is down")),
             ]),
             asked: Default::default(),

@@ -29,10 +29,12 @@ use ::redis::{RedisResult, Script};
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
-use super::{Charge, Charged, DEFAULT_RETENTION_DAYS, DailyUsage, UsageCounter};
+use super::memory::DEFAULT_RETENTION_DAYS;
+use super::usage::{Charge, Charged, DailyUsage, UsageCounter};
 use crate::client::{AccountId, ClientId};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
+use crate::rule::Rule;
 
 /// The prefix of every key the counter and the rate limiter write, unless told otherwise.
 pub const DEFAULT_KEY_PREFIX: &str = "gis-auth:";
@@ -341,22 +343,18 @@ impl UsageCounter for RedisUsageCounter {
                     .arg(if charge.enforce { "1" } else { "0" })
                     .arg(keep);
                 for rule in charge.shadowed {
-                    script.arg(*rule);
+                    script.arg(rule.as_str());
                 }
                 script.invoke_async::<(i64, i64, i64)>(&mut conn).await
             })
             .await;
         match called {
-            Ok((admitted, over, used)) => Ok(Charged {
-                admitted: admitted == 1,
-                over: over == 1,
-                used: u64::try_from(used).unwrap_or(0),
-            }),
-            Err(_) if self.link.fail_open => Ok(Charged {
-                admitted: true,
-                over: false,
-                used: 0,
-            }),
+            Ok((admitted, over, used)) => Ok(Charged::new(
+                admitted == 1,
+                over == 1,
+                u64::try_from(used).unwrap_or(0),
+            )),
+            Err(_) if self.link.fail_open => Ok(Charged::new(true, false, 0)),
             Err(e) => Err(e),
         }
     }
@@ -366,10 +364,10 @@ impl UsageCounter for RedisUsageCounter {
         account: &AccountId,
         client: &ClientId,
         day: Date,
-        reason: &'static str,
+        rule: Rule,
     ) -> Result<(), BackendError> {
         let key = self.key(account, day);
-        let field = format!("refused:{client}:{reason}");
+        let field = format!("refused:{client}:{}", rule.as_str());
         let keep = self.keep_seconds(day);
         let recorded = self
             .link

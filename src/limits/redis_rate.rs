@@ -12,7 +12,7 @@
 //! let limiter = RedisRateLimiter::new(redis_connection("redis://127.0.0.1:6379").await?);
 //! let web = ClientId::new("web-map")?;
 //! let verdict = limiter.check(&web, RateLimit::new(2, 3)?).await?;
-//! assert!(verdict.is_ok(), "the first request of a burst passes");
+//! assert!(verdict.is_allowed(), "the first request of a burst passes");
 //! # Ok(()) }
 //! ```
 
@@ -23,11 +23,11 @@ use ::redis::Script;
 use ::redis::aio::ConnectionManager;
 use async_trait::async_trait;
 
-use super::rate::{SharedRateLimiter, whole_seconds_up};
+use super::rate::{RateVerdict, SharedRateLimiter, whole_seconds_up};
+use super::redis::RedisLink;
 use crate::client::{ClientId, RateLimit};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
-use crate::limits::RedisLink;
 
 /// GCRA: allow when the next theoretical arrival time, less the burst tolerance, is due.
 static GCRA: LazyLock<Script> = LazyLock::new(|| {
@@ -139,7 +139,7 @@ impl SharedRateLimiter for RedisRateLimiter {
         &self,
         client: &ClientId,
         limit: RateLimit,
-    ) -> Result<Result<(), Duration>, BackendError> {
+    ) -> Result<RateVerdict, BackendError> {
         let key = format!(
             "{}rate:{client}:{}:{}",
             self.link.prefix, limit.per_second, limit.burst
@@ -159,9 +159,11 @@ impl SharedRateLimiter for RedisRateLimiter {
             })
             .await;
         match checked {
-            Ok((1, _)) => Ok(Ok(())),
-            Ok((_, wait)) => Ok(Err(whole_seconds_up(Duration::from_micros(wait)))),
-            Err(_) if self.link.fail_open => Ok(Ok(())),
+            Ok((1, _)) => Ok(RateVerdict::Allow),
+            Ok((_, wait)) => Ok(RateVerdict::RetryAfter(whole_seconds_up(
+                Duration::from_micros(wait),
+            ))),
+            Err(_) if self.link.fail_open => Ok(RateVerdict::Allow),
             Err(e) => Err(e),
         }
     }

@@ -23,6 +23,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::quota::QuotaState;
 use crate::client::{Restriction, RoleSet};
 use crate::rule::{RejectionKind, Rule};
 
@@ -42,6 +43,7 @@ impl Rule {
 
 /// What one rule found: the refusal it makes (or would make) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     /// The rule.
     pub rule: Rule,
@@ -60,6 +62,7 @@ impl fmt::Display for Finding {
 /// A decision on a request: allowed or refused by a rule, with what report-only
 /// restrictions would have refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Decision {
     /// The refusal, or `None` when the request is allowed.
     pub denied: Option<Finding>,
@@ -73,6 +76,9 @@ pub struct Decision {
     pub item: Option<String>,
     /// Whether the outcome depended on `Origin`/`Referer` (answer with `Vary: Origin`).
     pub vary_origin: bool,
+    /// The account's daily quota as of the request, when the account has one and the
+    /// request's usage was known (see [`QuotaFacts`](super::QuotaFacts)).
+    pub quota: Option<QuotaState>,
 }
 
 impl Decision {
@@ -84,6 +90,7 @@ impl Decision {
             roles: RoleSet::new(),
             item: None,
             vary_origin: false,
+            quota: None,
         }
     }
 

@@ -31,13 +31,12 @@ pub use crate::rule::Rule;
 pub use decision::{Decision, Finding};
 pub use facts::{OriginEvidence, RequestFacts};
 pub use lint::{LintContext, LintWarning, Trap, lint};
-pub(crate) use quota::seconds_until;
 pub use quota::{
-    QuotaFacts, QuotaState, TRANSACTION, next_utc_midnight, quota_admits, transactions,
+    QuotaFacts, QuotaState, TRANSACTION, daily_limit, next_utc_midnight, quota_admits, transactions,
 };
 pub use route::PathPattern;
 pub use rules::TokenRequestFacts;
-pub(crate) use rules::decide;
+pub(crate) use rules::{decide, decide_quota};
 pub use standard::{
     MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
 };
@@ -87,7 +86,8 @@ impl Policy {
 
     /// Decides a request by `client` of `account`, without any I/O: the route, status,
     /// expiry, origins, IP rules, kind, roles, privileges, grants, and the quota when
-    /// `facts.quota` is given. The request-rate limit is stateful and not part of it.
+    /// `facts.quota` is given (the layer decides the quota with the same rule, on its usage
+    /// counter's answer). The request-rate limit is stateful and not part of it.
     pub fn explain(
         &self,
         client: &Client,
@@ -105,7 +105,9 @@ impl Policy {
             },
             Some(route) => match route.access() {
                 RouteAccess::Public => Decision::allowed(),
-                RouteAccess::Api(api) => rules::decide(client, account, route, api, facts),
+                RouteAccess::Api(api) => {
+                    rules::decide(client, account, route.pattern(), api, facts)
+                }
             },
         }
     }

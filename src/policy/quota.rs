@@ -23,18 +23,34 @@ pub fn transactions(milli: u64) -> f64 {
     milli as f64 / TRANSACTION as f64
 }
 
-/// The usage an account's quota is decided on, in milli-transactions.
+/// What is known of an account's usage today when its quota is decided, in
+/// milli-transactions: the usage before a request and its cost (what `explain` is told), or
+/// a usage counter's answer to charging it (what the layer and the
+/// [`Meter`](crate::layer::Meter) learn). Either way the quota rule of
+/// [`Policy`](super::Policy) gives the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaFacts {
-    /// Used so far today, before this request.
-    pub used: u64,
-    /// What this request costs.
-    pub cost: u64,
+pub enum QuotaFacts {
+    /// Before the request: whether it fits is worked out from these.
+    Before {
+        /// Used so far today, before this request.
+        used: u64,
+        /// What this request costs.
+        cost: u64,
+    },
+    /// The counter's answer to charging the request: it compared atomically, so its word
+    /// on whether the request went over the quota is taken.
+    Charged {
+        /// The usage after the charge (unchanged when the counter refused it).
+        used: u64,
+        /// Whether the request went (or, report-only, would have gone) over the quota.
+        over: bool,
+    },
 }
 
 /// An account's daily quota as of a request, in milli-transactions
 /// ([`TRANSACTION`](TRANSACTION) is one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QuotaState {
     /// The daily quota.
     pub limit: u64,
@@ -79,6 +95,11 @@ pub fn next_utc_midnight(now: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(date)
         .with_time(time::Time::MIDNIGHT)
         .assume_utc()
+}
+
+/// A daily quota of `transactions` in milli-transactions, the unit usage is counted in.
+pub fn daily_limit(transactions: u64) -> u64 {
+    transactions.saturating_mul(TRANSACTION)
 }
 
 /// Whether a request costing `cost` fits a quota of `limit` with `used` already spent.

@@ -19,16 +19,16 @@
 //! ```
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
 use super::decision::{Decision, Finding};
 use super::facts::{OriginEvidence, RequestFacts};
-use super::quota::{TRANSACTION, quota_admits};
-use super::table::{Api, ItemSource, Route};
-use crate::client::{Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, ShadowSet};
+use super::quota::{QuotaFacts, QuotaState, daily_limit, next_utc_midnight, quota_admits};
+use super::route::PathPattern;
+use super::table::{Api, ItemSource};
+use crate::client::{Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, Restriction, ShadowSet};
 use crate::restrict::RequestOrigin;
 use crate::rule::{RejectionKind, Rule};
 
@@ -81,7 +81,7 @@ impl Restrictions<'_> {
     }
 }
 
-/// Decides a request for `api` on `route` by `client` of `account`.
+/// Decides a request for `api`, on a route of `pattern`, by `client` of `account`.
 ///
 /// Checks run in this order: status, expiry, origin, IP, then kind, roles, privileges and
 /// grants, so that a key used from the wrong place learns nothing about what it could
@@ -90,8 +90,8 @@ impl Restrictions<'_> {
 pub(crate) fn decide(
     client: &Client,
     account: &Account,
-    route: &Route,
-    api: &Arc<Api>,
+    pattern: &PathPattern,
+    api: &Api,
     facts: &RequestFacts<'_>,
 ) -> Decision {
     let mut decision = Decision {
@@ -99,10 +99,77 @@ pub(crate) fn decide(
         vary_origin: !client.origins().is_empty(),
         ..Decision::allowed()
     };
-    if let Err(finding) = check(client, account, route, api, facts, &mut decision) {
+    if let Err(finding) = check(client, account, pattern, api, facts, &mut decision) {
         decision.denied = Some(finding);
     }
     decision
+}
+
+/// Decides the quota of a request that `decision` allowed so far, once its usage is known:
+/// the quota rule on its own, the one [`Policy::explain`](super::Policy::explain) runs last.
+/// The layer calls it with the usage counter's answer, and the
+/// [`Meter`](crate::layer::Meter) for each further charge of a request. It sets
+/// [`Decision::quota`] and, over the quota, refuses the request or (the quota running
+/// report-only) adds the finding to [`Decision::shadowed`].
+pub(crate) fn decide_quota(
+    decision: &mut Decision,
+    client: &Client,
+    account: &Account,
+    usage: QuotaFacts,
+    now: OffsetDateTime,
+) {
+    let mut shadow = Restrictions {
+        shadow: client.shadow(),
+        shadowed: &mut decision.shadowed,
+    };
+    let verdict = quota_rule(account, usage, now, &mut shadow, &mut decision.quota);
+    if let Err(finding) = verdict {
+        decision.denied = Some(finding);
+    }
+}
+
+/// The quota rule: the account's quota as of the request into `quota`, and a finding when
+/// the request goes over it (refusing, unless the client runs its quota report-only).
+fn quota_rule(
+    account: &Account,
+    usage: QuotaFacts,
+    now: OffsetDateTime,
+    shadow: &mut Restrictions<'_>,
+    quota: &mut Option<QuotaState>,
+) -> Result<(), Finding> {
+    let Some(transactions) = account.daily_quota else {
+        return Ok(());
+    };
+    let limit = daily_limit(transactions);
+    let (used, over) = match usage {
+        QuotaFacts::Charged { used, over } => (used, over),
+        QuotaFacts::Before { used, cost } => {
+            let fits = quota_admits(used, cost, limit);
+            // A counter charges what fits, and everything when the quota is report-only.
+            let charged = fits || shadow.shadow.contains(Restriction::Quota);
+            (
+                if charged {
+                    used.saturating_add(cost)
+                } else {
+                    used
+                },
+                !fits,
+            )
+        }
+    };
+    *quota = Some(QuotaState {
+        limit,
+        used,
+        reset: next_utc_midnight(now),
+    });
+    if !over {
+        return Ok(());
+    }
+    shadow.apply(finding(
+        Rule::Quota,
+        RejectionKind::QuotaExceeded,
+        format!("the account's daily quota of {transactions} transactions is used up"),
+    ))
 }
 
 /// Decides whether `client` of `account` may be issued an access token: its standing, its
@@ -210,7 +277,7 @@ fn ip_rule(
 fn check(
     client: &Client,
     account: &Account,
-    route: &Route,
+    pattern: &PathPattern,
     api: &Api,
     facts: &RequestFacts<'_>,
     decision: &mut Decision,
@@ -263,7 +330,7 @@ fn check(
     }
     if let Some(source) = api.item_source() {
         let action = Action::of_method(facts.method);
-        match item_of(route, source, facts) {
+        match item_of(pattern, source, facts) {
             Some(item) => {
                 if !client.allows_item(&item, action) {
                     shadow.apply(finding(
@@ -281,14 +348,8 @@ fn check(
             ))?,
         }
     }
-    if let (Some(limit), Some(q)) = (account.daily_quota, facts.quota)
-        && !quota_admits(q.used, q.cost, limit.saturating_mul(TRANSACTION))
-    {
-        shadow.apply(finding(
-            Rule::Quota,
-            RejectionKind::QuotaExceeded,
-            format!("the account's daily quota of {limit} transactions is used up"),
-        ))?;
+    if let Some(usage) = facts.quota {
+        quota_rule(account, usage, facts.now, &mut shadow, &mut decision.quota)?;
     }
     Ok(())
 }
@@ -303,13 +364,9 @@ fn finding(rule: Rule, kind: RejectionKind, reason: impl Into<String>) -> Findin
 
 /// The item a request names, decoded; `None` when it names none, names it twice, or its
 /// encoding is not UTF-8.
-pub(crate) fn item_of(
-    route: &Route,
-    source: &ItemSource,
-    facts: &RequestFacts<'_>,
-) -> Option<String> {
+fn item_of(pattern: &PathPattern, source: &ItemSource, facts: &RequestFacts<'_>) -> Option<String> {
     let raw = match source {
-        ItemSource::Path(name) => route.pattern().capture(facts.path, name)?,
+        ItemSource::Path(name) => pattern.capture(facts.path, name)?,
         ItemSource::Query(name) => {
             let mut found = None;
             for (k, v) in form_urlencoded::parse(facts.query?.as_bytes()) {
@@ -468,7 +525,8 @@ mod tests {
         );
         assert!(d.vary_origin);
         assert_eq!(d.rule(), Some(Rule::Origins));
-        assert!(d.clone().rejection().unwrap().varies_on_origin());
+        let denial = d.clone().allowed_or_denial().unwrap_err();
+        assert!(denial.rejection.varies_on_origin());
     }
 
     #[test]
@@ -614,7 +672,7 @@ mod tests {
         let c = client(ClientSpec::native("srv"));
         let limited = account().with_daily_quota(Some(10));
         let at = |used, cost| RequestFacts {
-            quota: Some(QuotaFacts { used, cost }),
+            quota: Some(QuotaFacts::Before { used, cost }),
             ..get("/geocode")
         };
         assert!(
@@ -630,6 +688,47 @@ mod tests {
                 .explain(&c, &account(), &at(u64::MAX, 1_000))
                 .is_allowed()
         );
+    }
+
+    #[test]
+    fn the_quota_rule_gives_one_verdict_on_the_usage_before_and_on_a_counters_answer() {
+        let limited = account().with_daily_quota(Some(10));
+        let enforced = client(ClientSpec::native("srv"));
+        let lenient = client(ClientSpec::native("srv").shadow([Restriction::Quota]));
+        for c in [&enforced, &lenient] {
+            for (used, cost) in [(0, 1_000), (9_000, 1_000), (9_001, 1_000), (10_000, 0)] {
+                let facts = RequestFacts {
+                    quota: Some(QuotaFacts::Before { used, cost }),
+                    ..get("/geocode")
+                };
+                let explained = policy().explain(c, &limited, &facts);
+                // What an atomic counter answers to the same charge.
+                let fits = quota_admits(used, cost, 10_000);
+                let admitted = fits || c.shadow().contains(Restriction::Quota);
+                let counted = QuotaFacts::Charged {
+                    used: if admitted { used + cost } else { used },
+                    over: !fits,
+                };
+                let mut charged = policy().explain(c, &limited, &get("/geocode"));
+                decide_quota(&mut charged, c, &limited, counted, NOW);
+                assert_eq!(charged, explained, "{used} + {cost}");
+            }
+        }
+        let over = |c: &Client| {
+            let facts = RequestFacts {
+                quota: Some(QuotaFacts::Before {
+                    used: 10_000,
+                    cost: 1,
+                }),
+                ..get("/geocode")
+            };
+            policy().explain(c, &limited, &facts)
+        };
+        assert_eq!(over(&enforced).rule(), Some(Rule::Quota));
+        let lenient = over(&lenient);
+        assert!(lenient.is_allowed());
+        assert_eq!(lenient.shadowed[0].rule, Rule::Quota);
+        assert_eq!(lenient.quota.map(|q| q.used), Some(10_001));
     }
 
     #[test]

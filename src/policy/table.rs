@@ -210,7 +210,7 @@ pub enum RouteAccess {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     method: Method,
-    pattern: PathPattern,
+    pattern: Arc<PathPattern>,
     access: RouteAccess,
 }
 
@@ -222,6 +222,11 @@ impl Route {
 
     /// The path pattern.
     pub fn pattern(&self) -> &PathPattern {
+        &self.pattern
+    }
+
+    /// The path pattern, shared: a handle a check that waits can keep.
+    pub(crate) fn shared_pattern(&self) -> &Arc<PathPattern> {
         &self.pattern
     }
 
@@ -300,7 +305,7 @@ impl RouteTable {
         };
         self.routes.push(Route {
             method,
-            pattern,
+            pattern: Arc::new(pattern),
             access,
         });
         Ok(self)

@@ -12,8 +12,8 @@ use gis_auth::AuthLayer;
 use gis_auth::client::{AccountId, ClientId, RateLimit, Role, RoleSet};
 use gis_auth::clock::ManualClock;
 use gis_auth::limits::{Charge, RedisUsageCounter, UsageCounter, redis_connection};
-use gis_auth::limits::{RedisRateLimiter, SharedRateLimiter};
-use gis_auth::policy::{Api, Cost, RouteTable, TRANSACTION};
+use gis_auth::limits::{RateVerdict, RedisRateLimiter, SharedRateLimiter};
+use gis_auth::policy::{Api, Cost, RouteTable, Rule, TRANSACTION};
 use gis_auth::store::InMemoryStore;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -116,7 +116,7 @@ async fn report_only_quota_admits_and_reports_over() {
     let charge = Charge {
         limit: Some(1000),
         enforce: false,
-        shadowed: &["origins"],
+        shadowed: &[Rule::Origins],
         ..Charge::new(&a, &c, date!(2026 - 06 - 01), 1000)
     };
     assert!(!counter.charge(&charge).await.unwrap().over);
@@ -198,7 +198,7 @@ async fn a_days_hash_expires_at_the_end_of_its_retention_window() {
         .await
         .unwrap();
     counter
-        .record_refusal(&a, &c, date!(2026 - 06 - 01), "origins")
+        .record_refusal(&a, &c, date!(2026 - 06 - 01), Rule::Origins)
         .await
         .unwrap();
     let key = format!("{}usage:acme:2026-06-01", prefix.prefix);
@@ -223,15 +223,15 @@ async fn refusals_are_counted_by_reason_for_their_account_only() {
     let other = AccountId::new("other").unwrap();
     let day = date!(2026 - 06 - 01);
     counter
-        .record_refusal(&a, &c, day, "origins")
+        .record_refusal(&a, &c, day, Rule::Origins)
         .await
         .unwrap();
     counter
-        .record_refusal(&a, &c, day, "origins")
+        .record_refusal(&a, &c, day, Rule::Origins)
         .await
         .unwrap();
     counter
-        .record_refusal(&other, &c, day, "ips")
+        .record_refusal(&other, &c, day, Rule::Ips)
         .await
         .unwrap();
     let usage = counter.usage(&a, day, day).await.unwrap();
@@ -322,7 +322,7 @@ async fn fail_open_admits_uncounted_while_redis_is_unreachable() {
     let charged = counter.charge(&full).await.unwrap();
     assert!(charged.admitted && !charged.over, "admitted while away");
     counter
-        .record_refusal(&a, &c, day, "origins")
+        .record_refusal(&a, &c, day, Rule::Origins)
         .await
         .expect("nothing to report while away");
     assert!(counter.used(&a, day).await.is_err(), "reads still fail");
@@ -362,19 +362,22 @@ async fn a_full_burst_passes_then_one_more_request_per_interval() {
     for n in 0..5 {
         assert_eq!(
             limiter.check(&web, limit(4, 5)).await.unwrap(),
-            Ok(()),
+            RateVerdict::Allow,
             "request {n}"
         );
     }
     assert_eq!(
         limiter.check(&web, limit(4, 5)).await.unwrap(),
-        Err(Duration::from_secs(1))
+        RateVerdict::RetryAfter(Duration::from_secs(1))
     );
     clock.advance(time::Duration::milliseconds(249));
-    assert!(limiter.check(&web, limit(4, 5)).await.unwrap().is_err());
+    assert!(!limiter.check(&web, limit(4, 5)).await.unwrap().is_allowed());
     clock.advance(time::Duration::milliseconds(1));
-    assert_eq!(limiter.check(&web, limit(4, 5)).await.unwrap(), Ok(()));
-    assert!(limiter.check(&web, limit(4, 5)).await.unwrap().is_err());
+    assert_eq!(
+        limiter.check(&web, limit(4, 5)).await.unwrap(),
+        RateVerdict::Allow
+    );
+    assert!(!limiter.check(&web, limit(4, 5)).await.unwrap().is_allowed());
 }
 
 #[tokio::test]
@@ -384,29 +387,35 @@ async fn retry_after_is_whole_seconds_and_an_idle_client_gets_its_burst_back() {
     let limiter = limiter_on(connection().await, &prefix, &clock);
     let web = ClientId::new("web").unwrap();
     for _ in 0..3 {
-        limiter.check(&web, limit(1, 3)).await.unwrap().unwrap();
+        assert_eq!(
+            limiter.check(&web, limit(1, 3)).await.unwrap(),
+            RateVerdict::Allow
+        );
     }
     assert_eq!(
         limiter.check(&web, limit(1, 3)).await.unwrap(),
-        Err(Duration::from_secs(1))
+        RateVerdict::RetryAfter(Duration::from_secs(1))
     );
     let slow = ClientId::new("slow").unwrap();
-    limiter.check(&slow, limit(1, 1)).await.unwrap().unwrap();
+    assert_eq!(
+        limiter.check(&slow, limit(1, 1)).await.unwrap(),
+        RateVerdict::Allow
+    );
     clock.advance(time::Duration::milliseconds(100));
     assert_eq!(
         limiter.check(&slow, limit(1, 1)).await.unwrap(),
-        Err(Duration::from_secs(1)),
+        RateVerdict::RetryAfter(Duration::from_secs(1)),
         "0.9 s rounds up to a second"
     );
     clock.advance(time::Duration::seconds(3));
     for n in 0..3 {
         assert_eq!(
             limiter.check(&web, limit(1, 3)).await.unwrap(),
-            Ok(()),
+            RateVerdict::Allow,
             "request {n}"
         );
     }
-    assert!(limiter.check(&web, limit(1, 3)).await.unwrap().is_err());
+    assert!(!limiter.check(&web, limit(1, 3)).await.unwrap().is_allowed());
 }
 
 #[tokio::test]
@@ -418,17 +427,23 @@ async fn a_changed_limit_starts_with_a_full_burst_and_clients_are_limited_apart(
         ClientId::new("web").unwrap(),
         ClientId::new("batch").unwrap(),
     );
-    limiter.check(&web, limit(1, 1)).await.unwrap().unwrap();
-    assert!(limiter.check(&web, limit(1, 1)).await.unwrap().is_err());
-    assert_eq!(limiter.check(&batch, limit(1, 1)).await.unwrap(), Ok(()));
+    assert_eq!(
+        limiter.check(&web, limit(1, 1)).await.unwrap(),
+        RateVerdict::Allow
+    );
+    assert!(!limiter.check(&web, limit(1, 1)).await.unwrap().is_allowed());
+    assert_eq!(
+        limiter.check(&batch, limit(1, 1)).await.unwrap(),
+        RateVerdict::Allow
+    );
     for n in 0..5 {
         assert_eq!(
             limiter.check(&web, limit(1, 5)).await.unwrap(),
-            Ok(()),
+            RateVerdict::Allow,
             "request {n}"
         );
     }
-    assert!(limiter.check(&web, limit(1, 5)).await.unwrap().is_err());
+    assert!(!limiter.check(&web, limit(1, 5)).await.unwrap().is_allowed());
 }
 
 #[tokio::test]
@@ -441,7 +456,7 @@ async fn two_limiters_on_two_connections_share_one_limit() {
     let mut passed = 0;
     for n in 0..20 {
         let limiter = if n % 2 == 0 { &a } else { &b };
-        passed += usize::from(limiter.check(&web, limit(2, 6)).await.unwrap().is_ok());
+        passed += usize::from(limiter.check(&web, limit(2, 6)).await.unwrap().is_allowed());
     }
     assert_eq!(passed, 6, "one burst between the two");
 }
@@ -455,14 +470,17 @@ async fn an_unreachable_limiter_fails_unless_it_fails_open() {
     let closed = limiter_on(conn.clone(), &prefix, &clock);
     let open = limiter_on(conn, &prefix, &clock).fail_open(true);
     let web = ClientId::new("web").unwrap();
-    assert!(closed.check(&web, limit(1, 1)).await.unwrap().is_ok());
+    assert!(closed.check(&web, limit(1, 1)).await.unwrap().is_allowed());
     assert!(
-        open.check(&web, limit(1, 1)).await.unwrap().is_err(),
+        !open.check(&web, limit(1, 1)).await.unwrap().is_allowed(),
         "shared"
     );
     link.cut();
     assert!(closed.check(&web, limit(1, 1)).await.is_err());
-    assert_eq!(open.check(&web, limit(1, 1)).await.unwrap(), Ok(()));
+    assert_eq!(
+        open.check(&web, limit(1, 1)).await.unwrap(),
+        RateVerdict::Allow
+    );
     link.restore();
     let back = eventually(Duration::from_secs(10), || async {
         closed.check(&web, limit(1, 1)).await.is_ok()

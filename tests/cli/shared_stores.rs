@@ -138,7 +138,7 @@ fn usage_reads_the_counters_the_servers_share_in_redis() {
                 .expect("charged");
         }
         counter
-            .record_refusal(&acme, &web, today, "access_denied")
+            .record_refusal(&acme, &web, today, gis_auth::policy::Rule::Origins)
             .await
             .expect("recorded");
     });
@@ -167,10 +167,10 @@ fn usage_reads_the_counters_the_servers_share_in_redis() {
     assert_eq!(row["client_id"], web.as_str());
     assert_eq!(row["requests"], 3);
     assert_eq!(row["transactions"], 0.3);
-    assert_eq!(row["refusals"]["access_denied"], 1);
+    assert_eq!(row["refusals"]["origins"], 1);
     let table = store.ok(&args);
     assert!(table.contains("DATE"), "{table}");
-    assert!(table.contains("access_denied 1"), "{table}");
+    assert!(table.contains("origins 1"), "{table}");
 }
 
 /// A PostgreSQL schema of one test's own, dropped with everything in it when dropped; its

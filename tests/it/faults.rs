@@ -86,7 +86,7 @@ impl UsageCounter for FaultyCounter {
         _: &AccountId,
         _: &ClientId,
         _: Date,
-        _: &'static str,
+        _: gis_auth::policy::Rule,
     ) -> Result<(), BackendError> {
         self.misbehave().await
     }

@@ -254,6 +254,7 @@ mod tests {
     use super::*;
     use gis_auth::client::{AccountId, ClientId, Role, RoleSet};
     use gis_auth::limits::{Charge, InMemoryUsageCounter};
+    use gis_auth::policy::Rule;
     use time::macros::date;
 
     fn field(e: ConfigError) -> &'static str {
@@ -302,7 +303,7 @@ mod tests {
                     .unwrap();
             }
             counter
-                .record_refusal(&acme, &web, day, "access_denied")
+                .record_refusal(&acme, &web, day, Rule::Origins)
                 .await
                 .unwrap();
         });
@@ -321,13 +322,13 @@ mod tests {
         let json = usage_json(&account, range, Some("redis"), Some(&report));
         assert_eq!(json["days"][0]["requests"], 3);
         assert_eq!(json["days"][0]["transactions"], 0.3);
-        assert_eq!(json["days"][0]["refusals"]["access_denied"], 1);
+        assert_eq!(json["days"][0]["refusals"]["origins"], 1);
         assert_eq!(json["used_today"], 0.3);
         assert_eq!(json["daily_quota"], 1_000);
         let rendered = usage_table(&report.rows).render();
         assert!(rendered.starts_with("DATE"), "{rendered}");
         assert!(
-            rendered.contains("2026-06-10  web     3         0.3           access_denied 1  -"),
+            rendered.contains("2026-06-10  web     3         0.3           origins 1  -"),
             "{rendered}"
         );
 

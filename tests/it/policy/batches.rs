@@ -157,9 +157,9 @@ impl UsageCounter for FailingFollowUps {
         account: &AccountId,
         client: &ClientId,
         day: time::Date,
-        reason: &'static str,
+        rule: Rule,
     ) -> Result<(), BackendError> {
-        self.0.record_refusal(account, client, day, reason).await
+        self.0.record_refusal(account, client, day, rule).await
     }
 
     async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {

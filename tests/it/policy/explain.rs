@@ -139,6 +139,12 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
     callers.insert("writer", bearer(&writer, token, all_roles.clone()));
     let token = server.token_of(&metered.native).await;
     callers.insert("metered", bearer(&metered.native, token, all_roles.clone()));
+    let lenient = server.client_of(
+        &metered,
+        ClientSpec::native("Lenient").shadow([Restriction::Quota]),
+    );
+    let token = server.token_of(&lenient).await;
+    callers.insert("lenient", bearer(&lenient, token, all_roles.clone()));
     // The metered account's quota of one is used up before the table runs.
     server
         .send(get(GEOCODE).bearer(&server.token_of(&metered.native).await))
@@ -212,6 +218,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             Method::GET,
             PROFILE,
         ),
+        case("over a report-only quota", "lenient", Method::GET, GEOCODE),
     ];
     assert!(cases.len() >= 15);
 
@@ -255,7 +262,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                 client_ip: Some(case.peer.parse()?),
                 now: server.clock.now(),
                 token_scope: scope,
-                quota: cost.map(|cost| QuotaFacts { used, cost }),
+                quota: cost.map(|cost| QuotaFacts::Before { used, cost }),
             },
         );
         let reply = server.send(req).await;
@@ -289,6 +296,13 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                             "the layer's decision is by {:?}, explain's by {:?}",
                             enforced.rule(),
                             decision.rule()
+                        ));
+                    }
+                    if enforced.reason() != decision.reason() {
+                        problems.push(format!(
+                            "the layer says `{}`, explain says `{}`",
+                            enforced.reason(),
+                            decision.reason()
                         ));
                     }
                 }

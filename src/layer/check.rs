@@ -1,0 +1,492 @@
+//! The check pipeline, written once as a sequence of named steps: the credential
+//! ([`Check::start`]), the caller it identifies ([`Identified`]), the policy's decision and
+//! the rate limit, the quota charge of an [`Admitted`] request, and the [`Verdict`]. A step
+//! that needs a backend says so ([`Step`]); the drivers in `drive.rs` answer it, at once
+//! inside `call` when the backend can, or by waiting, and hand the answer to the next step.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use gis_auth::AuthLayer;
+//! use gis_auth::policy::RouteTable;
+//! use gis_auth::store::InMemoryStore;
+//! use http::Request;
+//! use tower::{ServiceExt, service_fn};
+//! use tower_layer::Layer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let routes = RouteTable::new().route(http::Method::GET, "/geocode",
+//!     gis_auth::policy::Api::new("Geocoder", []))?;
+//! let svc = AuthLayer::new(Arc::new(InMemoryStore::new()), routes)
+//!     .layer(service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }));
+//! // No credential: the first step refuses.
+//! let res = svc.oneshot(Request::get("/geocode").body(())?).await?;
+//! assert_eq!(res.status(), 401);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use time::{Date, OffsetDateTime};
+
+use super::budget::backend_failed;
+use super::config::{Config, report_shadowed, request_span};
+use super::meter::Meter;
+use super::principal::{CredentialSource, Principal};
+use super::response::{LatestQuota, QuotaHeaders, ResponseExtras};
+use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restriction, RoleSet};
+use crate::credentials::Credential;
+use crate::limits::{Charge, Charged, RateVerdict, SharedRateLimiter};
+use crate::policy::{
+    Api, Decision, Finding, OriginEvidence, PathPattern, QuotaFacts, RequestFacts, Rule,
+    daily_limit, decide, decide_quota,
+};
+use crate::rejection::{Denial, Rejection};
+use crate::rule::RejectionKind;
+use crate::store::Resolved;
+use crate::token::{VerifiedToken, VerifyError};
+
+/// The guarded route a request is for, borrowed from the layer's route table: its path
+/// pattern (items are read from it) and its API.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'c> {
+    pub(crate) pattern: &'c Arc<PathPattern>,
+    pub(crate) api: &'c Arc<Api>,
+}
+
+/// One request's check: the route it is for and the time it is decided at. The steps are
+/// its methods; each gives the next [`Step`].
+#[derive(Debug)]
+pub(crate) struct Check<'c> {
+    target: Target<'c>,
+    now: OffsetDateTime,
+}
+
+/// A check that has to wait for a backend: its route held by handles of its own, so that
+/// it can outlive `call`. Handles are taken only then; inside `call` the check borrows.
+#[derive(Debug)]
+pub(crate) struct HeldCheck {
+    pattern: Arc<PathPattern>,
+    api: Arc<Api>,
+    now: OffsetDateTime,
+}
+
+impl HeldCheck {
+    /// The check, borrowing its route from here.
+    pub(crate) fn check(&self) -> Check<'_> {
+        Check {
+            target: Target {
+                pattern: &self.pattern,
+                api: &self.api,
+            },
+            now: self.now,
+        }
+    }
+}
+
+/// What the check needs next. `Token` is how a bearer token is held: borrowed from the
+/// request while the check runs inside `call`, owned once it waits.
+pub(crate) enum Step<Token> {
+    /// The client behind an API key: ask the store, then [`Check::key_found`].
+    NeedKey(KeyDigest),
+    /// The client behind a bearer token: ask the verifier, then [`Check::token_verified`].
+    NeedToken(Token),
+    /// The shared rate limiter's word: then [`Check::rate_checked`].
+    NeedRate(SharedRateCheck),
+    /// The usage counter's answer to [`Admitted::charge`]: then [`Check::charged`].
+    NeedCharge(Admitted),
+    /// The refusal of an identified client, to count: then [`Refusal::recorded`].
+    NeedRefusalRecord(Refusal),
+    /// The check is over.
+    Done(Verdict),
+}
+
+/// How a checked request goes on.
+pub(crate) enum Conclusion {
+    /// To the wrapped service, with what its response must carry.
+    Call(ResponseExtras),
+    /// Answered with a refusal, not passed on.
+    Answer(Response<Bytes>),
+}
+
+/// How a check ends.
+pub(crate) enum Verdict {
+    /// The request goes to the wrapped service.
+    Admit(Authorized),
+    /// The request is refused.
+    Refuse(Rejection),
+}
+
+/// A caller its credential identified.
+struct Identified {
+    who: Resolved,
+    /// The roles a bearer token was narrowed to.
+    scope: Option<RoleSet>,
+    source: CredentialSource,
+}
+
+/// A request the policy allowed, on its way through its rate limit to its charge.
+pub(crate) struct Admitted {
+    who: Resolved,
+    decision: Decision,
+    /// The rules of `decision.shadowed`, for the usage statistics.
+    shadowed: Vec<Rule>,
+    source: CredentialSource,
+    /// What the route's price list says the request costs, if it is priced.
+    cost: Option<u64>,
+}
+
+/// A request waiting for the shared rate limiter's word.
+pub(crate) struct SharedRateCheck {
+    pub(crate) limiter: Arc<dyn SharedRateLimiter>,
+    pub(crate) limit: RateLimit,
+    pub(crate) admitted: Admitted,
+}
+
+/// The refusal of an identified client: who, by which rule, and the rejection.
+pub(crate) struct Refusal {
+    pub(crate) who: Resolved,
+    pub(crate) rule: Rule,
+    pub(crate) rejection: Rejection,
+}
+
+/// An admitted request: who is calling, and what its response must carry.
+pub(crate) struct Authorized {
+    principal: Principal,
+    vary_origin: bool,
+    quota: Option<QuotaHeaders>,
+    meter: Option<Meter>,
+}
+
+fn refuse<T>(rejection: impl Into<Rejection>) -> Step<T> {
+    Step::Done(Verdict::Refuse(rejection.into()))
+}
+
+impl<'c> Check<'c> {
+    pub(crate) fn new(target: Target<'c>, now: OffsetDateTime) -> Self {
+        Self { target, now }
+    }
+
+    /// The check, holding its route, so that it can wait.
+    pub(crate) fn hold(&self) -> HeldCheck {
+        HeldCheck {
+            pattern: self.target.pattern.clone(),
+            api: self.target.api.clone(),
+            now: self.now,
+        }
+    }
+
+    /// The UTC day the request is counted on.
+    pub(crate) fn day(&self) -> Date {
+        self.now.date()
+    }
+
+    /// The first step: the credential. A malformed or mis-checksummed key never reaches the
+    /// store.
+    #[inline]
+    pub(crate) fn start<'r, B>(&self, config: &Config, req: &'r Request<B>) -> Step<&'r str> {
+        match config.credentials.extract(req.headers(), req.uri().query()) {
+            Err(kind) => refuse(kind),
+            Ok(None) => refuse(RejectionKind::MissingCredential),
+            Ok(Some(Credential::ApiKey(key))) => {
+                if CredentialKind::ApiKey.check(&key).is_err() {
+                    refuse(RejectionKind::MalformedCredential)
+                } else {
+                    Step::NeedKey(KeyDigest::of(&key))
+                }
+            }
+            Ok(Some(Credential::Bearer(token))) => Step::NeedToken(token),
+        }
+    }
+
+    /// The store's answer for an API key: the client, if the key is live.
+    #[inline]
+    pub(crate) fn key_found<T, B>(
+        &self,
+        config: &Config,
+        req: &Request<B>,
+        digest: &KeyDigest,
+        answer: Result<Option<Resolved>, Rejection>,
+    ) -> Step<T> {
+        match answer {
+            Err(rejection) => refuse(rejection),
+            Ok(Some(who))
+                if who.client.kind() == ClientKind::JavaScript
+                    && who.client.credentials().accepts(digest, self.now) =>
+            {
+                let identified = Identified {
+                    who,
+                    scope: None,
+                    source: CredentialSource::ApiKey,
+                };
+                self.identified(config, req, identified)
+            }
+            Ok(_) => refuse(RejectionKind::UnknownCredential),
+        }
+    }
+
+    /// The verifier's answer for a bearer token; `None` is a verifier that ran out of time.
+    #[inline]
+    pub(crate) fn token_verified<T, B>(
+        &self,
+        config: &Config,
+        req: &Request<B>,
+        answer: Option<Result<VerifiedToken, VerifyError>>,
+    ) -> Step<T> {
+        match answer {
+            None => refuse(RejectionKind::Unavailable),
+            Some(Ok(token)) => {
+                let identified = Identified {
+                    who: Resolved {
+                        client: token.client,
+                        account: token.account,
+                    },
+                    scope: token.scope,
+                    source: CredentialSource::BearerToken,
+                };
+                self.identified(config, req, identified)
+            }
+            Some(Err(VerifyError::Invalid(kind))) => refuse(match kind.status().as_u16() {
+                401 => kind,
+                _ => RejectionKind::UnknownCredential,
+            }),
+            Some(Err(VerifyError::Store(e))) => refuse(backend_failed("client store", &e)),
+        }
+    }
+
+    /// The policy's decision on an identified caller, then its rate limit: in this process,
+    /// or by asking the shared limiter.
+    #[inline]
+    fn identified<T, B>(
+        &self,
+        config: &Config,
+        req: &Request<B>,
+        Identified { who, scope, source }: Identified,
+    ) -> Step<T> {
+        if let Some(span) = request_span() {
+            span.record("client", tracing::field::display(who.client.id()));
+        }
+        let client_ip = if who.client.ips().is_empty() {
+            None
+        } else {
+            config.warn_if_proxies_missing(req.headers());
+            let peer = config.peer_ip(req.extensions());
+            config
+                .proxies
+                .client_ip(peer, req.headers(), config.forwarded)
+        };
+        let facts = RequestFacts {
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            // As the address: read only for a client with rules that use it.
+            origin: if who.client.origins().is_empty() {
+                OriginEvidence::Missing
+            } else {
+                OriginEvidence::from_headers(req.headers())
+            },
+            client_ip,
+            now: self.now,
+            token_scope: scope.as_ref(),
+            quota: None,
+        };
+        let Target { pattern, api } = self.target;
+        let mut decision = decide(&who.client, &who.account, pattern, api, &facts);
+        if let Some(finding) = decision.denied.take() {
+            let Denial { rule, rejection } = decision.deny(finding);
+            return Step::NeedRefusalRecord(Refusal {
+                who,
+                rule,
+                rejection,
+            });
+        }
+        let admitted = Admitted {
+            shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
+            cost: api
+                .request_cost()
+                .of(req.method(), req.uri(), req.headers()),
+            who,
+            decision,
+            source,
+        };
+        let Some(limit) = admitted.who.client.rate_limit() else {
+            return Step::NeedCharge(admitted);
+        };
+        if let Some(limiter) = &config.shared_rate_limiter {
+            return Step::NeedRate(SharedRateCheck {
+                limiter: limiter.clone(),
+                limit,
+                admitted,
+            });
+        }
+        let verdict = config.rate_limiter.check(admitted.who.client.id(), limit);
+        rate_verdict(admitted, limit, verdict)
+    }
+
+    /// The shared rate limiter's answer.
+    pub(crate) fn rate_checked<T>(
+        &self,
+        rate: SharedRateCheck,
+        answer: Result<RateVerdict, Rejection>,
+    ) -> Step<T> {
+        match answer {
+            Err(rejection) => refuse(rejection),
+            Ok(verdict) => rate_verdict(rate.admitted, rate.limit, verdict),
+        }
+    }
+
+    /// The counter's answer to the charge, decided by the policy's quota rule; the verdict.
+    #[inline]
+    pub(crate) fn charged<T>(
+        &self,
+        config: &Arc<Config>,
+        admitted: Admitted,
+        answer: Result<Charged, Rejection>,
+    ) -> Step<T> {
+        let charged = match answer {
+            Ok(charged) => charged,
+            Err(rejection) => return refuse(rejection),
+        };
+        let Admitted {
+            who,
+            mut decision,
+            source,
+            cost,
+            ..
+        } = admitted;
+        if cost.is_some() {
+            let usage = QuotaFacts::Charged {
+                used: charged.used,
+                over: charged.over,
+            };
+            decide_quota(&mut decision, &who.client, &who.account, usage, self.now);
+        }
+        if let Some(finding) = decision.denied.take() {
+            // The counter counted this refusal itself.
+            let denial = decision.deny(finding);
+            return refuse(denial.rejection.retry_at_quota_reset(self.now));
+        }
+        report_shadowed(&who, &decision);
+        let api = self.target.api;
+        // A handler priced by its body charges the rest through a meter, whose latest
+        // charge the response's quota headers then report.
+        let metered = (api.has_handler_meter() && cost.is_some())
+            .then(|| Arc::new(LatestQuota::new(decision.quota)));
+        let meter = metered
+            .clone()
+            .map(|latest| Meter::new(config.clone(), &who, &decision, self.now, latest));
+        let quota = decision.quota.map(|quota| QuotaHeaders {
+            quota,
+            now: self.now,
+            warning: config.quota_warning,
+            latest: metered,
+        });
+        Step::Done(Verdict::Admit(Authorized {
+            principal: Principal {
+                roles: decision.roles,
+                api: api.shared_name().clone(),
+                source,
+                item: decision.item,
+                client: who.client,
+            },
+            vary_origin: decision.vary_origin,
+            quota,
+            meter,
+        }))
+    }
+}
+
+/// The rate limit's verdict on an admitted request: on to the charge, or a refusal.
+fn rate_verdict<T>(admitted: Admitted, limit: RateLimit, verdict: RateVerdict) -> Step<T> {
+    let RateVerdict::RetryAfter(wait) = verdict else {
+        return Step::NeedCharge(admitted);
+    };
+    let Admitted { who, decision, .. } = admitted;
+    let Denial { rule, rejection } = decision.deny(Finding {
+        rule: Rule::RateLimit,
+        kind: RejectionKind::RateLimited,
+        reason: format!(
+            "the client's rate limit is {} requests a second with bursts of {}",
+            limit.per_second, limit.burst
+        ),
+    });
+    Step::NeedRefusalRecord(Refusal {
+        who,
+        rule,
+        rejection: rejection.with_retry_after(wait.as_secs().max(1)),
+    })
+}
+
+impl Admitted {
+    /// The caller.
+    pub(crate) fn who(&self) -> &Resolved {
+        &self.who
+    }
+
+    /// The one counter call that charges this request on `day`.
+    pub(crate) fn charge(&self, day: Date) -> Charge<'_> {
+        let (client, account) = (&self.who.client, &self.who.account);
+        Charge {
+            limit: self.cost.and(account.daily_quota).map(daily_limit),
+            enforce: !client.shadow().contains(Restriction::Quota),
+            shadowed: &self.shadowed,
+            ..Charge::new(&account.id, client.id(), day, self.cost.unwrap_or(0))
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal, counted (or not: the request is refused whatever the counter does).
+    pub(crate) fn recorded<T>(self) -> Step<T> {
+        refuse(self.rejection)
+    }
+}
+
+impl Step<&str> {
+    /// The step, holding what it borrowed from the request, so that it can wait.
+    pub(crate) fn into_owned(self) -> Step<String> {
+        match self {
+            Step::NeedKey(digest) => Step::NeedKey(digest),
+            Step::NeedToken(token) => Step::NeedToken(token.to_owned()),
+            Step::NeedRate(rate) => Step::NeedRate(rate),
+            Step::NeedCharge(admitted) => Step::NeedCharge(admitted),
+            Step::NeedRefusalRecord(refusal) => Step::NeedRefusalRecord(refusal),
+            Step::Done(verdict) => Step::Done(verdict),
+        }
+    }
+}
+
+impl Verdict {
+    /// The end of the check: an admitted request loses its credentials and gains its
+    /// [`Principal`] (and [`Meter`]), and gives what its response must carry; a refused one
+    /// gives the response to send.
+    pub(crate) fn conclude<B>(self, config: &Config, req: &mut Request<B>) -> Conclusion {
+        let authorized = match self {
+            Verdict::Admit(authorized) => authorized,
+            Verdict::Refuse(rejection) => return Conclusion::Answer(config.refuse(&rejection)),
+        };
+        if let Some(span) = request_span() {
+            span.record("decision", "allow");
+        }
+        let source = authorized.principal.source();
+        if config.strip_credentials {
+            req.headers_mut().remove(AUTHORIZATION);
+            // A bearer request carries no API key parameter: it would have been refused.
+            if source == CredentialSource::ApiKey {
+                config.credentials.strip_in_place(req.uri_mut());
+            }
+        }
+        req.extensions_mut().insert(authorized.principal);
+        if let Some(meter) = authorized.meter {
+            req.extensions_mut().insert(meter);
+        }
+        Conclusion::Call(ResponseExtras {
+            private: source == CredentialSource::ApiKey,
+            vary_origin: authorized.vary_origin,
+            quota: authorized.quota,
+        })
+    }
+}
