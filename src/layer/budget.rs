@@ -39,19 +39,7 @@ pub(crate) async fn fail_closed<T, E: std::fmt::Display>(
     }
 }
 
-/// Runs `fut` within the budget; `None` when it ran out.
+/// Runs `fut` within the layer's budget; `None` when it ran out.
 pub(crate) async fn within_budget<F: Future>(config: &Config, fut: F) -> Option<F::Output> {
-    match config.backend_timeout {
-        Some(budget) => {
-            let out = tokio::time::timeout(budget, fut).await.ok();
-            if out.is_none() {
-                tracing::warn!(
-                    budget_ms = budget.as_millis() as u64,
-                    "client store did not answer in time"
-                );
-            }
-            out
-        }
-        None => Some(fut.await),
-    }
+    crate::store::within_budget(config.backend_timeout, fut).await
 }

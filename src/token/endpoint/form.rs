@@ -12,16 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use percent_encoding::percent_decode_str;
 
 use super::MAX_TOKEN_REQUEST_BYTES;
-use super::response::ErrorResponse;
-
-/// How the client sent its id and secret (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ClientAuthMethod {
-    /// `Authorization: Basic` (`client_secret_basic`).
-    Basic,
-    /// `client_id` and `client_secret` in the form (`client_secret_post`).
-    Post,
-}
+use super::response::{ClientAuthMethod, ErrorResponse};
 
 /// The client's claimed identity and secret, as sent. No `Debug`: it holds the secret.
 pub(super) struct ClientAuth {

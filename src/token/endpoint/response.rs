@@ -8,9 +8,18 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use super::form::ClientAuthMethod;
 use crate::credentials::Realm;
 use crate::rule::RejectionKind;
+
+/// How the client sent its id and secret (RFC 6749 §2.3.1); an `invalid_client` answer
+/// challenges with the scheme the client used (§5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientAuthMethod {
+    /// `Authorization: Basic` (`client_secret_basic`).
+    Basic,
+    /// `client_id` and `client_secret` in the form (`client_secret_post`).
+    Post,
+}
 
 /// The endpoint's answer to one request, before it is rendered.
 pub(super) enum TokenResponse {
