@@ -12,6 +12,7 @@ mod harness;
 #[cfg(feature = "admin")]
 use harness::app;
 
+mod architecture;
 mod credentials;
 mod faults;
 mod file_store;
