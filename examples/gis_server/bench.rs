@@ -26,7 +26,7 @@ use axum::http::{HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gis_auth::ConfigError;
 use gis_auth::client::{ClientId, ClientKind, KeyDigest};
-use gis_auth::credentials::{Credential, CredentialRules};
+use gis_auth::credentials::{CredentialRules, PresentedCredential};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -99,8 +99,10 @@ where
                     private: false,
                 };
             }
-            Ok(Some(Credential::ApiKey(key))) => self.keys.get(&KeyDigest::of(&key)).cloned(),
-            Ok(Some(Credential::Bearer(_))) | Err(_) => None,
+            Ok(Some(PresentedCredential::ApiKey(key))) => {
+                self.keys.get(&KeyDigest::of(&key)).cloned()
+            }
+            Ok(Some(PresentedCredential::Bearer(_))) | Err(_) => None,
         };
         let Some(client) = client else {
             return FloorFuture::Refused {

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use gis_auth::credentials::{Credential, CredentialRules};
+use gis_auth::credentials::{PresentedCredential, CredentialRules};
 use http::{HeaderMap, HeaderValue, Uri};
 use libfuzzer_sys::fuzz_target;
 
@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
     let found = rules.extract(&headers, uri.query());
     if let Ok(Some(credential)) = &found {
         let len = match credential {
-            Credential::Bearer(t) => t.len(),
-            Credential::ApiKey(k) => k.len(),
+            PresentedCredential::Bearer(t) => t.len(),
+            PresentedCredential::ApiKey(k) => k.len(),
         };
         assert!(
             len > 0 && len <= 64,

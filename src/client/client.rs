@@ -1,18 +1,18 @@
 //! Clients: what they are allowed, and how they are described before they are stored.
 //!
 //! ```
-//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 //!     KeyDigest, Role, RoleSet};
 //!
 //! let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::USER]))?;
 //! let spec = ClientSpec::native("Batch geocoder").allowed_ips(["203.0.113.0/24"]);
 //! let client = Client::build(ClientId::new("batch")?, &spec, &acme,
-//!     Credentials::new(KeyDigest::of("…")))?;
+//!     CredentialDigests::new(KeyDigest::of("…")))?;
 //! assert!(client.ips().allows("203.0.113.7".parse().unwrap()));
 //! // origins are for JavaScript clients only
 //! let spec = ClientSpec::native("Batch geocoder").allowed_origins(["https://acme.test"]);
 //! assert!(Client::build(ClientId::new("batch")?, &spec, &acme,
-//!     Credentials::new(KeyDigest::of("…"))).is_err());
+//!     CredentialDigests::new(KeyDigest::of("…"))).is_err());
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
@@ -73,13 +73,13 @@ super::text_enum!(
 /// The credential digests a client holds: the current one and, during a rotation's grace
 /// period, the one before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub struct CredentialDigests {
     current: KeyDigest,
     previous: Option<(KeyDigest, OffsetDateTime)>,
     generation: u64,
 }
 
-impl Credentials {
+impl CredentialDigests {
     /// Credentials with one digest, at generation 0.
     pub fn new(current: KeyDigest) -> Self {
         Self {
@@ -155,7 +155,7 @@ impl Credentials {
 
     /// The digest of credential `generation`, if the client still holds it (the current one,
     /// or the previous one whether or not its grace has ended; see
-    /// [`Credentials::generation_live`]).
+    /// [`CredentialDigests::generation_live`]).
     pub fn of_generation(&self, generation: u64) -> Option<&KeyDigest> {
         if generation == self.generation {
             Some(&self.current)
@@ -351,7 +351,7 @@ pub struct Client {
     allow_missing_origin: bool,
     ips: IpRules,
     expires_at: Option<OffsetDateTime>,
-    credentials: Credentials,
+    credentials: CredentialDigests,
     all_roles: bool,
     extras: Option<Box<Extras>>,
 }
@@ -362,7 +362,7 @@ impl Client {
         id: ClientId,
         spec: &ClientSpec,
         account: &Account,
-        credentials: Credentials,
+        credentials: CredentialDigests,
     ) -> Result<Client, ConfigError> {
         Self::build_with(
             id,
@@ -379,7 +379,7 @@ impl Client {
         id: ClientId,
         spec: &ClientSpec,
         account: &Account,
-        credentials: Credentials,
+        credentials: CredentialDigests,
         max_grants: usize,
     ) -> Result<Client, ConfigError> {
         Self::build_with(id, spec, account, credentials, &RoleSet::new(), max_grants)
@@ -413,7 +413,7 @@ impl Client {
         id: ClientId,
         spec: &ClientSpec,
         account: &Account,
-        credentials: Credentials,
+        credentials: CredentialDigests,
         already_granted: &RoleSet,
         max_grants: usize,
     ) -> Result<Client, ConfigError> {
@@ -595,11 +595,11 @@ impl Client {
     }
 
     /// The credential digests.
-    pub fn credentials(&self) -> &Credentials {
+    pub fn credentials(&self) -> &CredentialDigests {
         &self.credentials
     }
 
-    pub(crate) fn with_credentials(&self, credentials: Credentials) -> Client {
+    pub(crate) fn with_credentials(&self, credentials: CredentialDigests) -> Client {
         Client {
             credentials,
             ..self.clone()
@@ -626,7 +626,7 @@ mod tests {
             ClientId::new("c1").unwrap(),
             &spec,
             &account(),
-            Credentials::new(KeyDigest::of("k")),
+            CredentialDigests::new(KeyDigest::of("k")),
         )
     }
 
@@ -729,7 +729,7 @@ mod tests {
             .collect();
         let spec = ClientSpec::javascript("web").grants(grants);
         let id = ClientId::new("c1").unwrap();
-        let creds = Credentials::new(KeyDigest::of("k"));
+        let creds = CredentialDigests::new(KeyDigest::of("k"));
         assert!(Client::build_limited(id.clone(), &spec, &account(), creds.clone(), 2).is_err());
         assert!(Client::build_limited(id, &spec, &account(), creds, 3).is_ok());
     }
@@ -746,7 +746,7 @@ mod tests {
     fn rotation_with_and_without_grace() {
         let now = time::macros::datetime!(2026-06-01 00:00 UTC);
         let (a, b, c) = (KeyDigest::of("a"), KeyDigest::of("b"), KeyDigest::of("c"));
-        let creds = Credentials::new(a).rotated(b, Some(now + time::Duration::hours(1)));
+        let creds = CredentialDigests::new(a).rotated(b, Some(now + time::Duration::hours(1)));
         assert!(creds.accepts(&a, now) && creds.accepts(&b, now));
         assert!(!creds.accepts(&a, now + time::Duration::hours(1)));
         let creds = creds.rotated(c, None);
@@ -758,7 +758,7 @@ mod tests {
     fn retiring_the_previous_digest_ends_its_grace_and_its_tokens() {
         let now = time::macros::datetime!(2026-06-01 00:00 UTC);
         let (a, b) = (KeyDigest::of("a"), KeyDigest::of("b"));
-        let creds = Credentials::new(a).rotated(b, Some(now + time::Duration::hours(1)));
+        let creds = CredentialDigests::new(a).rotated(b, Some(now + time::Duration::hours(1)));
         assert!(creds.generation_live(0, now));
         let retired = creds.without_previous();
         assert!(!retired.accepts(&a, now) && retired.accepts(&b, now));

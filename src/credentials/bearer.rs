@@ -1,13 +1,13 @@
 //! `Authorization: Bearer <token>` (RFC 6750 §2.1).
 //!
 //! ```
-//! use gis_auth::credentials::{Credential, CredentialRules};
+//! use gis_auth::credentials::{PresentedCredential, CredentialRules};
 //! use gis_auth::RejectionKind;
 //!
 //! let rules = CredentialRules::default();
 //! let mut req = http::Request::get("/geocode").header("authorization", "bearer   abc.def")
 //!     .body(()).unwrap();
-//! assert_eq!(rules.extract(req.headers(), None), Ok(Some(Credential::Bearer("abc.def"))));
+//! assert_eq!(rules.extract(req.headers(), None), Ok(Some(PresentedCredential::Bearer("abc.def"))));
 //! req.headers_mut().insert("authorization", "Bearer a b".parse().unwrap());
 //! assert_eq!(rules.extract(req.headers(), None), Err(RejectionKind::MalformedHeader));
 //! ```

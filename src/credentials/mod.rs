@@ -2,13 +2,13 @@
 //! query parameter, never both.
 //!
 //! ```
-//! use gis_auth::credentials::{Credential, CredentialRules};
+//! use gis_auth::credentials::{PresentedCredential, CredentialRules};
 //! use gis_auth::RejectionKind;
 //!
 //! let rules = CredentialRules::default();
 //! let req = http::Request::get("/tiles/1/2/3.png?APIKEY=abc").body(()).unwrap();
 //! assert_eq!(rules.extract(req.headers(), req.uri().query()),
-//!     Ok(Some(Credential::ApiKey("abc".into()))));
+//!     Ok(Some(PresentedCredential::ApiKey("abc".into()))));
 //!
 //! let req = http::Request::get("/tiles/1/2/3.png?apikey=abc")
 //!     .header("authorization", "Bearer xyz").body(()).unwrap();
@@ -30,18 +30,18 @@ pub use realm::Realm;
 
 /// A credential found in a request.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Credential<'a> {
+pub enum PresentedCredential<'a> {
     /// From `Authorization: Bearer <token>`.
     Bearer(&'a str),
     /// From the API key query parameter, percent-decoded once.
     ApiKey(Cow<'a, str>),
 }
 
-impl std::fmt::Debug for Credential<'_> {
+impl std::fmt::Debug for PresentedCredential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            PresentedCredential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            PresentedCredential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
         }
     }
 }
@@ -93,7 +93,7 @@ impl CredentialRules {
         &self,
         headers: &'a HeaderMap,
         query: Option<&'a str>,
-    ) -> Result<Option<Credential<'a>>, RejectionKind> {
+    ) -> Result<Option<PresentedCredential<'a>>, RejectionKind> {
         let bearer = bearer::bearer_token(headers, self.max_len)?;
         let key = match query {
             Some(q) => query::api_key_param(q, &self.param, self.max_len)?,
@@ -101,8 +101,8 @@ impl CredentialRules {
         };
         match (bearer, key) {
             (Some(_), Some(_)) => Err(RejectionKind::MultipleCredentials),
-            (Some(token), None) => Ok(Some(Credential::Bearer(token))),
-            (None, Some(key)) => Ok(Some(Credential::ApiKey(key))),
+            (Some(token), None) => Ok(Some(PresentedCredential::Bearer(token))),
+            (None, Some(key)) => Ok(Some(PresentedCredential::ApiKey(key))),
             (None, None) => Ok(None),
         }
     }
@@ -134,8 +134,8 @@ mod tests {
             .extract(req.headers(), req.uri().query())
             .map(|c| {
                 c.map(|c| match c {
-                    Credential::Bearer(t) => format!("bearer:{t}"),
-                    Credential::ApiKey(k) => format!("key:{k}"),
+                    PresentedCredential::Bearer(t) => format!("bearer:{t}"),
+                    PresentedCredential::ApiKey(k) => format!("key:{k}"),
                 })
             })
     }
@@ -164,13 +164,16 @@ mod tests {
             .unwrap();
         assert_eq!(
             rules.extract(req.headers(), req.uri().query()),
-            Ok(Some(Credential::ApiKey("k".into())))
+            Ok(Some(PresentedCredential::ApiKey("k".into())))
         );
     }
 
     #[test]
     fn debug_output_is_redacted() {
-        let dbg = format!("{:?}", Credential::ApiKey("gis_apikey_secret".into()));
+        let dbg = format!(
+            "{:?}",
+            PresentedCredential::ApiKey("gis_apikey_secret".into())
+        );
         assert!(!dbg.contains("secret"));
     }
 }

@@ -10,14 +10,14 @@
 //! ETag.
 //!
 //! ```
-//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 //!     KeyDigest, Role, RoleSet};
 //! use gis_auth::document::{ClientDocument, ClientPatch, etag};
 //!
 //! let account = Account::new(AccountId::new("acme")?, "Acme",
 //!     RoleSet::from_iter([Role::USER, Role::EVALUATOR]))?;
 //! let client = Client::build(ClientId::new("web")?, &ClientSpec::javascript("Web map"),
-//!     &account, Credentials::new(KeyDigest::of("gis_apikey_example")))?;
+//!     &account, CredentialDigests::new(KeyDigest::of("gis_apikey_example")))?;
 //! let doc = ClientDocument::of(&client, &account);
 //! // An all-roles client shows the roles it holds now, explicitly.
 //! assert_eq!(doc.roles.as_ref().map(|r| r.len()), Some(2));
@@ -385,7 +385,7 @@ impl ClientPatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Credentials, KeyDigest, Role};
+    use crate::client::{CredentialDigests, KeyDigest, Role};
     use crate::document::field::read;
 
     fn account() -> Account {
@@ -402,7 +402,7 @@ mod tests {
             ClientId::new("web").unwrap(),
             spec,
             &account(),
-            Credentials::new(KeyDigest::of("k")),
+            CredentialDigests::new(KeyDigest::of("k")),
         )
         .unwrap()
     }

@@ -40,8 +40,8 @@ use time::OffsetDateTime;
 use super::field::{FieldError, optional_time, read};
 use super::{AccountDocument, ClientDocument, ClientPatch, Nullable, field_of};
 use crate::client::{
-    Account, AccountId, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials, KeyDigest,
-    PlainCredential,
+    Account, AccountId, ClientId, ClientKind, ClientSpec, CredentialDigests, CredentialKind,
+    KeyDigest, PlainCredential,
 };
 
 /// A clients file that could not be read, naming the entry and the field at fault (never
@@ -117,7 +117,7 @@ pub struct FileClient {
     /// Its settings.
     pub spec: ClientSpec,
     /// Its credentials; `None` for a client that gets a fresh one when it is stored.
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<CredentialDigests>,
 }
 
 impl ClientsFile {
@@ -284,7 +284,7 @@ impl fmt::Debug for CredentialText {
 
 impl CredentialFields {
     /// The fields of `credentials` for a client of `kind`: digests only.
-    fn of(kind: ClientKind, credentials: Option<&Credentials>) -> CredentialFields {
+    fn of(kind: ClientKind, credentials: Option<&CredentialDigests>) -> CredentialFields {
         let Some(c) = credentials else {
             return CredentialFields::default();
         };
@@ -311,7 +311,7 @@ impl CredentialFields {
         self,
         kind: ClientKind,
         id: &ClientId,
-    ) -> Result<Option<Credentials>, FieldError> {
+    ) -> Result<Option<CredentialDigests>, FieldError> {
         let (field, current, previous, other, previous_other, credential_kind) = match kind {
             ClientKind::JavaScript => (
                 "api_key",
@@ -380,7 +380,7 @@ impl CredentialFields {
                 field,
                 "a client with a previous credential or a generation has a current one",
             )),
-            (Some(current), previous, generation) => Ok(Some(Credentials::restored(
+            (Some(current), previous, generation) => Ok(Some(CredentialDigests::restored(
                 current,
                 previous,
                 generation.unwrap_or(u64::from(previous.is_some())),

@@ -2,14 +2,14 @@
 //! tool show it, with its ETag, and once with its new credential.
 //!
 //! ```
-//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 //!     CredentialKind, PlainCredential, Role, RoleSet};
 //! use gis_auth::document::CreatedClientView;
 //!
 //! let account = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::USER]))?;
 //! let key = PlainCredential::generate(CredentialKind::ApiKey)?;
 //! let client = Client::build(ClientId::new("web")?, &ClientSpec::javascript("Web map"),
-//!     &account, Credentials::new(key.digest()))?;
+//!     &account, CredentialDigests::new(key.digest()))?;
 //! let view = CreatedClientView::of(&client, &account, &key);
 //! let json = serde_json::to_value(&view)?;
 //! assert_eq!(json["api_key"], key.expose());

@@ -38,7 +38,7 @@ use super::meter::Meter;
 use super::principal::{CredentialSource, Principal};
 use super::response::{LatestQuota, QuotaHeaders, ResponseExtras};
 use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restriction, RoleSet};
-use crate::credentials::Credential;
+use crate::credentials::PresentedCredential;
 use crate::limits::{Charge, Charged, RateVerdict, SharedRateLimiter};
 use crate::policy::{
     Api, Decision, Finding, OriginEvidence, PathPattern, QuotaFacts, RequestFacts, Rule,
@@ -191,14 +191,14 @@ impl<'c> Check<'c> {
         match config.credentials.extract(req.headers(), req.uri().query()) {
             Err(kind) => refuse(kind),
             Ok(None) => refuse(RejectionKind::MissingCredential),
-            Ok(Some(Credential::ApiKey(key))) => {
+            Ok(Some(PresentedCredential::ApiKey(key))) => {
                 if CredentialKind::ApiKey.check(&key).is_err() {
                     refuse(RejectionKind::MalformedCredential)
                 } else {
                     Step::NeedKey(KeyDigest::of(&key))
                 }
             }
-            Ok(Some(Credential::Bearer(token))) => Step::NeedToken(token),
+            Ok(Some(PresentedCredential::Bearer(token))) => Step::NeedToken(token),
         }
     }
 

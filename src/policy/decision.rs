@@ -2,14 +2,14 @@
 //! [`Finding`] each rule makes, and what report-only restrictions would have refused.
 //!
 //! ```
-//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 //!     KeyDigest, Role, RoleSet};
 //! use gis_auth::policy::{Api, Policy, RequestFacts, Rule, RouteTable};
 //! use http::Method;
 //!
 //! let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::EVALUATOR]))?;
 //! let web = Client::build(ClientId::new("web")?, &ClientSpec::javascript("Web"), &acme,
-//!     Credentials::new(KeyDigest::of("…")))?;
+//!     CredentialDigests::new(KeyDigest::of("…")))?;
 //! let policy = Policy::new(RouteTable::new()
 //!     .route(Method::GET, "/elevation", Api::new("Elevation", [Role::EVALUATOR]).plugin(true))?
 //!     .route(Method::GET, "/geocode", Api::new("Geocoder", [Role::EVALUATOR]))?);

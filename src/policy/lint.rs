@@ -327,7 +327,7 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
 mod tests {
     use super::*;
     use crate::client::{
-        Account, AccountId, Client, ClientId, Credentials, KeyDigest, Role, RoleSet,
+        Account, AccountId, Client, ClientId, CredentialDigests, KeyDigest, Role, RoleSet,
     };
     use crate::restrict::OriginPattern;
     use proptest::prelude::*;
@@ -563,7 +563,7 @@ mod tests {
             ClientId::new("web").unwrap(),
             &spec,
             &account,
-            Credentials::new(KeyDigest::of("k")),
+            CredentialDigests::new(KeyDigest::of("k")),
         )
         .unwrap();
         let w = only(&client.to_spec());

@@ -47,7 +47,7 @@ pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable};
 /// is enforced.
 ///
 /// ```
-/// use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+/// use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 ///     KeyDigest, Role, RoleSet};
 /// use gis_auth::policy::{Api, OriginEvidence, Policy, RequestFacts, Rule, RouteTable};
 /// use http::Method;
@@ -55,7 +55,7 @@ pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable};
 /// let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::EVALUATOR]))?;
 /// let web = Client::build(ClientId::new("web")?,
 ///     &ClientSpec::javascript("Web").allowed_origins(["https://*.acme.test"]), &acme,
-///     Credentials::new(KeyDigest::of("…")))?;
+///     CredentialDigests::new(KeyDigest::of("…")))?;
 /// let policy = Policy::new(RouteTable::new().route(Method::GET, "/tiles/{z}/{x}/{y}.png",
 ///     Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true))?);
 /// let now = time::OffsetDateTime::now_utc();

@@ -4,14 +4,14 @@
 //! rules), then what it may reach (kind, roles, privileges, grants) and the quota.
 //!
 //! ```
-//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, Credentials,
+//! use gis_auth::client::{Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests,
 //!     KeyDigest, Role, RoleSet, Status};
 //! use gis_auth::policy::{Policy, Rule, TokenRequestFacts};
 //!
 //! let acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::USER]))?;
 //! let backend = Client::build(ClientId::new("backend")?,
 //!     &ClientSpec::native("Backend").status(Status::Inactive), &acme,
-//!     Credentials::new(KeyDigest::of("…")))?;
+//!     CredentialDigests::new(KeyDigest::of("…")))?;
 //! let facts = TokenRequestFacts::new(time::OffsetDateTime::now_utc());
 //! let decision = Policy::default().explain_token_request(&backend, &acme, &facts);
 //! assert_eq!(decision.rule(), Some(Rule::Status));
@@ -405,7 +405,7 @@ mod tests {
     use crate::client::Restriction;
     use crate::client::RoleSet;
     use crate::client::{
-        AccountId, ClientId, ClientSpec, Credentials, Grant, KeyDigest, Role, Status,
+        AccountId, ClientId, ClientSpec, CredentialDigests, Grant, KeyDigest, Role, Status,
     };
     use crate::policy::{Api, Policy, QuotaFacts, QuotaState, RouteTable, next_utc_midnight};
     use http::header::{ORIGIN, REFERER};
@@ -428,7 +428,7 @@ mod tests {
             ClientId::new("c").unwrap(),
             &spec,
             &account(),
-            Credentials::new(KeyDigest::of("k")),
+            CredentialDigests::new(KeyDigest::of("k")),
         )
         .unwrap()
     }

@@ -41,8 +41,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{BackendError, ClientStore};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialKind, Credentials,
-    KeyDigest, PlainCredential, Role,
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialDigests,
+    CredentialKind, KeyDigest, PlainCredential, Role,
 };
 use crate::document::etag;
 use crate::error::ConfigError;
@@ -94,7 +94,7 @@ pub enum NewCredential {
     /// Use this digest.
     Digest(KeyDigest),
     /// Use these credentials as a store kept them (a rotation in progress, a generation).
-    Restored(Credentials),
+    Restored(CredentialDigests),
 }
 
 impl NewCredential {
@@ -105,12 +105,12 @@ impl NewCredential {
         self,
         client: &ClientId,
         kind: ClientKind,
-    ) -> Result<(Credentials, Option<PlainCredential>), ManageError> {
+    ) -> Result<(CredentialDigests, Option<PlainCredential>), ManageError> {
         let expected = credential_kind(kind);
         Ok(match self {
             NewCredential::Generate => {
                 let plain = fresh_credential(expected)?;
-                (Credentials::new(plain.digest()), Some(plain))
+                (CredentialDigests::new(plain.digest()), Some(plain))
             }
             NewCredential::Plain(plain) => {
                 if plain.kind() != expected {
@@ -121,9 +121,9 @@ impl NewCredential {
                     }
                     .into());
                 }
-                (Credentials::new(plain.digest()), None)
+                (CredentialDigests::new(plain.digest()), None)
             }
-            NewCredential::Digest(d) => (Credentials::new(d), None),
+            NewCredential::Digest(d) => (CredentialDigests::new(d), None),
             NewCredential::Restored(c) => (c, None),
         })
     }
@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_change_keeps_the_client_id_and_kind() {
-        use crate::client::{Credentials, KeyDigest, RoleSet};
+        use crate::client::{CredentialDigests, KeyDigest, RoleSet};
         let account = Account::new(
             AccountId::new("acme").unwrap(),
             "Acme",
@@ -434,7 +434,7 @@ mod tests {
             ClientId::new("web").unwrap(),
             &ClientSpec::javascript("Web"),
             &account,
-            Credentials::new(KeyDigest::of("k")),
+            CredentialDigests::new(KeyDigest::of("k")),
         )
         .unwrap();
         let refused =

@@ -36,8 +36,8 @@ use super::manage::{
 };
 use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, Credentials, DigestBuildHasher,
-    FastBuildHasher, KeyDigest, PlainCredential, Status,
+    Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialDigests,
+    DigestBuildHasher, FastBuildHasher, KeyDigest, PlainCredential, Status,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -89,7 +89,11 @@ impl Registry {
     }
 
     /// Stores `current` with new credentials, re-indexing its digests.
-    fn replace_credentials(&mut self, current: &Client, credentials: Credentials) -> Arc<Client> {
+    fn replace_credentials(
+        &mut self,
+        current: &Client,
+        credentials: CredentialDigests,
+    ) -> Arc<Client> {
         let next = Arc::new(current.with_credentials(credentials));
         self.unindex_digests(current);
         self.index_digests(&next);

@@ -405,7 +405,7 @@ impl TokenIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{AccountId, ClientId, ClientSpec, Credentials, KeyDigest, Role};
+    use crate::client::{AccountId, ClientId, ClientSpec, CredentialDigests, KeyDigest, Role};
     use crate::clock::ManualClock;
     use time::macros::datetime;
 
@@ -423,7 +423,7 @@ mod tests {
             ClientId::new("srv").unwrap(),
             &ClientSpec::native("srv"),
             &account,
-            Credentials::new(KeyDigest::of("s")),
+            CredentialDigests::new(KeyDigest::of("s")),
         )
         .unwrap();
         (issuer, clock, client, account)

@@ -11,7 +11,7 @@ use super::rows::{
 };
 use super::{PostgresStore, corrupt, failed};
 use crate::client::{
-    Account, AccountId, Client, ClientId, ClientSpec, Credentials, PlainCredential,
+    Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests, PlainCredential,
 };
 use crate::error::ConfigError;
 use crate::store::Invalidation;
@@ -191,7 +191,7 @@ async fn insert_client_rows(
 ) -> Result<(Arc<Client>, Option<PlainCredential>), ManageError> {
     let mut credential = Some(credential);
     // Made once: a generated id already taken is retried with the same credential.
-    let mut made: Option<(Credentials, Option<PlainCredential>)> = None;
+    let mut made: Option<(CredentialDigests, Option<PlainCredential>)> = None;
     for _ in 0..ID_ATTEMPTS {
         let id = match &spec.id {
             Some(id) => id.clone(),

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 
 use super::{corrupt, failed, unavailable};
 use crate::client::{
-    Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact, Credentials,
-    Grant, KeyDigest, RateLimit, RoleSet, ShadowSet, Status,
+    Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact,
+    CredentialDigests, Grant, KeyDigest, RateLimit, RoleSet, ShadowSet, Status,
 };
 use crate::store::BackendError;
 use crate::store::manage::ManageError;
@@ -159,7 +159,7 @@ pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, Back
         _ => None,
     };
     let generation: i64 = row.try_get("credential_generation").map_err(get_err)?;
-    let credentials = Credentials::restored(
+    let credentials = CredentialDigests::restored(
         current,
         previous,
         u64::try_from(generation).unwrap_or_default(),
@@ -320,7 +320,7 @@ impl ClientRow {
 pub(super) async fn insert_digests(
     conn: &mut PgConnection,
     client: &ClientId,
-    credentials: &Credentials,
+    credentials: &CredentialDigests,
 ) -> Result<bool, ManageError> {
     let slots = std::iter::once((credentials.current(), "current", None)).chain(
         credentials

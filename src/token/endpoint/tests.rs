@@ -15,7 +15,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::*;
 use crate::client::{
-    Account, AccountId, Client, ClientSpec, Credentials, PlainCredential, Restriction, Role, Status,
+    Account, AccountId, Client, ClientSpec, CredentialDigests, PlainCredential, Restriction, Role,
+    Status,
 };
 use crate::clock::ManualClock;
 use crate::policy::Rule;
@@ -76,7 +77,7 @@ fn new_secret() -> PlainCredential {
 
 fn client(spec: &ClientSpec, account: &Account, secret: &PlainCredential) -> Client {
     let id = ClientId::new("srv").unwrap();
-    Client::build(id, spec, account, Credentials::new(secret.digest())).unwrap()
+    Client::build(id, spec, account, CredentialDigests::new(secret.digest())).unwrap()
 }
 
 fn issuer() -> TokenIssuer {
