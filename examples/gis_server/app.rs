@@ -214,11 +214,7 @@ pub fn demo_store() -> Result<Seeded, ManageError> {
     let created = store.open_account(account)?;
     let generated = [created.javascript, created.native]
         .into_iter()
-        .map(|made| GeneratedCredential {
-            client: made.client.id().clone(),
-            kind: made.client.kind(),
-            credential: made.credential,
-        })
+        .map(GeneratedCredential::from)
         .collect();
     Ok(Seeded { store, generated })
 }

@@ -103,11 +103,7 @@ async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>,
     match store.create_account(account).await {
         Ok(created) => Ok([created.javascript, created.native]
             .into_iter()
-            .map(|made| GeneratedCredential {
-                client: made.client.id().clone(),
-                kind: made.client.kind(),
-                credential: made.credential,
-            })
+            .map(GeneratedCredential::from)
             .collect()),
         Err(ManageError::Duplicate { .. }) => Ok(Vec::new()),
         Err(e) => Err(e),

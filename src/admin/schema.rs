@@ -13,6 +13,7 @@ use crate::document::{ClientView, FieldError};
 
 /// `GET /account/clients`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct ClientList {
     /// The account's clients, by id.
     pub clients: Vec<ClientView>,
@@ -21,6 +22,7 @@ pub struct ClientList {
 /// `POST /account/clients/{id}/regenerate` (the body is optional).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Regenerate {
     /// How long the current credential keeps working (at most 30 days); none by default.
     #[serde(default)]
@@ -47,6 +49,7 @@ impl Regenerate {
 
 /// `GET /account/profile`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct Profile {
     /// The account's id.
     pub account_id: String,
@@ -74,6 +77,7 @@ pub struct Profile {
 
 /// `GET /account/quota`: transactions as numbers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct Quota {
     /// The daily quota; null when the account has none.
     pub limit: Option<u64>,
@@ -88,6 +92,7 @@ pub struct Quota {
 
 /// `GET /account/usage`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct Usage {
     /// The account.
     pub account_id: String,
@@ -103,6 +108,7 @@ pub struct Usage {
 
 /// One client's usage on one UTC day.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct UsageDay {
     /// The day (YYYY-MM-DD).
     #[schema(format = Date)]
@@ -121,6 +127,7 @@ pub struct UsageDay {
 
 /// Every refusal's body.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
 pub struct ErrorBody {
     /// A machine-readable code (`invalid_request`, `not_found`, `conflict`,
     /// `precondition_failed`, `insufficient_scope`, `invalid_token`, …).

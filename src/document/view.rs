@@ -28,6 +28,7 @@ use crate::client::{Account, Client, ClientKind, PlainCredential};
 /// A client as the admin API shows it: the clients file's fields and its ETag.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+#[non_exhaustive]
 pub struct ClientView {
     /// The client's settings (`roles` always explicit).
     #[serde(flatten)]
@@ -50,6 +51,7 @@ impl ClientView {
 /// again. `Debug` does not show the credential.
 #[derive(Clone, Serialize)]
 #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
+#[non_exhaustive]
 pub struct CreatedClientView {
     /// The client.
     #[serde(flatten)]

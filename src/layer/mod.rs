@@ -90,7 +90,7 @@ pub use crate::store::DEFAULT_BACKEND_TIMEOUT;
 /// lookup for a malformed key), looked up, decided by [`Policy`] (the same decision
 /// [`Policy::explain`] gives), rate-limited and charged to the account's daily quota. On
 /// success a
-/// [`Principal`](crate::layer::Principal) is inserted into the request's extensions.
+/// [`Principal`] is inserted into the request's extensions.
 ///
 /// The builder keeps plain settings; what derives from them (the in-process rate limiter
 /// on its clock, the rejection templates of the realm) is made once, when the first

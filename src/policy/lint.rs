@@ -77,6 +77,7 @@ pub struct LintContext {
 
 /// One warning: the trap, the field and value it concerns, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LintWarning {
     /// The trap.
     pub trap: Trap,

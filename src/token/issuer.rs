@@ -96,6 +96,7 @@ pub enum IssueError {
 
 /// A freshly minted token.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct IssuedToken {
     /// The compact JWT. Hand it to its client; never log it.
     pub access_token: String,

@@ -114,10 +114,10 @@ fn paths_in(code: &str) -> impl Iterator<Item = Vec<&str>> {
 
 /// The module a path names: its longest prefix that is a module of the crate.
 fn resolve(module: &ModPath, path: &[&str], known: &BTreeSet<ModPath>) -> Option<ModPath> {
-    let (mut target, rest) = match path.first()? {
-        &"crate" => (Vec::new(), &path[1..]),
-        &"self" => (module.clone(), &path[1..]),
-        &"super" => {
+    let (mut target, rest) = match *path.first()? {
+        "crate" => (Vec::new(), &path[1..]),
+        "self" => (module.clone(), &path[1..]),
+        "super" => {
             let mut base = module.clone();
             let mut rest = path;
             while rest.first() == Some(&"super") {

@@ -15,10 +15,11 @@
 
 use crate::client::{Account, ClientId, ClientKind, PlainCredential};
 use crate::document::{ClientsFile, ClientsFileError, FileClient, field_of};
-use crate::store::{InMemoryStore, ManageError, NewCredential};
+use crate::store::{CreatedClient, InMemoryStore, ManageError, NewCredential};
 
 /// A credential generated while loading a file: the plaintext, shown once.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GeneratedCredential {
     /// The client it belongs to.
     pub client: ClientId,
@@ -26,6 +27,16 @@ pub struct GeneratedCredential {
     pub kind: ClientKind,
     /// The plaintext.
     pub credential: PlainCredential,
+}
+
+impl From<CreatedClient> for GeneratedCredential {
+    fn from(made: CreatedClient) -> Self {
+        Self {
+            client: made.client.id().clone(),
+            kind: made.client.kind(),
+            credential: made.credential,
+        }
+    }
 }
 
 impl ClientsFile {
