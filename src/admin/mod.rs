@@ -680,7 +680,7 @@ async fn get_quota(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError>
         .store
         .account(who.account_id())
         .await?
-        .and_then(|a| a.daily_quota);
+        .and_then(|a| a.plan.daily_quota);
     let reset = next_utc_midnight(now);
     let quota = Quota {
         limit,
@@ -711,7 +711,7 @@ impl Profile {
                 .map(|r| r.as_str().to_owned())
                 .collect(),
             status: account.status,
-            daily_quota: account.daily_quota,
+            daily_quota: account.plan.daily_quota,
             contact_name: account.contact.contact_name.clone(),
             contact_email: account.contact.contact_email.clone(),
             contact_phone: account.contact.contact_phone.clone(),

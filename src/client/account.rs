@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::plan::Plan;
 use super::role::RoleSet;
 use crate::error::ConfigError;
 
@@ -171,8 +172,8 @@ pub struct Account {
     pub roles: RoleSet,
     /// An inactive account disables all its clients.
     pub status: Status,
-    /// Transactions per UTC day; `None` is unlimited.
-    pub daily_quota: Option<u64>,
+    /// What the operator sells the account: quotas, rate limit, caps, item ceiling, expiry.
+    pub plan: Plan,
     /// Who to contact about the account.
     pub contact: Contact,
 }
@@ -249,7 +250,7 @@ impl Contact {
 }
 
 impl Account {
-    /// An active account without a quota. Fails if the name is empty or too long.
+    /// An active account on the default plan. Fails if the name is empty or too long.
     pub fn new(
         id: AccountId,
         name: impl Into<String>,
@@ -262,7 +263,7 @@ impl Account {
             name,
             roles,
             status: Status::Active,
-            daily_quota: None,
+            plan: Plan::default(),
             contact: Contact::default(),
         })
     }
@@ -281,10 +282,17 @@ impl Account {
         self
     }
 
-    /// With this daily quota.
+    /// With this plan.
+    #[must_use]
+    pub fn with_plan(mut self, plan: Plan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// With this daily quota, the rest of the plan as it is.
     #[must_use]
     pub fn with_daily_quota(mut self, quota: Option<u64>) -> Self {
-        self.daily_quota = quota;
+        self.plan.daily_quota = quota;
         self
     }
 }

@@ -76,6 +76,7 @@ mod account;
 #[allow(clippy::module_inception)]
 mod client;
 mod key;
+mod plan;
 mod role;
 
 pub use access::{
@@ -86,4 +87,5 @@ pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub use client::{Client, ClientKind, ClientSpec, CredentialDigests};
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub(crate) use key::{DigestBuildHasher, FastBuildHasher};
+pub use plan::{DEFAULT_MAX_CLIENTS, ItemCeiling, MAX_CEILING_ENTRIES, Plan};
 pub use role::{Role, RoleSet};

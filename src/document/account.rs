@@ -57,7 +57,7 @@ impl AccountDocument {
             name: Some(account.name.clone()),
             roles: account.roles.clone(),
             status: account.status,
-            daily_quota: account.daily_quota,
+            daily_quota: account.plan.daily_quota,
             contact_name: account.contact.contact_name.clone(),
             contact_email: account.contact.contact_email.clone(),
             contact_phone: account.contact.contact_phone.clone(),

@@ -430,7 +430,7 @@ impl Admitted {
     pub(crate) fn charge(&self, day: Date) -> Charge<'_> {
         let (client, account) = (&self.who.client, &self.who.account);
         Charge {
-            limit: self.cost.and(account.daily_quota).map(daily_limit),
+            limit: self.cost.and(account.plan.daily_quota).map(daily_limit),
             enforce: !client.shadow().contains(Restriction::Quota),
             shadowed: &self.shadowed,
             ..Charge::new(&account.id, client.id(), day, self.cost.unwrap_or(0))

@@ -138,7 +138,7 @@ impl Meter {
         let metered = &*self.metered;
         let (config, who) = (&metered.config, &metered.who);
         let charge = Charge {
-            limit: who.account.daily_quota.map(daily_limit),
+            limit: who.account.plan.daily_quota.map(daily_limit),
             enforce: !who.client.shadow().contains(Restriction::Quota),
             requests: 0,
             ..Charge::new(&who.account.id, who.client.id(), metered.now.date(), cost)

@@ -137,7 +137,7 @@ fn quota_rule(
     shadow: &mut Restrictions<'_>,
     quota: &mut Option<QuotaState>,
 ) -> Result<(), Finding> {
-    let Some(transactions) = account.daily_quota else {
+    let Some(transactions) = account.plan.daily_quota else {
         return Ok(());
     };
     let limit = daily_limit(transactions);

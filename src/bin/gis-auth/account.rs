@@ -171,7 +171,8 @@ async fn list(store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure>
             a.name.clone(),
             roles_text(&a.roles),
             a.status.to_string(),
-            a.daily_quota
+            a.plan
+                .daily_quota
                 .map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
             clients.to_string(),
         ]);
@@ -248,7 +249,7 @@ async fn update(
                     account.roles = roles;
                 }
                 if let Some(quota) = quota {
-                    account.daily_quota = quota;
+                    account.plan.daily_quota = quota;
                 }
                 contact.apply(&mut account.contact)
             }),

@@ -200,7 +200,8 @@ pub fn account_fields(a: &Account) -> Vec<(&'static str, String)> {
         ("status", a.status.to_string()),
         (
             "daily_quota",
-            a.daily_quota
+            a.plan
+                .daily_quota
                 .map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
         ),
     ];

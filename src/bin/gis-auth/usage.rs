@@ -189,7 +189,7 @@ fn usage_json(
     });
     json!({
         "account_id": account.id.as_str(),
-        "daily_quota": account.daily_quota,
+        "daily_quota": account.plan.daily_quota,
         "used_today": report.map(|r| transactions(r.used_today)),
         "from": day_text(range.from),
         "to": day_text(range.to),
@@ -212,6 +212,7 @@ fn usage_fields(
         (
             "daily_quota",
             account
+                .plan
                 .daily_quota
                 .map_or_else(|| "unlimited".to_owned(), |q| format!("{q} transactions")),
         ),

@@ -294,7 +294,7 @@ impl ManagedStore for PostgresStore {
             .bind(&next.name)
             .bind(role_names(&next.roles))
             .bind(next.status.as_str())
-            .bind(quota_column(next.daily_quota))
+            .bind(quota_column(next.plan.daily_quota))
             .bind(&next.contact.contact_name)
             .bind(&next.contact.contact_email)
             .bind(&next.contact.contact_phone)

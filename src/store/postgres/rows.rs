@@ -359,7 +359,7 @@ pub(super) async fn insert_account_row(
     .bind(&account.name)
     .bind(role_names(&account.roles))
     .bind(account.status.as_str())
-    .bind(quota_column(account.daily_quota))
+    .bind(quota_column(account.plan.daily_quota))
     .bind(&account.contact.contact_name)
     .bind(&account.contact.contact_email)
     .bind(&account.contact.contact_phone)

@@ -66,7 +66,7 @@ async fn every_change_is_announced_when_it_commits_and_a_refused_one_is_not() {
         .update_account(
             &acme(),
             Box::new(|a| {
-                a.daily_quota = Some(5);
+                a.plan.daily_quota = Some(5);
                 Ok(())
             }),
         )

@@ -77,7 +77,7 @@ async fn roles_and_quota_are_not_self_service_and_bad_contact_fields_are_named()
         .store
         .account_now(&server.acme.account.id)
         .expect("stored");
-    assert_eq!(stored.daily_quota, Some(1_000));
+    assert_eq!(stored.plan.daily_quota, Some(1_000));
     assert_eq!(stored.name, "acme maps");
 }
 

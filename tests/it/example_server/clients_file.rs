@@ -111,7 +111,7 @@ async fn a_file_with_every_field_loads_and_reports_only_the_credentials_it_gener
     let acme = store
         .account_now(&AccountId::new("acme").expect("id"))
         .expect("acme");
-    assert_eq!(acme.daily_quota, Some(5000));
+    assert_eq!(acme.plan.daily_quota, Some(5000));
     assert_eq!(acme.name, "Acme Maps");
     let batch = store.client(&id("batch")).expect("batch");
     assert_eq!(batch.name(), "Batch geocoder");
