@@ -954,6 +954,37 @@ mod tests {
     }
 
     #[test]
+    fn a_page_is_read_from_limit_and_an_opaque_cursor() {
+        let web = ClientId::new("web-1").expect("an id");
+        let cursor = encode_cursor(&web);
+        assert_ne!(cursor, "web-1", "opaque");
+        assert_eq!(decode_cursor(&cursor), Some(web.clone()));
+        let page = Page::of(Some(&format!("limit=5&cursor={cursor}"))).expect("valid");
+        assert_eq!(
+            page,
+            Page {
+                after: Some(web),
+                limit: 5
+            }
+        );
+        assert_eq!(Page::of(None).expect("valid").limit, DEFAULT_CLIENTS_PAGE);
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=x", "limit"),
+            ("cursor=%%%", "cursor"),
+            ("cursor=web-1&cursor=web-2", "cursor"),
+            ("page=2", "page"),
+        ] {
+            let err = Page::of(Some(query)).expect_err(query);
+            assert!(
+                format!("{err:?}").contains(&format!("field: Some(\"{field}\")")),
+                "{query}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_grace_period_is_bounded() {
         let grace = |body| read::<Regenerate>(&body).map(|r| r.grace());
         assert!(matches!(
