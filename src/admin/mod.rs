@@ -10,8 +10,8 @@
 //! | Route | What |
 //! |---|---|
 //! | `GET`, `PATCH /account/profile` | the account (name and contact fields are self-service) |
-//! | `GET /account/clients` | `{"clients": [...]}`, never a credential |
-//! | `POST /account/clients` | a new client; its credential is in the answer, once |
+//! | `GET /account/clients?limit=&cursor=` | `{"clients": [...], "next": cursor or null}`, never a credential |
+//! | `POST /account/clients` | a new client (its id assigned); its credential is in the answer, once |
 //! | `GET`, `PATCH`, `DELETE /account/clients/{id}` | one client (`ETag`, `If-Match`) |
 //! | `POST /account/clients/{id}/regenerate` | a new credential, once (`{"grace_seconds": n}`) |
 //! | `GET /account/usage?from=&to=` | per client per day |
@@ -24,6 +24,14 @@
 //! input, never quoting the value); a stale `If-Match` is `412` and
 //! changes nothing; a change that would leave the account no client able to manage it is
 //! `409`. Changes apply on the very next request that uses the client, tokens included.
+//!
+//! The API is the account holder's, bounded by what the operator set: it refuses (`400`,
+//! naming the field) an `id` in a new client, a `shadow` list naming the quota, an empty
+//! `roles` list, and more than
+//! [`MAX_SELF_SERVICE_ENTRIES`](crate::document::MAX_SELF_SERVICE_ENTRIES) entries in a
+//! client's lists. `GET /account/clients` answers a page at a time, by id. Each change
+//! checks that the client is the caller's in the same store operation that applies it
+//! ([`Precondition::account`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -59,6 +67,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, IF_MATCH};
 use http::{HeaderMap, Method, Request, Response};
@@ -80,13 +90,19 @@ use crate::document::{
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
 use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
-use crate::store::{ManagedStore, Precondition};
+use crate::store::{ManageError, ManagedStore, Precondition, RecordKind};
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
 
 /// The longest range `GET /account/usage` reports, in days.
 pub const MAX_USAGE_DAYS: i64 = 92;
+
+/// How many clients a page of `GET /account/clients` lists unless `limit` says otherwise.
+pub const DEFAULT_CLIENTS_PAGE: usize = 100;
+
+/// The most clients a page of `GET /account/clients` lists (the largest `limit`).
+pub const MAX_CLIENTS_PAGE: usize = 1_000;
 
 /// The admin API as a Tower service: plain settings, each set on its own, so neither the
 /// order of the setters nor a clone made before them changes the result. Cloning is cheap
@@ -232,6 +248,7 @@ where
     let pre = Precondition {
         if_match,
         keep_admin_access: true,
+        account: Some(who.account_id().clone()),
     };
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
@@ -241,7 +258,7 @@ where
             let body = read_json(&parts.headers, body, false).await?;
             patch_profile(api, &who, &body).await
         }
-        (Resource::Clients, Method::GET) => list_clients(api, &who).await,
+        (Resource::Clients, Method::GET) => list_clients(api, &who, query.as_deref()).await,
         (Resource::Clients, Method::POST) => {
             let body = read_json(&parts.headers, body, false).await?;
             create_client(api, &who, &body).await
@@ -251,7 +268,7 @@ where
             let body = read_json(&parts.headers, body, false).await?;
             patch_client(api, &who, &id, &pre, &body).await
         }
-        (Resource::Client(id), Method::DELETE) => delete_client(api, &who, &id, &pre).await,
+        (Resource::Client(id), Method::DELETE) => delete_client(api, &id, &pre).await,
         (Resource::Regenerate(id), Method::POST) => {
             let body = read_json(&parts.headers, body, true).await?;
             regenerate_client(api, &who, &id, &pre, &body).await
@@ -408,41 +425,142 @@ async fn own_account(
         .ok_or_else(|| AdminError::not_found("no such account"))
 }
 
+/// The answer to a client that is missing or of another account: the same for both, so it
+/// tells nothing about other accounts.
+fn no_such_client() -> AdminError {
+    AdminError::from(ManageError::NotFound {
+        kind: RecordKind::Client,
+        id: String::new(),
+    })
+}
+
+/// The client id a path names; one that cannot be an id is unknown.
+fn client_id(id: &str) -> Result<ClientId, AdminError> {
+    ClientId::new(id).map_err(|_| no_such_client())
+}
+
 /// The client `id` of the caller's account (another account's is unknown).
 async fn own_client(
     api: &AdminApi,
     who: &Principal,
     id: &str,
-) -> Result<
-    (
-        ClientId,
-        Arc<crate::client::Client>,
-        Arc<crate::client::Account>,
-    ),
-    AdminError,
-> {
-    let not_found = || AdminError::not_found("no such client in this account");
-    let id = ClientId::new(id).map_err(|_| not_found())?;
-    let found = api.store.resolve_id(&id).await?.ok_or_else(not_found)?;
+) -> Result<(Arc<crate::client::Client>, Arc<crate::client::Account>), AdminError> {
+    let id = client_id(id)?;
+    let found = api
+        .store
+        .resolve_id(&id)
+        .await?
+        .ok_or_else(no_such_client)?;
     if found.client.account_id() != who.account_id() {
-        return Err(not_found());
+        return Err(no_such_client());
     }
-    Ok((id, found.client, found.account))
+    Ok((found.client, found.account))
+}
+
+/// Where a page of `GET /account/clients` starts and how long it is.
+#[derive(Debug, PartialEq, Eq)]
+struct Page {
+    after: Option<ClientId>,
+    limit: usize,
+}
+
+impl Page {
+    /// `?limit=N&cursor=C`: `limit` from 1 to [`MAX_CLIENTS_PAGE`]
+    /// ([`DEFAULT_CLIENTS_PAGE`] when absent), `cursor` the `next` of an earlier page.
+    fn of(query: Option<&str>) -> Result<Page, AdminError> {
+        let mut page = Page {
+            after: None,
+            limit: DEFAULT_CLIENTS_PAGE,
+        };
+        let (mut limit, mut cursor) = (false, false);
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let seen = match &*k {
+                "limit" => &mut limit,
+                "cursor" => &mut cursor,
+                _ => {
+                    return Err(AdminError::invalid(
+                        &k,
+                        format!("`{k}` is not a parameter here"),
+                    ));
+                }
+            };
+            if std::mem::replace(seen, true) {
+                return Err(AdminError::invalid(&k, format!("`{k}` is given twice")));
+            }
+            if k == "limit" {
+                page.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_CLIENTS_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        AdminError::invalid(
+                            "limit",
+                            format!("`limit` is a whole number from 1 to {MAX_CLIENTS_PAGE}"),
+                        )
+                    })?;
+            } else {
+                page.after = Some(decode_cursor(&v).ok_or_else(|| {
+                    AdminError::invalid("cursor", "`cursor` is the `next` of an earlier page")
+                })?);
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// The cursor of the page after the client `last`: its id, base64url-encoded (opaque to
+/// callers).
+fn encode_cursor(last: &ClientId) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_str())
+}
+
+fn decode_cursor(cursor: &str) -> Option<ClientId> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    ClientId::new(String::from_utf8(bytes).ok()?).ok()
 }
 
 #[utoipa::path(
     get, path = "/account/clients", tag = "clients",
-    responses((status = 200, description = "The account's clients, without credentials", body = ClientList)),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "How many clients a page lists (100 by default, at most 1000)"),
+        ("cursor" = Option<String>, Query,
+            description = "Where the page starts: the `next` of the page before (opaque)"),
+    ),
+    responses(
+        (status = 200, description = "A page of the account's clients by id, without credentials; `next` is null on the last", body = ClientList),
+        (status = 400, description = "A bad `limit` or `cursor`", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
-async fn list_clients(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
+async fn list_clients(
+    api: &AdminApi,
+    who: &Principal,
+    query: Option<&str>,
+) -> Result<Reply, AdminError> {
+    let page = Page::of(query)?;
     let account = own_account(api, who).await?;
-    let clients = api.store.list_clients(who.account_id()).await?;
+    // One more than asked tells whether there is a next page.
+    let mut clients = api
+        .store
+        .list_clients_page(
+            who.account_id(),
+            page.after.as_ref(),
+            page.limit.saturating_add(1),
+        )
+        .await?;
+    let next = if clients.len() > page.limit {
+        clients.truncate(page.limit);
+        clients.last().map(|c| encode_cursor(c.id()))
+    } else {
+        None
+    };
     let list = ClientList {
         clients: clients
             .iter()
             .map(|c| ClientView::of(c, &account))
             .collect(),
+        next,
     };
     Ok(Reply::ok(to_json(&list)))
 }
@@ -451,15 +569,16 @@ async fn list_clients(api: &AdminApi, who: &Principal) -> Result<Reply, AdminErr
     post, path = "/account/clients", tag = "clients",
     request_body(content = NewClient, content_type = "application/json"),
     responses(
-        (status = 201, description = "The new client, with its credential shown this once", body = CreatedClientView,
+        (status = 201, description = "The new client, with its id assigned and its credential shown this once", body = CreatedClientView,
             headers(("ETag" = String, description = "The client's ETag"), ("Location" = String, description = "The client's URL"))),
-        (status = 400, description = "Invalid input, naming the field", body = ErrorBody),
-        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 400, description = "Invalid input, naming the field (an `id` included: ids are assigned)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<Reply, AdminError> {
-    let spec = read::<NewClient>(body)?.to_spec()?;
+    let new = read::<NewClient>(body)?;
+    new.check_self_service()?;
+    let spec = new.to_spec()?;
     let created = api.store.create_client(who.account_id(), spec).await?;
     let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
@@ -478,7 +597,7 @@ async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<
     security(("bearer" = []))
 )]
 async fn get_client(api: &AdminApi, who: &Principal, id: &str) -> Result<Reply, AdminError> {
-    let (_, client, account) = own_client(api, who, id).await?;
+    let (client, account) = own_client(api, who, id).await?;
     let view = ClientView::of(&client, &account);
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -508,7 +627,7 @@ async fn patch_client(
     pre: &Precondition,
     body: &Value,
 ) -> Result<Reply, AdminError> {
-    let (id, client, account) = own_client(api, who, id).await?;
+    let id = client_id(id)?;
     let patch: ClientPatch = read(body).map_err(|e| match e.field() {
         "etag" => AdminError::invalid(
             "etag",
@@ -516,19 +635,44 @@ async fn patch_client(
         ),
         _ => e.into(),
     })?;
-    patch.check_read_only(&client)?;
-    // Refused before the store is asked; applied to the client as the store holds it, so a
-    // change made meanwhile to a field the patch does not name is kept.
-    patch.clone().apply_to(&mut client.to_spec())?;
+    patch.check_self_service()?;
+    // What can be refused without the client is refused before the store is asked; the
+    // rest (ownership first, then the kind and the change as a whole) in the one store
+    // operation that applies it, to the client as the store holds it, so a change made
+    // meanwhile to a field the patch does not name is kept.
+    let cannot_change =
+        |field: &str| AdminError::invalid(field, format!("a client's `{field}` cannot change"));
+    if patch.id.as_ref().is_some_and(|given| *given != id) {
+        return Err(cannot_change("id"));
+    }
+    if patch
+        .account
+        .as_ref()
+        .is_some_and(|a| a != who.account_id())
+    {
+        return Err(cannot_change("account"));
+    }
+    patch
+        .clone()
+        .apply_to(&mut crate::client::ClientSpec::default())?;
     let changed = api
         .store
-        .update_client(&id, pre, Box::new(move |spec| patch.apply_to(spec)))
+        .update_client(
+            &id,
+            pre,
+            Box::new(move |spec| {
+                if let Some(kind) = patch.kind.filter(|kind| *kind != spec.kind) {
+                    return Err(crate::ConfigError::InvalidField {
+                        field: "kind",
+                        value: kind.to_string(),
+                        reason: "a client's kind cannot change",
+                    });
+                }
+                patch.apply_to(spec)
+            }),
+        )
         .await?;
-    let account = api
-        .store
-        .account(who.account_id())
-        .await?
-        .unwrap_or(account);
+    let account = own_account(api, who).await?;
     let view = ClientView::of(&changed, &account);
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -548,14 +692,8 @@ async fn patch_client(
     ),
     security(("bearer" = []))
 )]
-async fn delete_client(
-    api: &AdminApi,
-    who: &Principal,
-    id: &str,
-    pre: &Precondition,
-) -> Result<Reply, AdminError> {
-    let (id, _, _) = own_client(api, who, id).await?;
-    api.store.delete_client(&id, pre).await?;
+async fn delete_client(api: &AdminApi, id: &str, pre: &Precondition) -> Result<Reply, AdminError> {
+    api.store.delete_client(&client_id(id)?, pre).await?;
     Ok(Reply::no_content())
 }
 
@@ -581,8 +719,11 @@ async fn regenerate_client(
     body: &Value,
 ) -> Result<Reply, AdminError> {
     let grace = read::<Regenerate>(body)?.grace()?;
-    let (id, _, account) = own_client(api, who, id).await?;
-    let (client, credential) = api.store.regenerate_client(&id, pre, grace).await?;
+    let (client, credential) = api
+        .store
+        .regenerate_client(&client_id(id)?, pre, grace)
+        .await?;
+    let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&client, &account, &credential);
     let tag = view.view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
@@ -810,6 +951,37 @@ mod tests {
         let err = read::<ClientPatch>(&json!({"client_secret": SECRET})).expect_err("refused");
         assert_eq!(err.field(), "client_secret");
         assert!(!err.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn a_page_is_read_from_limit_and_an_opaque_cursor() {
+        let web = ClientId::new("web-1").expect("an id");
+        let cursor = encode_cursor(&web);
+        assert_ne!(cursor, "web-1", "opaque");
+        assert_eq!(decode_cursor(&cursor), Some(web.clone()));
+        let page = Page::of(Some(&format!("limit=5&cursor={cursor}"))).expect("valid");
+        assert_eq!(
+            page,
+            Page {
+                after: Some(web),
+                limit: 5
+            }
+        );
+        assert_eq!(Page::of(None).expect("valid").limit, DEFAULT_CLIENTS_PAGE);
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=x", "limit"),
+            ("cursor=%%%", "cursor"),
+            ("cursor=web-1&cursor=web-2", "cursor"),
+            ("page=2", "page"),
+        ] {
+            let err = Page::of(Some(query)).expect_err(query);
+            assert!(
+                format!("{err:?}").contains(&format!("field: Some(\"{field}\")")),
+                "{query}: {err:?}"
+            );
+        }
     }
 
     #[test]

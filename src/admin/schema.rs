@@ -11,12 +11,14 @@ use utoipa::ToSchema;
 use crate::client::{ClientKind, Status};
 use crate::document::{ClientView, FieldError};
 
-/// `GET /account/clients`.
+/// `GET /account/clients`: one page of the account's clients.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[non_exhaustive]
 pub struct ClientList {
     /// The account's clients, by id.
     pub clients: Vec<ClientView>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next: Option<String>,
 }
 
 /// `POST /account/clients/{id}/regenerate` (the body is optional).

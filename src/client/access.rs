@@ -251,6 +251,20 @@ impl Restriction {
         }
     }
 
+    /// Whether an account holder may run it report-only (through the admin API): its own
+    /// restrictions (origins, IP rules, privileges, grants) are; the quota is the
+    /// operator's plan, and only the operator (the clients file, the command-line tool)
+    /// may shadow it.
+    pub fn is_self_service(self) -> bool {
+        match self {
+            Restriction::Origins
+            | Restriction::Ips
+            | Restriction::Privileges
+            | Restriction::Grants => true,
+            Restriction::Quota => false,
+        }
+    }
+
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -425,6 +439,23 @@ mod tests {
             [Restriction::Origins, Restriction::Quota]
         );
         assert!(ShadowSet::parse(["referrers"]).is_err());
+    }
+
+    #[test]
+    fn only_the_account_holders_own_restrictions_are_self_service() {
+        let own: Vec<_> = Restriction::ALL
+            .into_iter()
+            .filter(|r| r.is_self_service())
+            .collect();
+        assert_eq!(
+            own,
+            [
+                Restriction::Origins,
+                Restriction::Ips,
+                Restriction::Privileges,
+                Restriction::Grants
+            ]
+        );
     }
 
     #[test]

@@ -196,7 +196,8 @@ pub struct ClientSpec {
     pub name: String,
     /// The kind.
     pub kind: ClientKind,
-    /// The granted roles; `None` (or an empty set) means all of the account's roles.
+    /// The granted roles; `None` means all of the account's roles. An empty set is
+    /// refused: it never widens to the account's roles.
     pub roles: Option<RoleSet>,
     /// Active or inactive.
     pub status: Status,
@@ -329,6 +330,17 @@ impl ClientSpec {
     }
 }
 
+/// The refusal of an empty role list: it would grant nothing, and must never be read as
+/// "all of the account's roles", which is said by leaving `roles` out.
+pub(crate) fn empty_roles() -> ConfigError {
+    ConfigError::InvalidField {
+        field: "roles",
+        value: "[]".to_owned(),
+        reason: "an empty role list grants nothing; leave `roles` out (or `null` in a \
+                 change) to follow the account's roles",
+    }
+}
+
 /// The rules few clients carry, kept out of line so a plain client stays small.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Extras {
@@ -419,7 +431,8 @@ impl Client {
     ) -> Result<Client, ConfigError> {
         validate_name(&spec.name)?;
         let (roles, all_roles) = match &spec.roles {
-            Some(roles) if !roles.is_empty() => {
+            Some(roles) if roles.is_empty() => return Err(empty_roles()),
+            Some(roles) => {
                 if let Some(missing) = roles
                     .iter()
                     .find(|r| !account.roles.contains(r) && !already_granted.contains(r))
@@ -432,7 +445,7 @@ impl Client {
                 }
                 (roles.clone(), false)
             }
-            _ => (account.roles.clone(), true),
+            None => (account.roles.clone(), true),
         };
         if spec.kind == ClientKind::NativeConfidential && !spec.allowed_origins.is_empty() {
             return Err(ConfigError::OriginsOnConfidentialClient {
@@ -631,11 +644,20 @@ mod tests {
     }
 
     #[test]
-    fn no_roles_means_all_of_the_accounts() {
+    fn no_roles_means_all_of_the_accounts_but_an_empty_list_is_refused() {
         let c = build(ClientSpec::javascript("web")).unwrap();
         assert_eq!(c.roles(), &account().roles);
-        let c = build(ClientSpec::javascript("web").roles(RoleSet::new())).unwrap();
-        assert_eq!(c.roles(), &account().roles);
+        let err = build(ClientSpec::javascript("web").roles(RoleSet::new())).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidField { field: "roles", .. }),
+            "{err}"
+        );
+        let c =
+            build(ClientSpec::javascript("web").roles(RoleSet::from_iter([Role::USER]))).unwrap();
+        let err = c
+            .rebuilt(&c.to_spec().roles(RoleSet::new()), &account(), 100)
+            .unwrap_err();
+        assert!(err.to_string().contains("roles"), "{err}");
     }
 
     #[test]

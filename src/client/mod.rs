@@ -84,6 +84,7 @@ pub use access::{
     ShadowSet,
 };
 pub use account::{Account, AccountId, ClientId, Contact, Status};
+pub(crate) use client::empty_roles;
 pub use client::{Client, ClientKind, ClientSpec, CredentialDigests};
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub(crate) use key::{DigestBuildHasher, FastBuildHasher};

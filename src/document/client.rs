@@ -42,8 +42,15 @@ use super::field::{FieldError, nullable_object, nullable_objects, nullable_time}
 use crate::ConfigError;
 use crate::client::{
     Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Grant, RateLimit,
-    Restriction, RoleSet, ShadowSet, Status,
+    Restriction, RoleSet, ShadowSet, Status, empty_roles,
 };
+
+/// The most entries an account holder may put in a client's `allowed_origins`,
+/// `allowed_ips`, `privileges` or `grants` (see [`ClientPatch::check_self_service`]).
+pub const MAX_SELF_SERVICE_ENTRIES: usize = 100;
+
+/// The longest origin pattern or IP rule, in bytes, wherever it is given.
+pub const MAX_RULE_BYTES: usize = 255;
 
 /// A grant as JSON: `{"item": "roads", "actions": ["read", "write"]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +221,8 @@ macro_rules! client_inputs {
         #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct NewClient {
-            /// The id; generated when absent.
+            /// The id; generated when absent. The admin API refuses it (the server assigns
+            /// ids there); the command-line tool takes it.
             #[serde(default)]
             #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
             pub id: Option<ClientId>,
@@ -268,7 +276,8 @@ macro_rules! client_inputs {
 }
 
 client_inputs! {
-    /// Roles, at most the account's; `null` is all of them, as they change.
+    /// Roles, at most the account's, at least one; absent (or `null`) is all of them, as
+    /// they change. An empty list is refused.
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<String>>))]
     roles: Nullable<RoleSet>,
     /// `active` (the default) or `inactive`: an inactive client is refused on its next
@@ -301,12 +310,25 @@ client_inputs! {
     #[serde(deserialize_with = "nullable_object")]
     #[cfg_attr(feature = "admin", schema(value_type = Option<RateLimitDocument>))]
     rate_limit: Nullable<RateLimitDocument>,
-    /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`, `quota`).
+    /// Restrictions to run report-only (`origins`, `ips`, `privileges`, `grants`; `quota`
+    /// only by the operator, never through the admin API).
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<Restriction>>))]
     shadow: Nullable<Vec<Restriction>>,
 }
 
 impl NewClient {
+    /// Refuses what an account holder may not ask for through the admin API: an `id` (the
+    /// server assigns it), and anything [`ClientPatch::check_self_service`] refuses.
+    pub fn check_self_service(&self) -> Result<(), FieldError> {
+        if self.id.is_some() {
+            return Err(FieldError::new(
+                "id",
+                "ids are assigned by the server: leave `id` out",
+            ));
+        }
+        ClientPatch::from(self.clone()).check_self_service()
+    }
+
     /// The new client's settings, checked as far as they can be without its account.
     pub fn to_spec(self) -> Result<ClientSpec, ConfigError> {
         let mut spec = ClientSpec::new(self.kind.unwrap_or_default(), String::new());
@@ -342,10 +364,63 @@ impl ClientPatch {
         Ok(())
     }
 
+    /// Refuses what an account holder may not set through the admin API, naming the field:
+    /// a `shadow` list naming a restriction that is the operator's (`quota`; see
+    /// [`Restriction::is_self_service`]), and more than [`MAX_SELF_SERVICE_ENTRIES`] entries
+    /// in `allowed_origins`, `allowed_ips`, `privileges` or `grants`. The clients file and
+    /// the command-line tool, the operator's, are not bound by it.
+    pub fn check_self_service(&self) -> Result<(), FieldError> {
+        if let Nullable::Value(shadow) = &self.shadow
+            && let Some(r) = shadow.iter().find(|r| !r.is_self_service())
+        {
+            return Err(FieldError::new(
+                "shadow",
+                format!(
+                    "`{r}` is the operator's to run report-only, never self-service; \
+                     `shadow` may name origins, ips, privileges and grants"
+                ),
+            ));
+        }
+        let counts = [
+            ("allowed_origins", nullable_len(&self.allowed_origins)),
+            ("allowed_ips", nullable_len(&self.allowed_ips)),
+            ("privileges", nullable_len(&self.privileges)),
+            ("grants", nullable_len(&self.grants)),
+        ];
+        if let Some((field, _)) = counts
+            .into_iter()
+            .find(|(_, n)| *n > MAX_SELF_SERVICE_ENTRIES)
+        {
+            return Err(FieldError::new(
+                field,
+                format!("at most {MAX_SELF_SERVICE_ENTRIES} entries"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies the settings given to `spec`, checked as far as they can be without the
     /// account (the store checks the result as a whole). The read-only fields are not
-    /// applied: see [`check_read_only`](Self::check_read_only).
+    /// applied: see [`check_read_only`](Self::check_read_only). An empty `roles` list and an
+    /// origin pattern or IP rule longer than [`MAX_RULE_BYTES`] are refused.
     pub fn apply_to(self, spec: &mut ClientSpec) -> Result<(), ConfigError> {
+        if matches!(&self.roles, Nullable::Value(roles) if roles.is_empty()) {
+            return Err(empty_roles());
+        }
+        for (field, rules) in [
+            ("allowed_origins", &self.allowed_origins),
+            ("allowed_ips", &self.allowed_ips),
+        ] {
+            if let Nullable::Value(rules) = rules
+                && let Some(long) = rules.iter().find(|r| r.len() > MAX_RULE_BYTES)
+            {
+                return Err(ConfigError::InvalidField {
+                    field,
+                    value: format!("{}…", long.chars().take(32).collect::<String>()),
+                    reason: "an origin pattern or IP rule has at most 255 bytes",
+                });
+            }
+        }
         let grants = self.grants.try_map(|grants| {
             grants
                 .iter()
@@ -379,6 +454,14 @@ impl ClientPatch {
             .map(ShadowSet::from_iter)
             .apply_or_default(&mut spec.shadow);
         Ok(())
+    }
+}
+
+/// How many entries a list field gives (none when absent or `null`).
+fn nullable_len<T>(list: &Nullable<Vec<T>>) -> usize {
+    match list {
+        Nullable::Value(list) => list.len(),
+        Nullable::Absent | Nullable::Null => 0,
     }
 }
 
@@ -472,6 +555,91 @@ mod tests {
         let spec = new.to_spec().unwrap();
         assert_eq!(spec.rate_limit, Some(RateLimit::new(7, 7).unwrap()));
         assert_eq!(spec.kind, ClientKind::JavaScript);
+    }
+
+    #[test]
+    fn an_empty_role_list_and_an_overlong_rule_are_refused_by_every_front() {
+        let refused = |body: serde_json::Value| {
+            let patch: ClientPatch = read(&body).unwrap();
+            match patch.apply_to(&mut ClientSpec::javascript("W")) {
+                Err(ConfigError::InvalidField { field, .. }) => field,
+                other => panic!("{body}: {other:?}"),
+            }
+        };
+        assert_eq!(refused(serde_json::json!({"roles": []})), "roles");
+        // A valid origin (labels of 60, a host of 248 bytes), but a rule of 256 bytes.
+        let long = format!("https://{}.test", vec!["a".repeat(60); 4].join("."));
+        assert_eq!(long.len(), MAX_RULE_BYTES + 1);
+        assert!(crate::restrict::OriginRules::compile(std::slice::from_ref(&long)).is_ok());
+        assert_eq!(
+            refused(serde_json::json!({"allowed_origins": [long]})),
+            "allowed_origins"
+        );
+        let ip = format!("203.0.113.7{}", " ".repeat(MAX_RULE_BYTES));
+        assert_eq!(
+            refused(serde_json::json!({"allowed_ips": [ip]})),
+            "allowed_ips"
+        );
+        // `null` follows the account's roles, as leaving `roles` out does.
+        let mut spec = ClientSpec::javascript("W").roles(RoleSet::from_iter([Role::USER]));
+        let patch: ClientPatch = read(&serde_json::json!({"roles": null})).unwrap();
+        patch.apply_to(&mut spec).unwrap();
+        assert_eq!(spec.roles, None);
+    }
+
+    #[test]
+    fn self_service_refuses_an_id_the_operators_restrictions_and_long_lists() {
+        let new = |body: serde_json::Value| read::<NewClient>(&body).unwrap().check_self_service();
+        assert_eq!(
+            new(serde_json::json!({"name": "W", "id": "mine"}))
+                .unwrap_err()
+                .field(),
+            "id"
+        );
+        assert_eq!(
+            new(serde_json::json!({"name": "W", "shadow": ["origins", "quota"]}))
+                .unwrap_err()
+                .field(),
+            "shadow"
+        );
+        assert!(new(serde_json::json!({"name": "W", "shadow": ["origins", "ips", "privileges", "grants"]})).is_ok());
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+                .collect::<Vec<_>>()
+        };
+        let grants = |n: usize| {
+            (0..n)
+                .map(|i| serde_json::json!({"item": format!("i{i}"), "actions": ["read"]}))
+                .collect::<Vec<_>>()
+        };
+        for field in ["allowed_origins", "allowed_ips", "privileges"] {
+            let patch = |n| {
+                read::<ClientPatch>(&serde_json::json!({ field: many(n) }))
+                    .unwrap()
+                    .check_self_service()
+            };
+            assert!(patch(MAX_SELF_SERVICE_ENTRIES).is_ok());
+            assert_eq!(
+                patch(MAX_SELF_SERVICE_ENTRIES + 1).unwrap_err().field(),
+                field
+            );
+        }
+        let patch = |n| {
+            read::<ClientPatch>(&serde_json::json!({"grants": grants(n)}))
+                .unwrap()
+                .check_self_service()
+        };
+        assert!(patch(MAX_SELF_SERVICE_ENTRIES).is_ok());
+        assert_eq!(
+            patch(MAX_SELF_SERVICE_ENTRIES + 1).unwrap_err().field(),
+            "grants"
+        );
+        // The operator's documents are not bound by it: a file may shadow the quota.
+        let from_file: ClientPatch = read(&serde_json::json!({"shadow": ["quota"]})).unwrap();
+        let mut spec = ClientSpec::javascript("W");
+        from_file.apply_to(&mut spec).unwrap();
+        assert!(spec.shadow.contains(Restriction::Quota));
     }
 
     #[test]

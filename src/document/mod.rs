@@ -34,7 +34,10 @@ mod schema;
 mod view;
 
 pub use account::{AccountDocument, ProfilePatch};
-pub use client::{ClientDocument, ClientPatch, GrantDocument, NewClient, RateLimitDocument, etag};
+pub use client::{
+    ClientDocument, ClientPatch, GrantDocument, MAX_RULE_BYTES, MAX_SELF_SERVICE_ENTRIES,
+    NewClient, RateLimitDocument, etag,
+};
 pub use field::{FieldError, read};
 pub use file::{ClientsFile, ClientsFileError, FileClient};
 pub use nullable::Nullable;

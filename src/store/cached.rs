@@ -463,6 +463,15 @@ impl<S: ManagedStore> ManagedStore for CachedStore<S> {
         self.inner.list_clients(account).await
     }
 
+    async fn list_clients_page(
+        &self,
+        account: &AccountId,
+        after: Option<&ClientId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Client>>, ManageError> {
+        self.inner.list_clients_page(account, after, limit).await
+    }
+
     async fn create_client(
         &self,
         account: &AccountId,

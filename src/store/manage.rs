@@ -62,6 +62,24 @@ pub struct Precondition {
     /// Refuse ([`ManageError::LockOut`]) a change after which the account would have no
     /// client left that can reach the admin API (see [`can_administer`]).
     pub keep_admin_access: bool,
+    /// The account the client must belong to: a client of another account is
+    /// [`ManageError::NotFound`], exactly as a missing one, checked before anything else
+    /// and atomically with the change. `None` (the operator's tools) is any account.
+    pub account: Option<AccountId>,
+}
+
+impl Precondition {
+    /// Refuses `client` as unknown when it is not of the account the change is limited
+    /// to. Every store calls it on the client as it holds it, under the lock (or in the
+    /// transaction) that applies the change, before validating the change.
+    pub fn check_owner(&self, client: &Client) -> Result<(), ManageError> {
+        match &self.account {
+            Some(account) if account != client.account_id() => {
+                Err(ManageError::unknown_client(client.id()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A client just created, with its credential in plaintext: shown once, never stored.
@@ -318,6 +336,7 @@ pub fn check_precondition<'a>(
     others: impl IntoIterator<Item = &'a Client>,
     now: OffsetDateTime,
 ) -> Result<(), ManageError> {
+    pre.check_owner(current)?;
     if let Some(expected) = &pre.if_match {
         let current_tag = etag(current, account);
         if !etag_matches(expected, &current_tag) {
@@ -373,6 +392,24 @@ pub trait ManagedStore: ClientStore {
 
     /// An account's clients, ordered by id.
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError>;
+
+    /// A page of an account's clients, ordered by id: at most `limit` of those whose id
+    /// comes after `after` (from the first when `None`). The default reads the whole list;
+    /// a backend that can read a page alone overrides it.
+    async fn list_clients_page(
+        &self,
+        account: &AccountId,
+        after: Option<&ClientId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Client>>, ManageError> {
+        Ok(self
+            .list_clients(account)
+            .await?
+            .into_iter()
+            .filter(|c| after.is_none_or(|after| c.id() > after))
+            .take(limit)
+            .collect())
+    }
 
     /// Creates a client with a fresh credential, returned once.
     async fn create_client(

@@ -376,6 +376,7 @@ impl InMemoryStore {
         let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
+        pre.check_owner(&current)?;
         let account = state.account_of(&current)?;
         let next = Arc::new(changed_client(&current, &account, self.max_grants, change)?);
         check_precondition(
@@ -421,6 +422,7 @@ impl InMemoryStore {
         let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
+        pre.check_owner(&current)?;
         let account = state.account_of(&current)?;
         // A new credential never locks anyone out: the caller gets it in the answer.
         let check = Precondition {
@@ -460,6 +462,7 @@ impl InMemoryStore {
         let now = self.clock.now();
         let mut state = self.write();
         let current = state.client(id)?;
+        pre.check_owner(&current)?;
         let account = state.account_of(&current)?;
         check_precondition(
             pre,
@@ -614,6 +617,30 @@ impl ManagedStore for InMemoryStore {
             return Err(ManageError::unknown_account(account));
         }
         Ok(self.clients_of(account))
+    }
+
+    async fn list_clients_page(
+        &self,
+        account: &AccountId,
+        after: Option<&ClientId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Client>>, ManageError> {
+        let state = self.read();
+        if !state.accounts.contains_key(account) {
+            return Err(ManageError::unknown_account(account));
+        }
+        let Some(ids) = state.by_account.get(account) else {
+            return Ok(Vec::new());
+        };
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(ids
+            .range::<ClientId, _>((from, std::ops::Bound::Unbounded))
+            .filter_map(|id| state.clients.get(id).cloned())
+            .take(limit)
+            .collect())
     }
 
     async fn create_client(

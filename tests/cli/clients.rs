@@ -251,3 +251,26 @@ fn a_stale_if_match_is_refused_and_changes_nothing() {
     }
     assert_eq!(store.text(), before);
 }
+
+#[test]
+fn the_operator_may_run_the_quota_report_only_and_give_all_roles_explicitly() {
+    let (store, _) = Store::with_acme();
+    let web = create_web(
+        &store,
+        &["--roles", "Evaluator", "--shadow", "quota,origins"],
+    );
+    assert_eq!(web["shadow"], serde_json::json!(["origins", "quota"]));
+    let updated = store.json(&["client", "update", "web", "--all-roles"]);
+    assert_eq!(updated["roles"], serde_json::json!(["Evaluator", "User"]));
+    let file: Value = serde_json::from_str(&store.text()).expect("JSON");
+    let stored = file["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["id"] == "web")
+        .expect("web");
+    assert!(
+        stored.get("roles").is_none(),
+        "all roles is said by leaving `roles` out: {stored}"
+    );
+}

@@ -103,6 +103,12 @@ fn each_validation_error_exits_1_naming_the_field_and_changes_nothing() {
             "invalid expires_at `tomorrow`",
         ),
         (client(&["--roles", "Subscriber"]), "role `Subscriber`"),
+        // An empty list never means "all of the account's roles" (that is --all-roles).
+        (client(&["--roles", ""]), "invalid roles"),
+        (
+            vec!["client", "update", "web", "--roles", ""],
+            "give --all-roles",
+        ),
         (
             client(&["--grant", "roads=delete"]),
             "invalid grants `delete`",

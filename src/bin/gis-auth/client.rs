@@ -167,6 +167,7 @@ fn precondition(if_match: Option<String>) -> Precondition {
     Precondition {
         if_match,
         keep_admin_access: false,
+        account: None,
     }
 }
 

@@ -114,7 +114,7 @@ impl ClientFlags {
             name: given(self.name.clone()),
             roles: given_or_cleared(
                 self.all_roles,
-                self.roles.as_deref().map(roles).transpose()?,
+                self.roles.as_deref().map(client_roles).transpose()?,
             ),
             status: given(self.status),
             allowed_origins: given(self.allowed_origins.as_deref().map(non_empty)),
@@ -201,6 +201,21 @@ fn non_empty(items: &[String]) -> Vec<String> {
 
 pub fn roles(names: &[String]) -> Result<RoleSet, ConfigError> {
     RoleSet::parse(non_empty(names))
+}
+
+/// A client's roles: at least one. An empty list never means all of the account's roles
+/// (`--all-roles` says that).
+fn client_roles(names: &[String]) -> Result<RoleSet, ConfigError> {
+    let set = roles(names)?;
+    if set.is_empty() {
+        return Err(ConfigError::InvalidField {
+            field: "roles",
+            value: names.join(","),
+            reason: "an empty role list grants nothing; give --all-roles to follow the \
+                     account's roles",
+        });
+    }
+    Ok(set)
 }
 
 pub fn rfc3339(field: &'static str, text: &str) -> Result<OffsetDateTime, ConfigError> {
@@ -361,6 +376,17 @@ mod tests {
         flags.patch().unwrap().apply_to(&mut spec).unwrap();
         assert!(spec.allowed_origins.is_empty());
         assert_eq!(spec.privileges, Some(Vec::new()));
+    }
+
+    #[test]
+    fn an_empty_role_list_is_refused_naming_all_roles() {
+        let flags = ClientFlags {
+            roles: Some(vec![String::new()]),
+            ..ClientFlags::default()
+        };
+        let err = flags.patch().unwrap_err();
+        assert!(err.to_string().contains("--all-roles"), "{err}");
+        assert_eq!(field(err), "roles");
     }
 
     #[test]

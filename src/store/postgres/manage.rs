@@ -321,6 +321,35 @@ impl ManagedStore for PostgresStore {
         clients_of(&mut conn, &account).await
     }
 
+    async fn list_clients_page(
+        &self,
+        account: &AccountId,
+        after: Option<&ClientId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Client>>, ManageError> {
+        let mut conn = self.pool.acquire().await.map_err(failed)?;
+        let row = sqlx::query(&format!("{SELECT_ACCOUNT} WHERE id = $1"))
+            .bind(account.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| ManageError::unknown_account(account))?;
+        let account = account_from(&row)?;
+        let rows = sqlx::query(select_clients!(
+            "WHERE c.account_id = $1 AND ($2::text IS NULL OR c.id COLLATE \"C\" > $2) \
+             ORDER BY c.id COLLATE \"C\" LIMIT $3"
+        ))
+        .bind(account.id.as_str())
+        .bind(after.map(ClientId::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(failed)?;
+        rows.iter()
+            .map(|row| Ok(Arc::new(client_from(row, &account)?)))
+            .collect()
+    }
+
     async fn create_client(
         &self,
         account: &AccountId,
@@ -343,6 +372,7 @@ impl ManagedStore for PostgresStore {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
             let (account, current, clients) = lock_client(&mut tx, id).await?;
+            pre.check_owner(&current)?;
             let next = Arc::new(changed_client(&current, &account, self.max_grants, change)?);
             check_precondition(
                 pre,
@@ -371,6 +401,7 @@ impl ManagedStore for PostgresStore {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
             let (account, current, _) = lock_client(&mut tx, id).await?;
+            pre.check_owner(&current)?;
             // A new credential never locks anyone out: the caller gets it in the answer.
             let check = Precondition {
                 keep_admin_access: false,
@@ -412,6 +443,7 @@ impl ManagedStore for PostgresStore {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
             let (account, current, clients) = lock_client(&mut tx, id).await?;
+            pre.check_owner(&current)?;
             check_precondition(
                 pre,
                 &current,

@@ -391,3 +391,116 @@ async fn listings_are_ordered_by_id_byte_for_byte_as_in_memory() {
         .collect();
     assert_eq!(ours, reference);
 }
+
+#[tokio::test]
+async fn a_change_limited_to_one_account_finds_no_client_of_another_and_changes_nothing() {
+    let schema = Schema::create("owner").await;
+    let store = schema.store().await;
+    let acme_made = store.create_account(account("acme")).await.unwrap();
+    let globex = store.create_account(account("globex")).await.unwrap();
+    let theirs = globex.javascript.client.id();
+    let as_acme = Precondition {
+        keep_admin_access: true,
+        account: Some(acme()),
+        ..Precondition::default()
+    };
+    let missing = ClientId::new("cl_nobody").unwrap();
+    let unknown = |r: Result<(), ManageError>, id: &ClientId| match r {
+        Err(ManageError::NotFound { kind, id: named }) => {
+            assert_eq!((kind, named.as_str()), (RecordKind::Client, id.as_str()));
+        }
+        other => panic!("{other:?}"),
+    };
+    for id in [theirs, &missing] {
+        // Checked before the change is: an invalid change is as unknown as a valid one.
+        unknown(
+            store
+                .update_client(id, &as_acme, change(|s| s.status = Status::Inactive))
+                .await
+                .map(|_| ()),
+            id,
+        );
+        unknown(
+            store
+                .update_client(
+                    id,
+                    &as_acme,
+                    change(|s| s.kind = ClientKind::NativeConfidential),
+                )
+                .await
+                .map(|_| ()),
+            id,
+        );
+        unknown(
+            store
+                .regenerate_client(id, &as_acme, None)
+                .await
+                .map(|_| ()),
+            id,
+        );
+        unknown(store.delete_client(id, &as_acme).await.map(|_| ()), id);
+    }
+    let after = store
+        .resolve_id(theirs)
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!(
+        etag(&after.client, &after.account),
+        etag(&globex.javascript.client, &globex.account),
+        "unchanged"
+    );
+    // The account's own clients change as before.
+    let ours = acme_made.javascript.client.id();
+    let renamed = store
+        .update_client(ours, &as_acme, change(|s| s.name = "Ours".into()))
+        .await
+        .unwrap();
+    assert_eq!(renamed.name(), "Ours");
+}
+
+#[tokio::test]
+async fn an_accounts_clients_are_read_a_page_at_a_time_by_id() {
+    let schema = Schema::create("pages").await;
+    let store = schema.store().await;
+    store.create_account(account("acme")).await.unwrap();
+    store.create_account(account("globex")).await.unwrap();
+    for i in 0..5 {
+        store
+            .create_client(&acme(), ClientSpec::javascript(format!("Map {i}")))
+            .await
+            .unwrap();
+    }
+    let all: Vec<ClientId> = store
+        .list_clients(&acme())
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id().clone())
+        .collect();
+    assert_eq!(all.len(), 7);
+    let mut seen = Vec::new();
+    let mut after: Option<ClientId> = None;
+    loop {
+        let page = store
+            .list_clients_page(&acme(), after.as_ref(), 3)
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        assert!(page.iter().all(|c| c.account_id() == &acme()));
+        let Some(last) = page.last() else { break };
+        after = Some(last.id().clone());
+        seen.extend(page.iter().map(|c| c.id().clone()));
+    }
+    assert_eq!(seen, all, "every client once, by id");
+    let unknown = store
+        .list_clients_page(&AccountId::new("elsewhere").unwrap(), None, 3)
+        .await;
+    assert!(matches!(
+        unknown,
+        Err(ManageError::NotFound {
+            kind: RecordKind::Account,
+            ..
+        })
+    ));
+}

@@ -6,6 +6,7 @@
 //! One module per topic; the way they call the API is here.
 
 mod access;
+mod boundary;
 mod clients;
 mod credentials;
 mod etag;

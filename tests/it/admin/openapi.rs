@@ -72,3 +72,50 @@ async fn the_documented_token_response_has_the_fields_the_endpoint_sends() {
         assert!(documented.contains_key(key), "{key} is not documented");
     }
 }
+
+#[tokio::test]
+async fn the_documented_client_list_has_its_paging_parameters_and_fields() {
+    let server = server();
+    let spec = server
+        .send(
+            Request::get("/account/openapi.json")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .json();
+    let params: Vec<(&str, &str)> = spec["paths"]["/account/clients"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default(),
+                p["in"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(params, [("limit", "query"), ("cursor", "query")]);
+    let limit = &spec["paths"]["/account/clients"]["get"]["parameters"][0]["schema"];
+    assert_eq!(
+        (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    let documented = spec["components"]["schemas"]["ClientList"]["properties"]
+        .as_object()
+        .expect("properties")
+        .clone();
+    let token = acme_token(&server).await;
+    let list = call(&server, Method::GET, "/account/clients", &token, None)
+        .await
+        .json();
+    let served: Vec<&String> = list.as_object().expect("an object").keys().collect();
+    let mut keys: Vec<&String> = documented.keys().collect();
+    keys.sort();
+    let mut served = served;
+    served.sort();
+    assert_eq!(keys, served);
+    // No `id` in a new client: the server assigns it.
+    let new = &spec["components"]["schemas"]["NewClient"]["properties"]["id"]["description"];
+    assert!(new.as_str().is_some_and(|d| d.contains("refuses")), "{new}");
+}

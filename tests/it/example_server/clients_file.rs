@@ -296,6 +296,11 @@ fn bad_files_are_refused_naming_the_client_and_field() {
             "client `w`, field `roles`",
         ),
         (
+            // Never "all of the account's roles": that is `roles` left out.
+            with(r#"{"id": "w", "account": "acme", "kind": "JavaScript", "roles": []}"#),
+            "client `w`, field `roles`",
+        ),
+        (
             with(
                 r#"{"id": "w", "account": "acme", "kind": "JavaScript", "allowed_origins": ["https://*.com"]}"#,
             ),
@@ -349,6 +354,13 @@ fn bad_files_are_refused_naming_the_client_and_field() {
                 r#"{"id": "w", "account": "acme", "kind": "JavaScript", "expires_at": "next year"}"#,
             ),
             "client `w`, field `expires_at`",
+        ),
+        (
+            with(&format!(
+                r#"{{"id": "w", "account": "acme", "kind": "JavaScript", "allowed_origins": ["https://{}.test"]}}"#,
+                vec!["a".repeat(60); 4].join(".")
+            )),
+            "client `w`, field `allowed_origins`",
         ),
         (
             with(r#"{"id": "w", "account": "acme", "kind": "JavaScript", "status": "paused"}"#),
