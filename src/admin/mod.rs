@@ -80,7 +80,7 @@ use crate::document::{
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
 use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
-use crate::store::{ManagedStore, Precondition};
+use crate::store::{ChangedBy, ManagedStore, Precondition};
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
@@ -232,6 +232,7 @@ where
     let pre = Precondition {
         if_match,
         keep_admin_access: true,
+        changed_by: ChangedBy::Request(who.caller_ip()),
     };
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();

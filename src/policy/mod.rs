@@ -38,7 +38,8 @@ pub use route::PathPattern;
 pub use rules::TokenRequestFacts;
 pub(crate) use rules::{decide, decide_quota};
 pub use standard::{
-    MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost, standard_routes,
+    ACCOUNT_APIS, MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost,
+    standard_routes,
 };
 pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable};
 

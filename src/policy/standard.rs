@@ -24,6 +24,10 @@ use crate::error::ConfigError;
 /// A map tile costs a tenth of a transaction, as on the hosted platforms.
 pub const TILE_COST: u64 = TRANSACTION / 10;
 
+/// The APIs of the admin API's account pages in [`standard_routes`]: a client whose
+/// privileges leave one out cannot manage its account.
+pub const ACCOUNT_APIS: [&str; 4] = ["Profile", "Clients", "Usage", "Quota"];
+
 /// Points an elevation request may ask for at once.
 pub const MAX_ELEVATION_POINTS: usize = 10_000;
 

@@ -9,6 +9,7 @@ mod access;
 mod clients;
 mod credentials;
 mod etag;
+mod guard;
 mod openapi;
 mod profile;
 
