@@ -310,11 +310,20 @@ impl<'c> Check<'c> {
                 rejection,
             });
         }
+        // A request the API cannot price within its limits is refused before any charge.
+        let cost = match api
+            .request_cost()
+            .of(req.method(), req.uri(), req.headers())
+        {
+            Ok(cost) => cost,
+            Err(unpriceable) => {
+                tracing::debug!(reason = unpriceable.reason(), "request cannot be priced");
+                return refuse(RejectionKind::Unpriceable);
+            }
+        };
         let admitted = Admitted {
             shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
-            cost: api
-                .request_cost()
-                .of(req.method(), req.uri(), req.headers()),
+            cost,
             who,
             decision,
             source,
