@@ -60,12 +60,15 @@ pub enum RejectionKind {
     RateLimited,
     /// The client store failed or did not answer in time (503).
     Unavailable,
+    /// A request its API cannot price within the API's limits, such as more elevation
+    /// points than it serves (400 `invalid_request`); it is charged nothing.
+    Unpriceable,
 }
 
 impl RejectionKind {
     /// Every kind, in declaration order (`kind as usize` indexes it): keep it beside the
     /// enum, one entry per variant.
-    pub(crate) const ALL: [RejectionKind; 20] = {
+    pub(crate) const ALL: [RejectionKind; 21] = {
         use RejectionKind::*;
         [
             MissingCredential,
@@ -88,6 +91,7 @@ impl RejectionKind {
             QuotaExceeded,
             RateLimited,
             Unavailable,
+            Unpriceable,
         ]
     };
 
@@ -95,9 +99,8 @@ impl RejectionKind {
     pub fn status(self) -> StatusCode {
         use RejectionKind::*;
         match self {
-            MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong => {
-                StatusCode::BAD_REQUEST
-            }
+            MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong
+            | Unpriceable => StatusCode::BAD_REQUEST,
             MissingCredential | MalformedCredential | UnknownCredential | Expired | Revoked
             | Inactive => StatusCode::UNAUTHORIZED,
             InsufficientRole | NotPluginApi | OriginNotAllowed | IpNotAllowed | RouteNotAllowed
@@ -112,9 +115,8 @@ impl RejectionKind {
         use RejectionKind::*;
         match self {
             MissingCredential => "unauthorized",
-            MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong => {
-                "invalid_request"
-            }
+            MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong
+            | Unpriceable => "invalid_request",
             MalformedCredential | UnknownCredential | Expired | Revoked | Inactive => {
                 "invalid_token"
             }
@@ -154,6 +156,7 @@ impl RejectionKind {
             QuotaExceeded => "the account's daily quota is used up; it resets at 00:00 UTC",
             RateLimited => "the client sends requests faster than its rate limit",
             Unavailable => "the authorization service is temporarily unavailable",
+            Unpriceable => "the request asks for more than this API serves, or cannot be read",
         }
     }
 

@@ -214,6 +214,14 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Submitted ids, well-formed and not, are never logged.
+    let unknown_id = "cl_submitted-unknown-id";
+    let bad_id = "submitted%21bad%21id";
+    for id in [unknown_id, bad_id] {
+        let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+        let (status, _) = status_and_body(&router, token_request(&form, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
     let mut in_query = token_request("grant_type=client_credentials", None);
     *in_query.uri_mut() = format!("/oauth/token?client_id={native_id}&client_secret={secret}")
         .parse()
@@ -263,6 +271,8 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
         ),
         ("forged token", &forged),
         ("Basic credentials", &basic),
+        ("unknown submitted client id", unknown_id),
+        ("malformed submitted client id", "submitted!bad!id"),
     ] {
         assert!(!logs.contains(secret), "the logs contain the {what}");
     }

@@ -90,7 +90,7 @@ use crate::document::{
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
 use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
-use crate::store::{ManageError, ManagedStore, Precondition, RecordKind};
+use crate::store::{ChangedBy, ManageError, ManagedStore, Precondition, RecordKind};
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
@@ -249,6 +249,7 @@ where
         if_match,
         keep_admin_access: true,
         account: Some(who.account_id().clone()),
+        changed_by: ChangedBy::Request(who.caller_ip()),
     };
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -137,6 +138,8 @@ pub(crate) struct Admitted {
     source: CredentialSource,
     /// What the route's price list says the request costs, if it is priced.
     cost: Option<u64>,
+    /// The caller's address, for the [`Principal`].
+    caller_ip: Option<IpAddr>,
 }
 
 /// A request waiting for the shared rate limiter's word.
@@ -269,14 +272,18 @@ impl<'c> Check<'c> {
         if let Some(span) = request_span() {
             span.record("client", tracing::field::display(who.client.id()));
         }
+        // The caller's address: for the handlers (the admin API's lock-out guard), and
+        // for the IP rules of a client that has them.
+        let caller_ip = config.proxies.client_ip(
+            config.peer_ip(req.extensions()),
+            req.headers(),
+            config.forwarded,
+        );
         let client_ip = if who.client.ips().is_empty() {
             None
         } else {
             config.warn_if_proxies_missing(req.headers());
-            let peer = config.peer_ip(req.extensions());
-            config
-                .proxies
-                .client_ip(peer, req.headers(), config.forwarded)
+            caller_ip
         };
         let facts = RequestFacts {
             method: req.method(),
@@ -303,14 +310,24 @@ impl<'c> Check<'c> {
                 rejection,
             });
         }
+        // A request the API cannot price within its limits is refused before any charge.
+        let cost = match api
+            .request_cost()
+            .of(req.method(), req.uri(), req.headers())
+        {
+            Ok(cost) => cost,
+            Err(unpriceable) => {
+                tracing::debug!(reason = unpriceable.reason(), "request cannot be priced");
+                return refuse(RejectionKind::Unpriceable);
+            }
+        };
         let admitted = Admitted {
             shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
-            cost: api
-                .request_cost()
-                .of(req.method(), req.uri(), req.headers()),
+            cost,
             who,
             decision,
             source,
+            caller_ip,
         };
         let Some(limit) = admitted.who.client.rate_limit() else {
             return Step::NeedCharge(admitted);
@@ -355,6 +372,7 @@ impl<'c> Check<'c> {
             mut decision,
             source,
             cost,
+            caller_ip,
             ..
         } = admitted;
         if cost.is_some() {
@@ -391,6 +409,7 @@ impl<'c> Check<'c> {
                 source,
                 item: decision.item,
                 client: who.client,
+                caller_ip,
             },
             vary_origin: decision.vary_origin,
             quota,

@@ -10,6 +10,7 @@
 //! assert_eq!(caller(&http::Request::new(())), None);
 //! ```
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::client::{AccountId, Client, ClientId, ClientKind, Grant, Privileges, RoleSet};
@@ -45,6 +46,7 @@ pub struct Principal {
     pub(crate) source: CredentialSource,
     pub(crate) item: Option<String>,
     pub(crate) client: Arc<Client>,
+    pub(crate) caller_ip: Option<IpAddr>,
 }
 
 impl Principal {
@@ -97,6 +99,12 @@ impl Principal {
     /// The APIs the client is limited to, if any.
     pub fn privileges(&self) -> Option<&Privileges> {
         self.client.privileges()
+    }
+
+    /// The caller's address as the layer determined it (the connection's peer, or the
+    /// address a trusted proxy forwarded); `None` when it is unknown.
+    pub fn caller_ip(&self) -> Option<IpAddr> {
+        self.caller_ip
     }
 }
 

@@ -31,6 +31,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use psl::Psl as _;
+
 use crate::client::{ClientKind, ClientSpec};
 
 /// A known trap in a client description.
@@ -50,6 +52,13 @@ pub enum Trap {
     IpRulesWithoutTrustedProxies,
     /// `allow_missing_origin` set on a client without allowed origins: it has no effect.
     AllowMissingOriginWithoutOrigins,
+    /// A wildcard over a public suffix (`*.co.uk`, `*.github.io`, as the Public Suffix List
+    /// has them): the names under it belong to unrelated owners, so it admits their sites.
+    WildcardOverPublicSuffix,
+    /// `localhost` without a port: it admits the scheme's default port only (80 for
+    /// `http`), where a development server usually runs on another; `localhost:*` is
+    /// probably meant.
+    LocalhostWithoutPort,
 }
 
 impl Trap {
@@ -61,6 +70,8 @@ impl Trap {
             Trap::EmptyOriginsUnrestricted => "empty-origins-unrestricted",
             Trap::IpRulesWithoutTrustedProxies => "ip-rules-without-trusted-proxies",
             Trap::AllowMissingOriginWithoutOrigins => "allow-missing-origin-without-origins",
+            Trap::WildcardOverPublicSuffix => "wildcard-over-public-suffix",
+            Trap::LocalhostWithoutPort => "localhost-without-port",
         }
     }
 }
@@ -141,12 +152,17 @@ pub fn lint(spec: &ClientSpec, ctx: &LintContext) -> Vec<LintWarning> {
         }
         if parts.wildcard {
             let apex = parts.host.to_ascii_lowercase();
-            if likely_apex(&apex)
+            if is_public_suffix(&apex) {
+                warnings.push(wildcard_over_public_suffix(pattern, &apex));
+            } else if likely_apex(&apex)
                 && !exact_hosts.contains(&apex)
                 && apexes_flagged.insert(apex.clone())
             {
                 warnings.push(wildcard_without_apex(pattern, parts, &apex));
             }
+        }
+        if let Some(warning) = localhost_without_port(pattern, parts) {
+            warnings.push(warning);
         }
     }
 
@@ -238,6 +254,54 @@ fn wildcard_without_apex(pattern: &str, parts: &Parts<'_>, apex: &str) -> LintWa
              served from the bare domain, add `{suggestion}`"
         ),
     }
+}
+
+/// Whether `host` (lower-cased) is itself a public suffix on the Public Suffix List (its
+/// ICANN or private section, as embedded in the `psl` crate): `co.uk`, `github.io`, `com`.
+/// A name the list does not know (`internal`) is not one.
+fn is_public_suffix(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && psl::List
+            .suffix(host.as_bytes())
+            .is_some_and(|suffix| suffix.is_known() && suffix.trim().as_bytes() == host.as_bytes())
+}
+
+fn wildcard_over_public_suffix(pattern: &str, suffix: &str) -> LintWarning {
+    LintWarning {
+        trap: Trap::WildcardOverPublicSuffix,
+        field: "allowed_origins",
+        value: Some(pattern.to_owned()),
+        message: format!(
+            "`{suffix}` is a public suffix: the names under it belong to unrelated owners, so \
+             this wildcard admits any of their sites; name your own domain, as in \
+             `*.example.{suffix}`"
+        ),
+    }
+}
+
+/// The warning for a `localhost` pattern without a port, suggesting `localhost:*`.
+fn localhost_without_port(pattern: &str, parts: &Parts<'_>) -> Option<LintWarning> {
+    if parts.wildcard || parts.port.is_some() || !parts.host.eq_ignore_ascii_case("localhost") {
+        return None;
+    }
+    let scheme = parts.scheme.map(str::to_ascii_lowercase);
+    let (default, suggestion) = match scheme.as_deref() {
+        Some(scheme) => (
+            if scheme == "https" { "443" } else { "80" },
+            format!("{scheme}://localhost:*"),
+        ),
+        None => ("80 (443 for https)", "localhost:*".to_owned()),
+    };
+    Some(LintWarning {
+        trap: Trap::LocalhostWithoutPort,
+        field: "allowed_origins",
+        value: Some(pattern.to_owned()),
+        message: format!(
+            "without a port this admits `localhost` on port {default} only, and a development \
+             server usually runs on another; for any port, use `{suggestion}`"
+        ),
+    })
 }
 
 /// Second-level labels under which, below a two-letter country code, names are registered
@@ -598,6 +662,75 @@ mod tests {
     }
 
     #[test]
+    fn a_wildcard_over_a_public_suffix_is_flagged_and_no_apex_is_suggested() {
+        for (pattern, suffix) in [
+            ("https://*.co.uk", "co.uk"),
+            ("*.github.io", "github.io"),
+            ("https://*.COM:*", "com"),
+            ("http://*.com.au", "com.au"),
+            ("https://*.herokuapp.com", "herokuapp.com"),
+        ] {
+            let w = only(&web(&[pattern]));
+            assert_eq!(w.trap, Trap::WildcardOverPublicSuffix, "{pattern}: {w}");
+            assert_eq!(w.value.as_deref(), Some(pattern));
+            assert!(
+                w.message
+                    .starts_with(&format!("`{suffix}` is a public suffix")),
+                "{w}"
+            );
+            assert!(w.message.contains(&format!("`*.example.{suffix}`")), "{w}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_under_a_registered_domain_is_no_public_suffix() {
+        for pattern in [
+            "https://*.example.co.uk",
+            "https://*.maps.github.io",
+            "https://*.tiles.example.com",
+            "https://*.corp.internal",
+        ] {
+            let spec = web(&[pattern]);
+            assert!(
+                !traps(&spec, &LintContext::default()).contains(&Trap::WildcardOverPublicSuffix),
+                "{pattern}"
+            );
+        }
+        assert!(is_public_suffix("co.uk") && is_public_suffix("github.io"));
+        assert!(!is_public_suffix("example.co.uk") && !is_public_suffix("internal"));
+        assert!(!is_public_suffix("") && !is_public_suffix("."));
+    }
+
+    #[test]
+    fn localhost_without_a_port_suggests_any_port() {
+        for (pattern, suggestion, port) in [
+            ("http://localhost", "http://localhost:*", "80"),
+            ("https://LOCALHOST/", "https://localhost:*", "443"),
+            ("localhost", "localhost:*", "80 (443 for https)"),
+        ] {
+            let warnings = lint(&web(&[pattern]), &LintContext::default());
+            let w = warnings
+                .iter()
+                .find(|w| w.trap == Trap::LocalhostWithoutPort)
+                .unwrap_or_else(|| panic!("{pattern}: {warnings:?}"));
+            assert_eq!(w.value.as_deref(), Some(pattern));
+            assert!(w.message.contains(&format!("on port {port} only")), "{w}");
+            assert!(w.message.ends_with(&format!("use `{suggestion}`")), "{w}");
+        }
+        for pattern in [
+            "http://localhost:*",
+            "http://localhost:5173",
+            "http://localhost.example.com",
+            "https://maps.example.com",
+        ] {
+            assert!(
+                lint(&web(&[pattern]), &LintContext::default()).is_empty(),
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
     fn trap_codes_are_stable_kebab_case() {
         let all = [
             (Trap::WildcardWithoutApex, "wildcard-without-apex"),
@@ -611,6 +744,11 @@ mod tests {
                 Trap::AllowMissingOriginWithoutOrigins,
                 "allow-missing-origin-without-origins",
             ),
+            (
+                Trap::WildcardOverPublicSuffix,
+                "wildcard-over-public-suffix",
+            ),
+            (Trap::LocalhostWithoutPort, "localhost-without-port"),
         ];
         for (trap, code) in all {
             assert_eq!(trap.code(), code);

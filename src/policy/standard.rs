@@ -17,12 +17,16 @@
 use http::{HeaderMap, Method, Uri};
 
 use super::quota::TRANSACTION;
-use super::table::{Api, Cost, RouteTable};
+use super::table::{Api, Cost, RouteTable, Unpriceable};
 use crate::client::Role;
 use crate::error::ConfigError;
 
 /// A map tile costs a tenth of a transaction, as on the hosted platforms.
 pub const TILE_COST: u64 = TRANSACTION / 10;
+
+/// The APIs of the admin API's account pages in [`standard_routes`]: a client whose
+/// privileges leave one out cannot manage its account.
+pub const ACCOUNT_APIS: [&str; 4] = ["Profile", "Clients", "Usage", "Quota"];
 
 /// Points an elevation request may ask for at once.
 pub const MAX_ELEVATION_POINTS: usize = 10_000;
@@ -33,14 +37,49 @@ pub fn elevation_points_cost(points: usize) -> u64 {
 }
 
 /// Elevation costs one transaction per started 100 points: `points=lat,lon;lat,lon;…`, or
-/// one point for a single `lat`/`lon` pair.
-pub fn elevation_cost(_: &Method, uri: &Uri, _: &HeaderMap) -> u64 {
-    let points = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k.eq_ignore_ascii_case("points"))
-        .map_or(1, |(_, v)| {
-            v.split(';').filter(|p| !p.trim().is_empty()).count()
-        });
-    elevation_points_cost(points)
+/// one point for a single `lat`/`lon` pair. A `points` list the elevation API would refuse
+/// (empty, more than [`MAX_ELEVATION_POINTS`], a point that is not `lat,lon` in range, or
+/// `points` given twice) cannot be priced: so no request costs more than the largest valid
+/// one.
+pub fn elevation_cost(_: &Method, uri: &Uri, _: &HeaderMap) -> Result<u64, Unpriceable> {
+    let query = uri.query().unwrap_or_default();
+    let mut lists = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k.eq_ignore_ascii_case("points"))
+        .map(|(_, v)| v);
+    let Some(list) = lists.next() else {
+        return Ok(elevation_points_cost(1));
+    };
+    if lists.next().is_some() {
+        return Err(Unpriceable::new("`points` is given more than once"));
+    }
+    let mut points = 0usize;
+    for point in list.split(';').filter(|p| !p.trim().is_empty()) {
+        points += 1;
+        if points > MAX_ELEVATION_POINTS {
+            return Err(Unpriceable::new(
+                "`points` lists more points than the elevation API serves",
+            ));
+        }
+        if !is_point(point) {
+            return Err(Unpriceable::new("a point of `points` is not `lat,lon`"));
+        }
+    }
+    if points == 0 {
+        return Err(Unpriceable::new("`points` lists no point"));
+    }
+    Ok(elevation_points_cost(points))
+}
+
+/// Whether `point` is `lat,lon` in range, as the elevation API reads it.
+fn is_point(point: &str) -> bool {
+    let in_range = |v: &str, limit: f64| {
+        v.trim()
+            .parse::<f64>()
+            .is_ok_and(|v| (-limit..=limit).contains(&v))
+    };
+    point
+        .split_once(',')
+        .is_some_and(|(lat, lon)| in_range(lat, 90.0) && in_range(lon, 180.0))
 }
 
 /// The standard routes:
@@ -83,7 +122,7 @@ pub fn standard_routes() -> Result<RouteTable, ConfigError> {
             "/elevation",
             Api::new("Elevation", maps())
                 .plugin(true)
-                .cost(Cost::from_fn(elevation_cost)),
+                .cost(Cost::try_from_fn(elevation_cost)),
         )?
         .route(
             Method::POST,
@@ -138,7 +177,58 @@ mod tests {
             assert_eq!(elevation_points_cost(n), cost, "{n} points");
         }
         let uri: Uri = "/elevation?points=1,1;2,2;;".parse().unwrap();
-        assert_eq!(elevation_cost(&Method::GET, &uri, &HeaderMap::new()), 1_000);
+        assert_eq!(
+            elevation_cost(&Method::GET, &uri, &HeaderMap::new()),
+            Ok(1_000)
+        );
+    }
+
+    fn cost_of(query: &str) -> Result<u64, Unpriceable> {
+        let uri: Uri = format!("/elevation?{query}").parse().unwrap();
+        elevation_cost(&Method::GET, &uri, &HeaderMap::new())
+    }
+
+    #[test]
+    fn elevation_points_the_api_would_refuse_cannot_be_priced() {
+        let many = |n: usize| format!("points={}", vec!["1,2"; n].join(";"));
+        assert_eq!(cost_of(&many(MAX_ELEVATION_POINTS)), Ok(100_000));
+        for query in [
+            many(MAX_ELEVATION_POINTS + 1),
+            many(16_000),
+            format!("points={}", vec!["1"; 32_000].join(";")),
+            "points=".to_owned(),
+            "points=;;".to_owned(),
+            "points=1,2;x".to_owned(),
+            "points=91,0".to_owned(),
+            "points=0,181".to_owned(),
+            "points=1;2".to_owned(),
+            "points=1,2&points=3,4".to_owned(),
+        ] {
+            assert!(
+                cost_of(&query).is_err(),
+                "{}",
+                &query[..query.len().min(40)]
+            );
+        }
+        assert_eq!(cost_of("lat=1&lon=2"), Ok(1_000));
+        assert_eq!(cost_of(""), Ok(1_000));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_elevation_request_costs_more_than_the_largest_valid_one(
+            query in "[a-z0-9=,;&%.-]{0,200}",
+            n in 0usize..16_000,
+        ) {
+            let largest = elevation_points_cost(MAX_ELEVATION_POINTS);
+            if let Ok(cost) = cost_of(&query) {
+                proptest::prop_assert!(cost <= largest);
+            }
+            let listed = format!("points={}", vec!["1,2"; n].join(";"));
+            if let Ok(cost) = cost_of(&listed) {
+                proptest::prop_assert!(cost <= largest);
+            }
+        }
     }
 
     #[test]

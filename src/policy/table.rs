@@ -31,7 +31,35 @@ pub enum ItemSource {
     Query(Arc<str>),
 }
 
-type CostFn = dyn Fn(&Method, &Uri, &HeaderMap) -> u64 + Send + Sync;
+type CostFn = dyn Fn(&Method, &Uri, &HeaderMap) -> Result<u64, Unpriceable> + Send + Sync;
+
+/// A request its API cannot price within the API's limits (more points than the API
+/// serves, points that cannot be read): the layer refuses it with 400 `invalid_request`
+/// and charges nothing, so no request is charged more than the largest valid one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unpriceable {
+    reason: &'static str,
+}
+
+impl Unpriceable {
+    /// A request that cannot be priced, and why (for logs: never a value of the request).
+    pub const fn new(reason: &'static str) -> Self {
+        Unpriceable { reason }
+    }
+
+    /// Why the request cannot be priced.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for Unpriceable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason)
+    }
+}
+
+impl std::error::Error for Unpriceable {}
 
 /// What an authorised request of an API costs against its account's daily quota, in
 /// milli-transactions ([`TRANSACTION`] is one).
@@ -42,7 +70,8 @@ pub enum Cost {
     Free,
     /// The same for every request.
     Fixed(u64),
-    /// Computed from the request (say, from the number of points it asks for).
+    /// Computed from the request (say, from the number of points it asks for); a request
+    /// it cannot price is refused.
     Computed(Arc<CostFn>),
 }
 
@@ -52,15 +81,31 @@ impl Cost {
     where
         F: Fn(&Method, &Uri, &HeaderMap) -> u64 + Send + Sync + 'static,
     {
+        Cost::Computed(Arc::new(move |m, u, h| Ok(f(m, u, h))))
+    }
+
+    /// A cost computed from the request, which may find the request [`Unpriceable`]: one
+    /// that asks for more than the API serves, or that cannot be read. Such a request is
+    /// refused with 400 `invalid_request` and charged nothing.
+    pub fn try_from_fn<F>(f: F) -> Cost
+    where
+        F: Fn(&Method, &Uri, &HeaderMap) -> Result<u64, Unpriceable> + Send + Sync + 'static,
+    {
         Cost::Computed(Arc::new(f))
     }
 
-    /// The cost of one request, `None` when it is not metered.
-    pub fn of(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<u64> {
+    /// The cost of one request, `None` when it is not metered; an error when the request
+    /// cannot be priced within the API's limits.
+    pub fn of(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Option<u64>, Unpriceable> {
         match self {
-            Cost::Free => None,
-            Cost::Fixed(milli) => Some(*milli),
-            Cost::Computed(f) => Some(f(method, uri, headers)),
+            Cost::Free => Ok(None),
+            Cost::Fixed(milli) => Ok(Some(*milli)),
+            Cost::Computed(f) => f(method, uri, headers).map(Some),
         }
     }
 }
@@ -370,11 +415,19 @@ mod tests {
         let (m, u, h) = (Method::GET, Uri::from_static("/x?n=3"), HeaderMap::new());
         assert_eq!(
             Api::new("A", []).request_cost().of(&m, &u, &h),
-            Some(TRANSACTION)
+            Ok(Some(TRANSACTION))
         );
-        assert_eq!(Cost::Free.of(&m, &u, &h), None);
+        assert_eq!(Cost::Free.of(&m, &u, &h), Ok(None));
         let per_n = Cost::from_fn(|_, uri, _| uri.query().map_or(0, |q| q.len() as u64));
-        assert_eq!(per_n.of(&m, &u, &h), Some(3));
+        assert_eq!(per_n.of(&m, &u, &h), Ok(Some(3)));
+        let at_most_two = Cost::try_from_fn(|_, uri, _| match uri.query().map_or(0, str::len) {
+            n @ 0..=2 => Ok(n as u64),
+            _ => Err(Unpriceable::new("too long")),
+        });
+        assert_eq!(
+            at_most_two.of(&m, &u, &h),
+            Err(Unpriceable::new("too long"))
+        );
     }
 
     #[test]

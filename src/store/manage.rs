@@ -32,6 +32,7 @@
 //! ```
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -46,6 +47,7 @@ use crate::client::{
 };
 use crate::document::etag;
 use crate::error::ConfigError;
+use crate::policy::ACCOUNT_APIS;
 
 /// A change to a client's settings, applied to its current settings; an error aborts it.
 pub type ClientChange = Box<dyn FnOnce(&mut ClientSpec) -> Result<(), ConfigError> + Send>;
@@ -66,6 +68,9 @@ pub struct Precondition {
     /// [`ManageError::NotFound`], exactly as a missing one, checked before anything else
     /// and atomically with the change. `None` (the operator's tools) is any account.
     pub account: Option<AccountId>,
+    /// Who makes the change: the lock-out guard counts a client with IP rules only if they
+    /// admit the address of the request making it.
+    pub changed_by: ChangedBy,
 }
 
 impl Precondition {
@@ -81,6 +86,22 @@ impl Precondition {
         }
     }
 }
+
+/// Who makes a change, as the lock-out guard sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChangedBy {
+    /// The operator (the command-line tool): no request, so IP rules are not checked.
+    #[default]
+    Operator,
+    /// A request of the admin API, from this address (`None`: unknown, and then no client
+    /// with IP rules counts).
+    Request(Option<IpAddr>),
+}
+
+/// How long a client must stay unexpired to count for the lock-out guard: a client about
+/// to expire would lock the account out moments later.
+pub const ADMIN_ACCESS_MARGIN: Duration = Duration::hours(1);
 
 /// A client just created, with its credential in plaintext: shown once, never stored.
 #[derive(Debug, Clone)]
@@ -287,14 +308,33 @@ pub(crate) fn new_client_id() -> Result<ClientId, ManageError> {
     ))?)
 }
 
-/// Whether `client` can reach the admin API now: a NativeConfidential client, active and
-/// unexpired, of an active account, whose roles include `User`.
-pub fn can_administer(client: &Client, account: &Account, now: OffsetDateTime) -> bool {
+/// Whether `client` can keep reaching the admin API, as the lock-out guard counts it: a
+/// NativeConfidential client, active, of an active account, whose roles include `User`,
+/// whose privileges (if it has any) include every account API ([`ACCOUNT_APIS`]), that
+/// does not expire within [`ADMIN_ACCESS_MARGIN`] of `now`, and whose IP rules (if it has
+/// any) admit the address the change is made from (`by`; the operator's changes are not
+/// made from an address).
+pub fn can_administer(
+    client: &Client,
+    account: &Account,
+    now: OffsetDateTime,
+    by: ChangedBy,
+) -> bool {
     client.kind() == ClientKind::NativeConfidential
         && client.status().is_active()
         && account.status.is_active()
-        && !client.is_expired(now)
+        && client
+            .expires_at()
+            .is_none_or(|at| at >= now.saturating_add(ADMIN_ACCESS_MARGIN))
         && client.effective_roles(account).contains(&Role::USER)
+        && client
+            .privileges()
+            .is_none_or(|p| ACCOUNT_APIS.iter().all(|api| p.allows(api)))
+        && (client.ips().is_empty()
+            || match by {
+                ChangedBy::Operator => true,
+                ChangedBy::Request(from) => from.is_some_and(|ip| client.ips().allows(ip)),
+            })
 }
 
 /// `current` with `change` applied to its settings, validated against `account` as
@@ -345,17 +385,23 @@ pub fn check_precondition<'a>(
             });
         }
     }
-    if pre.keep_admin_access && can_administer(current, account, now) {
-        let still = after.is_some_and(|c| can_administer(c, account, now))
+    let by = pre.changed_by;
+    if pre.keep_admin_access && can_administer(current, account, now, by) {
+        let still = after.is_some_and(|c| can_administer(c, account, now, by))
             || others
                 .into_iter()
                 .filter(|c| c.id() != current.id())
-                .any(|c| can_administer(c, account, now));
+                .any(|c| can_administer(c, account, now, by));
         if !still {
+            let from_here = match by {
+                ChangedBy::Operator => "",
+                ChangedBy::Request(_) => ", IP rules that admit this request's address",
+            };
             return Err(ManageError::LockOut(format!(
                 "client `{}` is the account's last client that can manage it (an active \
-                 NativeConfidential client with the User role); this change would lock the \
-                 account out: give another client that access first",
+                 NativeConfidential client with the User role, the account APIs in its \
+                 privileges if it has any, no expiry within the hour{from_here}); this change \
+                 would lock the account out: give another client that access first",
                 current.id()
             )));
         }
@@ -534,6 +580,50 @@ mod tests {
             .resolve(&web, ClientKind::JavaScript)
             .unwrap();
         assert_eq!((*slots.current(), plain.is_none()), (digest, true));
+    }
+
+    #[test]
+    fn the_guard_counts_a_client_that_can_keep_managing_the_account_from_here() {
+        use crate::client::{CredentialDigests, RoleSet};
+        let now = time::macros::datetime!(2026-06-01 12:00 UTC);
+        let account = Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER]),
+        )
+        .unwrap();
+        let build = |spec: ClientSpec| {
+            Client::build(
+                ClientId::new("srv").unwrap(),
+                &spec,
+                &account,
+                CredentialDigests::new(KeyDigest::of("s")),
+            )
+            .unwrap()
+        };
+        let here = ChangedBy::Request(Some("192.0.2.7".parse().unwrap()));
+        let counts = |spec: ClientSpec, by| can_administer(&build(spec), &account, now, by);
+        assert!(counts(ClientSpec::native("a"), here));
+        assert!(counts(
+            ClientSpec::native("a").privileges(ACCOUNT_APIS.iter().copied()),
+            here
+        ));
+        assert!(!counts(
+            ClientSpec::native("a").privileges(["Profile", "Clients"]),
+            here
+        ));
+        let at = |minutes| Some(now + Duration::minutes(minutes));
+        assert!(!counts(ClientSpec::native("a").expires_at(at(59)), here));
+        assert!(counts(ClientSpec::native("a").expires_at(at(60)), here));
+        let ips = || ClientSpec::native("a").allowed_ips(["192.0.2.0/24"]);
+        assert!(counts(ips(), here));
+        assert!(!counts(ips(), ChangedBy::Request(None)));
+        assert!(!counts(
+            ips(),
+            ChangedBy::Request(Some("198.51.100.1".parse().unwrap()))
+        ));
+        assert!(counts(ips(), ChangedBy::Operator));
+        assert!(!counts(ClientSpec::javascript("w"), ChangedBy::Operator));
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub use cached::{
 pub use file::GeneratedCredential;
 pub use file::{FileStore, FileStoreError, FileStoreOptions, Watch};
 pub use manage::{
-    AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
-    NewCredential, Precondition, RecordKind, can_administer, check_precondition, etag_matches,
+    ADMIN_ACCESS_MARGIN, AccountChange, ChangedBy, ClientChange, CreatedAccount, CreatedClient,
+    ManageError, ManagedStore, NewCredential, Precondition, RecordKind, can_administer,
+    check_precondition, etag_matches,
 };
 pub use memory::InMemoryStore;
 #[cfg(feature = "postgres")]

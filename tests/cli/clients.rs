@@ -274,3 +274,53 @@ fn the_operator_may_run_the_quota_report_only_and_give_all_roles_explicitly() {
         "all roles is said by leaving `roles` out: {stored}"
     );
 }
+
+#[test]
+fn the_last_client_that_can_manage_an_account_is_kept_unless_forced() {
+    let (store, created) = Store::with_acme();
+    let native = str_of(&created["clients"][1], "id").to_owned();
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    let before = store.text();
+    for (change, args) in [
+        ("delete", vec!["client", "delete", &native]),
+        ("deactivate", vec!["client", "deactivate", &native]),
+        (
+            "update",
+            vec!["client", "update", &native, "--roles", "Evaluator"],
+        ),
+        (
+            "update",
+            vec!["client", "update", &native, "--privileges", "Geocoder"],
+        ),
+        (
+            "update",
+            vec!["client", "update", &native, "--expires-at", &soon],
+        ),
+    ] {
+        let err = store.fails(1, &args);
+        assert!(
+            err.contains(&format!("refusing to {change} client `{native}`")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("lock the account out"), "{err}");
+        assert!(err.contains("--force"), "{err}");
+    }
+    assert_eq!(store.text(), before, "a refused change wrote the file");
+
+    // IP rules are the account holder's own: the operator's change comes from no address.
+    store.ok(&["client", "update", &native, "--allowed-ips", "192.0.2.0/24"]);
+    // With --force, the operator's word goes.
+    store.ok(&[
+        "client",
+        "update",
+        &native,
+        "--privileges",
+        "Geocoder",
+        "--force",
+    ]);
+    store.ok(&["client", "delete", &native, "--force"]);
+    let err = store.fails(1, &["client", "show", &native]);
+    assert!(err.contains("unknown client"), "{err}");
+}

@@ -166,7 +166,7 @@ fn explain_prints_the_decision_and_the_rule_that_made_it() {
     assert_eq!(health["allowed"], true);
     assert_eq!(health["reason"], "the route is public");
 
-    store.ok(&["client", "deactivate", native.as_str()]);
+    store.ok(&["client", "deactivate", native.as_str(), "--force"]);
     let table = store.ok(&["explain", "--client", &native, "--path", "/geocode"]);
     for line in [
         "decision     deny",

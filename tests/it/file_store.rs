@@ -296,3 +296,99 @@ fn dropping_the_watch_stops_reloading() {
             .is_some()
     );
 }
+
+/// A write that takes two seconds (the lock on `<file>.lock` is held elsewhere that long)
+/// holds up no request: on a runtime with a single worker thread, a request that needs no
+/// write is answered within 100 ms meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_slow_write_holds_up_no_request() {
+    use gis_auth::AuthLayer;
+    use http::{Request, StatusCode};
+    use tower::Layer as _;
+
+    use crate::harness::reply::send;
+    use crate::harness::world::{Echo, gis_routes};
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 0);
+    let store = Arc::new(FileStore::open(&path).expect("opened"));
+    let web = store
+        .create_client(
+            &AccountId::new("acme").expect("an id"),
+            ClientSpec::javascript("Web"),
+        )
+        .await
+        .expect("created");
+    let app = AuthLayer::new(store.clone(), gis_routes()).layer(Echo);
+    let tile = format!("/tiles/1/0/0.png?apikey={}", web.credential.expose());
+    let answer = |app: gis_auth::AuthService<Echo>, tile: String| async move {
+        send(
+            app,
+            Request::get(tile).body(String::new()).expect("a request"),
+        )
+        .await
+    };
+    assert_eq!(
+        answer(app.clone(), tile.clone()).await.status,
+        StatusCode::OK
+    );
+
+    // Another process holds the file's lock for two seconds: the next write waits for it.
+    let mut lock_path = path.clone().into_os_string();
+    lock_path.push(".lock");
+    let held = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .expect("the lock file");
+    fs4::FileExt::lock(&held).expect("locked");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        drop(held);
+    });
+    let began = Instant::now();
+    let write = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .create_client(
+                    &AccountId::new("acme").expect("an id"),
+                    ClientSpec::javascript("Late"),
+                )
+                .await
+        }
+    });
+    // Requests spawned after the write are answered meanwhile, on the one worker thread
+    // (which took the write first).
+    for _ in 0..3 {
+        let asked = Instant::now();
+        let reply = tokio::spawn(answer(app.clone(), tile.clone()))
+            .await
+            .expect("answered");
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(
+            asked.elapsed() < Duration::from_millis(100),
+            "a request took {:?} while a write waited",
+            asked.elapsed()
+        );
+    }
+    assert!(!write.is_finished(), "the write did not wait for the lock");
+    let late = write
+        .await
+        .expect("joined")
+        .expect("written once the lock is free");
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        store
+            .client_by_id(late.client.id())
+            .await
+            .expect("answered")
+            .is_some()
+    );
+    release.join().expect("released");
+}

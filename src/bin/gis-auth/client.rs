@@ -6,7 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use gis_auth::ConfigError;
 use gis_auth::client::{AccountId, Client, ClientId, ClientKind, ClientSpec, Status};
 use gis_auth::document::{ClientView, CreatedClientView};
-use gis_auth::store::{ManageError, ManagedStore, Precondition, Resolved};
+use gis_auth::store::{ChangedBy, ManageError, ManagedStore, Precondition, Resolved};
 use serde_json::json;
 
 use crate::account::created_fields;
@@ -91,6 +91,10 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "ETAG")]
     if_match: Option<String>,
 
+    /// Apply even if the account would be left with no client that can manage it.
+    #[arg(long)]
+    force: bool,
+
     #[command(flatten)]
     settings: ClientFlags,
 }
@@ -117,6 +121,10 @@ pub struct ChangeArgs {
     /// Apply only if the client's ETag is still this.
     #[arg(long, value_name = "ETAG")]
     if_match: Option<String>,
+
+    /// Apply even if the account would be left with no client that can manage it.
+    #[arg(long)]
+    force: bool,
 }
 
 pub async fn run(
@@ -137,21 +145,24 @@ pub async fn run(
             if patch.is_empty() {
                 crate::usage_error("nothing to change: give at least one setting to change");
             }
-            change(&args.id, args.if_match, store, out, move |spec| {
+            let guard = Guard::of("update", args.force);
+            change(&args.id, args.if_match, guard, store, out, move |spec| {
                 patch.apply_to(spec)
             })
             .await
         }
         ClientCommand::Regenerate(args) => regenerate(args, store, out).await,
         ClientCommand::Deactivate(args) => {
-            change(&args.id, args.if_match, store, out, |spec| {
+            let guard = Guard::of("deactivate", args.force);
+            change(&args.id, args.if_match, guard, store, out, |spec| {
                 spec.status = Status::Inactive;
                 Ok(())
             })
             .await
         }
         ClientCommand::Activate(args) => {
-            change(&args.id, args.if_match, store, out, |spec| {
+            let guard = Guard::of("activate", args.force);
+            change(&args.id, args.if_match, guard, store, out, |spec| {
                 spec.status = Status::Active;
                 Ok(())
             })
@@ -161,13 +172,47 @@ pub async fn run(
     }
 }
 
+/// The lock-out guard of one command: the admin API's, unless `--force` is given.
+#[derive(Debug, Clone, Copy)]
+struct Guard {
+    /// The change, as the refusal names it (`update`, `deactivate`, `delete`).
+    change: &'static str,
+    force: bool,
+}
+
+impl Guard {
+    fn of(change: &'static str, force: bool) -> Self {
+        Guard { change, force }
+    }
+
+    /// The precondition of the change: `if_match`, and the lock-out guard as the admin API
+    /// applies it (an operator's change comes from no address, so IP rules are not checked).
+    fn precondition(self, if_match: Option<String>) -> Precondition {
+        Precondition {
+            if_match,
+            keep_admin_access: !self.force,
+            changed_by: ChangedBy::Operator,
+            account: None,
+        }
+    }
+
+    /// The store's refusal, naming the change it refuses when it is the guard's.
+    fn refusal(self, id: &ClientId, e: ManageError) -> Failure {
+        match e {
+            ManageError::LockOut(why) => Failure::new(format!(
+                "refusing to {} client `{id}`: {why} (or give --force to {} it anyway)",
+                self.change, self.change
+            )),
+            e => e.into(),
+        }
+    }
+}
+
 fn precondition(if_match: Option<String>) -> Precondition {
-    // Operators are not locked out of anything: the lock-out guard is for the admin API,
-    // where a client manages its own account.
+    // A new credential never locks anyone out: the operator gets it in the answer.
     Precondition {
         if_match,
-        keep_admin_access: false,
-        account: None,
+        ..Precondition::default()
     }
 }
 
@@ -261,14 +306,16 @@ fn print_client(client: &Client, found: &Resolved, out: Output) -> Result<(), Fa
 async fn change(
     id: &str,
     if_match: Option<String>,
+    guard: Guard,
     store: &Arc<dyn ManagedStore>,
     out: Output,
     edit: impl FnOnce(&mut ClientSpec) -> Result<(), ConfigError> + Send + 'static,
 ) -> Result<(), Failure> {
     let id = ClientId::new(id)?;
     let client = store
-        .update_client(&id, &precondition(if_match), Box::new(edit))
-        .await?;
+        .update_client(&id, &guard.precondition(if_match), Box::new(edit))
+        .await
+        .map_err(|e| guard.refusal(&id, e))?;
     let found = find(store, id.as_str()).await?;
     print_client(&client, &found, out)
 }
@@ -304,9 +351,11 @@ async fn delete(
     out: Output,
 ) -> Result<(), Failure> {
     let found = find(store, &args.id).await?;
+    let guard = Guard::of("delete", args.force);
     let client = store
-        .delete_client(found.client.id(), &precondition(args.if_match))
-        .await?;
+        .delete_client(found.client.id(), &guard.precondition(args.if_match))
+        .await
+        .map_err(|e| guard.refusal(found.client.id(), e))?;
     if out.is_json() {
         out.json(&json!({ "deleted": ClientView::of(&client, &found.account) }))
     } else {

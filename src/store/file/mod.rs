@@ -57,8 +57,9 @@
 //! it. Without [`FileStore::watch`] (or [`FileStore::reload`]), another process's writes
 //! are seen on this store's next write, which always starts from the file as it is.
 //!
-//! Writes do blocking file I/O on the calling thread (a lock, a read, a write and two
-//! `fsync`s): they are rare management operations. Lookups never touch the disk.
+//! Writes do blocking file I/O (a lock, a read, a write and two `fsync`s) off the async
+//! worker threads, on the Tokio runtime's blocking pool, so a slow disk or a lock held by
+//! another process never holds up requests. Lookups never touch the disk.
 
 mod format;
 mod transact;
@@ -419,13 +420,29 @@ impl ClientStore for FileStore {
 }
 
 impl FileStore {
-    fn write<T>(
-        &self,
-        op: impl FnOnce(&InMemoryStore) -> Result<T, ManageError>,
-    ) -> Result<T, ManageError> {
-        self.inner
-            .transact(Missing::Error, Generate::No, op)
-            .map(|(value, _)| value)
+    /// Runs `op` as a write transaction off the async worker threads (on the runtime's
+    /// blocking pool; inline when there is no Tokio runtime): it locks, reads, writes and
+    /// flushes files, which may take long, and lookups must go on meanwhile. The write
+    /// completes even if the caller stops waiting for it.
+    async fn write<T, F>(&self, op: F) -> Result<T, ManageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&InMemoryStore) -> Result<T, ManageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let transact = move || {
+            inner
+                .transact(Missing::Error, Generate::No, op)
+                .map(|(value, _)| value)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.spawn_blocking(transact).await.map_err(|e| {
+                ManageError::Backend(BackendError::new(format!(
+                    "the write to the clients file did not complete: {e}"
+                )))
+            })?,
+            Err(_) => transact(),
+        }
     }
 }
 
@@ -436,7 +453,7 @@ impl ManagedStore for FileStore {
     }
 
     async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
-        self.write(|store| store.open_account(account))
+        self.write(|store| store.open_account(account)).await
     }
 
     async fn update_account(
@@ -444,7 +461,9 @@ impl ManagedStore for FileStore {
         id: &AccountId,
         change: AccountChange,
     ) -> Result<Arc<Account>, ManageError> {
-        self.write(|store| store.try_change_account(id, change))
+        let id = id.clone();
+        self.write(move |store| store.try_change_account(&id, change))
+            .await
     }
 
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError> {
@@ -460,7 +479,9 @@ impl ManagedStore for FileStore {
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        self.write(|store| store.add_client(account, spec))
+        let account = account.clone();
+        self.write(move |store| store.add_client(&account, spec))
+            .await
     }
 
     async fn update_client(
@@ -469,7 +490,9 @@ impl ManagedStore for FileStore {
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.change_client_if(id, pre, change))
+        let (id, pre) = (id.clone(), pre.clone());
+        self.write(move |store| store.change_client_if(&id, &pre, change))
+            .await
     }
 
     async fn regenerate_client(
@@ -478,7 +501,9 @@ impl ManagedStore for FileStore {
         pre: &Precondition,
         grace: Option<time::Duration>,
     ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
-        self.write(|store| store.regenerate_if(id, pre, grace))
+        let (id, pre) = (id.clone(), pre.clone());
+        self.write(move |store| store.regenerate_if(&id, &pre, grace))
+            .await
     }
 
     async fn delete_client(
@@ -486,7 +511,9 @@ impl ManagedStore for FileStore {
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError> {
-        self.write(|store| store.remove_client_if(id, pre))
+        let (id, pre) = (id.clone(), pre.clone());
+        self.write(move |store| store.remove_client_if(&id, &pre))
+            .await
     }
 }
 

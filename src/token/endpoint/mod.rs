@@ -253,16 +253,19 @@ impl TokenEndpoint<'_> {
         };
         let auth = &request.auth;
         let now = s.issuer.now();
-        if let Some(wait) = self.failures.locked_for(&auth.id, caller, now) {
-            tracing::debug!(client = %auth.id, "token request locked out");
+        // An id that cannot be a client id is refused like any other failure, and counted
+        // against the caller's address only. The submitted id is never logged.
+        let id = ClientId::new(&auth.id).ok();
+        if let Some(wait) = self.failures.locked_for(id.as_ref(), caller, now) {
+            tracing::debug!("token request locked out");
             return ErrorResponse::locked_out(wait).into();
         }
-        match self.authenticate(auth, caller).await {
+        match self.authenticate(id.as_ref(), auth, caller).await {
             Ok(authenticated) => self.mint(authenticated, request.scope.as_deref()),
             Err(NotAuthenticated::Unavailable) => ErrorResponse::unavailable().into(),
             Err(NotAuthenticated::InvalidClient) => {
-                self.failures.record_failure(&auth.id, caller, now);
-                tracing::debug!(client = %auth.id, "client authentication failed");
+                self.failures.record_failure(id.as_ref(), caller, now);
+                tracing::debug!("client authentication failed");
                 ErrorResponse::invalid_client(Some(auth.method)).into()
             }
         }
@@ -272,17 +275,18 @@ impl TokenEndpoint<'_> {
     /// and asks the policy whether the client may have a token.
     async fn authenticate(
         &self,
+        id: Option<&ClientId>,
         auth: &ClientAuth,
         caller: Option<IpAddr>,
     ) -> Result<Authenticated, NotAuthenticated> {
         if auth.secret.is_empty() || CredentialKind::ClientSecret.check(&auth.secret).is_err() {
             return Err(NotAuthenticated::InvalidClient);
         }
-        let Ok(id) = ClientId::new(&auth.id) else {
+        let Some(id) = id else {
             return Err(NotAuthenticated::InvalidClient);
         };
         let s = self.settings;
-        let found = match within_budget(s.backend_timeout, s.store.resolve_id(&id)).await {
+        let found = match within_budget(s.backend_timeout, s.store.resolve_id(id)).await {
             Some(Ok(Some(found))) => found,
             Some(Ok(None)) => return Err(NotAuthenticated::InvalidClient),
             Some(Err(e)) => {

@@ -10,6 +10,7 @@ mod boundary;
 mod clients;
 mod credentials;
 mod etag;
+mod guard;
 mod openapi;
 mod profile;
 

@@ -224,3 +224,60 @@ async fn a_batch_runs_report_only_quota_over_the_limit() -> TestResult {
     assert_eq!(shadowed(&server, &trial).await, json!({"quota": 1}));
     Ok(())
 }
+
+#[tokio::test]
+async fn elevation_points_the_api_would_refuse_are_400_and_charge_nothing() -> TestResult {
+    let server = Server::new();
+    let web = &server.acme.javascript;
+    let list = |n: usize| vec!["1,2"; n].join(";");
+    let too_many = format!("/elevation?points={}", list(10_001));
+    // 32,000 points, as the longest URI holds them: priced before, 320 transactions.
+    let far_too_many = format!("/elevation?points={}", vec!["1"; 32_000].join(";"));
+    for path in [
+        too_many.as_str(),
+        far_too_many.as_str(),
+        "/elevation?points=",
+        "/elevation?points=45,6;north",
+        "/elevation?points=95,6",
+        "/elevation?points=1,2&points=3,4",
+    ] {
+        let before = server.used(server.acme_id()).await;
+        let reply = server.send(keyed(path, web)).await;
+        reply.assert_json_error(StatusCode::BAD_REQUEST, "invalid_request", None);
+        // Refused by the layer, before the handler and before any charge.
+        assert_eq!(
+            reply.json()["error_description"],
+            gis_auth::RejectionKind::Unpriceable.description(),
+        );
+        assert_eq!(
+            server.used(server.acme_id()).await,
+            before,
+            "{} was charged",
+            &path[..path.len().min(60)]
+        );
+    }
+    // The largest valid request is served and charged its hundred transactions.
+    let before = server.used(server.acme_id()).await;
+    let largest = format!("/elevation?points={}", list(10_000));
+    server.send(keyed(&largest, web)).await.assert_ok();
+    assert_eq!(server.used(server.acme_id()).await - before, 100_000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_body_the_api_would_refuse_is_400_and_charges_nothing() -> TestResult {
+    let server = Server::new();
+    let web = &server.acme.javascript;
+    let before = server.used(server.acme_id()).await;
+    let too_many = server.send(elevation_batch(10_001, web)).await;
+    too_many.assert_json_error(StatusCode::BAD_REQUEST, "invalid_request", None);
+    let unreadable = Request::post(with_key("/elevation", web))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"points": [["north", 6]]}"#))
+        .expect("a request")
+        .peer(CALLER);
+    let reply = server.send(unreadable).await;
+    reply.assert_json_error(StatusCode::BAD_REQUEST, "invalid_request", None);
+    assert_eq!(server.used(server.acme_id()).await, before);
+    Ok(())
+}

@@ -240,10 +240,10 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             .routes()
             .lookup(req.method(), req.uri().path())
             .and_then(|route| match route.access() {
-                RouteAccess::Api(api) => {
-                    api.request_cost()
-                        .of(req.method(), req.uri(), req.headers())
-                }
+                RouteAccess::Api(api) => api
+                    .request_cost()
+                    .of(req.method(), req.uri(), req.headers())
+                    .expect("the request can be priced"),
                 RouteAccess::Public => None,
             });
         let used = server.used(&account.id).await;

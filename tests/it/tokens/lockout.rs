@@ -1,5 +1,6 @@
-//! Brute force at the token endpoint: the lockout per client and address, its window, and
-//! guessing many client ids from one address.
+//! Brute force at the token endpoint: the lockout per client and address, its window,
+//! guessing many client ids from one address, ids that cannot be client ids, and IPv6
+//! callers counted per /64.
 
 use super::*;
 
@@ -119,4 +120,71 @@ async fn the_lockout_policy_of_the_options_is_applied() {
     s.clock.advance(secs(60));
     assert_token_response(&exchange_from(&s, &id, &s.native_secret(), CALLER).await);
     assert_token_response(&exchange_from(&s, &id, &s.native_secret(), ELSEWHERE).await);
+}
+
+fn small_lockout() -> LockoutPolicy {
+    LockoutPolicy {
+        per_client_and_address: 3,
+        per_address: 5,
+        window: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn ids_that_cannot_be_client_ids_are_invalid_client_and_count_against_the_address() {
+    let s = Server::builder().lockout(small_lockout()).build();
+    let id = s.native_id();
+    // Longer than the longest id, outside the alphabet, and near the body's size limit.
+    let too_long = "a".repeat(129);
+    let huge = "b".repeat(7 * 1024);
+    for bad in [
+        too_long.as_str(),
+        "not an id",
+        "cl_é",
+        huge.as_str(),
+        "c\u{0}",
+    ] {
+        fail(&s, bad, CALLER, 1).await;
+    }
+    // Five failures from the address, whatever the ids: the address is locked out...
+    assert_locked_out(
+        &exchange_from(&s, &id, &s.native_secret(), CALLER).await,
+        60,
+    );
+    // ...but none was counted for a client: from elsewhere, a well-formed id has its full
+    // budget.
+    assert_token_response(&exchange_from(&s, &id, &s.native_secret(), ELSEWHERE).await);
+    fail(&s, &too_long, ELSEWHERE, 4).await;
+    assert_token_response(&exchange_from(&s, &id, &s.native_secret(), ELSEWHERE).await);
+}
+
+#[tokio::test]
+async fn ipv6_callers_are_counted_per_slash_64() {
+    let s = Server::builder().lockout(small_lockout()).build();
+    let id = s.native_id();
+    // A fresh address of one /64 for every attempt brings no fresh budget.
+    for i in 1..=5 {
+        fail(
+            &s,
+            &format!("cl_guess{i}"),
+            &format!("2001:db8:7:8::{i:x}"),
+            1,
+        )
+        .await;
+    }
+    assert_locked_out(
+        &exchange_from(&s, &id, &s.native_secret(), "2001:db8:7:8:ffff::1").await,
+        60,
+    );
+    // The next /64 is somebody else.
+    assert_token_response(&exchange_from(&s, &id, &s.native_secret(), "2001:db8:7:9::1").await);
+    // The pair count is per /64 as well: three wrong secrets from three addresses of one
+    // /64 lock the client out from all of it.
+    for i in 1..=3 {
+        fail(&s, id.as_str(), &format!("2001:db8:7:a::{i:x}"), 1).await;
+    }
+    assert_locked_out(
+        &exchange_from(&s, &id, &s.native_secret(), "2001:db8:7:a::99").await,
+        60,
+    );
 }
