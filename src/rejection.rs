@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use time::OffsetDateTime;
 
-use crate::policy::{Decision, Finding, QuotaState};
+use crate::policy::{Decision, Finding, QuotaPeriod, QuotaState};
 use crate::rule::{RejectionKind, Rule};
 
 /// A refused request: what the layer answers instead of calling the wrapped service.
@@ -30,6 +30,9 @@ pub struct Rejection {
     retry_after: Option<u64>,
     quota: Option<QuotaState>,
     decision: Option<Arc<Decision>>,
+    /// A description of this refusal in place of its kind's (an account's expiry names
+    /// the instant). Never a credential.
+    detail: Option<Arc<str>>,
 }
 
 impl Rejection {
@@ -41,7 +44,20 @@ impl Rejection {
             retry_after: None,
             quota: None,
             decision: None,
+            detail: None,
         }
+    }
+
+    /// With this description in place of the kind's.
+    pub(crate) fn with_description(mut self, description: impl Into<Arc<str>>) -> Self {
+        self.detail = Some(description.into());
+        self
+    }
+
+    /// Whether the description is this refusal's own rather than its kind's (the
+    /// response is then rendered afresh).
+    pub(crate) fn has_own_description(&self) -> bool {
+        self.detail.is_some()
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
@@ -104,9 +120,10 @@ impl Rejection {
         self.kind.error_code()
     }
 
-    /// The `error_description`.
-    pub fn description(&self) -> &'static str {
-        self.kind.description()
+    /// The `error_description`: the kind's, or this refusal's own when it names more (the
+    /// instant an account expired, the quota that is used up).
+    pub fn description(&self) -> &str {
+        self.detail.as_deref().unwrap_or(self.kind.description())
     }
 
     /// Whether the outcome depended on the `Origin` or `Referer` header (the response then
@@ -142,6 +159,14 @@ impl Decision {
             && let Some(quota) = self.quota
         {
             rejection = rejection.with_quota(quota);
+            if quota.period == QuotaPeriod::Month {
+                rejection = rejection.with_description(
+                    "the account's monthly quota is used up; it resets at 00:00 UTC on the first of the month",
+                );
+            }
+        }
+        if finding.kind == RejectionKind::AccountExpired {
+            rejection = rejection.with_description(finding.reason.as_str());
         }
         self.denied = Some(finding);
         Denial {

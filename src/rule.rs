@@ -54,7 +54,7 @@ pub enum RejectionKind {
     /// The request is for an item the client holds no grant for, or not for this action
     /// (403).
     ItemNotGranted,
-    /// The account's daily quota is used up (429).
+    /// The account's daily or monthly quota is used up (429).
     QuotaExceeded,
     /// The client sends requests faster than its rate limit (429).
     RateLimited,
@@ -63,12 +63,18 @@ pub enum RejectionKind {
     /// A request its API cannot price within the API's limits, such as more elevation
     /// points than it serves (400 `invalid_request`); it is charged nothing.
     Unpriceable,
+    /// The account's evaluation period is over: its plan's `expires_at` has passed (401).
+    /// The response's description names the instant.
+    AccountExpired,
+    /// The account's clients together send requests faster than the account's rate limit
+    /// (429).
+    AccountRateLimited,
 }
 
 impl RejectionKind {
     /// Every kind, in declaration order (`kind as usize` indexes it): keep it beside the
     /// enum, one entry per variant.
-    pub(crate) const ALL: [RejectionKind; 21] = {
+    pub(crate) const ALL: [RejectionKind; 23] = {
         use RejectionKind::*;
         [
             MissingCredential,
@@ -92,6 +98,8 @@ impl RejectionKind {
             RateLimited,
             Unavailable,
             Unpriceable,
+            AccountExpired,
+            AccountRateLimited,
         ]
     };
 
@@ -102,10 +110,10 @@ impl RejectionKind {
             MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong
             | Unpriceable => StatusCode::BAD_REQUEST,
             MissingCredential | MalformedCredential | UnknownCredential | Expired | Revoked
-            | Inactive => StatusCode::UNAUTHORIZED,
+            | Inactive | AccountExpired => StatusCode::UNAUTHORIZED,
             InsufficientRole | NotPluginApi | OriginNotAllowed | IpNotAllowed | RouteNotAllowed
             | PrivilegeMissing | ItemNotGranted => StatusCode::FORBIDDEN,
-            QuotaExceeded | RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            QuotaExceeded | RateLimited | AccountRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -117,15 +125,14 @@ impl RejectionKind {
             MissingCredential => "unauthorized",
             MultipleCredentials | EmptyCredential | MalformedHeader | CredentialTooLong
             | Unpriceable => "invalid_request",
-            MalformedCredential | UnknownCredential | Expired | Revoked | Inactive => {
-                "invalid_token"
-            }
+            MalformedCredential | UnknownCredential | Expired | Revoked | Inactive
+            | AccountExpired => "invalid_token",
             InsufficientRole | NotPluginApi | PrivilegeMissing | ItemNotGranted => {
                 "insufficient_scope"
             }
             OriginNotAllowed | IpNotAllowed | RouteNotAllowed => "access_denied",
             QuotaExceeded => "quota_exceeded",
-            RateLimited => "rate_limited",
+            RateLimited | AccountRateLimited => "rate_limited",
             Unavailable => "temporarily_unavailable",
         }
     }
@@ -157,6 +164,10 @@ impl RejectionKind {
             RateLimited => "the client sends requests faster than its rate limit",
             Unavailable => "the authorization service is temporarily unavailable",
             Unpriceable => "the request asks for more than this API serves, or cannot be read",
+            AccountExpired => "the account has expired",
+            AccountRateLimited => {
+                "the account's clients together send requests faster than its rate limit"
+            }
         }
     }
 
@@ -195,6 +206,13 @@ pub enum Rule {
     Quota,
     /// The client's request-rate limit.
     RateLimit,
+    /// The end of the account's evaluation period (its plan's `expires_at`).
+    AccountExpiry,
+    /// The account's request-rate limit, shared by all its clients.
+    AccountRateLimit,
+    /// The account's item ceiling (its plan's `items`): a grant outside it does not grant.
+    /// Never report-only.
+    ItemCeiling,
 }
 
 impl Rule {
@@ -212,6 +230,9 @@ impl Rule {
             Rule::Grants => "grants",
             Rule::Quota => "quota",
             Rule::RateLimit => "rate_limit",
+            Rule::AccountExpiry => "account_expiry",
+            Rule::AccountRateLimit => "account_rate_limit",
+            Rule::ItemCeiling => "item_ceiling",
         }
     }
 }

@@ -79,7 +79,9 @@ use serde_json::{Map, Value};
 use tower_service::Service;
 
 pub use openapi::{ApiDoc, TokenRequest, TokenResponse, openapi_document};
-pub use schema::{ClientList, ErrorBody, Profile, Quota, Regenerate, Usage, UsageDay};
+pub use schema::{
+    ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
+};
 
 use self::reply::{AdminError, Reply};
 use crate::client::{ClientId, ClientKind, Role};
@@ -89,7 +91,7 @@ use crate::document::{
 };
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
-use crate::policy::{QuotaState, TRANSACTION, next_utc_midnight, transactions};
+use crate::policy::{TRANSACTION, next_utc_midnight, next_utc_month, transactions};
 use crate::store::{ChangedBy, ManageError, ManagedStore, Precondition, RecordKind};
 
 /// The largest request body the admin API reads, in bytes.
@@ -812,32 +814,42 @@ async fn get_usage(
 
 #[utoipa::path(
     get, path = "/account/quota", tag = "account",
-    responses((status = 200, description = "Today's quota (UTC)", body = Quota)),
+    responses((status = 200, description = "Today's quota and this month's (UTC)", body = Quota)),
     security(("bearer" = []))
 )]
 async fn get_quota(api: &AdminApi, who: &Principal) -> Result<Reply, AdminError> {
     let now = api.clock.now().to_offset(time::UtcOffset::UTC);
-    let used = api.usage.used(who.account_id(), now.date()).await?;
-    let limit = api
+    let (daily_quota, monthly_quota) = api
         .store
         .account(who.account_id())
         .await?
-        .and_then(|a| a.plan.daily_quota);
-    let reset = next_utc_midnight(now);
+        .map_or((None, None), |a| (a.plan.daily_quota, a.plan.monthly_quota));
+    let used = api.usage.used(who.account_id(), now.date()).await?;
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let remaining = |limit: Option<u64>, used: u64| {
+        limit.map(|l| l.saturating_mul(TRANSACTION).saturating_sub(used) / TRANSACTION)
+    };
+    let monthly = match monthly_quota {
+        None => None,
+        Some(limit) => {
+            let used = api.usage.monthly_used(who.account_id(), now.date()).await?;
+            Some(MonthlyQuota {
+                limit,
+                used: transactions(used),
+                remaining: remaining(Some(limit), used).unwrap_or(0),
+                reset: rfc3339(next_utc_month(now)),
+            })
+        }
+    };
     let quota = Quota {
-        limit,
+        limit: daily_quota,
         used: transactions(used),
-        remaining: limit.map(|l| {
-            QuotaState {
-                limit: l.saturating_mul(TRANSACTION),
-                used,
-                reset,
-            }
-            .remaining_transactions()
-        }),
-        reset: reset
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        remaining: remaining(daily_quota, used),
+        reset: rfc3339(next_utc_midnight(now)),
+        monthly,
     };
     Ok(Reply::ok(to_json(&quota)))
 }

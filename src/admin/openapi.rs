@@ -6,7 +6,9 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::schema::{ClientList, ErrorBody, Profile, Quota, Regenerate, Usage, UsageDay};
+use super::schema::{
+    ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
+};
 use crate::client::{Action, ClientKind, Restriction, Status};
 use crate::document::{
     ClientDocument, ClientPatch, ClientView, CreatedClientView, GrantDocument, NewClient,
@@ -68,7 +70,7 @@ fn token_endpoint() {}
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
-        ProfilePatch, Quota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
+        ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
     )),
     modifiers(&SecuritySchemes),
     tags(

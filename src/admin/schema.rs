@@ -90,6 +90,23 @@ pub struct Quota {
     /// When the day ends (RFC 3339).
     #[schema(format = DateTime)]
     pub reset: String,
+    /// The monthly quota (per UTC calendar month); null when the account has none.
+    pub monthly: Option<MonthlyQuota>,
+}
+
+/// `GET /account/quota`'s `monthly`: the account's quota of this UTC calendar month.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
+pub struct MonthlyQuota {
+    /// The monthly quota, in transactions.
+    pub limit: u64,
+    /// Used this month (UTC).
+    pub used: f64,
+    /// Whole transactions left this month.
+    pub remaining: u64,
+    /// When the month ends: 00:00 UTC on the first of the next (RFC 3339).
+    #[schema(format = DateTime)]
+    pub reset: String,
 }
 
 /// `GET /account/usage`.

@@ -40,10 +40,11 @@ use super::principal::{CredentialSource, Principal};
 use super::response::{LatestQuota, QuotaHeaders, ResponseExtras};
 use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restriction, RoleSet};
 use crate::credentials::PresentedCredential;
+use crate::error::BackendError;
 use crate::limits::{Charge, Charged, RateVerdict, SharedRateLimiter};
 use crate::policy::{
-    Api, Decision, Finding, OriginEvidence, PathPattern, QuotaFacts, RequestFacts, Rule,
-    daily_limit, decide, decide_quota,
+    Api, Decision, OriginEvidence, PathPattern, QuotaFacts, RateScope, RequestFacts, Rule,
+    daily_limit, decide, decide_quota, rate_limit_finding,
 };
 use crate::rejection::{Denial, Rejection};
 use crate::rule::RejectionKind;
@@ -142,11 +143,28 @@ pub(crate) struct Admitted {
     caller_ip: Option<IpAddr>,
 }
 
-/// A request waiting for the shared rate limiter's word.
+/// A request waiting for the shared rate limiter's word on one of its rate limits.
 pub(crate) struct SharedRateCheck {
     pub(crate) limiter: Arc<dyn SharedRateLimiter>,
     pub(crate) limit: RateLimit,
+    /// Whose limit: the client's, or its account's.
+    pub(crate) scope: RateScope,
     pub(crate) admitted: Admitted,
+}
+
+impl SharedRateCheck {
+    /// Asks the shared limiter to count the request against the limit.
+    pub(crate) async fn ask(&self) -> Result<RateVerdict, BackendError> {
+        let who = &self.admitted.who;
+        match self.scope {
+            RateScope::Client => self.limiter.check(who.client.id(), self.limit).await,
+            RateScope::Account => {
+                self.limiter
+                    .check_account(&who.account.id, self.limit)
+                    .await
+            }
+        }
+    }
 }
 
 /// The refusal of an identified client: who, by which rule, and the rejection.
@@ -329,29 +347,30 @@ impl<'c> Check<'c> {
             source,
             caller_ip,
         };
-        let Some(limit) = admitted.who.client.rate_limit() else {
-            return Step::NeedCharge(admitted);
-        };
-        if let Some(limiter) = &config.shared_rate_limiter {
-            return Step::NeedRate(SharedRateCheck {
-                limiter: limiter.clone(),
-                limit,
-                admitted,
-            });
-        }
-        let verdict = config.rate_limiter.check(admitted.who.client.id(), limit);
-        rate_verdict(admitted, limit, verdict)
+        rate_limits(config, admitted, RateScope::Client)
     }
 
-    /// The shared rate limiter's answer.
+    /// The shared rate limiter's answer: on to the account's limit after the client's, or
+    /// to the charge.
     pub(crate) fn rate_checked<T>(
         &self,
+        config: &Config,
         rate: SharedRateCheck,
         answer: Result<RateVerdict, Rejection>,
     ) -> Step<T> {
+        let SharedRateCheck {
+            limit,
+            scope,
+            admitted,
+            ..
+        } = rate;
         match answer {
             Err(rejection) => refuse(rejection),
-            Ok(verdict) => rate_verdict(rate.admitted, rate.limit, verdict),
+            Ok(RateVerdict::RetryAfter(wait)) => rate_refusal(admitted, scope, limit, wait),
+            Ok(RateVerdict::Allow) => match scope {
+                RateScope::Client => rate_limits(config, admitted, RateScope::Account),
+                RateScope::Account => Step::NeedCharge(admitted),
+            },
         }
     }
 
@@ -378,7 +397,9 @@ impl<'c> Check<'c> {
         if cost.is_some() {
             let usage = QuotaFacts::Charged {
                 used: charged.used,
-                over: charged.over,
+                monthly_used: charged.monthly_used,
+                over_daily: charged.over,
+                over_monthly: charged.over_monthly,
             };
             decide_quota(&mut decision, &who.client, &who.account, usage, self.now);
         }
@@ -418,20 +439,51 @@ impl<'c> Check<'c> {
     }
 }
 
-/// The rate limit's verdict on an admitted request: on to the charge, or a refusal.
-fn rate_verdict<T>(admitted: Admitted, limit: RateLimit, verdict: RateVerdict) -> Step<T> {
-    let RateVerdict::RetryAfter(wait) = verdict else {
-        return Step::NeedCharge(admitted);
-    };
+/// The rate limits an admitted request meets from `scope` on (its client's, then the one
+/// its account's clients share), counted in this process or by asking the shared limiter;
+/// then its charge. A request its client's limit refuses is not counted against its
+/// account's.
+fn rate_limits<T>(config: &Config, admitted: Admitted, mut scope: RateScope) -> Step<T> {
+    loop {
+        let limit = match scope {
+            RateScope::Client => admitted.who.client.rate_limit(),
+            RateScope::Account => admitted.who.account.plan.rate_limit,
+        };
+        if let Some(limit) = limit {
+            if let Some(limiter) = &config.shared_rate_limiter {
+                return Step::NeedRate(SharedRateCheck {
+                    limiter: limiter.clone(),
+                    limit,
+                    scope,
+                    admitted,
+                });
+            }
+            let who = &admitted.who;
+            let verdict = match scope {
+                RateScope::Client => config.rate_limiter.check(who.client.id(), limit),
+                RateScope::Account => config.rate_limiter.check_account(&who.account.id, limit),
+            };
+            if let RateVerdict::RetryAfter(wait) = verdict {
+                return rate_refusal(admitted, scope, limit, wait);
+            }
+        }
+        match scope {
+            RateScope::Client => scope = RateScope::Account,
+            RateScope::Account => return Step::NeedCharge(admitted),
+        }
+    }
+}
+
+/// The refusal of a request over a rate limit, by the policy's rate-limit rule, with the
+/// limiter's `Retry-After`.
+fn rate_refusal<T>(
+    admitted: Admitted,
+    scope: RateScope,
+    limit: RateLimit,
+    wait: std::time::Duration,
+) -> Step<T> {
     let Admitted { who, decision, .. } = admitted;
-    let Denial { rule, rejection } = decision.deny(Finding {
-        rule: Rule::RateLimit,
-        kind: RejectionKind::RateLimited,
-        reason: format!(
-            "the client's rate limit is {} requests a second with bursts of {}",
-            limit.per_second, limit.burst
-        ),
-    });
+    let Denial { rule, rejection } = decision.deny(rate_limit_finding(scope, limit));
     Step::NeedRefusalRecord(Refusal {
         who,
         rule,
@@ -440,16 +492,12 @@ fn rate_verdict<T>(admitted: Admitted, limit: RateLimit, verdict: RateVerdict) -
 }
 
 impl Admitted {
-    /// The caller.
-    pub(crate) fn who(&self) -> &Resolved {
-        &self.who
-    }
-
     /// The one counter call that charges this request on `day`.
     pub(crate) fn charge(&self, day: Date) -> Charge<'_> {
         let (client, account) = (&self.who.client, &self.who.account);
         Charge {
             limit: self.cost.and(account.plan.daily_quota).map(daily_limit),
+            monthly_limit: self.cost.and(account.plan.monthly_quota).map(daily_limit),
             enforce: !client.shadow().contains(Restriction::Quota),
             shadowed: &self.shadowed,
             ..Charge::new(&account.id, client.id(), day, self.cost.unwrap_or(0))

@@ -116,11 +116,8 @@ pub(crate) async fn drive<B>(
                 check.token_verified(&config, &req, answer)
             }
             Step::NeedRate(rate) => {
-                let verdict = rate
-                    .limiter
-                    .check(rate.admitted.who().client.id(), rate.limit);
-                let answer = fail_closed(&config, "rate limiter", verdict).await;
-                check.rate_checked(rate, answer)
+                let answer = fail_closed(&config, "rate limiter", rate.ask()).await;
+                check.rate_checked(&config, rate, answer)
             }
             Step::NeedCharge(admitted) => {
                 let charge = admitted.charge(check.day());

@@ -33,7 +33,7 @@ use crate::policy::{Decision, QuotaFacts, QuotaState, Rule, daily_limit, decide_
 use crate::rejection::{Denial, Rejection};
 use crate::store::Resolved;
 
-/// Charges more of a request's cost against its account's daily quota, from its handler.
+/// Charges more of a request's cost against its account's quotas, from its handler.
 ///
 /// Found in the request's extensions on routes whose API has
 /// [`handler_meter`](crate::policy::Api::handler_meter) set. Cloning shares the meter.
@@ -139,6 +139,7 @@ impl Meter {
         let (config, who) = (&metered.config, &metered.who);
         let charge = Charge {
             limit: who.account.plan.daily_quota.map(daily_limit),
+            monthly_limit: who.account.plan.monthly_quota.map(daily_limit),
             enforce: !who.client.shadow().contains(Restriction::Quota),
             requests: 0,
             ..Charge::new(&who.account.id, who.client.id(), metered.now.date(), cost)
@@ -149,7 +150,9 @@ impl Meter {
         let mut decision = metered.decision.clone();
         let usage = QuotaFacts::Charged {
             used: charged.used,
-            over: charged.over,
+            monthly_used: charged.monthly_used,
+            over_daily: charged.over,
+            over_monthly: charged.over_monthly,
         };
         decide_quota(&mut decision, &who.client, &who.account, usage, metered.now);
         metered.quota.set(decision.quota);

@@ -78,7 +78,7 @@ use crate::restrict::{ForwardedHeader, TrustedProxies};
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
 
-/// The share of the daily quota (in %) from which responses carry a warning header.
+/// The share of a quota (in %) from which responses carry a warning header.
 pub const DEFAULT_QUOTA_WARNING_PERCENT: u8 = 80;
 
 pub use crate::store::DEFAULT_BACKEND_TIMEOUT;
@@ -88,7 +88,7 @@ pub use crate::store::DEFAULT_BACKEND_TIMEOUT;
 /// Every request is matched against the [`RouteTable`] first (unknown routes get 403 before
 /// any credential is read), then its credential is extracted, checked for format (no store
 /// lookup for a malformed key), looked up, decided by [`Policy`] (the same decision
-/// [`Policy::explain`] gives), rate-limited and charged to the account's daily quota. On
+/// [`Policy::explain`] gives), rate-limited and charged to the account's quotas. On
 /// success a
 /// [`Principal`] is inserted into the request's extensions.
 ///
@@ -190,7 +190,7 @@ impl AuthLayer {
         self
     }
 
-    /// Counts usage and enforces daily quotas with `counter` (shared by every instance when
+    /// Counts usage and enforces daily and monthly quotas with `counter` (shared by every instance when
     /// it is remote) instead of the in-memory default. A counter that fails or stalls gives
     /// 503.
     pub fn usage_counter(mut self, counter: Arc<dyn UsageCounter>) -> Self {
@@ -212,7 +212,7 @@ impl AuthLayer {
         self
     }
 
-    /// From which share of the daily quota (in %) responses carry a `Quota-Warning` header;
+    /// From which share of the quota reported (in %) responses carry a `Quota-Warning` header;
     /// `None` for never.
     pub fn quota_warning(mut self, percent: Option<u8>) -> Self {
         self.settings().quota_warning = percent.map(|p| p.min(100));

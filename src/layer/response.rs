@@ -28,7 +28,7 @@ use crate::rule::RejectionKind;
 /// The default response for a rejection: its status, a JSON body
 /// `{"error": …, "error_description": …}`, an RFC 6750 `WWW-Authenticate: Bearer` challenge on
 /// 401s (and on 400 `invalid_request` and 403 `insufficient_scope`), `Retry-After` on 503
-/// and 429 (with the `RateLimit-*` headers when the daily quota refused), and
+/// and 429 (with the `RateLimit-*` headers when a quota refused), and
 /// `Cache-Control: no-store`.
 ///
 /// ```
@@ -40,28 +40,32 @@ use crate::rule::RejectionKind;
 /// assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"maps\"");
 /// ```
 pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Response<Bytes> {
-    let kind = rejection.kind();
-    rejection_response(rejection, body_of(kind), challenge_of(kind, realm))
+    let (kind, description) = (rejection.kind(), rejection.description());
+    rejection_response(
+        rejection,
+        body_of(kind, description),
+        challenge_of(kind, description, realm),
+    )
 }
 
 /// The JSON body of a refusal of `kind`.
-fn body_of(kind: RejectionKind) -> Bytes {
+fn body_of(kind: RejectionKind, description: &str) -> Bytes {
     let body = serde_json::json!({
         "error": kind.error_code(),
-        "error_description": kind.description(),
+        "error_description": description,
     });
     Bytes::from(body.to_string())
 }
 
 /// The `WWW-Authenticate` challenge of a refusal of `kind`, if it carries one.
-fn challenge_of(kind: RejectionKind, realm: &str) -> Option<HeaderValue> {
+fn challenge_of(kind: RejectionKind, description: &str, realm: &str) -> Option<HeaderValue> {
     let challenge = if kind == RejectionKind::MissingCredential {
         format!("Bearer realm=\"{realm}\"")
     } else if kind.in_challenge() {
+        // Descriptions are the crate's own text: no quote or backslash to escape.
         format!(
-            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+            "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{description}\"",
             kind.error_code(),
-            kind.description()
         )
     } else {
         return None;
@@ -113,7 +117,13 @@ impl RejectionTemplates {
             realm: realm.clone(),
             parts: RejectionKind::ALL
                 .iter()
-                .map(|&kind| (body_of(kind), challenge_of(kind, realm.as_str())))
+                .map(|&kind| {
+                    let description = kind.description();
+                    (
+                        body_of(kind, description),
+                        challenge_of(kind, description, realm.as_str()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -122,7 +132,10 @@ impl RejectionTemplates {
     pub(crate) fn response(&self, rejection: &Rejection) -> Response<Bytes> {
         let kind = rejection.kind();
         match self.parts.get(kind as usize) {
-            Some((body, challenge)) if RejectionKind::ALL[kind as usize] == kind => {
+            Some((body, challenge))
+                if RejectionKind::ALL[kind as usize] == kind
+                    && !rejection.has_own_description() =>
+            {
                 rejection_response(rejection, body.clone(), challenge.clone())
             }
             _ => default_rejection_response(rejection, self.realm.as_str()),
@@ -189,14 +202,16 @@ impl ResponseExtras {
     }
 }
 
-/// The daily quota, in transactions.
+/// The quota reported (of the daily and monthly ones, the one with the fewest transactions
+/// left), in transactions.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-/// Whole transactions left today.
+/// Whole transactions left of the quota reported.
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-/// Seconds until the quota resets (00:00 UTC).
+/// Seconds until the quota reported resets (00:00 UTC, or the first of the month).
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// Present once the configured share of the quota is used:
-/// `<used> of <limit> daily transactions used`.
+/// `<used> of <limit> daily transactions used` (`monthly` when the monthly quota is the one
+/// reported).
 pub const QUOTA_WARNING: HeaderName = HeaderName::from_static("quota-warning");
 
 /// The most digits a `u64` takes.
@@ -247,8 +262,9 @@ fn add_quota_headers(
     if warning.is_some_and(|percent| quota.used_at_least(percent)) {
         let used = quota.used.div_ceil(crate::policy::TRANSACTION);
         let text = format!(
-            "{used} of {} daily transactions used",
-            quota.limit_transactions()
+            "{used} of {} {} transactions used",
+            quota.limit_transactions(),
+            quota.period.adjective()
         );
         if let Ok(value) = HeaderValue::try_from(text) {
             headers.insert(QUOTA_WARNING, value);
@@ -374,6 +390,7 @@ mod tests {
             limit,
             used,
             reset: at,
+            period: crate::policy::QuotaPeriod::Day,
         };
         let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
         assert_eq!(

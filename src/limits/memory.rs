@@ -60,11 +60,34 @@ struct Day {
     accounts: IdMap<AccountId, AccountDay>,
 }
 
+/// A UTC calendar month: its year and its number (1 to 12), in calendar order.
+type Month = (i32, u8);
+
+fn month_of(day: Date) -> Month {
+    (day.year(), day.month() as u8)
+}
+
+/// The month before `month`.
+fn previous(month: Month) -> Month {
+    match month {
+        (year, 1) => (year.saturating_sub(1), 12),
+        (year, m) => (year, m - 1),
+    }
+}
+
+/// The days, and each account's total of each month.
+#[derive(Debug, Default)]
+struct Counters {
+    days: BTreeMap<Date, Day>,
+    months: BTreeMap<Month, IdMap<AccountId, u64>>,
+}
+
 /// Usage counters in memory: exact under any concurrency (one short lock per request),
-/// keeping [`DEFAULT_RETENTION_DAYS`] days.
+/// keeping [`DEFAULT_RETENTION_DAYS`] days and the monthly totals of this month and the
+/// one before.
 #[derive(Debug)]
 pub struct InMemoryUsageCounter {
-    days: Mutex<BTreeMap<Date, Day>>,
+    counters: Mutex<Counters>,
     retention: u16,
 }
 
@@ -78,7 +101,7 @@ impl InMemoryUsageCounter {
     /// An empty counter.
     pub fn new() -> Self {
         Self {
-            days: Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(Counters::default()),
             retention: DEFAULT_RETENTION_DAYS,
         }
     }
@@ -90,9 +113,23 @@ impl InMemoryUsageCounter {
         self
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Date, Day>> {
+    fn lock(&self) -> MutexGuard<'_, Counters> {
         // Every update leaves the maps consistent, so a panic elsewhere cannot corrupt them.
-        self.days.lock().unwrap_or_else(PoisonError::into_inner)
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The accounts' totals of `day`'s month, made on first use; months before the previous
+    /// one are dropped then.
+    fn month(
+        months: &mut BTreeMap<Month, IdMap<AccountId, u64>>,
+        day: Date,
+    ) -> &mut IdMap<AccountId, u64> {
+        let month = month_of(day);
+        if !months.contains_key(&month) {
+            let oldest = previous(month);
+            months.retain(|m, _| *m >= oldest);
+        }
+        months.entry(month).or_default()
     }
 
     fn day<'m>(&self, days: &'m mut BTreeMap<Date, Day>, day: Date) -> &'m mut Day {
@@ -104,19 +141,23 @@ impl InMemoryUsageCounter {
     }
 
     fn charge_locked(&self, charge: &Charge<'_>) -> Charged {
-        let mut days = self.lock();
-        let account = slot(
-            &mut self.day(&mut days, charge.day).accounts,
-            charge.account,
-        );
-        let fits = charge
+        let mut counters = self.lock();
+        let Counters { days, months } = &mut *counters;
+        let month = slot(Self::month(months, charge.day), charge.account);
+        let account = slot(&mut self.day(days, charge.day).accounts, charge.account);
+        let daily_fits = charge
             .limit
             .is_none_or(|limit| quota_admits(account.used, charge.cost, limit));
+        let monthly_fits = charge
+            .monthly_limit
+            .is_none_or(|limit| quota_admits(*month, charge.cost, limit));
+        let fits = daily_fits && monthly_fits;
         let admitted = fits || !charge.enforce;
         if admitted {
             account.used = account.used.saturating_add(charge.cost);
+            *month = month.saturating_add(charge.cost);
         }
-        let used = account.used;
+        let (used, monthly_used) = (account.used, *month);
         let counts = slot(&mut account.clients, charge.client);
         if admitted {
             counts.requests += charge.requests;
@@ -130,12 +171,12 @@ impl InMemoryUsageCounter {
         } else {
             *counts.refusals.entry("quota_exceeded").or_default() += 1;
         }
-        Charged::new(admitted, !fits, used)
+        Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used)
     }
 
     fn record_refusal_locked(&self, account: &AccountId, client: &ClientId, day: Date, rule: Rule) {
-        let mut days = self.lock();
-        let account = slot(&mut self.day(&mut days, day).accounts, account);
+        let mut counters = self.lock();
+        let account = slot(&mut self.day(&mut counters.days, day).accounts, account);
         let counts = slot(&mut account.clients, client);
         *counts.refusals.entry(rule.as_str()).or_default() += 1;
     }
@@ -174,8 +215,9 @@ impl UsageCounter for InMemoryUsageCounter {
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
-        let days = self.lock();
-        Ok(days
+        let counters = self.lock();
+        Ok(counters
+            .days
             .get(&day)
             .and_then(|d| d.accounts.get(account))
             .map_or(0, |a| a.used))
@@ -187,12 +229,12 @@ impl UsageCounter for InMemoryUsageCounter {
         from: Date,
         to: Date,
     ) -> Result<Vec<DailyUsage>, BackendError> {
-        let days = self.lock();
+        let counters = self.lock();
         let mut out = Vec::new();
         if from > to {
             return Ok(out);
         }
-        for (date, day) in days.range(from..=to) {
+        for (date, day) in counters.days.range(from..=to) {
             let Some(account) = day.accounts.get(account) else {
                 continue;
             };
@@ -220,6 +262,16 @@ impl UsageCounter for InMemoryUsageCounter {
             out.extend(rows);
         }
         Ok(out)
+    }
+
+    async fn monthly_used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
+        let counters = self.lock();
+        Ok(counters
+            .months
+            .get(&month_of(day))
+            .and_then(|m| m.get(account))
+            .copied()
+            .unwrap_or(0))
     }
 }
 
@@ -263,6 +315,72 @@ mod tests {
             .unwrap();
         assert_eq!(usage[0].requests, 5_000);
         assert_eq!(usage[0].refusals["quota_exceeded"], 5_000);
+    }
+
+    #[tokio::test]
+    async fn a_charge_must_fit_both_quotas_and_a_refused_one_is_charged_to_neither() {
+        let counter = InMemoryUsageCounter::new();
+        let (a, c) = ids();
+        let on = |day| Charge {
+            limit: Some(2_000),
+            monthly_limit: Some(3_000),
+            ..Charge::new(&a, &c, day, 1_000)
+        };
+        let first = date!(2026 - 06 - 29);
+        let second = date!(2026 - 06 - 30);
+        assert!(counter.charge(&on(first)).await.unwrap().admitted);
+        assert!(counter.charge(&on(first)).await.unwrap().admitted);
+        let daily = counter.charge(&on(first)).await.unwrap();
+        assert!(!daily.admitted && daily.over && !daily.over_monthly);
+        assert_eq!((daily.used, daily.monthly_used), (2_000, 2_000));
+        assert!(counter.charge(&on(second)).await.unwrap().admitted);
+        let monthly = counter.charge(&on(second)).await.unwrap();
+        assert!(!monthly.admitted && !monthly.over && monthly.over_monthly);
+        assert_eq!((monthly.used, monthly.monthly_used), (1_000, 3_000));
+        assert_eq!(
+            counter.used(&a, second).await.unwrap(),
+            1_000,
+            "charged to neither"
+        );
+        assert_eq!(counter.monthly_used(&a, second).await.unwrap(), 3_000);
+        // A new month starts at 0.
+        let july = counter.charge(&on(date!(2026 - 07 - 01))).await.unwrap();
+        assert!(july.admitted);
+        assert_eq!(july.monthly_used, 1_000);
+        assert_eq!(counter.monthly_used(&a, second).await.unwrap(), 3_000);
+        let other = AccountId::new("other").unwrap();
+        assert_eq!(counter.monthly_used(&other, second).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn months_before_the_previous_one_are_dropped() {
+        let counter = InMemoryUsageCounter::new();
+        let (a, c) = ids();
+        for day in [
+            date!(2026 - 04 - 10),
+            date!(2026 - 05 - 10),
+            date!(2026 - 06 - 10),
+        ] {
+            counter
+                .charge(&Charge::new(&a, &c, day, 100))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            counter
+                .monthly_used(&a, date!(2026 - 04 - 10))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            counter
+                .monthly_used(&a, date!(2026 - 05 - 31))
+                .await
+                .unwrap(),
+            100
+        );
+        assert_eq!(counter.lock().months.len(), 2);
     }
 
     #[tokio::test]

@@ -1,12 +1,12 @@
-//! Limits: the state behind daily quotas and rate limits. The daily quota counter and
+//! Limits: the state behind daily and monthly quotas and rate limits. The quota counter and
 //! per-client statistics sit behind the [`UsageCounter`] trait so that many instances can
 //! share one (Redis) or a process can keep its own ([`InMemoryUsageCounter`]); request-rate
-//! limits are kept per client in memory ([`ClientRateLimiter`]) or shared
+//! limits are kept per client and per account in memory ([`ClientRateLimiter`]) or shared
 //! ([`SharedRateLimiter`]). The arithmetic of a quota and its verdict are the policy's
 //! ([`crate::policy`]); this module only counts.
 //!
 //! Every authorised request is one [`UsageCounter::charge`]: a single atomic
-//! increment-and-compare against the account's quota that also counts the request, its cost
+//! increment-and-compare against the account's daily and monthly quotas that also counts the request, its cost
 //! and its report-only findings for the client, so a remote backend needs one round trip.
 //!
 //! ```

@@ -1,5 +1,6 @@
-//! Per-client request-rate limits: each client's [`RateLimit`] (a sustained rate with a
-//! burst on top) is enforced by its own GCRA limiter, kept in a bounded cache.
+//! Request-rate limits: each client's [`RateLimit`] (a sustained rate with a burst on top)
+//! is enforced by its own GCRA limiter, kept in a bounded cache, and so is each account's,
+//! which all its clients share ([`ClientRateLimiter::check_account`]).
 //!
 //! Time comes from the injected [`Clock`], so tests move a [`ManualClock`] instead of
 //! sleeping.
@@ -44,7 +45,7 @@ use moka::Expiry;
 use moka::sync::Cache;
 use time::OffsetDateTime;
 
-use crate::client::{ClientId, RateLimit};
+use crate::client::{AccountId, ClientId, RateLimit};
 use crate::clock::Clock;
 use crate::error::BackendError;
 
@@ -65,8 +66,8 @@ impl RateVerdict {
     }
 }
 
-/// Per-client rate limits enforced in one place for every instance of a service (such as
-/// `RedisRateLimiter`, feature `redis`), for
+/// Per-client and per-account rate limits enforced in one place for every instance of a
+/// service (such as `RedisRateLimiter`, feature `redis`), for
 /// [`AuthLayer::shared_rate_limiter`](crate::AuthLayer::shared_rate_limiter). Without one,
 /// each instance enforces the limits on its own with a [`ClientRateLimiter`].
 #[async_trait]
@@ -75,6 +76,14 @@ pub trait SharedRateLimiter: Send + Sync + 'static {
     /// does; `Err` when the limiter could not answer (the layer answers 503).
     async fn check(&self, client: &ClientId, limit: RateLimit)
     -> Result<RateVerdict, BackendError>;
+
+    /// Counts one request from any client of `account` against the account's `limit`,
+    /// which all its clients share, as [`ClientRateLimiter::check_account`] does.
+    async fn check_account(
+        &self,
+        account: &AccountId,
+        limit: RateLimit,
+    ) -> Result<RateVerdict, BackendError>;
 }
 
 /// How many clients [`ClientRateLimiter`] keeps limiters for unless told otherwise.
@@ -86,9 +95,16 @@ const IDLE_MARGIN: Duration = Duration::from_secs(1);
 /// One client's limiter, on the crate's clock.
 type DirectLimiter = RateLimiter<NotKeyed, InMemoryState, LimiterClock, NoOpMiddleware<Nanos>>;
 
-/// The cache key: a client and the limit it had when its limiter was made, so a changed limit
-/// gets a limiter of its own.
-type Key = (ClientId, RateLimit);
+/// Whose limit a limiter enforces: a client's own, or an account's shared one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Client(ClientId),
+    Account(AccountId),
+}
+
+/// The cache key: a client (or account) and the limit it had when its limiter was made, so
+/// a changed limit gets a limiter of its own.
+type Key = (Subject, RateLimit);
 
 /// Enforces each client's [`RateLimit`].
 ///
@@ -147,13 +163,23 @@ impl ClientRateLimiter {
     /// whole seconds and at least one second (it becomes a `Retry-After` header). A refused
     /// request does not count.
     pub fn check(&self, client: &ClientId, limit: RateLimit) -> RateVerdict {
+        self.check_subject(Subject::Client(client.clone()), limit)
+    }
+
+    /// Counts one request from any client of `account` against the account's `limit`,
+    /// shared by all its clients (on top of each client's own), as
+    /// [`check`](ClientRateLimiter::check) counts a client's. Accounts and clients never
+    /// share a limiter, whatever their ids.
+    pub fn check_account(&self, account: &AccountId, limit: RateLimit) -> RateVerdict {
+        self.check_subject(Subject::Account(account.clone()), limit)
+    }
+
+    fn check_subject(&self, subject: Subject, limit: RateLimit) -> RateVerdict {
         let shared = &*self.limiters;
-        let limiter = shared
-            .by_client
-            .get_with_by_ref(&(client.clone(), limit), || {
-                let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
-                Arc::new(RateLimiter::direct_with_clock(quota, shared.clock.clone()))
-            });
+        let limiter = shared.by_client.get_with_by_ref(&(subject, limit), || {
+            let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
+            Arc::new(RateLimiter::direct_with_clock(quota, shared.clock.clone()))
+        });
         match limiter.check() {
             Ok(()) => RateVerdict::Allow,
             Err(not_until) => RateVerdict::RetryAfter(whole_seconds_up(
@@ -327,6 +353,19 @@ mod tests {
     }
 
     #[test]
+    fn an_account_limit_is_shared_by_its_clients_and_apart_from_a_client_of_the_same_id() {
+        let (_, limiter) = setup();
+        let acme = AccountId::new("acme").unwrap();
+        let same_name = id("acme");
+        assert!(limiter.check_account(&acme, limit(1, 2)).is_allowed());
+        assert!(limiter.check_account(&acme, limit(1, 2)).is_allowed());
+        assert!(!limiter.check_account(&acme, limit(1, 2)).is_allowed());
+        assert!(limiter.check(&same_name, limit(1, 2)).is_allowed());
+        let other = AccountId::new("globex").unwrap();
+        assert!(limiter.check_account(&other, limit(1, 2)).is_allowed());
+    }
+
+    #[test]
     fn clones_share_their_limiters() {
         let (_, limiter) = setup();
         let web = id("web");
@@ -437,6 +476,15 @@ mod tests {
     #[async_trait]
     impl SharedRateLimiter for Scripted {
         async fn check(&self, _: &ClientId, _: RateLimit) -> Result<RateVerdict, BackendError> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.answers.lock().unwrap().remove(0)
+        }
+
+        async fn check_account(
+            &self,
+            _: &AccountId,
+            _: RateLimit,
+        ) -> Result<RateVerdict, BackendError> {
             self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.answers.lock().unwrap().remove(0)
         }

@@ -46,23 +46,29 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// billion transactions a day), and larger ones are capped there.
 const MAX_EXACT: u64 = 1 << 53;
 
-/// The atomic increment-and-compare, the client's statistics and the expiry, in one step.
+/// The atomic increment-and-compare against the daily and the monthly quota, the client's
+/// statistics and the expiries, in one step.
 static CHARGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
--- KEYS[1]: the account's usage hash of the day
--- ARGV: client, cost, requests, limit ('' for none), enforce ('1'/'0'), seconds to keep,
+-- KEYS[1]: the account's usage hash of the day; KEYS[2]: its usage total of the month
+-- ARGV: client, cost, requests, daily limit ('' for none), monthly limit ('' for none),
+--       enforce ('1'/'0'), seconds to keep the day, seconds to keep the month,
 --       then the report-only rules that would have refused the request
-local key, client = KEYS[1], ARGV[1]
+local key, month_key, client = KEYS[1], KEYS[2], ARGV[1]
 local cost = tonumber(ARGV[2])
 local used = tonumber(redis.call('HGET', key, 'used') or '0')
-local fits = ARGV[4] == '' or used + cost <= tonumber(ARGV[4])
-local admitted = fits or ARGV[5] == '0'
+local month = tonumber(redis.call('GET', month_key) or '0')
+local fits_day = ARGV[4] == '' or used + cost <= tonumber(ARGV[4])
+local fits_month = ARGV[5] == '' or month + cost <= tonumber(ARGV[5])
+local fits = fits_day and fits_month
+local admitted = fits or ARGV[6] == '0'
 if admitted then
   used = redis.call('HINCRBY', key, 'used', ARGV[2])
+  month = redis.call('INCRBY', month_key, ARGV[2])
   redis.call('HINCRBY', key, 'requests:' .. client, ARGV[3])
   redis.call('HINCRBY', key, 'cost:' .. client, ARGV[2])
-  for i = 7, #ARGV do
+  for i = 9, #ARGV do
     redis.call('HINCRBY', key, 'shadowed:' .. client .. ':' .. ARGV[i], 1)
   end
   if not fits then
@@ -71,8 +77,11 @@ if admitted then
 else
   redis.call('HINCRBY', key, 'refused:' .. client .. ':quota_exceeded', 1)
 end
-redis.call('EXPIRE', key, ARGV[6])
-return {admitted and 1 or 0, fits and 0 or 1, used}
+redis.call('EXPIRE', key, ARGV[7])
+if redis.call('EXISTS', month_key) == 1 then
+  redis.call('EXPIRE', month_key, ARGV[8])
+end
+return {admitted and 1 or 0, fits_day and 0 or 1, used, fits_month and 0 or 1, month}
 ",
     )
 });
@@ -170,10 +179,12 @@ impl RedisLink {
 ///
 /// Each account has one hash per UTC day, `<prefix>usage:<account>:<YYYY-MM-DD>`, holding
 /// the day's usage (`used`) and each client's statistics (`requests:<client>`,
-/// `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`). A charge is
-/// one round trip: one Lua script (sent by digest, `EVALSHA`) compares and increments the
-/// usage, counts the request for the client and sets the hash to expire at the end of the
-/// retention window (the end of the day plus
+/// `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`), and one
+/// total per UTC calendar month, `<prefix>usage-month:<account>:<YYYY-MM>`, kept until the
+/// end of the following month. A charge is one round trip: one Lua script (sent by digest,
+/// `EVALSHA`) compares the usage with the daily and the monthly quota and increments both
+/// or neither, counts the request for the client and sets the hash to expire at the end of
+/// the retention window (the end of the day plus
 /// [`retention_days`](RedisUsageCounter::retention_days) − 1 days, measured on the
 /// counter's clock). Redis runs a script alone, so any number of concurrent requests from
 /// any number of instances admit exactly as many as fit.
@@ -261,6 +272,28 @@ impl RedisUsageCounter {
         format!("{}usage:{account}:{day}", self.link.prefix)
     }
 
+    fn month_key(&self, account: &AccountId, day: Date) -> String {
+        format!(
+            "{}usage-month:{account}:{:04}-{:02}",
+            self.link.prefix,
+            day.year(),
+            day.month() as u8
+        )
+    }
+
+    /// Seconds from now until the total of `day`'s month is dropped: the end of the month
+    /// after it.
+    fn keep_month_seconds(&self, day: Date) -> i64 {
+        let first = day.replace_day(1).unwrap_or(day);
+        let until = first
+            .saturating_add(time::Duration::days(62))
+            .replace_day(1)
+            .unwrap_or(first)
+            .midnight()
+            .assume_utc();
+        (until - self.now()).whole_seconds().max(1)
+    }
+
     fn now(&self) -> OffsetDateTime {
         self.clock.now().to_offset(time::UtcOffset::UTC)
     }
@@ -325,35 +358,44 @@ fn counts_of(fields: Vec<(String, i64)>) -> BTreeMap<String, Counts> {
 impl UsageCounter for RedisUsageCounter {
     async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError> {
         let key = self.key(charge.account, charge.day);
+        let month_key = self.month_key(charge.account, charge.day);
         let cost = charge.cost.min(MAX_EXACT);
-        let limit = charge
-            .limit
-            .map(|l| l.min(MAX_EXACT).to_string())
-            .unwrap_or_default();
+        let limit = |limit: Option<u64>| {
+            limit
+                .map(|l| l.min(MAX_EXACT).to_string())
+                .unwrap_or_default()
+        };
+        let (daily, monthly) = (limit(charge.limit), limit(charge.monthly_limit));
         let keep = self.keep_seconds(charge.day);
+        let keep_month = self.keep_month_seconds(charge.day);
         let called = self
             .link
             .call(|mut conn| async move {
                 let mut script = CHARGE.key(&key);
                 script
+                    .key(&month_key)
                     .arg(charge.client.as_str())
                     .arg(cost)
                     .arg(charge.requests.min(MAX_EXACT))
-                    .arg(limit)
+                    .arg(daily)
+                    .arg(monthly)
                     .arg(if charge.enforce { "1" } else { "0" })
-                    .arg(keep);
+                    .arg(keep)
+                    .arg(keep_month);
                 for rule in charge.shadowed {
                     script.arg(rule.as_str());
                 }
-                script.invoke_async::<(i64, i64, i64)>(&mut conn).await
+                script
+                    .invoke_async::<(i64, i64, i64, i64, i64)>(&mut conn)
+                    .await
             })
             .await;
+        let amount = |n: i64| u64::try_from(n).unwrap_or(0);
         match called {
-            Ok((admitted, over, used)) => Ok(Charged::new(
-                admitted == 1,
-                over == 1,
-                u64::try_from(used).unwrap_or(0),
-            )),
+            Ok((admitted, over, used, over_monthly, monthly_used)) => {
+                Ok(Charged::new(admitted == 1, over == 1, amount(used))
+                    .monthly(over_monthly == 1, amount(monthly_used)))
+            }
             Err(_) if self.link.fail_open => Ok(Charged::new(true, false, 0)),
             Err(e) => Err(e),
         }
@@ -403,6 +445,17 @@ impl UsageCounter for RedisUsageCounter {
                     .await
             })
             .await?;
+        Ok(used.and_then(|u| u64::try_from(u).ok()).unwrap_or(0))
+    }
+
+    async fn monthly_used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
+        let key = self.month_key(account, day);
+        let used: Option<i64> =
+            self.link
+                .call(|mut conn| async move {
+                    ::redis::cmd("GET").arg(&key).query_async(&mut conn).await
+                })
+                .await?;
         Ok(used.and_then(|u| u64::try_from(u).ok()).unwrap_or(0))
     }
 

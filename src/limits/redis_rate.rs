@@ -25,7 +25,7 @@ use async_trait::async_trait;
 
 use super::rate::{RateVerdict, SharedRateLimiter, whole_seconds_up};
 use super::redis::RedisLink;
-use crate::client::{ClientId, RateLimit};
+use crate::client::{AccountId, ClientId, RateLimit};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
 
@@ -58,7 +58,8 @@ return {1, '0'}
 /// connection.
 ///
 /// It is the same GCRA as [`ClientRateLimiter`](super::ClientRateLimiter): each client and
-/// limit has one key, `<prefix>rate:<client>:<per_second>:<burst>`, holding the theoretical
+/// limit has one key, `<prefix>rate:<client>:<per_second>:<burst>` (and each account's
+/// shared limit one, `<prefix>account-rate:<account>:<per_second>:<burst>`), holding the theoretical
 /// arrival time of its next request in microseconds, and one Lua script (one round trip,
 /// `EVALSHA`) checks and moves it. A changed limit is a new key, so it starts with a full
 /// burst, and a key expires once its limiter has refilled.
@@ -133,17 +134,9 @@ fn micros_now(clock: &dyn Clock) -> u64 {
     u64::try_from(clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(0)
 }
 
-#[async_trait]
-impl SharedRateLimiter for RedisRateLimiter {
-    async fn check(
-        &self,
-        client: &ClientId,
-        limit: RateLimit,
-    ) -> Result<RateVerdict, BackendError> {
-        let key = format!(
-            "{}rate:{client}:{}:{}",
-            self.link.prefix, limit.per_second, limit.burst
-        );
+impl RedisRateLimiter {
+    /// One GCRA step on `key` for `limit`.
+    async fn gcra(&self, key: String, limit: RateLimit) -> Result<RateVerdict, BackendError> {
         let interval = 1_000_000u64.div_ceil(u64::from(limit.per_second.get()));
         let tolerance = interval.saturating_mul(u64::from(limit.burst.get()));
         let now = micros_now(&*self.clock);
@@ -166,5 +159,32 @@ impl SharedRateLimiter for RedisRateLimiter {
             Err(_) if self.link.fail_open => Ok(RateVerdict::Allow),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[async_trait]
+impl SharedRateLimiter for RedisRateLimiter {
+    async fn check(
+        &self,
+        client: &ClientId,
+        limit: RateLimit,
+    ) -> Result<RateVerdict, BackendError> {
+        let key = format!(
+            "{}rate:{client}:{}:{}",
+            self.link.prefix, limit.per_second, limit.burst
+        );
+        self.gcra(key, limit).await
+    }
+
+    async fn check_account(
+        &self,
+        account: &AccountId,
+        limit: RateLimit,
+    ) -> Result<RateVerdict, BackendError> {
+        let key = format!(
+            "{}account-rate:{account}:{}:{}",
+            self.link.prefix, limit.per_second, limit.burst
+        );
+        self.gcra(key, limit).await
     }
 }

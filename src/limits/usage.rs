@@ -43,6 +43,9 @@ pub struct Charge<'a> {
     pub requests: u64,
     /// The account's daily quota, if it has one.
     pub limit: Option<u64>,
+    /// The account's monthly quota (per UTC calendar month, the month of `day`), if it has
+    /// one. A charge must fit both quotas; one that does not is charged to neither.
+    pub monthly_limit: Option<u64>,
     /// Whether a request over the quota is refused (`false` runs the quota report-only:
     /// it is admitted, charged and reported as over).
     pub enforce: bool,
@@ -60,6 +63,7 @@ impl<'a> Charge<'a> {
             cost,
             requests: 1,
             limit: None,
+            monthly_limit: None,
             enforce: true,
             shadowed: &[],
         }
@@ -70,23 +74,39 @@ impl<'a> Charge<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Charged {
-    /// Whether the request fits (or the quota runs report-only).
+    /// Whether the request fits both quotas (or the quota runs report-only).
     pub admitted: bool,
-    /// Whether the request went (or would have gone) over the quota.
+    /// Whether the request went (or would have gone) over the daily quota.
     pub over: bool,
     /// The account's usage of the day after the charge (unchanged when refused).
     pub used: u64,
+    /// Whether the request went (or would have gone) over the monthly quota.
+    pub over_monthly: bool,
+    /// The account's usage of the month after the charge (unchanged when refused).
+    pub monthly_used: u64,
 }
 
 impl Charged {
     /// A counter's answer: whether it admitted the request, whether the request went (or
-    /// would have gone) over the quota, and the account's usage after the charge.
+    /// would have gone) over the daily quota, and the account's usage of the day after the
+    /// charge; the month as [`monthly`](Charged::monthly) says (nothing used, not over).
     pub fn new(admitted: bool, over: bool, used: u64) -> Self {
         Self {
             admitted,
             over,
             used,
+            over_monthly: false,
+            monthly_used: 0,
         }
+    }
+
+    /// The same answer, with whether the request went (or would have gone) over the
+    /// monthly quota and the account's usage of the month after the charge.
+    #[must_use]
+    pub fn monthly(mut self, over: bool, used: u64) -> Self {
+        self.over_monthly = over;
+        self.monthly_used = used;
+        self
     }
 }
 
@@ -123,15 +143,18 @@ impl DailyUsage {
     }
 }
 
-/// Counts usage against daily quotas and keeps per-client statistics.
+/// Counts usage against daily and monthly quotas and keeps per-client statistics.
 ///
 /// Implementations must make [`charge`](UsageCounter::charge) atomic: with a quota of N
-/// transactions, any number of concurrent requests admit exactly as many as fit.
+/// transactions, any number of concurrent requests admit exactly as many as fit; a request
+/// must fit both the daily and the monthly quota, and one refused by either is charged to
+/// neither.
 #[async_trait]
 pub trait UsageCounter: Send + Sync {
-    /// Adds `charge.cost` to the account's usage of `charge.day` if it fits `charge.limit`
-    /// (always when there is no limit or it is not enforced), and counts the request for
-    /// the client; a refusal is counted as a `quota_exceeded` refusal instead.
+    /// Adds `charge.cost` to the account's usage of `charge.day` and of its month if it fits
+    /// both `charge.limit` and `charge.monthly_limit` (always when there is no limit or it
+    /// is not enforced), and counts the request for the client; a refusal is counted as a
+    /// `quota_exceeded` refusal instead.
     async fn charge(&self, charge: &Charge<'_>) -> Result<Charged, BackendError>;
 
     /// Counts a request of a known client that `rule` refused.
@@ -175,6 +198,17 @@ pub trait UsageCounter: Send + Sync {
         from: Date,
         to: Date,
     ) -> Result<Vec<DailyUsage>, BackendError>;
+
+    /// The account's usage in the UTC calendar month of `day`, in milli-transactions. The
+    /// default sums the month's days of [`usage`](UsageCounter::usage) up to `day`; a
+    /// counter that keeps a monthly total answers from it.
+    async fn monthly_used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
+        let first = day.replace_day(1).unwrap_or(day);
+        let rows = self.usage(account, first, day).await?;
+        Ok(rows
+            .iter()
+            .fold(0u64, |sum, row| sum.saturating_add(row.cost)))
+    }
 }
 
 #[async_trait]
@@ -218,5 +252,9 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
         to: Date,
     ) -> Result<Vec<DailyUsage>, BackendError> {
         (**self).usage(account, from, to).await
+    }
+
+    async fn monthly_used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
+        (**self).monthly_used(account, day).await
     }
 }

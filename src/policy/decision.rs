@@ -76,8 +76,9 @@ pub struct Decision {
     pub item: Option<String>,
     /// Whether the outcome depended on `Origin`/`Referer` (answer with `Vary: Origin`).
     pub vary_origin: bool,
-    /// The account's daily quota as of the request, when the account has one and the
-    /// request's usage was known (see [`QuotaFacts`](super::QuotaFacts)).
+    /// The account's quota as of the request (of its daily and monthly quotas, the one
+    /// reported: see [`QuotaState`]), when the account has one and the request's usage was
+    /// known (see [`QuotaFacts`](super::QuotaFacts)).
     pub quota: Option<QuotaState>,
 }
 

@@ -96,8 +96,8 @@ pub struct RequestFacts<'a> {
     pub now: OffsetDateTime,
     /// The roles a bearer token was minted for, which narrow the client's.
     pub token_scope: Option<&'a RoleSet>,
-    /// The account's usage so far today and this request's cost, when known: the quota is
-    /// then part of the decision.
+    /// The account's usage so far today and this month and this request's cost, when
+    /// known: the quotas are then part of the decision.
     pub quota: Option<QuotaFacts>,
 }
 

@@ -32,11 +32,12 @@ pub use decision::{Decision, Finding};
 pub use facts::{OriginEvidence, RequestFacts};
 pub use lint::{LintContext, LintWarning, Trap, lint};
 pub use quota::{
-    QuotaFacts, QuotaState, TRANSACTION, daily_limit, next_utc_midnight, quota_admits, transactions,
+    QuotaFacts, QuotaPeriod, QuotaState, TRANSACTION, daily_limit, next_utc_midnight,
+    next_utc_month, quota_admits, transactions,
 };
 pub use route::PathPattern;
 pub use rules::TokenRequestFacts;
-pub(crate) use rules::{decide, decide_quota};
+pub(crate) use rules::{RateScope, decide, decide_quota, rate_limit_finding};
 pub use standard::{
     ACCOUNT_APIS, MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost,
     standard_routes,
@@ -85,10 +86,12 @@ impl Policy {
         &self.routes
     }
 
-    /// Decides a request by `client` of `account`, without any I/O: the route, status,
-    /// expiry, origins, IP rules, kind, roles, privileges, grants, and the quota when
-    /// `facts.quota` is given (the layer decides the quota with the same rule, on its usage
-    /// counter's answer). The request-rate limit is stateful and not part of it.
+    /// Decides a request by `client` of `account`, without any I/O: the route, status, the
+    /// account's evaluation period, expiry, origins, IP rules, kind, roles, privileges, the
+    /// account's item ceiling, grants, and the daily and monthly quotas when `facts.quota`
+    /// is given (the layer decides the quotas with the same rule, on its usage counter's
+    /// answer). The request-rate limits (the client's and the account's) are stateful and
+    /// not part of it; the layer refuses over them with the policy's rate-limit finding.
     pub fn explain(
         &self,
         client: &Client,
@@ -114,7 +117,8 @@ impl Policy {
     }
 
     /// Decides whether `client` of `account` may be issued an access token at the token
-    /// endpoint: status, account status, expiry, kind and IP rules (report-only when the
+    /// endpoint: status, account status, the account's evaluation period, expiry, kind and
+    /// IP rules (report-only when the
     /// client runs them so), the same rules its requests then meet. The token endpoint
     /// issues with exactly this; the secret itself is checked before, by the endpoint.
     pub fn explain_token_request(

@@ -25,10 +25,15 @@ use time::OffsetDateTime;
 
 use super::decision::{Decision, Finding};
 use super::facts::{OriginEvidence, RequestFacts};
-use super::quota::{QuotaFacts, QuotaState, daily_limit, next_utc_midnight, quota_admits};
+use super::quota::{
+    QuotaFacts, QuotaPeriod, QuotaState, daily_limit, next_utc_midnight, next_utc_month,
+    quota_admits,
+};
 use super::route::PathPattern;
 use super::table::{Api, ItemSource};
-use crate::client::{Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, Restriction, ShadowSet};
+use crate::client::{
+    Account, Action, Client, ClientKind, MAX_ITEM_ID_LEN, RateLimit, Restriction, ShadowSet,
+};
 use crate::restrict::RequestOrigin;
 use crate::rule::{RejectionKind, Rule};
 
@@ -83,8 +88,8 @@ impl Restrictions<'_> {
 
 /// Decides a request for `api`, on a route of `pattern`, by `client` of `account`.
 ///
-/// Checks run in this order: status, expiry, origin, IP, then kind, roles, privileges and
-/// grants, so that a key used from the wrong place learns nothing about what it could
+/// Checks run in this order: status, the account's evaluation period, expiry, origin, IP,
+/// then kind, roles, privileges, the account's item ceiling and grants, so that a key used from the wrong place learns nothing about what it could
 /// reach; then the quota when it is known. A restriction the client runs report-only adds a
 /// finding to [`Decision::shadowed`] instead of refusing.
 pub(crate) fn decide(
@@ -128,8 +133,13 @@ pub(crate) fn decide_quota(
     }
 }
 
-/// The quota rule: the account's quota as of the request into `quota`, and a finding when
-/// the request goes over it (refusing, unless the client runs its quota report-only).
+/// The quota rule: the account's quotas (daily, monthly) as of the request, the one to
+/// report into `quota`, and a finding when the request goes over either (refusing, unless
+/// the client runs its quota report-only).
+///
+/// The quota reported is the one refusing; of two refusing, the one that resets later (a
+/// retry before then would be refused again); of two that admit, the one with the fewest
+/// transactions left, then the one that resets later.
 fn quota_rule(
     account: &Account,
     usage: QuotaFacts,
@@ -137,39 +147,116 @@ fn quota_rule(
     shadow: &mut Restrictions<'_>,
     quota: &mut Option<QuotaState>,
 ) -> Result<(), Finding> {
-    let Some(transactions) = account.plan.daily_quota else {
+    let plan = &account.plan;
+    if plan.daily_quota.is_none() && plan.monthly_quota.is_none() {
         return Ok(());
-    };
-    let limit = daily_limit(transactions);
-    let (used, over) = match usage {
-        QuotaFacts::Charged { used, over } => (used, over),
-        QuotaFacts::Before { used, cost } => {
-            let fits = quota_admits(used, cost, limit);
-            // A counter charges what fits, and everything when the quota is report-only.
-            let charged = fits || shadow.shadow.contains(Restriction::Quota);
-            (
+    }
+    let (used, monthly_used, over_daily, over_monthly) = match usage {
+        QuotaFacts::Charged {
+            used,
+            monthly_used,
+            over_daily,
+            over_monthly,
+        } => (used, monthly_used, over_daily, over_monthly),
+        QuotaFacts::Before {
+            used,
+            monthly_used,
+            cost,
+        } => {
+            let fits = |used, quota: Option<u64>| {
+                quota.is_none_or(|transactions| quota_admits(used, cost, daily_limit(transactions)))
+            };
+            let (daily_fits, monthly_fits) = (
+                fits(used, plan.daily_quota),
+                fits(monthly_used, plan.monthly_quota),
+            );
+            // A counter charges what fits both, and everything when the quota is
+            // report-only; a request refused by one quota is charged to neither.
+            let charged =
+                (daily_fits && monthly_fits) || shadow.shadow.contains(Restriction::Quota);
+            let after = |used: u64| {
                 if charged {
                     used.saturating_add(cost)
                 } else {
                     used
-                },
-                !fits,
-            )
+                }
+            };
+            (after(used), after(monthly_used), !daily_fits, !monthly_fits)
         }
     };
-    *quota = Some(QuotaState {
-        limit,
-        used,
-        reset: next_utc_midnight(now),
+    let daily = plan.daily_quota.map(|transactions| {
+        let state = QuotaState {
+            limit: daily_limit(transactions),
+            used,
+            reset: next_utc_midnight(now),
+            period: QuotaPeriod::Day,
+        };
+        (state, over_daily, transactions)
     });
+    let monthly = plan.monthly_quota.map(|transactions| {
+        let state = QuotaState {
+            limit: daily_limit(transactions),
+            used: monthly_used,
+            reset: next_utc_month(now),
+            period: QuotaPeriod::Month,
+        };
+        (state, over_monthly, transactions)
+    });
+    let Some((state, over, transactions)) =
+        [daily, monthly]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(state, over, _)| {
+                // Refusing first and latest reset; else fewest left, then latest reset.
+                let left = if *over { 0 } else { state.remaining() };
+                (!*over, left, std::cmp::Reverse(state.reset))
+            })
+    else {
+        return Ok(());
+    };
+    *quota = Some(state);
     if !over {
         return Ok(());
     }
     shadow.apply(finding(
         Rule::Quota,
         RejectionKind::QuotaExceeded,
-        format!("the account's daily quota of {transactions} transactions is used up"),
+        format!(
+            "the account's {} quota of {transactions} transactions is used up",
+            state.period.adjective()
+        ),
     ))
+}
+
+/// Which request-rate limit refused a request: its client's own, or the one its account's
+/// clients share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateScope {
+    /// The client's rate limit.
+    Client,
+    /// The account's, shared by all its clients.
+    Account,
+}
+
+/// The rate-limit rule: the refusal of a request over `limit` of `scope`. The rate limiters
+/// (stateful, in [`crate::limits`]) count; this says what their "over" means.
+pub(crate) fn rate_limit_finding(scope: RateScope, limit: RateLimit) -> Finding {
+    let (rule, kind, whose) = match scope {
+        RateScope::Client => (Rule::RateLimit, RejectionKind::RateLimited, "client's"),
+        RateScope::Account => (
+            Rule::AccountRateLimit,
+            RejectionKind::AccountRateLimited,
+            "account's (shared by all its clients)",
+        ),
+    };
+    finding(
+        rule,
+        kind,
+        format!(
+            "the {whose} rate limit is {} requests a second with bursts of {}",
+            limit.per_second, limit.burst
+        ),
+    )
 }
 
 /// Decides whether `client` of `account` may be issued an access token: its standing, its
@@ -205,7 +292,8 @@ pub(crate) fn decide_token_request(
     decision
 }
 
-/// Status, account status and expiry: whether the client may be used at all.
+/// Status, account status, the account's evaluation period and the client's expiry:
+/// whether the client may be used at all.
 fn standing(client: &Client, account: &Account, now: OffsetDateTime) -> Result<(), Finding> {
     if !client.status().is_active() {
         return Err(finding(
@@ -219,6 +307,19 @@ fn standing(client: &Client, account: &Account, now: OffsetDateTime) -> Result<(
             Rule::Status,
             RejectionKind::Inactive,
             "the client's account is inactive",
+        ));
+    }
+    if account.plan.expired_at(now)
+        && let Some(end) = account.plan.expires_at
+    {
+        let end = end.to_offset(time::UtcOffset::UTC);
+        let instant = end
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| end.to_string());
+        return Err(finding(
+            Rule::AccountExpiry,
+            RejectionKind::AccountExpired,
+            format!("the account expired at {instant}"),
         ));
     }
     if client.is_expired(now) {
@@ -332,6 +433,17 @@ fn check(
         let action = Action::of_method(facts.method);
         match item_of(pattern, source, facts) {
             Some(item) => {
+                // The operator's ceiling: a grant outside it does not grant, whatever the
+                // client runs report-only.
+                if let Some(ceiling) = &account.plan.items
+                    && !ceiling.admits(&item)
+                {
+                    return Err(finding(
+                        Rule::ItemCeiling,
+                        RejectionKind::ItemNotGranted,
+                        format!("item `{item}` is outside the items the account's plan allows"),
+                    ));
+                }
                 if !client.allows_item(&item, action) {
                     shadow.apply(finding(
                         Rule::Grants,
@@ -407,6 +519,7 @@ mod tests {
     use crate::client::{
         AccountId, ClientId, ClientSpec, CredentialDigests, Grant, KeyDigest, Role, Status,
     };
+    use crate::client::{ItemCeiling, Plan};
     use crate::policy::{Api, Policy, QuotaFacts, QuotaState, RouteTable, next_utc_midnight};
     use http::header::{ORIGIN, REFERER};
     use http::{HeaderMap, Method};
@@ -672,7 +785,11 @@ mod tests {
         let c = client(ClientSpec::native("srv"));
         let limited = account().with_daily_quota(Some(10));
         let at = |used, cost| RequestFacts {
-            quota: Some(QuotaFacts::Before { used, cost }),
+            quota: Some(QuotaFacts::Before {
+                used,
+                monthly_used: used,
+                cost,
+            }),
             ..get("/geocode")
         };
         assert!(
@@ -695,29 +812,60 @@ mod tests {
         let limited = account().with_daily_quota(Some(10));
         let enforced = client(ClientSpec::native("srv"));
         let lenient = client(ClientSpec::native("srv").shadow([Restriction::Quota]));
-        for c in [&enforced, &lenient] {
-            for (used, cost) in [(0, 1_000), (9_000, 1_000), (9_001, 1_000), (10_000, 0)] {
-                let facts = RequestFacts {
-                    quota: Some(QuotaFacts::Before { used, cost }),
-                    ..get("/geocode")
-                };
-                let explained = policy().explain(c, &limited, &facts);
-                // What an atomic counter answers to the same charge.
-                let fits = quota_admits(used, cost, 10_000);
-                let admitted = fits || c.shadow().contains(Restriction::Quota);
-                let counted = QuotaFacts::Charged {
-                    used: if admitted { used + cost } else { used },
-                    over: !fits,
-                };
-                let mut charged = policy().explain(c, &limited, &get("/geocode"));
-                decide_quota(&mut charged, c, &limited, counted, NOW);
-                assert_eq!(charged, explained, "{used} + {cost}");
+        let plans = [
+            limited.clone(),
+            account().with_plan(Plan::default().with_monthly_quota(Some(10))),
+            account().with_plan(
+                Plan::default()
+                    .with_daily_quota(Some(10))
+                    .with_monthly_quota(Some(12)),
+            ),
+        ];
+        for account in &plans {
+            for c in [&enforced, &lenient] {
+                for (used, monthly_used, cost) in [
+                    (0, 0, 1_000),
+                    (9_000, 9_000, 1_000),
+                    (9_001, 9_001, 1_000),
+                    (10_000, 10_000, 0),
+                    (1_000, 11_500, 1_000),
+                    (9_500, 11_000, 1_000),
+                ] {
+                    let facts = RequestFacts {
+                        quota: Some(QuotaFacts::Before {
+                            used,
+                            monthly_used,
+                            cost,
+                        }),
+                        ..get("/geocode")
+                    };
+                    let explained = policy().explain(c, account, &facts);
+                    // What an atomic counter answers to the same charge.
+                    let fits = |used, quota: Option<u64>| {
+                        quota.is_none_or(|q| quota_admits(used, cost, q * 1_000))
+                    };
+                    let daily_fits = fits(used, account.plan.daily_quota);
+                    let monthly_fits = fits(monthly_used, account.plan.monthly_quota);
+                    let admitted =
+                        (daily_fits && monthly_fits) || c.shadow().contains(Restriction::Quota);
+                    let after = |u: u64| if admitted { u + cost } else { u };
+                    let counted = QuotaFacts::Charged {
+                        used: after(used),
+                        monthly_used: after(monthly_used),
+                        over_daily: !daily_fits,
+                        over_monthly: !monthly_fits,
+                    };
+                    let mut charged = policy().explain(c, account, &get("/geocode"));
+                    decide_quota(&mut charged, c, account, counted, NOW);
+                    assert_eq!(charged, explained, "{used}/{monthly_used} + {cost}");
+                }
             }
         }
         let over = |c: &Client| {
             let facts = RequestFacts {
                 quota: Some(QuotaFacts::Before {
                     used: 10_000,
+                    monthly_used: 10_000,
                     cost: 1,
                 }),
                 ..get("/geocode")
@@ -731,12 +879,144 @@ mod tests {
         assert_eq!(lenient.quota.map(|q| q.used), Some(10_001));
     }
 
+    fn with_usage(used: u64, monthly_used: u64, cost: u64) -> RequestFacts<'static> {
+        RequestFacts {
+            quota: Some(QuotaFacts::Before {
+                used,
+                monthly_used,
+                cost,
+            }),
+            ..get("/geocode")
+        }
+    }
+
+    #[test]
+    fn a_request_must_fit_both_the_daily_and_the_monthly_quota() {
+        let c = client(ClientSpec::native("srv"));
+        let both = account().with_plan(
+            Plan::default()
+                .with_daily_quota(Some(10))
+                .with_monthly_quota(Some(100)),
+        );
+        let d = policy().explain(&c, &both, &with_usage(9_000, 99_000, 1_000));
+        assert!(d.is_allowed(), "{d}");
+        let month = datetime!(2026-07-01 00:00 UTC);
+        let d = policy().explain(&c, &both, &with_usage(1_000, 99_500, 1_000));
+        assert_eq!(d.rule(), Some(Rule::Quota));
+        assert_eq!(
+            d.reason(),
+            "the account's monthly quota of 100 transactions is used up"
+        );
+        let q = d.quota.unwrap();
+        assert_eq!(
+            (q.period, q.reset, q.used),
+            (QuotaPeriod::Month, month, 99_500)
+        );
+        let d = policy().explain(&c, &both, &with_usage(9_500, 5_000, 1_000));
+        assert_eq!(
+            d.reason(),
+            "the account's daily quota of 10 transactions is used up"
+        );
+        assert_eq!(d.quota.unwrap().period, QuotaPeriod::Day);
+        // Both refuse: the one that resets later is reported.
+        let d = policy().explain(&c, &both, &with_usage(9_500, 99_900, 1_000));
+        assert_eq!(d.quota.unwrap().period, QuotaPeriod::Month);
+    }
+
+    #[test]
+    fn the_quota_reported_is_the_one_with_the_fewest_transactions_left() {
+        let c = client(ClientSpec::native("srv"));
+        let both = account().with_plan(
+            Plan::default()
+                .with_daily_quota(Some(10))
+                .with_monthly_quota(Some(100)),
+        );
+        let reported = |used, monthly_used| {
+            let d = policy().explain(&c, &both, &with_usage(used, monthly_used, 1_000));
+            assert!(d.is_allowed(), "{d}");
+            let q = d.quota.unwrap();
+            (q.period, q.remaining_transactions())
+        };
+        assert_eq!(reported(0, 0), (QuotaPeriod::Day, 9));
+        assert_eq!(reported(0, 95_000), (QuotaPeriod::Month, 4));
+        // A tie goes to the quota that resets later.
+        assert_eq!(reported(0, 90_000), (QuotaPeriod::Month, 9));
+        let monthly = account().with_plan(Plan::default().with_monthly_quota(Some(100)));
+        let d = policy().explain(&c, &monthly, &with_usage(0, 0, 1_000));
+        assert_eq!(d.quota.unwrap().period, QuotaPeriod::Month);
+    }
+
+    #[test]
+    fn an_expired_account_refuses_every_client_naming_the_instant() {
+        let end = datetime!(2026-06-01 12:00 UTC);
+        let trial = account().with_plan(Plan::default().with_expires_at(Some(end)));
+        let c = client(ClientSpec::javascript("web"));
+        let before = RequestFacts::new(&Method::GET, TILE, end - time::Duration::seconds(1));
+        assert!(policy().explain(&c, &trial, &before).is_allowed());
+        let d = policy().explain(&c, &trial, &get(TILE));
+        assert_eq!(d.rule(), Some(Rule::AccountExpiry));
+        assert_eq!(d.reason(), "the account expired at 2026-06-01T12:00:00Z");
+        let kind = d.denied.unwrap().kind;
+        assert_eq!(
+            (kind.status().as_u16(), kind.error_code()),
+            (401, "invalid_token")
+        );
+        let d = token_request(&client(ClientSpec::native("n")), &trial, None);
+        assert_eq!(d.rule(), Some(Rule::AccountExpiry));
+    }
+
+    #[test]
+    fn a_grant_outside_the_accounts_item_ceiling_does_not_grant() {
+        let ceiling = ItemCeiling::new(["roads", "parcels-*"]).unwrap();
+        let fenced = account().with_plan(Plan::default().with_items(Some(ceiling)));
+        let c = client(ClientSpec::native("srv").grants([
+            Grant::new("roads", [Action::Read]).unwrap(),
+            Grant::new("parcels-north", [Action::Read]).unwrap(),
+            Grant::new("rivers", [Action::Read]).unwrap(),
+        ]));
+        let explain = |account: &Account, path| policy().explain(&c, account, &get(path));
+        assert!(explain(&fenced, "/items/roads/metadata").is_allowed());
+        assert!(explain(&fenced, "/items/parcels-north/metadata").is_allowed());
+        assert!(explain(&account(), "/items/rivers/metadata").is_allowed());
+        let d = explain(&fenced, "/items/rivers/metadata");
+        assert_eq!(d.rule(), Some(Rule::ItemCeiling));
+        assert_eq!(d.denied.unwrap().kind, RejectionKind::ItemNotGranted);
+        // Never report-only: a client running its grants report-only is refused too.
+        let lenient = client(ClientSpec::native("srv").shadow([Restriction::Grants]));
+        let d = policy().explain(&lenient, &fenced, &get("/items/rivers/metadata"));
+        assert_eq!(d.rule(), Some(Rule::ItemCeiling));
+        assert!(
+            policy()
+                .explain(&lenient, &fenced, &get("/items/roads/metadata"))
+                .is_allowed()
+        );
+        assert_eq!(Rule::ItemCeiling.restriction(), None);
+    }
+
+    #[test]
+    fn rate_limit_findings_name_whose_limit() {
+        let limit = RateLimit::new(5, 10).unwrap();
+        let client = rate_limit_finding(RateScope::Client, limit);
+        assert_eq!(
+            (client.rule, client.kind),
+            (Rule::RateLimit, RejectionKind::RateLimited)
+        );
+        let account = rate_limit_finding(RateScope::Account, limit);
+        assert_eq!(
+            (account.rule, account.kind),
+            (Rule::AccountRateLimit, RejectionKind::AccountRateLimited)
+        );
+        assert_eq!(account.kind.error_code(), "rate_limited");
+        assert!(account.reason.contains("account's"), "{}", account.reason);
+    }
+
     #[test]
     fn quota_state_reports_whole_transactions() {
         let q = QuotaState {
             limit: 10_000,
             used: 8_100,
             reset: next_utc_midnight(NOW),
+            period: QuotaPeriod::Day,
         };
         assert_eq!(q.limit_transactions(), 10);
         assert_eq!(q.remaining_transactions(), 1);

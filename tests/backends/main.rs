@@ -13,4 +13,6 @@ mod many_instances;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 #[cfg(feature = "redis")]
+mod redis_plan;
+#[cfg(feature = "redis")]
 mod redis_usage;

@@ -316,10 +316,16 @@ impl TokenEndpoint<'_> {
         let grace_end = (generation != creds.generation())
             .then(|| creds.previous().map(|(_, until)| *until))
             .flatten();
-        let not_after = match (grace_end, found.client.expires_at()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // A token ends no later than its client, the secret it was issued for (within a
+        // grace period), and its account's evaluation period.
+        let not_after = [
+            grace_end,
+            found.client.expires_at(),
+            found.account.plan.expires_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Ok(Authenticated {
             roles: decision.roles,
             found,

@@ -15,8 +15,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::*;
 use crate::client::{
-    Account, AccountId, Client, ClientSpec, CredentialDigests, PlainCredential, Restriction, Role,
-    Status,
+    Account, AccountId, Client, ClientSpec, CredentialDigests, PlainCredential, Plan, Restriction,
+    Role, Status,
 };
 use crate::clock::ManualClock;
 use crate::policy::Rule;
@@ -174,7 +174,22 @@ async fn send(svc: &TokenService, ask: Ask<'_>) -> Reply {
 #[tokio::test]
 async fn the_endpoint_issues_a_token_exactly_when_the_policy_allows_one() {
     let fenced = || ClientSpec::native("srv").allowed_ips(["203.0.113.0/24"]);
-    let cases: [(&str, ClientSpec, Account, &str, Option<Rule>); 8] = [
+    let cases: [(&str, ClientSpec, Account, &str, Option<Rule>); 10] = [
+        (
+            "a client of an account whose evaluation period is over",
+            ClientSpec::native("srv"),
+            account().with_plan(Plan::default().with_expires_at(Some(NOW))),
+            ELSEWHERE,
+            Some(Rule::AccountExpiry),
+        ),
+        (
+            "a client of an account whose evaluation period runs on",
+            ClientSpec::native("srv"),
+            account()
+                .with_plan(Plan::default().with_expires_at(Some(NOW + time::Duration::seconds(1)))),
+            ELSEWHERE,
+            None,
+        ),
         (
             "an active client",
             ClientSpec::native("srv"),

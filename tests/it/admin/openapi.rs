@@ -119,3 +119,39 @@ async fn the_documented_client_list_has_its_paging_parameters_and_fields() {
     let new = &spec["components"]["schemas"]["NewClient"]["properties"]["id"]["description"];
     assert!(new.as_str().is_some_and(|d| d.contains("refuses")), "{new}");
 }
+
+#[tokio::test]
+async fn the_documented_quota_has_the_fields_the_quota_page_sends_daily_and_monthly() {
+    let server = server();
+    server.set_plan(
+        server.acme_id(),
+        gis_auth::client::Plan::default()
+            .with_daily_quota(Some(10))
+            .with_monthly_quota(Some(100)),
+    );
+    let spec = server
+        .send(
+            Request::get("/account/openapi.json")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .json();
+    let schemas = &spec["components"]["schemas"];
+    let token = server.token().await;
+    let page = call(&server, Method::GET, "/account/quota", &token, None)
+        .await
+        .json();
+    for (schema, body) in [("Quota", &page), ("MonthlyQuota", &page["monthly"])] {
+        let documented = schemas[schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} is documented"));
+        let sent = body.as_object().expect("an object");
+        let mut sent_keys: Vec<&String> = sent.keys().collect();
+        let mut documented_keys: Vec<&String> = documented.keys().collect();
+        sent_keys.sort();
+        documented_keys.sort();
+        assert_eq!(sent_keys, documented_keys, "{schema}");
+    }
+    assert_eq!(page["monthly"]["limit"], 100);
+}

@@ -100,7 +100,10 @@ async fn usage_and_quota_report_the_callers_account() {
         .json();
     assert_eq!(
         quota,
-        json!({"limit": 1_000, "used": 3.0, "remaining": 997, "reset": "2026-05-02T00:00:00Z"})
+        json!({
+            "limit": 1_000, "used": 3.0, "remaining": 997, "reset": "2026-05-02T00:00:00Z",
+            "monthly": null,
+        })
     );
     let usage = call(
         &server,

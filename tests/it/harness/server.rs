@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use gis_auth::client::{Account, AccountId, ClientId, ClientSpec, Role, RoleSet};
+use gis_auth::client::{Account, AccountId, ClientId, ClientSpec, Plan, Role, RoleSet};
 use gis_auth::clock::{Clock, ManualClock};
 use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::store::{CreatedAccount, CreatedClient, InMemoryStore};
@@ -214,6 +214,22 @@ impl Server {
         self.store
             .change_account(self.acme_id(), change)
             .expect("the change is valid");
+    }
+
+    /// Sets `account`'s plan, as the operator would.
+    pub fn set_plan(&self, account: &AccountId, plan: Plan) {
+        self.store
+            .change_account(account, |a| a.plan = plan)
+            .expect("the plan is valid");
+    }
+
+    /// The account's usage this month, in milli-transactions, as the counter holds it.
+    pub async fn monthly_used(&self, account: &AccountId) -> u64 {
+        let today = self.clock.now().date();
+        self.usage
+            .monthly_used(account, today)
+            .await
+            .expect("the counter answers")
     }
 
     /// The account's usage today, in milli-transactions, as the counter holds it.

@@ -76,6 +76,34 @@ async fn a_batch_body_costs_one_transaction_per_started_hundred_points() -> Test
 }
 
 #[tokio::test]
+async fn a_batch_over_the_monthly_quota_is_refused_until_the_month_ends() -> TestResult {
+    let server = Server::new();
+    server.set_plan(
+        server.acme_id(),
+        Plan::default()
+            .with_daily_quota(Some(100))
+            .with_monthly_quota(Some(2)),
+    );
+    let web = &server.acme.javascript;
+    server.send(keyed(REVERSE, web)).await.assert_ok();
+    // 101 points cost two transactions; the month has one left.
+    let reply = server.send(elevation_batch(101, web)).await;
+    reply.assert_refused_by(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", Rule::Quota);
+    assert_eq!(reply.header_u64(RATELIMIT_LIMIT), 2, "{}", reply.describe());
+    assert_eq!(reply.header_u64(RATELIMIT_REMAINING), 1);
+    let june = datetime!(2026-06-01 00:00 UTC);
+    let to_june = u64::try_from((june - server.clock.now()).whole_seconds())?;
+    assert_eq!(reply.header_u64(header::RETRY_AFTER), to_june);
+    assert_eq!(server.monthly_used(server.acme_id()).await, 1_000);
+    assert_eq!(server.used(server.acme_id()).await, 1_000);
+    let fits = server.send(elevation_batch(100, web)).await;
+    fits.assert_ok();
+    assert_eq!(fits.header_u64(RATELIMIT_REMAINING), 0);
+    assert_eq!(fits.header_u64(RATELIMIT_LIMIT), 2);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_batch_over_the_quota_is_refused_and_charges_nothing() -> TestResult {
     let server = Server::builder().quota(Some(2)).build();
     let web = &server.acme.javascript;

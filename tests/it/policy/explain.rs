@@ -150,6 +150,43 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
         .send(get(GEOCODE).bearer(&server.token_of(&metered.native).await))
         .await
         .assert_ok();
+    // So is the monthly quota of two of another account, whose day has room.
+    let monthly = server.account("monthly", all_roles.clone(), None);
+    server.set_plan(
+        &monthly.account.id,
+        Plan::default()
+            .with_daily_quota(Some(5))
+            .with_monthly_quota(Some(2)),
+    );
+    let token = server.token_of(&monthly.native).await;
+    for _ in 0..2 {
+        server.send(get(GEOCODE).bearer(&token)).await.assert_ok();
+    }
+    callers.insert("monthly", bearer(&monthly.native, token, all_roles.clone()));
+    // An account whose evaluation period ended as the table starts.
+    let trial = server.account("trial", all_roles.clone(), None);
+    server.set_plan(
+        &trial.account.id,
+        Plan::default().with_expires_at(Some(START)),
+    );
+    callers.insert("trial-web", Credential::Key(trial.javascript.clone()));
+    // An account whose clients may be granted `rivers` only.
+    let fenced = server.account("fenced", all_roles.clone(), None);
+    let surveyor = server.client_of(
+        &fenced,
+        ClientSpec::native("Surveyor")
+            .grants([
+                Grant::new("roads", [Action::Read])?,
+                Grant::new("rivers", [Action::Read])?,
+            ])
+            .shadow([Restriction::Grants]),
+    );
+    let token = server.token_of(&surveyor).await;
+    server.set_plan(
+        &fenced.account.id,
+        Plan::default().with_items(Some(ItemCeiling::new(["rivers"])?)),
+    );
+    callers.insert("surveyor", bearer(&surveyor, token, all_roles.clone()));
 
     let cases = [
         case("a plugin API with a plain key", "web", Method::GET, TILE),
@@ -219,6 +256,27 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             PROFILE,
         ),
         case("over a report-only quota", "lenient", Method::GET, GEOCODE),
+        case("over the monthly quota", "monthly", Method::GET, GEOCODE).denied_by(Rule::Quota),
+        case(
+            "a free page over the monthly quota",
+            "monthly",
+            Method::GET,
+            PROFILE,
+        ),
+        case("an expired account", "trial-web", Method::GET, TILE).denied_by(Rule::AccountExpiry),
+        case(
+            "an item inside the account's ceiling",
+            "surveyor",
+            Method::GET,
+            "/items/rivers/metadata",
+        ),
+        case(
+            "a granted item outside the account's ceiling",
+            "surveyor",
+            Method::GET,
+            ROADS,
+        )
+        .denied_by(Rule::ItemCeiling),
     ];
     assert!(cases.len() >= 15);
 
@@ -247,6 +305,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                 RouteAccess::Public => None,
             });
         let used = server.used(&account.id).await;
+        let monthly_used = server.monthly_used(&account.id).await;
         let scope = match credential {
             Credential::Bearer { scope, .. } => Some(scope),
             Credential::Key(_) => None,
@@ -262,7 +321,11 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                 client_ip: Some(case.peer.parse()?),
                 now: server.clock.now(),
                 token_scope: scope,
-                quota: cost.map(|cost| QuotaFacts::Before { used, cost }),
+                quota: cost.map(|cost| QuotaFacts::Before {
+                    used,
+                    monthly_used,
+                    cost,
+                }),
             },
         );
         let reply = server.send(req).await;

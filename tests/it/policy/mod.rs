@@ -10,6 +10,7 @@ mod batches;
 mod expiry;
 mod explain;
 mod grants;
+mod plan;
 mod privileges;
 mod quota;
 mod rate_limits;
@@ -22,7 +23,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use gis_auth::client::{
-    AccountId, Action, ClientId, ClientSpec, Grant, RateLimit, Restriction, Role, RoleSet, Status,
+    AccountId, Action, ClientId, ClientSpec, Grant, ItemCeiling, Plan, RateLimit, Restriction,
+    Role, RoleSet, Status,
 };
 use gis_auth::clock::Clock;
 use gis_auth::layer::{QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET};
