@@ -10,6 +10,7 @@ mod clients;
 mod credentials;
 mod etag;
 mod openapi;
+mod plans;
 mod profile;
 
 use axum::body::Body;
