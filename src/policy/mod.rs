@@ -30,7 +30,7 @@ use crate::rule::RejectionKind;
 pub use crate::rule::Rule;
 pub use decision::{Decision, Finding};
 pub use facts::{OriginEvidence, RequestFacts};
-pub use lint::{LintContext, LintWarning, Trap, lint};
+pub use lint::{LintContext, LintWarning, Trap, lint, lint_account};
 pub use quota::{
     QuotaFacts, QuotaState, TRANSACTION, daily_limit, next_utc_midnight, quota_admits, transactions,
 };
