@@ -52,6 +52,20 @@ pub enum ConfigError {
         /// The account that lacks it.
         account: String,
     },
+    /// A client holds, or was to be granted, an item outside its account's item ceiling
+    /// (the plan's `items`).
+    #[error(
+        "client `{client}` cannot be granted item `{item}`: it is outside the items of account \
+         `{account}` (its plan's `items`)"
+    )]
+    ItemNotInPlan {
+        /// The client being configured.
+        client: String,
+        /// The item it was to be granted.
+        item: String,
+        /// The account whose plan does not admit it.
+        account: String,
+    },
     /// Allowed origins were given to a NativeConfidential client.
     #[error(
         "client `{client}` is NativeConfidential: allowed origins apply to JavaScript clients only"

@@ -9,7 +9,7 @@
 //!
 //! | Route | What |
 //! |---|---|
-//! | `GET`, `PATCH /account/profile` | the account (name and contact fields are self-service) |
+//! | `GET`, `PATCH /account/profile` | the account and its plan (name and contact fields are self-service) |
 //! | `GET /account/clients?limit=&cursor=` | `{"clients": [...], "next": cursor or null}`, never a credential |
 //! | `POST /account/clients` | a new client (its id assigned); its credential is in the answer, once |
 //! | `GET`, `PATCH`, `DELETE /account/clients/{id}` | one client (`ETag`, `If-Match`) |
@@ -87,7 +87,8 @@ use self::reply::{AdminError, Reply};
 use crate::client::{ClientId, ClientKind, Role};
 use crate::clock::{Clock, SystemClock};
 use crate::document::{
-    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch, read,
+    ClientPatch, ClientView, CreatedClientView, FieldError, NewClient, ProfilePatch,
+    RateLimitDocument, read,
 };
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
@@ -390,8 +391,9 @@ async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<
             AdminError::invalid(
                 field,
                 format!(
-                    "`{field}` is not self-service: the operator changes it (roles and quota \
-                     come with the account's plan)"
+                    "`{field}` is not self-service: the operator changes it (roles, status, \
+                     quotas, rate limit, client cap, items and expiry come with the account's \
+                     plan)"
                 ),
             )
         } else {
@@ -575,6 +577,7 @@ async fn list_clients(
         (status = 201, description = "The new client, with its id assigned and its credential shown this once", body = CreatedClientView,
             headers(("ETag" = String, description = "The client's ETag"), ("Location" = String, description = "The client's URL"))),
         (status = 400, description = "Invalid input, naming the field (an `id` included: ids are assigned)", body = ErrorBody),
+        (status = 409, description = "The account holds as many clients as its plan allows", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -866,6 +869,18 @@ impl Profile {
                 .collect(),
             status: account.status,
             daily_quota: account.plan.daily_quota,
+            monthly_quota: account.plan.monthly_quota,
+            rate_limit: account.plan.rate_limit.map(RateLimitDocument::from),
+            max_clients: account.plan.max_clients,
+            items: account
+                .plan
+                .items
+                .as_ref()
+                .map(|ceiling| ceiling.entries().map(str::to_owned).collect()),
+            expires_at: account.plan.expires_at.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
             contact_name: account.contact.contact_name.clone(),
             contact_email: account.contact.contact_email.clone(),
             contact_phone: account.contact.contact_phone.clone(),

@@ -230,6 +230,9 @@ impl From<ManageError> for AdminError {
                 )
             },
             ManageError::LockOut(why) => AdminError::new(StatusCode::CONFLICT, "conflict", why),
+            ManageError::TooManyClients { .. } => {
+                AdminError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             ManageError::RandomSource => {
                 tracing::warn!(error = %e, "admin API could not generate a credential");
                 AdminError::unavailable()
@@ -291,6 +294,13 @@ mod tests {
         assert_eq!(
             answer(ManageError::LockOut("last admin client".into())).0,
             StatusCode::CONFLICT
+        );
+        assert_eq!(
+            answer(ManageError::TooManyClients {
+                account: "acme".into(),
+                max: 3
+            }),
+            (StatusCode::CONFLICT, "conflict", None, None)
         );
         for unavailable in [
             ManageError::RandomSource,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::client::{ClientKind, Status};
-use crate::document::{ClientView, FieldError};
+use crate::document::{ClientView, FieldError, RateLimitDocument};
 
 /// `GET /account/clients`: one page of the account's clients.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -63,6 +63,18 @@ pub struct Profile {
     pub status: Status,
     /// Transactions per UTC day; null is unlimited.
     pub daily_quota: Option<u64>,
+    /// Transactions per UTC calendar month; null is unlimited (read-only: the plan's).
+    pub monthly_quota: Option<u64>,
+    /// The rate limit all the account's clients share; null is none (read-only).
+    pub rate_limit: Option<RateLimitDocument>,
+    /// The most clients the account may hold; null is unlimited (read-only).
+    pub max_clients: Option<u32>,
+    /// The item ids (or `prefix*` patterns) its clients may be granted; null is any
+    /// (read-only).
+    pub items: Option<Vec<String>>,
+    /// When the account's evaluation period ends (RFC 3339); null is never (read-only).
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
     /// A contact person.
     pub contact_name: Option<String>,
     /// A contact e-mail address.

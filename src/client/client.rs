@@ -447,6 +447,17 @@ impl Client {
             }
             None => (account.roles.clone(), true),
         };
+        // The operator's item ceiling: never report-only, never grandfathered.
+        if let Some(item) = account
+            .plan
+            .item_outside(spec.grants.iter().map(Grant::item))
+        {
+            return Err(ConfigError::ItemNotInPlan {
+                client: id.to_string(),
+                item: item.to_owned(),
+                account: account.id.to_string(),
+            });
+        }
         if spec.kind == ClientKind::NativeConfidential && !spec.allowed_origins.is_empty() {
             return Err(ConfigError::OriginsOnConfidentialClient {
                 client: id.to_string(),
@@ -725,6 +736,36 @@ mod tests {
             c.rebuilt(&widened, &a, DEFAULT_MAX_GRANTS),
             Err(ConfigError::RoleNotHeld { .. })
         ));
+    }
+
+    #[test]
+    fn a_grant_outside_the_accounts_items_is_refused_at_build_and_rebuild() {
+        let ceiling = crate::client::ItemCeiling::new(["roads", "tiles-*"]).unwrap();
+        let mut capped = account();
+        capped.plan.items = Some(ceiling);
+        let grant = |item: &str| Grant::new(item, [Action::Read]).unwrap();
+        let build_in = |spec: &ClientSpec| {
+            Client::build(
+                ClientId::new("c1").unwrap(),
+                spec,
+                &capped,
+                CredentialDigests::new(KeyDigest::of("k")),
+            )
+        };
+        let inside = ClientSpec::javascript("web").grants([grant("roads"), grant("tiles-eu")]);
+        let c = build_in(&inside).unwrap();
+        let outside = inside.clone().grants([grant("roads"), grant("parcels")]);
+        let err = build_in(&outside).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "client `c1` cannot be granted item `parcels`: it is outside the items of account \
+             `acme` (its plan's `items`)"
+        );
+        assert!(matches!(
+            c.rebuilt(&outside, &capped, DEFAULT_MAX_GRANTS),
+            Err(ConfigError::ItemNotInPlan { .. })
+        ));
+        assert!(build(outside).is_ok(), "no ceiling: unrestricted");
     }
 
     #[test]

@@ -110,6 +110,19 @@ impl Plan {
     pub fn expired_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|end| now >= end)
     }
+
+    /// The first of `items` the item ceiling does not admit; `None` when every one fits
+    /// (always, without a ceiling).
+    pub fn item_outside<'a>(&self, items: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        let ceiling = self.items.as_ref()?;
+        items.into_iter().find(|item| !ceiling.admits(item))
+    }
+
+    /// Whether an account holding `clients` clients may create one more.
+    pub fn admits_another_client(&self, clients: usize) -> bool {
+        self.max_clients
+            .is_none_or(|max| clients < usize::try_from(max).unwrap_or(usize::MAX))
+    }
 }
 
 /// The item ids an account's clients may be granted: exact ids, and `prefix*` patterns that
@@ -205,6 +218,47 @@ mod tests {
         assert!(ceiling.admits("tiles-europe"));
         assert!(!ceiling.admits("tile"));
         assert!(!ItemCeiling::new::<_, &str>([]).unwrap().admits("roads"));
+    }
+
+    #[test]
+    fn a_plan_finds_the_first_item_outside_its_ceiling() {
+        let open = Plan::default();
+        assert_eq!(
+            open.item_outside(["anything"]),
+            None,
+            "no ceiling, no limit"
+        );
+        let capped = open.with_items(Some(ItemCeiling::new(["roads", "tiles-*"]).unwrap()));
+        assert_eq!(capped.item_outside(["roads", "tiles-eu"]), None);
+        assert_eq!(
+            capped.item_outside(["roads", "parcels", "x"]),
+            Some("parcels")
+        );
+        let none = Plan::default().with_items(Some(ItemCeiling::default()));
+        assert_eq!(
+            none.item_outside(["roads"]),
+            Some("roads"),
+            "an empty ceiling admits nothing"
+        );
+    }
+
+    #[test]
+    fn a_plan_admits_clients_up_to_its_cap() {
+        let plan = Plan::default().with_max_clients(Some(2));
+        assert!(plan.admits_another_client(1));
+        assert!(!plan.admits_another_client(2));
+        assert!(
+            !Plan::default()
+                .with_max_clients(Some(0))
+                .admits_another_client(0)
+        );
+        assert!(
+            Plan::default()
+                .with_max_clients(None)
+                .admits_another_client(usize::MAX - 1)
+        );
+        assert!(Plan::default().admits_another_client(999));
+        assert!(!Plan::default().admits_another_client(1_000));
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub(crate) fn field_of(e: &ConfigError) -> Option<&'static str> {
         }
         ConfigError::InvalidIpRule { .. } => "allowed_ips",
         ConfigError::InvalidRole { .. } | ConfigError::RoleNotHeld { .. } => "roles",
+        ConfigError::ItemNotInPlan { .. } => "grants",
         ConfigError::InvalidCredential { field, .. } => field,
         ConfigError::InvalidField { field, .. } => match *field {
             "client id" | "account id" => "id",

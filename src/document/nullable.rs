@@ -1,6 +1,6 @@
 //! [`Nullable`]: a field of a patch that can be absent, `null` or a value.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A field of a patch: absent leaves the setting as it is, `null` resets it to its default
 /// (clears it), a value replaces it.
@@ -26,6 +26,11 @@ pub enum Nullable<T> {
 }
 
 impl<T> Nullable<T> {
+    /// Whether the field was not given (for `skip_serializing_if`).
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Nullable::Absent)
+    }
+
     /// Sets an optional setting: `null` clears it.
     pub fn apply(self, slot: &mut Option<T>) {
         match self {
@@ -78,5 +83,16 @@ impl<T> From<Option<T>> for Nullable<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nullable<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Option::<T>::deserialize(d).map(Nullable::from)
+    }
+}
+
+/// Writes `null` or the value; leave an absent field out with
+/// `#[serde(skip_serializing_if = "Nullable::is_absent")]`.
+impl<T: Serialize> Serialize for Nullable<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Nullable::Absent | Nullable::Null => s.serialize_none(),
+            Nullable::Value(v) => s.serialize_some(v),
+        }
     }
 }

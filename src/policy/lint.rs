@@ -33,7 +33,7 @@ use std::fmt;
 
 use psl::Psl as _;
 
-use crate::client::{ClientKind, ClientSpec};
+use crate::client::{Account, ClientKind, ClientSpec};
 
 /// A known trap in a client description.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,6 +59,9 @@ pub enum Trap {
     /// `http`), where a development server usually runs on another; `localhost:*` is
     /// probably meant.
     LocalhostWithoutPort,
+    /// An account whose clients hold item grants while its plan has no `items`: its holder
+    /// may grant its clients any item id, another tenant's included (see [`lint_account`]).
+    GrantsWithoutItemCeiling,
 }
 
 impl Trap {
@@ -72,6 +75,7 @@ impl Trap {
             Trap::AllowMissingOriginWithoutOrigins => "allow-missing-origin-without-origins",
             Trap::WildcardOverPublicSuffix => "wildcard-over-public-suffix",
             Trap::LocalhostWithoutPort => "localhost-without-port",
+            Trap::GrantsWithoutItemCeiling => "grants-without-item-ceiling",
         }
     }
 }
@@ -213,6 +217,54 @@ pub fn lint(spec: &ClientSpec, ctx: &LintContext) -> Vec<LintWarning> {
     }
 
     warnings
+}
+
+/// The warnings about an account as a whole, given its clients' descriptions: an account
+/// whose clients hold item grants while its plan sets no `items` (the grants are then the
+/// account holder's alone to choose, any item id included). Empty when nothing looks wrong.
+///
+/// ```
+/// use gis_auth::client::{Account, AccountId, Action, ClientSpec, Grant, ItemCeiling, Role,
+///     RoleSet};
+/// use gis_auth::policy::{Trap, lint_account};
+///
+/// let mut acme = Account::new(AccountId::new("acme")?, "Acme", RoleSet::from_iter([Role::USER]))?;
+/// let web = ClientSpec::javascript("Web").grants([Grant::new("roads", [Action::Read])?]);
+/// let warnings = lint_account(&acme, [&web]);
+/// assert_eq!(warnings[0].trap, Trap::GrantsWithoutItemCeiling);
+/// acme.plan.items = Some(ItemCeiling::new(["roads"])?);
+/// assert!(lint_account(&acme, [&web]).is_empty());
+/// # Ok::<(), gis_auth::ConfigError>(())
+/// ```
+pub fn lint_account<'a>(
+    account: &Account,
+    clients: impl IntoIterator<Item = &'a ClientSpec>,
+) -> Vec<LintWarning> {
+    if account.plan.items.is_some() {
+        return Vec::new();
+    }
+    let granting: Vec<&ClientSpec> = clients
+        .into_iter()
+        .filter(|spec| !spec.grants.is_empty())
+        .collect();
+    let Some(first) = granting.first().and_then(|spec| spec.grants.first()) else {
+        return Vec::new();
+    };
+    let clients = match granting.len() {
+        1 => "a client of the account holds".to_owned(),
+        n => format!("{n} clients of the account hold"),
+    };
+    vec![LintWarning {
+        trap: Trap::GrantsWithoutItemCeiling,
+        field: "items",
+        value: None,
+        message: format!(
+            "{clients} item grants (`{}` among them) and the account's plan sets no `items`, \
+             so its holder may grant any item id, another tenant's included; set `items` to \
+             the ids or `prefix*` patterns the account may grant",
+            first.item()
+        ),
+    }]
 }
 
 fn origin_with_path(pattern: &str, parts: &Parts<'_>) -> LintWarning {
@@ -731,6 +783,42 @@ mod tests {
     }
 
     #[test]
+    fn an_account_granting_items_without_a_ceiling_is_flagged_once() {
+        use crate::client::{AccountId, Action, Grant, ItemCeiling, Role, RoleSet};
+        let mut acme = Account::new(
+            AccountId::new("acme").unwrap(),
+            "Acme",
+            RoleSet::from_iter([Role::USER]),
+        )
+        .unwrap();
+        let granting = |item: &str| {
+            ClientSpec::javascript("Web").grants([Grant::new(item, [Action::Read]).unwrap()])
+        };
+        let (a, b, plain) = (granting("roads"), granting("parcels"), web(&[]));
+        let warnings = lint_account(&acme, [&plain, &a, &b]);
+        assert_eq!(warnings.len(), 1, "one warning for the account");
+        let w = &warnings[0];
+        assert_eq!(
+            (w.trap, w.field, w.value.as_deref()),
+            (Trap::GrantsWithoutItemCeiling, "items", None)
+        );
+        assert!(
+            w.message
+                .starts_with("2 clients of the account hold item grants (`roads`"),
+            "{w}"
+        );
+        assert!(
+            lint_account(&acme, [&plain]).is_empty(),
+            "no grants, nothing to bound"
+        );
+        acme.plan.items = Some(ItemCeiling::default());
+        assert!(
+            lint_account(&acme, [&a]).is_empty(),
+            "a ceiling, even an empty one"
+        );
+    }
+
+    #[test]
     fn trap_codes_are_stable_kebab_case() {
         let all = [
             (Trap::WildcardWithoutApex, "wildcard-without-apex"),
@@ -749,6 +837,10 @@ mod tests {
                 "wildcard-over-public-suffix",
             ),
             (Trap::LocalhostWithoutPort, "localhost-without-port"),
+            (
+                Trap::GrantsWithoutItemCeiling,
+                "grants-without-item-ceiling",
+            ),
         ];
         for (trap, code) in all {
             assert_eq!(trap.code(), code);

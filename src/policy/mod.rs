@@ -30,7 +30,7 @@ use crate::rule::RejectionKind;
 pub use crate::rule::Rule;
 pub use decision::{Decision, Finding};
 pub use facts::{OriginEvidence, RequestFacts};
-pub use lint::{LintContext, LintWarning, Trap, lint};
+pub use lint::{LintContext, LintWarning, Trap, lint, lint_account};
 pub use quota::{
     QuotaFacts, QuotaPeriod, QuotaState, TRANSACTION, daily_limit, next_utc_midnight,
     next_utc_month, quota_admits, transactions,

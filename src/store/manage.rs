@@ -43,7 +43,7 @@ use time::{Duration, OffsetDateTime};
 use super::{BackendError, ClientStore};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialDigests,
-    CredentialKind, KeyDigest, PlainCredential, Role,
+    CredentialKind, Grant, KeyDigest, PlainCredential, Role,
 };
 use crate::document::etag;
 use crate::error::ConfigError;
@@ -226,6 +226,17 @@ pub enum ManageError {
     /// The change would leave the account with no client able to manage it.
     #[error("{0}")]
     LockOut(String),
+    /// The account holds as many clients as its plan allows (`max_clients`), or more.
+    #[error(
+        "account `{account}` may hold at most {max} clients (its plan's max_clients) and holds \
+         that many; delete one first, or ask the operator for a larger plan"
+    )]
+    TooManyClients {
+        /// The account.
+        account: String,
+        /// Its plan's cap.
+        max: u32,
+    },
     /// The operating system's random source failed, so no credential or id could be made.
     #[error("the operating system's random source failed")]
     RandomSource,
@@ -337,6 +348,43 @@ pub fn can_administer(
             })
 }
 
+/// Refuses a client creation in `account`, which holds `clients` clients, beyond its plan's
+/// `max_clients`. Every store calls it under the lock (or in the transaction) that the
+/// creation takes, so concurrent creations cannot overshoot.
+pub(crate) fn check_room_for_client(account: &Account, clients: usize) -> Result<(), ManageError> {
+    match account.plan.max_clients {
+        Some(max) if !account.plan.admits_another_client(clients) => {
+            Err(ManageError::TooManyClients {
+                account: account.id.to_string(),
+                max,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an account change after which one of its `clients` would hold a grant outside
+/// the account's item ceiling: the ceiling holds for grants made before it was set or
+/// narrowed too (never grandfathered), so change those clients' grants first.
+pub(crate) fn check_item_ceiling<'a>(
+    account: &Account,
+    clients: impl IntoIterator<Item = &'a Client>,
+) -> Result<(), ConfigError> {
+    for client in clients {
+        if let Some(item) = account
+            .plan
+            .item_outside(client.grants().iter().map(Grant::item))
+        {
+            return Err(ConfigError::ItemNotInPlan {
+                client: client.id().to_string(),
+                item: item.to_owned(),
+                account: account.id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `current` with `change` applied to its settings, validated against `account` as
 /// [`Client::rebuilt`] does; a change may not touch the client's id or kind. Shared by every
 /// store so they refuse alike.
@@ -429,7 +477,8 @@ pub trait ManagedStore: ClientStore {
     /// Creates an account and its two default clients, returning their credentials once.
     async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError>;
 
-    /// Changes an account (its id cannot change).
+    /// Changes an account (its id cannot change). A plan whose item ceiling would leave one
+    /// of its clients with a grant outside it is refused, naming the client and the item.
     async fn update_account(
         &self,
         id: &AccountId,
@@ -457,7 +506,8 @@ pub trait ManagedStore: ClientStore {
             .collect())
     }
 
-    /// Creates a client with a fresh credential, returned once.
+    /// Creates a client with a fresh credential, returned once; refused with
+    /// [`ManageError::TooManyClients`] when the account holds as many as its plan allows.
     async fn create_client(
         &self,
         account: &AccountId,

@@ -31,8 +31,8 @@ use async_trait::async_trait;
 
 use super::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
-    NewCredential, Precondition, changed_client, check_precondition, credential_kind,
-    credential_taken, fresh_credential, new_client_id,
+    NewCredential, Precondition, changed_client, check_item_ceiling, check_precondition,
+    check_room_for_client, credential_kind, credential_taken, fresh_credential, new_client_id,
 };
 use super::{BackendError, ClientStore, Resolved};
 use crate::client::{
@@ -272,19 +272,24 @@ impl InMemoryStore {
         }
         crate::client::Account::new(next.id.clone(), next.name.clone(), next.roles.clone())?;
         next.contact.validate()?;
+        check_item_ceiling(&next, state.clients_of(id))?;
         let next = Arc::new(next);
         state.accounts.insert(id.clone(), next.clone());
         Ok(next)
     }
 
-    /// Adds a client with a fresh credential, returned once. The synchronous form of
-    /// [`ManagedStore::create_client`].
+    /// Adds a client with a fresh credential, returned once; refused beyond the account's
+    /// `max_clients`. The synchronous form of [`ManagedStore::create_client`].
     pub fn add_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
         let mut state = self.write();
+        if let Some(owner) = state.accounts.get(account) {
+            let held = state.by_account.get(account).map_or(0, BTreeSet::len);
+            check_room_for_client(owner, held)?;
+        }
         Self::insert_locked(
             self.max_grants,
             &mut state,
@@ -856,6 +861,89 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("another client"));
+    }
+
+    #[test]
+    fn a_client_beyond_the_plans_cap_is_refused_and_loading_is_not_capped() {
+        let store = InMemoryStore::new();
+        let made = store
+            .open_account(
+                account("acme").with_plan(crate::client::Plan::default().with_max_clients(Some(3))),
+            )
+            .unwrap();
+        let id = made.account.id.clone();
+        store
+            .add_client(&id, ClientSpec::javascript("third"))
+            .unwrap();
+        let refused = store.add_client(&id, ClientSpec::javascript("fourth"));
+        assert!(
+            matches!(refused, Err(ManageError::TooManyClients { max: 3, .. })),
+            "{refused:?}"
+        );
+        assert_eq!(store.clients_of(&id).len(), 3, "nothing was added");
+        // The operator's own load (a clients file) keeps what the file holds.
+        store
+            .insert_client(
+                &id,
+                ClientSpec::javascript("loaded"),
+                NewCredential::Generate,
+            )
+            .unwrap();
+        // Lowering the cap below what the account holds is allowed; creations stop.
+        store
+            .change_account(&id, |a| a.plan.max_clients = Some(1))
+            .unwrap();
+        assert!(store.add_client(&id, ClientSpec::javascript("x")).is_err());
+        store
+            .change_account(&id, |a| a.plan.max_clients = None)
+            .unwrap();
+        store.add_client(&id, ClientSpec::javascript("x")).unwrap();
+    }
+
+    #[test]
+    fn a_ceiling_that_a_clients_grant_falls_outside_is_refused_naming_both() {
+        use crate::client::{Action, Grant, ItemCeiling};
+        let store = InMemoryStore::new();
+        let made = store.open_account(account("acme")).unwrap();
+        let id = made.account.id.clone();
+        let web = store
+            .add_client(
+                &id,
+                ClientSpec::javascript("web")
+                    .grants([Grant::new("roads", [Action::Read]).unwrap()]),
+            )
+            .unwrap();
+        let narrowed = store.try_change_account(&id, |a| {
+            a.plan.items = Some(ItemCeiling::new(["parcels-*"])?);
+            Ok(())
+        });
+        match narrowed {
+            Err(ManageError::Invalid(ConfigError::ItemNotInPlan { client, item, .. })) => {
+                assert_eq!(
+                    (client.as_str(), item.as_str()),
+                    (web.client.id().as_str(), "roads")
+                );
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        assert!(
+            store.account_now(&id).unwrap().plan.items.is_none(),
+            "unchanged"
+        );
+        store
+            .try_change_account(&id, |a| {
+                a.plan.items = Some(ItemCeiling::new(["roads", "parcels-*"])?);
+                Ok(())
+            })
+            .unwrap();
+        let widened = store.change_client(web.client.id(), |spec| {
+            spec.grants
+                .push(Grant::new("tiles", [Action::Read]).unwrap());
+        });
+        assert!(matches!(
+            widened,
+            Err(ManageError::Invalid(ConfigError::ItemNotInPlan { .. }))
+        ));
     }
 
     #[test]

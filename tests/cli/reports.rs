@@ -247,3 +247,36 @@ fn a_client_the_file_gave_no_credential_gets_one_shown_once() {
     let second = store.run(&["client", "list"]);
     assert!(!String::from_utf8_lossy(&second.stderr).contains("gis_apikey_"));
 }
+
+#[test]
+fn lint_warns_about_an_account_whose_clients_hold_grants_without_an_item_ceiling() {
+    let (store, _) = Store::with_acme();
+    create_web(&store, &["--grant", "roads=read"]);
+    let ceiling_warnings = |store: &Store| -> Vec<Value> {
+        store.json(&["lint"])["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter(|w| w["trap"] == "grants-without-item-ceiling")
+            .cloned()
+            .collect()
+    };
+    let found = ceiling_warnings(&store);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["account"], "acme");
+    assert_eq!(
+        found[0]["client"],
+        Value::Null,
+        "about the account, not a client"
+    );
+    assert_eq!(found[0]["field"], "items");
+    let table = store.ok(&["lint"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("-  ") && l.contains("grants-without-item-ceiling")),
+        "{table}"
+    );
+    store.ok(&["account", "update", "acme", "--items", "roads"]);
+    assert!(ceiling_warnings(&store).is_empty());
+}

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use gis_auth::client::{Account, AccountId, Contact, Status};
+use gis_auth::client::{Account, AccountId, Contact, Plan, Status};
 use gis_auth::document::{AccountDocument, ClientView, CreatedClientView};
 use gis_auth::store::{CreatedClient, ManageError, ManagedStore};
 use serde_json::json;
 
 use crate::output::{
     Failure, Output, Table, account_fields, credential_fields, note, roles_text, time_text,
+    unlimited_or,
 };
-use crate::settings::{self, ContactFlags};
+use crate::settings::{self, ContactFlags, PlanFlags};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -22,7 +23,8 @@ pub enum AccountCommand {
     List,
     /// Show an account and its clients.
     Show(IdArg),
-    /// Change an account's name, roles, daily quota or contact fields.
+    /// Change an account's name, roles, plan (quotas, rate limit, client cap, items,
+    /// expiry) or contact fields.
     Update(UpdateArgs),
     /// Deactivate an account: all of its clients are refused from their next request.
     Deactivate(IdArg),
@@ -54,9 +56,8 @@ pub struct CreateArgs {
     #[arg(long, value_parser = settings::status())]
     status: Option<Status>,
 
-    /// Transactions per UTC day, or `unlimited` (the default).
-    #[arg(long, value_name = "TRANSACTIONS")]
-    daily_quota: Option<String>,
+    #[command(flatten)]
+    plan: PlanFlags,
 
     #[command(flatten)]
     contact: ContactFlags,
@@ -75,9 +76,8 @@ pub struct UpdateArgs {
     #[arg(long, value_delimiter = ',', value_name = "ROLE,…")]
     roles: Option<Vec<String>>,
 
-    /// Transactions per UTC day, or `unlimited`.
-    #[arg(long, value_name = "TRANSACTIONS")]
-    daily_quota: Option<String>,
+    #[command(flatten)]
+    plan: PlanFlags,
 
     #[command(flatten)]
     contact: ContactFlags,
@@ -106,18 +106,14 @@ pub async fn run(
 pub fn new_account(args: CreateArgs) -> Result<Account, Failure> {
     let id = AccountId::new(&args.id)?;
     let roles = settings::roles(&args.roles)?;
-    let quota = args
-        .daily_quota
-        .as_deref()
-        .map(settings::daily_quota)
-        .transpose()?
-        .flatten();
+    let mut plan = Plan::default();
+    args.plan.apply(&mut plan)?;
     let mut contact = Contact::default();
     args.contact.apply(&mut contact)?;
     let name = args.name.unwrap_or_else(|| id.to_string());
     Ok(Account::new(id, name, roles)?
         .with_status(args.status.unwrap_or_default())
-        .with_daily_quota(quota)
+        .with_plan(plan)
         .with_contact(contact))
 }
 
@@ -163,7 +159,16 @@ async fn list(store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure>
             accounts.iter().map(|a| AccountDocument::of(a)).collect();
         return out.json(&json!({ "accounts": accounts }));
     }
-    let mut table = Table::new(["ID", "NAME", "ROLES", "STATUS", "DAILY QUOTA", "CLIENTS"]);
+    let mut table = Table::new([
+        "ID",
+        "NAME",
+        "ROLES",
+        "STATUS",
+        "DAILY QUOTA",
+        "MONTHLY QUOTA",
+        "CLIENTS",
+        "EXPIRES",
+    ]);
     for a in &accounts {
         let clients = store.list_clients(&a.id).await?.len();
         table.row(vec![
@@ -171,10 +176,12 @@ async fn list(store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure>
             a.name.clone(),
             roles_text(&a.roles),
             a.status.to_string(),
+            unlimited_or(a.plan.daily_quota),
+            unlimited_or(a.plan.monthly_quota),
+            format!("{clients} of {}", unlimited_or(a.plan.max_clients)),
             a.plan
-                .daily_quota
-                .map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
-            clients.to_string(),
+                .expires_at
+                .map_or_else(|| "never".to_owned(), |t| time_text(Some(t))),
         ]);
     }
     out.table(&table, "no accounts")
@@ -222,20 +229,20 @@ async fn update(
 ) -> Result<(), Failure> {
     if args.name.is_none()
         && args.roles.is_none()
-        && args.daily_quota.is_none()
+        && args.plan.is_empty()
         && args.contact.is_empty()
     {
         crate::usage_error(
-            "nothing to change: give --name, --roles, --daily-quota or a --contact-* flag",
+            "nothing to change: give --name, --roles, a plan flag (--daily-quota, \
+             --monthly-quota, --rate-limit, --max-clients, --items, --all-items, --expires-at) \
+             or a --contact-* flag",
         );
     }
     let id = AccountId::new(&args.id)?;
     let roles = args.roles.as_deref().map(settings::roles).transpose()?;
-    let quota = args
-        .daily_quota
-        .as_deref()
-        .map(settings::daily_quota)
-        .transpose()?;
+    // Checked before the store is opened for the change.
+    args.plan.apply(&mut Plan::default())?;
+    let plan = args.plan;
     let name = args.name;
     let contact = args.contact;
     let account = store
@@ -248,9 +255,7 @@ async fn update(
                 if let Some(roles) = roles {
                     account.roles = roles;
                 }
-                if let Some(quota) = quota {
-                    account.plan.daily_quota = quota;
-                }
+                plan.apply(&mut account.plan)?;
                 contact.apply(&mut account.contact)
             }),
         )

@@ -1,9 +1,11 @@
-//! `gis-auth lint`: the policy lint over every client of the store.
+//! `gis-auth lint`: the policy lint over every client of the store, and over every account
+//! as a whole (a warning about an account names no client).
 
 use std::sync::Arc;
 
 use clap::Args;
-use gis_auth::policy::{LintContext, lint};
+use gis_auth::client::{AccountId, ClientId};
+use gis_auth::policy::{LintContext, LintWarning, lint, lint_account};
 use gis_auth::store::ManagedStore;
 use serde_json::{Value, json};
 
@@ -43,22 +45,32 @@ pub async fn run(
         forwarded_headers_seen: args.forwarded_headers,
     };
     let mut checked = 0usize;
-    let mut found = Vec::new();
+    // (client, account, warning); an account's own warnings name no client.
+    let mut found: Vec<(Option<ClientId>, AccountId, LintWarning)> = Vec::new();
     for account in &accounts {
-        for client in store.list_clients(&account.id).await? {
+        let specs: Vec<_> = store
+            .list_clients(&account.id)
+            .await?
+            .iter()
+            .map(|client| (client.id().clone(), client.to_spec()))
+            .collect();
+        for (id, spec) in &specs {
             checked += 1;
-            for warning in lint(&client.to_spec(), &ctx) {
-                found.push((client.clone(), warning));
+            for warning in lint(spec, &ctx) {
+                found.push((Some(id.clone()), account.id.clone(), warning));
             }
+        }
+        for warning in lint_account(account, specs.iter().map(|(_, spec)| spec)) {
+            found.push((None, account.id.clone(), warning));
         }
     }
     if out.is_json() {
         let warnings: Vec<Value> = found
             .iter()
-            .map(|(c, w)| {
+            .map(|(c, a, w)| {
                 json!({
-                    "client": c.id().as_str(),
-                    "account": c.account_id().as_str(),
+                    "client": c.as_ref().map(ClientId::as_str),
+                    "account": a.as_str(),
                     "trap": w.trap.code(),
                     "field": w.field,
                     "value": w.value,
@@ -69,10 +81,11 @@ pub async fn run(
         out.json(&json!({"clients_checked": checked, "warnings": warnings}))?;
     } else {
         let mut table = Table::new(["CLIENT", "ACCOUNT", "TRAP", "WARNING"]);
-        for (c, w) in &found {
+        for (c, a, w) in &found {
             table.row(vec![
-                c.id().to_string(),
-                c.account_id().to_string(),
+                c.as_ref()
+                    .map_or_else(|| "-".to_owned(), ClientId::to_string),
+                a.to_string(),
                 w.trap.code().to_owned(),
                 w.to_string(),
             ]);

@@ -191,6 +191,11 @@ pub fn time_text(t: Option<OffsetDateTime>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A number, or `unlimited` for none.
+pub fn unlimited_or(n: Option<impl fmt::Display>) -> String {
+    n.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+}
+
 /// An account as `label  value` lines.
 pub fn account_fields(a: &Account) -> Vec<(&'static str, String)> {
     let mut fields = vec![
@@ -198,11 +203,29 @@ pub fn account_fields(a: &Account) -> Vec<(&'static str, String)> {
         ("name", a.name.clone()),
         ("roles", roles_text(&a.roles)),
         ("status", a.status.to_string()),
+        ("daily_quota", unlimited_or(a.plan.daily_quota)),
+        ("monthly_quota", unlimited_or(a.plan.monthly_quota)),
         (
-            "daily_quota",
+            "rate_limit",
+            a.plan.rate_limit.map_or_else(
+                || "unlimited".to_owned(),
+                |r| format!("{}/s, burst {}", r.per_second, r.burst),
+            ),
+        ),
+        ("max_clients", unlimited_or(a.plan.max_clients)),
+        (
+            "items",
+            match &a.plan.items {
+                None => "any".to_owned(),
+                Some(ceiling) if ceiling.entries().next().is_none() => "none".to_owned(),
+                Some(ceiling) => list_text(ceiling.entries().map(str::to_owned)),
+            },
+        ),
+        (
+            "expires_at",
             a.plan
-                .daily_quota
-                .map_or_else(|| "unlimited".to_owned(), |q| q.to_string()),
+                .expires_at
+                .map_or_else(|| "never".to_owned(), |t| time_text(Some(t))),
         ),
     ];
     for (label, value) in [

@@ -5,7 +5,9 @@
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use gis_auth::ConfigError;
-use gis_auth::client::{Action, Contact, Grant, RateLimit, RoleSet, ShadowSet, Status};
+use gis_auth::client::{
+    Action, Contact, Grant, ItemCeiling, Plan, RateLimit, RoleSet, ShadowSet, Status,
+};
 use gis_auth::document::{ClientPatch, GrantDocument, Nullable, RateLimitDocument};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -189,6 +191,104 @@ impl ContactFlags {
     }
 }
 
+/// An account's plan, as flags: each one given replaces that setting, and each has a value
+/// that clears it (`unlimited`, `never`, `--all-items`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanFlags {
+    /// Transactions per UTC day, or `unlimited` (the default).
+    #[arg(long, value_name = "TRANSACTIONS")]
+    pub daily_quota: Option<String>,
+
+    /// Transactions per UTC calendar month, or `unlimited` (the default).
+    #[arg(long, value_name = "TRANSACTIONS")]
+    pub monthly_quota: Option<String>,
+
+    /// One rate limit shared by all the account's clients: requests per second, optionally
+    /// `/BURST` (`20/50`), or `unlimited` (the default).
+    #[arg(long, value_name = "PER_SECOND[/BURST]")]
+    pub rate_limit: Option<String>,
+
+    /// The most clients the account may hold, or `unlimited` (the default is 1000).
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<String>,
+
+    /// The item ids, or `prefix*` patterns, its clients may be granted; `''` allows none.
+    #[arg(long, value_delimiter = ',', value_name = "ITEM,…")]
+    pub items: Option<Vec<String>>,
+
+    /// Its clients may be granted any item (no item ceiling, the default).
+    #[arg(long, conflicts_with = "items")]
+    pub all_items: bool,
+
+    /// When the account's evaluation period ends (RFC 3339): from then on all of its
+    /// clients are refused; `never` (the default) removes it.
+    #[arg(long, value_name = "TIME|never")]
+    pub expires_at: Option<String>,
+}
+
+impl PlanFlags {
+    /// Whether no plan flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.daily_quota.is_none()
+            && self.monthly_quota.is_none()
+            && self.rate_limit.is_none()
+            && self.max_clients.is_none()
+            && self.items.is_none()
+            && !self.all_items
+            && self.expires_at.is_none()
+    }
+
+    /// Applies the flags given to `plan`, every value checked first: on an error `plan` is
+    /// unchanged.
+    pub fn apply(&self, plan: &mut Plan) -> Result<(), ConfigError> {
+        let mut next = plan.clone();
+        if let Some(q) = &self.daily_quota {
+            next.daily_quota = quota("daily_quota", q)?;
+        }
+        if let Some(q) = &self.monthly_quota {
+            next.monthly_quota = quota("monthly_quota", q)?;
+        }
+        if let Some(r) = &self.rate_limit {
+            next.rate_limit = match r.as_str() {
+                "unlimited" | "none" => None,
+                _ => Some(rate_limit(r)?),
+            };
+        }
+        if let Some(max) = &self.max_clients {
+            next.max_clients = max_clients(max)?;
+        }
+        if let Some(items) = &self.items {
+            next.items = Some(ItemCeiling::new(non_empty(items))?);
+        }
+        if self.all_items {
+            next.items = None;
+        }
+        if let Some(t) = &self.expires_at {
+            next.expires_at = match t.as_str() {
+                "never" => None,
+                _ => Some(rfc3339("expires_at", t)?),
+            };
+        }
+        *plan = next;
+        Ok(())
+    }
+}
+
+/// A whole number of clients, or `unlimited`.
+fn max_clients(text: &str) -> Result<Option<u32>, ConfigError> {
+    match text {
+        "unlimited" => Ok(None),
+        _ => text
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| ConfigError::InvalidField {
+                field: "max_clients",
+                value: text.to_owned(),
+                reason: "it is a whole number of clients, or `unlimited`",
+            }),
+    }
+}
+
 /// Items with empty ones (from `''` or a trailing comma) left out.
 fn non_empty(items: &[String]) -> Vec<String> {
     items
@@ -279,15 +379,15 @@ fn rate_limit(text: &str) -> Result<RateLimit, ConfigError> {
     RateLimit::new(rate, burst)
 }
 
-/// A whole number of transactions, or `none`/`unlimited`.
-pub fn daily_quota(text: &str) -> Result<Option<u64>, ConfigError> {
+/// A whole number of transactions, or `none`/`unlimited`, for the quota `field`.
+fn quota(field: &'static str, text: &str) -> Result<Option<u64>, ConfigError> {
     match text {
         "none" | "unlimited" => Ok(None),
         _ => text
             .parse::<u64>()
             .map(Some)
             .map_err(|_| ConfigError::InvalidField {
-                field: "daily_quota",
+                field,
                 value: text.to_owned(),
                 reason: "it is a whole number of transactions, or `unlimited`",
             }),
@@ -391,8 +491,105 @@ mod tests {
 
     #[test]
     fn quotas_are_numbers_or_unlimited() {
-        assert_eq!(daily_quota("10000").unwrap(), Some(10_000));
-        assert_eq!(daily_quota("unlimited").unwrap(), None);
-        assert_eq!(field(daily_quota("ten").unwrap_err()), "daily_quota");
+        assert_eq!(quota("daily_quota", "10000").unwrap(), Some(10_000));
+        assert_eq!(quota("daily_quota", "unlimited").unwrap(), None);
+        assert_eq!(
+            field(quota("daily_quota", "ten").unwrap_err()),
+            "daily_quota"
+        );
+        assert_eq!(
+            field(quota("monthly_quota", "-1").unwrap_err()),
+            "monthly_quota"
+        );
+    }
+
+    #[test]
+    fn plan_flags_set_and_clear_each_setting_or_change_nothing() {
+        let set = PlanFlags {
+            daily_quota: Some("100".into()),
+            monthly_quota: Some("2000".into()),
+            rate_limit: Some("20/50".into()),
+            max_clients: Some("5".into()),
+            items: Some(vec!["roads".into(), "parcels-*".into()]),
+            all_items: false,
+            expires_at: Some("2027-01-31T00:00:00Z".into()),
+        };
+        let mut plan = Plan::default();
+        set.apply(&mut plan).unwrap();
+        assert_eq!(
+            (plan.daily_quota, plan.monthly_quota),
+            (Some(100), Some(2000))
+        );
+        assert_eq!(plan.rate_limit, Some(RateLimit::new(20, 50).unwrap()));
+        assert_eq!(plan.max_clients, Some(5));
+        assert!(plan.items.as_ref().unwrap().admits("parcels-x"));
+        assert!(plan.expires_at.is_some());
+
+        let clear = PlanFlags {
+            daily_quota: Some("unlimited".into()),
+            monthly_quota: Some("unlimited".into()),
+            rate_limit: Some("unlimited".into()),
+            max_clients: Some("unlimited".into()),
+            items: None,
+            all_items: true,
+            expires_at: Some("never".into()),
+        };
+        clear.apply(&mut plan).unwrap();
+        assert_eq!(plan, Plan::default().with_max_clients(None));
+
+        let none = PlanFlags {
+            items: Some(vec![String::new()]),
+            ..PlanFlags::default()
+        };
+        none.apply(&mut plan).unwrap();
+        assert_eq!(
+            plan.item_outside(["roads"]),
+            Some("roads"),
+            "`''` allows none"
+        );
+
+        for (bad, name) in [
+            (
+                PlanFlags {
+                    max_clients: Some("-1".into()),
+                    ..PlanFlags::default()
+                },
+                "max_clients",
+            ),
+            (
+                PlanFlags {
+                    rate_limit: Some("0".into()),
+                    ..PlanFlags::default()
+                },
+                "rate_limit",
+            ),
+            (
+                PlanFlags {
+                    items: Some(vec!["a*b*".into()]),
+                    ..PlanFlags::default()
+                },
+                "items",
+            ),
+            (
+                PlanFlags {
+                    expires_at: Some("soon".into()),
+                    ..PlanFlags::default()
+                },
+                "expires_at",
+            ),
+            (
+                PlanFlags {
+                    daily_quota: Some("5".into()),
+                    monthly_quota: Some("lots".into()),
+                    ..PlanFlags::default()
+                },
+                "monthly_quota",
+            ),
+        ] {
+            let before = plan.clone();
+            assert_eq!(field(bad.apply(&mut plan).unwrap_err()), name);
+            assert_eq!(plan, before, "nothing changed");
+        }
+        assert!(PlanFlags::default().is_empty());
     }
 }

@@ -781,6 +781,38 @@ mod tests {
     }
 
     #[test]
+    fn the_plans_cap_and_item_ceiling_hold_for_the_file_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clients.json");
+        let file = |items: &str| {
+            format!(
+                r#"{{"accounts": [{{"id": "acme", "roles": ["User"], "max_clients": 1,
+                    "items": ["roads"]}}],
+                    "clients": [{{"id": "web", "account": "acme", "kind": "JavaScript",
+                    "grants": [{{"item": "{items}", "actions": ["read"]}}]}}]}}"#
+            )
+        };
+        fs::write(&path, file("roads")).unwrap();
+        let store = FileStore::open(&path).unwrap();
+        let before = fs::read_to_string(&path).unwrap();
+        let full = block(store.create_client(&acme(), ClientSpec::javascript("Second")));
+        assert!(
+            matches!(full, Err(ManageError::TooManyClients { max: 1, .. })),
+            "{full:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            before,
+            "nothing written"
+        );
+
+        fs::write(&path, file("parcels")).unwrap();
+        let err = FileStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("client `web`, field `grants`"), "{err}");
+        assert!(err.contains("`parcels`"), "{err}");
+    }
+
+    #[test]
     fn a_write_that_cannot_take_the_lock_fails_naming_the_lock_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = file_with(dir.path(), "");

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use super::rows::{
-    ClientRow, SELECT_ACCOUNT, account_from, client_from, insert_account_row, insert_digests,
-    quota_column, role_names, select_clients,
+    ClientRow, PlanColumns, SELECT_ACCOUNT, account_from, client_from, insert_account_row,
+    insert_digests, quota_column, role_names, select_clients,
 };
 use super::{PostgresStore, corrupt, failed};
 use crate::client::{
@@ -17,8 +17,8 @@ use crate::error::ConfigError;
 use crate::store::Invalidation;
 use crate::store::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
-    NewCredential, Precondition, changed_client, check_precondition, credential_kind,
-    credential_taken, fresh_credential, new_client_id,
+    NewCredential, Precondition, changed_client, check_item_ceiling, check_precondition,
+    check_room_for_client, credential_kind, credential_taken, fresh_credential, new_client_id,
 };
 
 impl PostgresStore {
@@ -285,9 +285,16 @@ impl ManagedStore for PostgresStore {
             }
             Account::new(next.id.clone(), next.name.clone(), next.roles.clone())?;
             next.contact.validate()?;
+            if next.plan.items.is_some() && next.plan.items != current.plan.items {
+                let clients = clients_of(&mut tx, &next).await?;
+                check_item_ceiling(&next, clients.iter().map(|c| &**c))?;
+            }
+            let plan = PlanColumns::of(&next.plan);
             sqlx::query(
                 "UPDATE accounts SET name = $2, roles = $3, status = $4, daily_quota = $5, \
-                     contact_name = $6, contact_email = $7, contact_phone = $8 \
+                     contact_name = $6, contact_email = $7, contact_phone = $8, \
+                     monthly_quota = $9, rate_per_second = $10, rate_burst = $11, \
+                     max_clients = $12, items = $13, expires_at = $14 \
                  WHERE id = $1",
             )
             .bind(id.as_str())
@@ -298,6 +305,12 @@ impl ManagedStore for PostgresStore {
             .bind(&next.contact.contact_name)
             .bind(&next.contact.contact_email)
             .bind(&next.contact.contact_phone)
+            .bind(plan.monthly_quota)
+            .bind(plan.rate_per_second)
+            .bind(plan.rate_burst)
+            .bind(plan.max_clients)
+            .bind(plan.items)
+            .bind(plan.expires_at)
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
@@ -355,11 +368,32 @@ impl ManagedStore for PostgresStore {
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        let (client, plain) = self
-            .insert_client(account, spec, NewCredential::Generate)
+        let mut tx = self.begin().await?;
+        let outcome: Result<_, ManageError> = async {
+            // The account's row lock orders this count before any other creation's.
+            let owner = lock_account(&mut tx, account).await?;
+            let held: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM clients WHERE account_id = $1")
+                    .bind(account.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(failed)?;
+            check_room_for_client(&owner, usize::try_from(held).unwrap_or(usize::MAX))?;
+            let (client, plain) = insert_client_rows(
+                &mut tx,
+                &owner,
+                spec,
+                NewCredential::Generate,
+                self.max_grants,
+            )
             .await?;
-        let credential = plain.ok_or(ManageError::RandomSource)?;
-        Ok(CreatedClient { client, credential })
+            self.notify(&mut tx, &Invalidation::Client(client.id().clone()))
+                .await?;
+            let credential = plain.ok_or(ManageError::RandomSource)?;
+            Ok(CreatedClient { client, credential })
+        }
+        .await;
+        settle(tx, outcome).await
     }
 
     async fn update_client(

@@ -45,11 +45,18 @@ pub use listen::ChangeListener;
 pub const DEFAULT_NOTIFY_CHANNEL: &str = "gis_auth_changes";
 
 /// The schema migrations shipped with the crate: version, description, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    20260601000001,
-    "clients and accounts",
-    include_str!("../../../migrations/20260601000001_clients_and_accounts.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        20260601000001,
+        "clients and accounts",
+        include_str!("../../../migrations/20260601000001_clients_and_accounts.sql"),
+    ),
+    (
+        20261204000001,
+        "account plans",
+        include_str!("../../../migrations/20261204000001_account_plans.sql"),
+    ),
+];
 
 /// Clients and accounts in PostgreSQL. Cloning is cheap: clones share the connection pool.
 ///

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{corrupt, failed, unavailable};
 use crate::client::{
     Account, AccountId, Action, Client, ClientId, ClientKind, ClientSpec, Contact,
-    CredentialDigests, Grant, KeyDigest, RateLimit, RoleSet, ShadowSet, Status,
+    CredentialDigests, Grant, ItemCeiling, KeyDigest, Plan, RateLimit, RoleSet, ShadowSet, Status,
 };
 use crate::store::BackendError;
 use crate::store::manage::ManageError;
@@ -29,7 +29,10 @@ macro_rules! select_clients {
                           ORDER BY g.position) AS grant_write, \
                     a.id AS a_id, a.name AS a_name, a.roles AS a_roles, a.status AS a_status, \
                     a.daily_quota AS a_daily_quota, a.contact_name AS a_contact_name, \
-                    a.contact_email AS a_contact_email, a.contact_phone AS a_contact_phone \
+                    a.contact_email AS a_contact_email, a.contact_phone AS a_contact_phone, \
+                    a.monthly_quota AS a_monthly_quota, a.rate_per_second AS a_rate_per_second, \
+                    a.rate_burst AS a_rate_burst, a.max_clients AS a_max_clients, \
+                    a.items AS a_items, a.expires_at AS a_expires_at \
              FROM clients c \
              JOIN accounts a ON a.id = c.account_id \
              JOIN credential_digests cur ON cur.client_id = c.id AND cur.slot = 'current' \
@@ -53,7 +56,10 @@ pub(super) const BY_ID: &str = select_clients!("WHERE c.id = $1");
 
 pub(super) const SELECT_ACCOUNT: &str = "SELECT id AS a_id, name AS a_name, roles AS a_roles, \
      status AS a_status, daily_quota AS a_daily_quota, contact_name AS a_contact_name, \
-     contact_email AS a_contact_email, contact_phone AS a_contact_phone FROM accounts ";
+     contact_email AS a_contact_email, contact_phone AS a_contact_phone, \
+     monthly_quota AS a_monthly_quota, rate_per_second AS a_rate_per_second, \
+     rate_burst AS a_rate_burst, max_clients AS a_max_clients, items AS a_items, \
+     expires_at AS a_expires_at FROM accounts ";
 
 pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     let id: String = row.try_get("a_id").map_err(unavailable)?;
@@ -62,6 +68,40 @@ pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     let roles: Vec<String> = row.try_get("a_roles").map_err(get_err)?;
     let status: String = row.try_get("a_status").map_err(get_err)?;
     let quota: Option<i64> = row.try_get("a_daily_quota").map_err(get_err)?;
+    let monthly: Option<i64> = row.try_get("a_monthly_quota").map_err(get_err)?;
+    let rate_limit = match (
+        row.try_get::<Option<i64>, _>("a_rate_per_second")
+            .map_err(get_err)?,
+        row.try_get::<Option<i64>, _>("a_rate_burst")
+            .map_err(get_err)?,
+    ) {
+        (Some(rate), Some(burst)) => Some(
+            RateLimit::new(
+                u32::try_from(rate).unwrap_or(0),
+                u32::try_from(burst).unwrap_or(0),
+            )
+            .map_err(|e| bad(&e))?,
+        ),
+        _ => None,
+    };
+    let max_clients = row
+        .try_get::<Option<i64>, _>("a_max_clients")
+        .map_err(get_err)?
+        .map(|max| u32::try_from(max).map_err(|e| bad(&e)))
+        .transpose()?;
+    let items = row
+        .try_get::<Option<Vec<String>>, _>("a_items")
+        .map_err(get_err)?
+        .map(ItemCeiling::new)
+        .transpose()
+        .map_err(|e| bad(&e))?;
+    let plan = Plan::default()
+        .with_daily_quota(quota.and_then(|q| u64::try_from(q).ok()))
+        .with_monthly_quota(monthly.and_then(|q| u64::try_from(q).ok()))
+        .with_rate_limit(rate_limit)
+        .with_max_clients(max_clients)
+        .with_items(items)
+        .with_expires_at(row.try_get("a_expires_at").map_err(get_err)?);
     let contact = Contact {
         contact_name: row.try_get("a_contact_name").map_err(get_err)?,
         contact_email: row.try_get("a_contact_email").map_err(get_err)?,
@@ -75,7 +115,7 @@ pub(super) fn account_from(row: &PgRow) -> Result<Account, BackendError> {
     .map_err(|e| bad(&e))?;
     Ok(account
         .with_status(status.parse::<Status>().map_err(|e| bad(&e))?)
-        .with_daily_quota(quota.and_then(|q| u64::try_from(q).ok()))
+        .with_plan(plan)
         .with_contact(contact))
 }
 
@@ -164,9 +204,11 @@ pub(super) fn client_from(row: &PgRow, account: &Account) -> Result<Client, Back
         previous,
         u64::try_from(generation).unwrap_or_default(),
     );
-    // Validated when it was written; the roles it kept after its account lost them are
-    // granted for the build only.
+    // Validated when it was written (the item ceiling included: no account change leaves a
+    // client outside it); the roles it kept after its account lost them are granted for the
+    // build only.
     let mut holder = account.clone();
+    holder.plan.items = None;
     if let Some(roles) = &roles {
         holder.roles = RoleSet::from_iter(account.roles.iter().chain(roles.iter()).cloned());
     }
@@ -350,10 +392,13 @@ pub(super) async fn insert_account_row(
     conn: &mut PgConnection,
     account: &Account,
 ) -> Result<(), ManageError> {
+    let plan = PlanColumns::of(&account.plan);
     let done = sqlx::query(
         "INSERT INTO accounts (id, name, roles, status, daily_quota, contact_name, \
-             contact_email, contact_phone) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+             contact_email, contact_phone, monthly_quota, rate_per_second, rate_burst, \
+             max_clients, items, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(account.id.as_str())
     .bind(&account.name)
@@ -363,6 +408,12 @@ pub(super) async fn insert_account_row(
     .bind(&account.contact.contact_name)
     .bind(&account.contact.contact_email)
     .bind(&account.contact.contact_phone)
+    .bind(plan.monthly_quota)
+    .bind(plan.rate_per_second)
+    .bind(plan.rate_burst)
+    .bind(plan.max_clients)
+    .bind(plan.items)
+    .bind(plan.expires_at)
     .execute(conn)
     .await
     .map_err(failed)?;
@@ -370,6 +421,32 @@ pub(super) async fn insert_account_row(
         return Err(ManageError::duplicate_account(&account.id));
     }
     Ok(())
+}
+
+/// The columns of an account's plan besides `daily_quota`, as written.
+pub(super) struct PlanColumns {
+    pub(super) monthly_quota: Option<i64>,
+    pub(super) rate_per_second: Option<i64>,
+    pub(super) rate_burst: Option<i64>,
+    pub(super) max_clients: Option<i64>,
+    pub(super) items: Option<Vec<String>>,
+    pub(super) expires_at: Option<OffsetDateTime>,
+}
+
+impl PlanColumns {
+    pub(super) fn of(plan: &Plan) -> PlanColumns {
+        PlanColumns {
+            monthly_quota: quota_column(plan.monthly_quota),
+            rate_per_second: plan.rate_limit.map(|r| i64::from(r.per_second.get())),
+            rate_burst: plan.rate_limit.map(|r| i64::from(r.burst.get())),
+            max_clients: plan.max_clients.map(i64::from),
+            items: plan
+                .items
+                .as_ref()
+                .map(|ceiling| ceiling.entries().map(str::to_owned).collect()),
+            expires_at: plan.expires_at,
+        }
+    }
 }
 
 pub(super) fn role_names(roles: &RoleSet) -> Vec<String> {

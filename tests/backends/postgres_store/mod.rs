@@ -5,6 +5,7 @@
 mod management;
 mod notifications;
 mod outage;
+mod plans;
 mod records;
 
 use std::convert::Infallible;

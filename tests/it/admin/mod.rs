@@ -12,6 +12,7 @@ mod credentials;
 mod etag;
 mod guard;
 mod openapi;
+mod plans;
 mod profile;
 
 use axum::body::Body;

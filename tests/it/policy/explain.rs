@@ -170,22 +170,20 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
         Plan::default().with_expires_at(Some(START)),
     );
     callers.insert("trial-web", Credential::Key(trial.javascript.clone()));
-    // An account whose clients may be granted `rivers` only.
+    // An account whose clients may be granted `rivers` only; its surveyor runs its own
+    // grants report-only, which the ceiling is not.
     let fenced = server.account("fenced", all_roles.clone(), None);
-    let surveyor = server.client_of(
-        &fenced,
-        ClientSpec::native("Surveyor")
-            .grants([
-                Grant::new("roads", [Action::Read])?,
-                Grant::new("rivers", [Action::Read])?,
-            ])
-            .shadow([Restriction::Grants]),
-    );
-    let token = server.token_of(&surveyor).await;
     server.set_plan(
         &fenced.account.id,
         Plan::default().with_items(Some(ItemCeiling::new(["rivers"])?)),
     );
+    let surveyor = server.client_of(
+        &fenced,
+        ClientSpec::native("Surveyor")
+            .grants([Grant::new("rivers", [Action::Read])?])
+            .shadow([Restriction::Grants]),
+    );
+    let token = server.token_of(&surveyor).await;
     callers.insert("surveyor", bearer(&surveyor, token, all_roles.clone()));
 
     let cases = [
@@ -271,7 +269,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
             "/items/rivers/metadata",
         ),
         case(
-            "a granted item outside the account's ceiling",
+            "an item outside the account's ceiling, grants report-only",
             "surveyor",
             Method::GET,
             ROADS,
