@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use time::OffsetDateTime;
 
-use crate::policy::{Decision, Finding, QuotaState};
+use crate::policy::{Decision, ErrorFormat, Finding, QuotaState};
 use crate::rule::{RejectionKind, Rule};
 
 /// A refused request: what the layer answers instead of calling the wrapped service.
@@ -30,6 +30,7 @@ pub struct Rejection {
     retry_after: Option<u64>,
     quota: Option<QuotaState>,
     decision: Option<Arc<Decision>>,
+    format: ErrorFormat,
 }
 
 impl Rejection {
@@ -41,7 +42,21 @@ impl Rejection {
             retry_after: None,
             quota: None,
             decision: None,
+            format: ErrorFormat::Json,
         }
+    }
+
+    /// The same rejection, to be written in `format` (the route's API's
+    /// [`refusal_format`](crate::policy::Api::refusal_format)).
+    pub(crate) fn in_format(mut self, format: ErrorFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// How the refusal is written: JSON, or for the routes of an OGC service an OGC
+    /// service exception report.
+    pub fn error_format(&self) -> ErrorFormat {
+        self.format
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
