@@ -195,7 +195,7 @@ impl Wms {
                 params.required("SERVICE")?;
                 Ok(self.capabilities(caller, headers))
             }
-            "GetMap" => self.get_map(caller, &params),
+            "GetMap" => self.get_map(&params),
             other => Err(OgcError::new(
                 "OperationNotSupported",
                 format!(
@@ -267,7 +267,8 @@ impl Wms {
         (
             [
                 (header::CONTENT_TYPE, "text/xml"),
-                (header::CACHE_CONTROL, "no-cache"),
+                // The document depends on who asks.
+                (header::CACHE_CONTROL, "private, no-cache"),
             ],
             xml,
         )
@@ -276,7 +277,7 @@ impl Wms {
 
     /// `GetMap` (§7.3): every mandatory parameter of Table 8 checked, then a PNG of exactly
     /// `WIDTH` × `HEIGHT`.
-    fn get_map(&self, caller: Option<&Principal>, params: &Params) -> Result<Response, OgcError> {
+    fn get_map(&self, params: &Params) -> Result<Response, OgcError> {
         let version = params.required("VERSION")?;
         if version != "1.3.0" {
             return Err(OgcError::invalid("`VERSION` is `1.3.0`"));
@@ -290,15 +291,8 @@ impl Wms {
                     format!("no layer `{}`", name.chars().take(64).collect::<String>()),
                 )
             })?;
-            // The layer admitted the request only if every layer is usable; a caller whose
-            // grants run report-only is let through it and stopped here.
-            if !self.usable(caller, layer) {
-                return Err(OgcError {
-                    status: StatusCode::FORBIDDEN,
-                    code: "insufficient_scope",
-                    text: format!("the client holds no `read` grant on item `{}`", layer.name),
-                });
-            }
+            // Whether the caller may use it was decided by the layer, once: every layer
+            // listed is open or granted (or the client runs its grants report-only).
             layers.push(layer);
         }
         // §7.3.3.4: one style per layer, or an empty value for the default of every layer.

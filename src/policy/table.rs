@@ -213,7 +213,9 @@ impl Api {
     /// ASCII case (OGC 06-042, §6.8.1); a request without it names no item and needs no
     /// grant (a `GetCapabilities`, say); a request with it twice is refused; empty entries
     /// are skipped. An item that is neither open nor granted is refused whether or not the
-    /// service has it, so a caller learns nothing of the items it may not use.
+    /// service has it, so a caller learns nothing of the items it may not use. The
+    /// decision names no single item (`Principal::item` is `None`): the handler reads the
+    /// list, every entry of which the layer has admitted.
     #[must_use]
     pub fn items_from_query_list(mut self, name: &str) -> Self {
         self.item = Some(ItemSource::QueryList(name.into()));

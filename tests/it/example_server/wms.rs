@@ -5,13 +5,15 @@
 use super::*;
 
 /// Clients of a WMS: `granted` holds `read` on `parcels` (and on `ghost`, a layer the
-/// service does not have), `plain` holds no grant, `spent`'s account has a daily quota of
-/// one transaction, `web` is a JavaScript client.
+/// service does not have), `plain` holds no grant, `trying` runs its grants report-only,
+/// `spent`'s account has a daily quota of one transaction, `web` is a JavaScript client.
 struct Wms {
     router: Router,
     granted: String,
     plain: String,
     spent: String,
+    /// Runs its grants report-only.
+    trying: String,
     web_key: String,
 }
 
@@ -26,6 +28,7 @@ fn wms() -> Wms {
     {"id": "granted", "account": "ci", "kind": "NativeConfidential",
      "grants": [{"item": "parcels", "actions": ["read"]}, {"item": "ghost", "actions": ["read"]}]},
     {"id": "plain", "account": "ci", "kind": "NativeConfidential"},
+    {"id": "trying", "account": "ci", "kind": "NativeConfidential", "shadow": ["grants"]},
     {"id": "spent", "account": "spent", "kind": "NativeConfidential"},
     {"id": "web", "account": "ci", "kind": "JavaScript"}
   ]
@@ -33,7 +36,7 @@ fn wms() -> Wms {
     )
     .expect("a valid clients file");
     let id = |s: &str| ClientId::new(s).unwrap();
-    let (granted, plain, spent) = (id("granted"), id("plain"), id("spent"));
+    let (granted, plain, spent, trying) = (id("granted"), id("plain"), id("spent"), id("trying"));
     let web_key = seeded
         .generated
         .iter()
@@ -45,12 +48,13 @@ fn wms() -> Wms {
     Wms {
         router: router_with_tokens(
             seeded.store.clone(),
-            &[&granted, &plain, &spent],
+            &[&granted, &plain, &spent, &trying],
             app::Options::default(),
         ),
         granted: token_of(&granted),
         plain: token_of(&plain),
         spent: token_of(&spent),
+        trying: token_of(&trying),
         web_key,
     }
 }
@@ -354,4 +358,18 @@ async fn the_layers_refusals_on_the_wms_route_are_exception_reports_with_the_sam
     // The same refusal on a JSON route stays JSON.
     let reply = send(wms.router.clone(), get("/geocode?q=paris")).await;
     reply.assert_json_error(StatusCode::UNAUTHORIZED, "unauthorized", None);
+}
+
+#[tokio::test]
+async fn grants_run_report_only_let_every_layer_through_and_list_only_the_granted() {
+    let wms = wms();
+    let reply = send(
+        wms.router.clone(),
+        bearer(&get_map("streets,parcels", 8, 8), &wms.trying),
+    )
+    .await;
+    assert_eq!(png_size(&reply), (8, 8));
+    let caps = "/wms?SERVICE=WMS&REQUEST=GetCapabilities";
+    let reply = send(wms.router.clone(), bearer(caps, &wms.trying)).await;
+    assert_eq!(named_layers(&reply), ["streets", "imagery"]);
 }
