@@ -16,7 +16,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use time::OffsetDateTime;
 
-use crate::policy::{Decision, Finding, QuotaPeriod, QuotaState};
+use crate::policy::{Decision, ErrorFormat, Finding, QuotaPeriod, QuotaState};
 use crate::rule::{RejectionKind, Rule};
 
 /// A refused request: what the layer answers instead of calling the wrapped service.
@@ -33,6 +33,7 @@ pub struct Rejection {
     /// A description of this refusal in place of its kind's (an account's expiry names
     /// the instant). Never a credential.
     detail: Option<Arc<str>>,
+    format: ErrorFormat,
 }
 
 impl Rejection {
@@ -45,6 +46,7 @@ impl Rejection {
             quota: None,
             decision: None,
             detail: None,
+            format: ErrorFormat::Json,
         }
     }
 
@@ -58,6 +60,19 @@ impl Rejection {
     /// response is then rendered afresh).
     pub(crate) fn has_own_description(&self) -> bool {
         self.detail.is_some()
+    }
+
+    /// The same rejection, to be written in `format` (the route's API's
+    /// [`refusal_format`](crate::policy::Api::refusal_format)).
+    pub(crate) fn in_format(mut self, format: ErrorFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// How the refusal is written: JSON, or for the routes of an OGC service an OGC
+    /// service exception report.
+    pub fn error_format(&self) -> ErrorFormat {
+        self.format
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {

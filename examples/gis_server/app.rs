@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery};
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -32,7 +32,9 @@ use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
 use serde_json::json;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::cors::Cors;
+
+#[path = "wms.rs"]
+pub mod wms;
 
 /// The id of the embedded demo account.
 pub const DEMO_ACCOUNT: &str = "demo";
@@ -127,7 +129,7 @@ pub fn router_guarded_by<L>(
     guard: impl FnOnce(AuthLayer) -> L,
 ) -> Result<Router, ConfigError>
 where
-    L: Layer<Cors<Router>>,
+    L: Layer<Router>,
     L::Service: Service<Request<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
     <L::Service as Service<Request<Body>>>::Response: IntoResponse,
     <L::Service as Service<Request<Body>>>::Future: Send + 'static,
@@ -176,13 +178,23 @@ where
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
     // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
     // endpoint authenticates its callers itself, so it is mounted outside the layer.
+    let wms = wms::Wms::default();
     let routes = Router::new()
         .route("/tiles/{z}/{x}/{y}", get(tile))
         .route("/imagery/{z}/{x}/{y}", get(tile))
         .route("/elevation", get(elevation).post(elevation_batch))
         .route("/reverse-geocode", get(reverse_geocode))
         .route("/geocode", get(geocode))
-        .route("/wms", get(wms))
+        .route(
+            "/wms",
+            get(
+                move |caller: Option<Extension<Principal>>,
+                      headers: HeaderMap,
+                      RawQuery(query): RawQuery| async move {
+                    wms.answer(caller, &headers, query.as_deref())
+                },
+            ),
+        )
         .route(
             "/items/{item}/metadata",
             get(item_metadata).put(put_item_metadata),
@@ -191,11 +203,13 @@ where
         .route("/health", get(health));
     // The auth layer matches its own route table, so it wraps the router once rather than
     // route by route (an axum route clones its layers' services on every request). CORS
-    // sits inside it, which lets preflights through without credentials: browser maps on
-    // other origins can send `Authorization: Bearer`.
+    // wraps the auth layer: preflights are answered without a credential, and refusals
+    // carry the same `Access-Control-Allow-Origin` as successes, so a page reads their
+    // status, error code and `Retry-After` instead of a bare network error.
     let guarded = ServiceBuilder::new()
-        .layer(guard(auth))
         .layer(cors())
+        .map_response(IntoResponse::into_response)
+        .layer(guard(auth))
         .service(routes);
     Ok(Router::new()
         .route_service("/oauth/token", token_endpoint)
@@ -404,9 +418,12 @@ pub fn cors() -> tower_http::cors::CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_MATCH,
+            header::HeaderName::from_static("x-api-key"),
         ])
         .expose_headers([
             header::ETAG,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
             gis_auth::layer::RATELIMIT_LIMIT,
             gis_auth::layer::RATELIMIT_REMAINING,
             gis_auth::layer::RATELIMIT_RESET,
@@ -623,39 +640,6 @@ async fn geocode(RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, A
         .filter(|c| c.name.to_lowercase().contains(&needle))
         .collect();
     Ok(Json(json!({"query": q, "results": results})))
-}
-
-/// `GET /wms?…`: `REQUEST=GetMap` gives a PNG, `GetCapabilities` (or no `REQUEST`) a short
-/// JSON description.
-async fn wms(RawQuery(query): RawQuery) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref());
-    match params.get("request")? {
-        Some(r) if r.eq_ignore_ascii_case("GetMap") => {
-            if let Some(format) = params.get("format")?
-                && !format.eq_ignore_ascii_case("image/png")
-            {
-                return Err(ApiError::bad_request("GetMap serves `image/png` only"));
-            }
-            Ok(png())
-        }
-        None => Ok(Json(capabilities()).into_response()),
-        Some(r) if r.eq_ignore_ascii_case("GetCapabilities") => {
-            Ok(Json(capabilities()).into_response())
-        }
-        Some(_) => Err(ApiError::bad_request(
-            "the WMS requests served are GetCapabilities and GetMap",
-        )),
-    }
-}
-
-fn capabilities() -> serde_json::Value {
-    json!({
-        "service": "WMS",
-        "version": "1.3.0",
-        "requests": ["GetCapabilities", "GetMap"],
-        "formats": ["image/png"],
-        "layers": [{"name": "WorldStreets", "crs": ["EPSG:3857", "EPSG:4326"]}],
-    })
 }
 
 fn caller(principal: Option<Extension<Principal>>) -> Result<Principal, ApiError> {

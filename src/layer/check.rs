@@ -200,6 +200,16 @@ impl<'c> Check<'c> {
         }
     }
 
+    /// The verdict, its refusal written in the format of the route's API.
+    pub(crate) fn formatted(&self, verdict: Verdict) -> Verdict {
+        match verdict {
+            Verdict::Refuse(rejection) => {
+                Verdict::Refuse(rejection.in_format(self.target.api.refusal_format()))
+            }
+            admit => admit,
+        }
+    }
+
     /// The UTC day the request is counted on.
     pub(crate) fn day(&self) -> Date {
         self.now.date()
@@ -414,9 +424,10 @@ impl<'c> Check<'c> {
         // charge the response's quota headers then report.
         let metered = (api.has_handler_meter() && cost.is_some())
             .then(|| Arc::new(LatestQuota::new(decision.quota)));
-        let meter = metered
-            .clone()
-            .map(|latest| Meter::new(config.clone(), &who, &decision, self.now, latest));
+        let meter = metered.clone().map(|latest| {
+            let format = api.refusal_format();
+            Meter::new(config.clone(), &who, &decision, self.now, latest, format)
+        });
         let quota = decision.quota.map(|quota| QuotaHeaders {
             quota,
             now: self.now,

@@ -60,7 +60,7 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request
     let mut step = check.start(config, req);
     loop {
         step = match step {
-            Step::Done(verdict) => return Driven::Decided(verdict),
+            Step::Done(verdict) => return Driven::Decided(check.formatted(verdict)),
             Step::NeedKey(digest) => match config.store.resolve_key_now(&digest) {
                 Some(answer) => {
                     let answer = answer.map_err(|e| backend_failed("client store", &e));
@@ -105,7 +105,7 @@ pub(crate) async fn drive<B>(
     let check = held.check();
     let verdict = loop {
         step = match step {
-            Step::Done(verdict) => break verdict,
+            Step::Done(verdict) => break check.formatted(verdict),
             Step::NeedKey(digest) => {
                 let found = config.store.resolve_key(&digest);
                 let answer = fail_closed(&config, "client store", found).await;

@@ -29,7 +29,9 @@ use super::config::{Config, report_shadowed};
 use super::response::LatestQuota;
 use crate::client::Restriction;
 use crate::limits::Charge;
-use crate::policy::{Decision, QuotaFacts, QuotaState, Rule, daily_limit, decide_quota};
+use crate::policy::{
+    Decision, ErrorFormat, QuotaFacts, QuotaState, Rule, daily_limit, decide_quota,
+};
 use crate::rejection::{Denial, Rejection};
 use crate::store::Resolved;
 
@@ -52,6 +54,8 @@ struct MeteredRequest {
     decision: Decision,
     /// The quota after the latest charge, for the response's headers.
     quota: Arc<LatestQuota>,
+    /// How the API's refusals are written.
+    format: ErrorFormat,
 }
 
 impl std::fmt::Debug for Meter {
@@ -102,6 +106,7 @@ impl Meter {
         decision: &Decision,
         now: OffsetDateTime,
         quota: Arc<LatestQuota>,
+        format: ErrorFormat,
     ) -> Self {
         let decision = Decision {
             api: decision.api.clone(),
@@ -117,6 +122,7 @@ impl Meter {
                 now,
                 decision,
                 quota,
+                format,
             }),
         }
     }
@@ -174,6 +180,7 @@ impl Meter {
     }
 
     fn refuse(&self, rejection: Rejection) -> MeterRefusal {
+        let rejection = rejection.in_format(self.metered.format);
         let response = self.metered.config.render(&rejection);
         MeterRefusal {
             rejection,

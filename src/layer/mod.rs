@@ -62,7 +62,7 @@ pub use principal::MissingPrincipal;
 pub use principal::{CredentialSource, Principal};
 pub use response::{
     QUOTA_WARNING, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET,
-    default_rejection_response,
+    default_rejection_response, service_exception_report,
 };
 pub use service::AuthService;
 

@@ -21,7 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response};
 use time::OffsetDateTime;
 
 use crate::credentials::Realm;
-use crate::policy::QuotaState;
+use crate::policy::{ErrorFormat, QuotaState};
 use crate::rejection::Rejection;
 use crate::rule::RejectionKind;
 
@@ -39,22 +39,87 @@ use crate::rule::RejectionKind;
 /// assert_eq!(res.status(), 401);
 /// assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"maps\"");
 /// ```
+///
+/// On the routes of an API whose [`ErrorFormat`] is
+/// [`OgcServiceException`](ErrorFormat::OgcServiceException), the body is instead
+/// [`service_exception_report`] of the same code and description (`text/xml`); status and
+/// headers stay the same.
 pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Response<Bytes> {
     let (kind, description) = (rejection.kind(), rejection.description());
     rejection_response(
         rejection,
-        body_of(kind, description),
+        body_of(kind, description, rejection.error_format()),
         challenge_of(kind, description, realm),
     )
 }
 
-/// The JSON body of a refusal of `kind`.
-fn body_of(kind: RejectionKind, description: &str) -> Bytes {
-    let body = serde_json::json!({
-        "error": kind.error_code(),
-        "error_description": description,
-    });
-    Bytes::from(body.to_string())
+/// The body of a refusal of `kind` in `format`.
+fn body_of(kind: RejectionKind, description: &str, format: ErrorFormat) -> Bytes {
+    match format {
+        ErrorFormat::OgcServiceException => {
+            Bytes::from(service_exception_report(kind.error_code(), description))
+        }
+        _ => {
+            let body = serde_json::json!({
+                "error": kind.error_code(),
+                "error_description": description,
+            });
+            Bytes::from(body.to_string())
+        }
+    }
+}
+
+/// The `Content-Type` of a refusal body in `format`.
+fn content_type_of(format: ErrorFormat) -> HeaderValue {
+    match format {
+        ErrorFormat::OgcServiceException => HeaderValue::from_static("text/xml"),
+        _ => HeaderValue::from_static("application/json"),
+    }
+}
+
+/// An OGC service exception report (WMS 1.3.0, OGC 06-042, §6.11 and its schema
+/// `exceptions_1_3_0.xsd`: the `ServiceExceptionReport` of namespace
+/// `http://www.opengis.net/ogc`, version 1.3.0) with one
+/// `ServiceException` of `code` and `text`, both escaped. The layer writes its refusals on
+/// [`ErrorFormat::OgcServiceException`] routes with it; a service writes its own exceptions
+/// (`InvalidParameterValue`, `LayerNotDefined`, …) with it too, so both read alike.
+///
+/// ```
+/// let xml = gis_auth::layer::service_exception_report("LayerNotDefined", "no layer `a<b`");
+/// assert!(xml.contains(r#"<ServiceException code="LayerNotDefined">no layer `a&lt;b`</ServiceException>"#));
+/// ```
+pub fn service_exception_report(code: &str, text: &str) -> String {
+    let mut xml = String::with_capacity(320 + code.len() + text.len());
+    xml.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <ServiceExceptionReport version=\"1.3.0\" xmlns=\"http://www.opengis.net/ogc\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xsi:schemaLocation=\"http://www.opengis.net/ogc \
+         http://schemas.opengis.net/wms/1.3.0/exceptions_1_3_0.xsd\">\n\
+         <ServiceException code=\"",
+    );
+    escape_xml_into(&mut xml, code);
+    xml.push_str("\">");
+    escape_xml_into(&mut xml, text);
+    xml.push_str("</ServiceException>\n</ServiceExceptionReport>\n");
+    xml
+}
+
+/// Appends `text` to `out`, escaped for XML character data and for attribute values in
+/// double quotes. Control
+/// characters XML 1.0 cannot carry become U+FFFD.
+fn escape_xml_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
 }
 
 /// The `WWW-Authenticate` challenge of a refusal of `kind`, if it carries one.
@@ -84,7 +149,7 @@ fn rejection_response(
     let mut res = Response::new(body);
     *res.status_mut() = rejection.status();
     let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, content_type_of(rejection.error_format()));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(value) = challenge {
         headers.insert(WWW_AUTHENTICATE, value);
@@ -103,12 +168,20 @@ fn rejection_response(
     res
 }
 
-/// The bodies and challenges of the default refusals for one realm, made once per layer so
-/// that a refusal costs no JSON encoding and no formatting.
+/// The bodies (JSON and OGC) and challenges of the default refusals for one realm, made
+/// once per layer so that a refusal costs no encoding and no formatting.
 #[derive(Debug, Clone)]
 pub(crate) struct RejectionTemplates {
     realm: Realm,
-    parts: Arc<[(Bytes, Option<HeaderValue>)]>,
+    parts: Arc<[RefusalParts]>,
+}
+
+/// The prerendered parts of the refusals of one kind.
+#[derive(Debug)]
+struct RefusalParts {
+    json: Bytes,
+    ogc: Bytes,
+    challenge: Option<HeaderValue>,
 }
 
 impl RejectionTemplates {
@@ -119,10 +192,11 @@ impl RejectionTemplates {
                 .iter()
                 .map(|&kind| {
                     let description = kind.description();
-                    (
-                        body_of(kind, description),
-                        challenge_of(kind, description, realm.as_str()),
-                    )
+                    RefusalParts {
+                        json: body_of(kind, description, ErrorFormat::Json),
+                        ogc: body_of(kind, description, ErrorFormat::OgcServiceException),
+                        challenge: challenge_of(kind, description, realm.as_str()),
+                    }
                 })
                 .collect(),
         }
@@ -132,11 +206,15 @@ impl RejectionTemplates {
     pub(crate) fn response(&self, rejection: &Rejection) -> Response<Bytes> {
         let kind = rejection.kind();
         match self.parts.get(kind as usize) {
-            Some((body, challenge))
+            Some(parts)
                 if RejectionKind::ALL[kind as usize] == kind
                     && !rejection.has_own_description() =>
             {
-                rejection_response(rejection, body.clone(), challenge.clone())
+                let body = match rejection.error_format() {
+                    ErrorFormat::OgcServiceException => parts.ogc.clone(),
+                    _ => parts.json.clone(),
+                };
+                rejection_response(rejection, body, parts.challenge.clone())
             }
             _ => default_rejection_response(rejection, self.realm.as_str()),
         }
@@ -488,14 +566,50 @@ mod tests {
     #[test]
     fn prerendered_refusals_match_the_default_ones() {
         let rendered = RejectionTemplates::new(&Realm::new("maps").unwrap());
-        for (i, kind) in RejectionKind::ALL.into_iter().enumerate() {
-            assert_eq!(kind as usize, i, "{kind:?}");
-            let rejection = Rejection::new(kind).with_retry_after(7);
-            let fresh = default_rejection_response(&rejection, "maps");
-            let cached = rendered.response(&rejection);
-            assert_eq!(fresh.status(), cached.status());
-            assert_eq!(fresh.headers(), cached.headers());
-            assert_eq!(fresh.body(), cached.body());
+        for format in [ErrorFormat::Json, ErrorFormat::OgcServiceException] {
+            for (i, kind) in RejectionKind::ALL.into_iter().enumerate() {
+                assert_eq!(kind as usize, i, "{kind:?}");
+                let rejection = Rejection::new(kind).with_retry_after(7).in_format(format);
+                let fresh = default_rejection_response(&rejection, "maps");
+                let cached = rendered.response(&rejection);
+                assert_eq!(fresh.status(), cached.status());
+                assert_eq!(fresh.headers(), cached.headers());
+                assert_eq!(fresh.body(), cached.body());
+            }
         }
+    }
+
+    #[test]
+    fn ogc_refusals_keep_status_and_headers_and_change_only_the_body() {
+        for kind in RejectionKind::ALL {
+            let json = default_rejection_response(&Rejection::new(kind).with_retry_after(7), "m");
+            let ogc = default_rejection_response(
+                &Rejection::new(kind)
+                    .with_retry_after(7)
+                    .in_format(ErrorFormat::OgcServiceException),
+                "m",
+            );
+            assert_eq!(json.status(), ogc.status());
+            let mut headers = json.headers().clone();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+            assert_eq!(&headers, ogc.headers());
+            let body = std::str::from_utf8(ogc.body()).unwrap();
+            let mut description = String::new();
+            escape_xml_into(&mut description, kind.description());
+            let exception = format!(
+                "<ServiceException code=\"{}\">{description}</ServiceException>",
+                kind.error_code(),
+            );
+            assert!(body.contains(&exception), "{body}");
+        }
+    }
+
+    #[test]
+    fn exception_reports_escape_code_and_text() {
+        let xml = service_exception_report("a\"b", "<&>'\u{1}\n");
+        assert!(
+            xml.contains("code=\"a&quot;b\">&lt;&amp;&gt;'\u{FFFD}\n</ServiceException>"),
+            "{xml}"
+        );
     }
 }

@@ -39,10 +39,10 @@ pub use route::PathPattern;
 pub use rules::TokenRequestFacts;
 pub(crate) use rules::{RateScope, decide, decide_quota, rate_limit_finding};
 pub use standard::{
-    ACCOUNT_APIS, MAX_ELEVATION_POINTS, TILE_COST, elevation_cost, elevation_points_cost,
-    standard_routes,
+    ACCOUNT_APIS, MAX_ELEVATION_POINTS, TILE_COST, WMS_OPEN_LAYERS, elevation_cost,
+    elevation_points_cost, standard_routes, wms_api,
 };
-pub use table::{Api, Cost, ItemSource, Route, RouteAccess, RouteTable, Unpriceable};
+pub use table::{Api, Cost, ErrorFormat, ItemSource, Route, RouteAccess, RouteTable, Unpriceable};
 
 /// The access policy: the route table and the rules, as one pure function of a client and
 /// a request. The layer decides with exactly this, so what [`Policy::explain`] says is what

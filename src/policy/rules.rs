@@ -429,7 +429,9 @@ fn check(
             format!("the client's privileges do not include {}", api.name()),
         ))?;
     }
-    if let Some(source) = api.item_source() {
+    if let Some(ItemSource::QueryList(name)) = api.item_source() {
+        listed_items_rule(api, client, name, facts, &mut shadow)?;
+    } else if let Some(source) = api.item_source() {
         let action = Action::of_method(facts.method);
         match item_of(pattern, source, facts) {
             Some(item) => {
@@ -466,6 +468,48 @@ fn check(
     Ok(())
 }
 
+/// The grants rule for an API whose requests list their items in query parameter `name`
+/// ([`Api::items_from_query_list`]): every item listed must be open or granted.
+fn listed_items_rule(
+    api: &Api,
+    client: &Client,
+    name: &str,
+    facts: &RequestFacts<'_>,
+    shadow: &mut Restrictions<'_>,
+) -> Result<(), Finding> {
+    let action = Action::of_method(facts.method);
+    let query = facts.query.unwrap_or_default();
+    let mut lists = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v);
+    let Some(list) = lists.next() else {
+        return Ok(());
+    };
+    if lists.next().is_some() {
+        return shadow.apply(finding(
+            Rule::Grants,
+            RejectionKind::ItemNotGranted,
+            format!("the request names its items in `{name}` more than once"),
+        ));
+    }
+    for item in list.split(',').filter(|item| !item.is_empty()) {
+        if item.len() > MAX_ITEM_ID_LEN {
+            shadow.apply(finding(
+                Rule::Grants,
+                RejectionKind::ItemNotGranted,
+                format!("an item of `{name}` is longer than any item id"),
+            ))?;
+        } else if !api.allows_item(client, item, action) {
+            shadow.apply(finding(
+                Rule::Grants,
+                RejectionKind::ItemNotGranted,
+                format!("the client holds no `{action}` grant on item `{item}`"),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 fn finding(rule: Rule, kind: RejectionKind, reason: impl Into<String>) -> Finding {
     Finding {
         rule,
@@ -479,6 +523,7 @@ fn finding(rule: Rule, kind: RejectionKind, reason: impl Into<String>) -> Findin
 fn item_of(pattern: &PathPattern, source: &ItemSource, facts: &RequestFacts<'_>) -> Option<String> {
     let raw = match source {
         ItemSource::Path(name) => pattern.capture(facts.path, name)?,
+        ItemSource::QueryList(_) => return None,
         ItemSource::Query(name) => {
             let mut found = None;
             for (k, v) in form_urlencoded::parse(facts.query?.as_bytes()) {
@@ -576,6 +621,14 @@ mod tests {
                     Method::GET,
                     "/datasets/query",
                     Api::new("Datasets", maps()).item_from_query("dataset"),
+                )
+                .unwrap()
+                .route(
+                    Method::GET,
+                    "/wms",
+                    Api::new("WMS", maps())
+                        .items_from_query_list("LAYERS")
+                        .open_items(["streets", "imagery"]),
                 )
                 .unwrap()
                 .public(Method::GET, "/health")
@@ -753,6 +806,49 @@ mod tests {
         assert!(decide(&c, &q("dataset=roads%202026&dataset=roads%202026")).is_err());
         assert!(decide(&c, &q("x=1")).is_err());
         assert!(decide(&c, &get("/datasets/query")).is_err());
+    }
+
+    #[test]
+    fn every_listed_item_must_be_open_or_granted() {
+        let granted = client(
+            ClientSpec::native("srv").grants([Grant::new("parcels", [Action::Read]).unwrap()]),
+        );
+        let none = client(ClientSpec::native("srv"));
+        let wms = |query: &'static str| RequestFacts {
+            query: Some(query),
+            ..get("/wms")
+        };
+        for c in [&granted, &none] {
+            assert!(
+                decide(c, &wms("REQUEST=GetCapabilities")).is_ok(),
+                "no list"
+            );
+            assert!(decide(c, &wms("LAYERS=streets,imagery")).is_ok());
+            assert!(decide(c, &wms("layers=streets,,imagery")).is_ok());
+            assert!(decide(c, &wms("LAYERS=")).is_ok());
+        }
+        assert!(decide(&granted, &wms("Layers=streets,parcels")).is_ok());
+        let refused = policy().explain(&none, &account(), &wms("LAYERS=streets,parcels"));
+        assert_eq!(refused.rule(), Some(Rule::Grants));
+        assert_eq!(
+            refused.denied.unwrap().kind.error_code(),
+            "insufficient_scope"
+        );
+        assert!(
+            decide(&none, &wms("LAYERS=secret")).is_err(),
+            "unknown items"
+        );
+        assert!(
+            decide(&none, &wms("LAYERS=Streets")).is_err(),
+            "items match exactly"
+        );
+        assert!(decide(&none, &wms("LAYERS=streets&layers=streets")).is_err());
+        let long: &'static str = format!("LAYERS={}", "a".repeat(MAX_ITEM_ID_LEN + 1)).leak();
+        assert!(decide(&granted, &wms(long)).is_err());
+        let shadowed = client(ClientSpec::native("srv").shadow([Restriction::Grants]));
+        let d = policy().explain(&shadowed, &account(), &wms("LAYERS=parcels"));
+        assert!(d.is_allowed());
+        assert_eq!(d.shadowed[0].rule, Rule::Grants);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use http::{HeaderMap, Method, Uri};
 
 use super::quota::TRANSACTION;
-use super::table::{Api, Cost, RouteTable, Unpriceable};
+use super::table::{Api, Cost, ErrorFormat, RouteTable, Unpriceable};
 use crate::client::Role;
 use crate::error::ConfigError;
 
@@ -82,6 +82,21 @@ fn is_point(point: &str) -> bool {
         .is_some_and(|(lat, lon)| in_range(lat, 90.0) && in_range(lon, 180.0))
 }
 
+/// The layers of the standard WMS that any caller of the WMS API may use; any other layer
+/// needs a `read` grant on the item of its name (`parcels`, in the example server).
+pub const WMS_OPEN_LAYERS: [&str; 2] = ["streets", "imagery"];
+
+/// The WMS API of the standard table: a WMS 1.3.0 (OGC 06-042) names its layers in
+/// `LAYERS` (§7.3.3.3), so each layer is an item ([`Api::items_from_query_list`]), with
+/// [`WMS_OPEN_LAYERS`] open; refusals are OGC service exception reports (§6.11), which WMS
+/// clients show.
+pub fn wms_api() -> Api {
+    Api::new("WMS", [Role::EVALUATOR, Role::SUBSCRIBER])
+        .items_from_query_list("LAYERS")
+        .open_items(WMS_OPEN_LAYERS)
+        .error_format(ErrorFormat::OgcServiceException)
+}
+
 /// The standard routes:
 ///
 /// | Route | API | Plugin | Roles | Cost (transactions) |
@@ -92,7 +107,7 @@ fn is_point(point: &str) -> bool {
 /// | `POST /elevation` (batch body) | Elevation | yes | Evaluator, Subscriber | charged by the handler |
 /// | `GET /reverse-geocode` | ReverseGeocoder | yes | Evaluator, Subscriber | 1 |
 /// | `GET /geocode` | Geocoder | no | Evaluator, Subscriber | 1 |
-/// | `GET /wms` | WMS | no | Evaluator, Subscriber | 1 |
+/// | `GET /wms` | WMS (layers `streets`, `imagery` open; others need grants; OGC errors) | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PUT /items/{item}/metadata` | Items (item grants) | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PATCH /account/profile` | Profile | no | User | free |
 /// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate` | Clients | no | User | free |
@@ -140,7 +155,7 @@ pub fn standard_routes() -> Result<RouteTable, ConfigError> {
             Api::new("ReverseGeocoder", maps()).plugin(true),
         )?
         .route(Method::GET, "/geocode", Api::new("Geocoder", maps()))?
-        .route(Method::GET, "/wms", Api::new("WMS", maps()))?
+        .route(Method::GET, "/wms", wms_api())?
         .route(Method::GET, "/items/{item}/metadata", items())?
         .route(Method::PUT, "/items/{item}/metadata", items())?
         .route(Method::GET, "/account/profile", account("Profile"))?

@@ -19,7 +19,7 @@ use http::{HeaderMap, Method, Uri};
 
 use super::quota::TRANSACTION;
 use super::route::PathPattern;
-use crate::client::{Role, RoleSet};
+use crate::client::{Action, Client, Role, RoleSet};
 use crate::error::ConfigError;
 
 /// Where a route finds the item (or dataset) a request is for.
@@ -29,6 +29,25 @@ pub enum ItemSource {
     Path(Arc<str>),
     /// A query parameter.
     Query(Arc<str>),
+    /// A query parameter holding a comma-separated list of items, as an OGC service's
+    /// `LAYERS`: every item listed must be usable (open on the API, or granted). Its name is
+    /// matched ignoring ASCII case, as OGC request parameters are (WMS 1.3.0, OGC 06-042,
+    /// §6.8.1).
+    QueryList(Arc<str>),
+}
+
+/// How the layer writes its refusals on the routes of an API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorFormat {
+    /// A JSON body `{"error": …, "error_description": …}` (`application/json`).
+    #[default]
+    Json,
+    /// An OGC `ServiceExceptionReport` (`text/xml`), as WMS 1.3.0 clients read errors
+    /// (OGC 06-042, §6.11): one `ServiceException` whose `code` is the JSON
+    /// error code (`invalid_token`, `insufficient_scope`, …) and whose text is the
+    /// description. Status and headers are those of the JSON refusal.
+    OgcServiceException,
 }
 
 type CostFn = dyn Fn(&Method, &Uri, &HeaderMap) -> Result<u64, Unpriceable> + Send + Sync;
@@ -149,8 +168,10 @@ pub struct Api {
     roles: RoleSet,
     plugin: bool,
     item: Option<ItemSource>,
+    open_items: Arc<[Arc<str>]>,
     cost: Cost,
     handler_meter: bool,
+    error_format: ErrorFormat,
 }
 
 impl Api {
@@ -162,8 +183,10 @@ impl Api {
             roles: roles.into_iter().collect(),
             plugin: false,
             item: None,
+            open_items: Arc::new([]),
             cost: Cost::default(),
             handler_meter: false,
+            error_format: ErrorFormat::Json,
         }
     }
 
@@ -181,6 +204,59 @@ impl Api {
     pub fn item_from_query(mut self, name: &str) -> Self {
         self.item = Some(ItemSource::Query(name.into()));
         self
+    }
+
+    /// Requests name their items in query parameter `name` as a comma-separated list, as
+    /// an OGC web service names its layers (`LAYERS=streets,parcels`): every item listed
+    /// must be one of the API's [`open_items`](Api::open_items) or be granted to the client
+    /// (`read` for `GET`/`HEAD`, `write` otherwise). The parameter's name is matched ignoring
+    /// ASCII case (OGC 06-042, §6.8.1); a request without it names no item and needs no
+    /// grant (a `GetCapabilities`, say); a request with it twice is refused; empty entries
+    /// are skipped. An item that is neither open nor granted is refused whether or not the
+    /// service has it, so a caller learns nothing of the items it may not use. The
+    /// decision names no single item (`Principal::item` is `None`): the handler reads the
+    /// list, every entry of which the layer has admitted.
+    #[must_use]
+    pub fn items_from_query_list(mut self, name: &str) -> Self {
+        self.item = Some(ItemSource::QueryList(name.into()));
+        self
+    }
+
+    /// Items any caller the API admits may use without a grant (the public layers of a
+    /// WMS). Items are compared exactly.
+    #[must_use]
+    pub fn open_items<I, T>(mut self, items: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<Arc<str>>,
+    {
+        self.open_items = items.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The items open to any caller the API admits.
+    pub fn open_item_list(&self) -> &[Arc<str>] {
+        &self.open_items
+    }
+
+    /// Whether `client` may use `item` for `action` on this API: the item is open, or the
+    /// client holds the grant. The policy decides each item of a request with this, and a
+    /// service can list what a caller may use with it (the layers of a WMS
+    /// `GetCapabilities`).
+    pub fn allows_item(&self, client: &Client, item: &str, action: Action) -> bool {
+        self.open_items.iter().any(|open| **open == *item) || client.allows_item(item, action)
+    }
+
+    /// How the layer writes its refusals on this API's routes (JSON by default).
+    #[must_use]
+    pub fn error_format(mut self, format: ErrorFormat) -> Self {
+        self.error_format = format;
+        self
+    }
+
+    /// How refusals on this API's routes are written.
+    pub fn refusal_format(&self) -> ErrorFormat {
+        self.error_format
     }
 
     /// What a request costs (one transaction by default).

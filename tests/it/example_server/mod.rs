@@ -7,6 +7,7 @@ mod clients_file;
 mod demo;
 mod socket;
 mod startup;
+mod wms;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

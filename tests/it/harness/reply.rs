@@ -212,8 +212,20 @@ impl Reply {
         format!("{} {:?} {}", self.status, self.headers, self.text())
     }
 
-    /// The JSON body's `error` code (empty when there is none).
+    /// The refusal's error code: the JSON body's `error`, or on an OGC route the `code` of
+    /// the exception report's `ServiceException` (empty when there is none).
     pub fn error(&self) -> String {
+        if self.header(http::header::CONTENT_TYPE) == Some("text/xml") {
+            let text = self.text();
+            let doc = roxmltree::Document::parse(&text)
+                .unwrap_or_else(|e| panic!("body is not XML ({e}): {text}"));
+            return doc
+                .descendants()
+                .find(|n| n.has_tag_name("ServiceException"))
+                .and_then(|n| n.attribute("code"))
+                .unwrap_or_default()
+                .to_owned();
+        }
         self.json()["error"].as_str().unwrap_or_default().to_owned()
     }
 

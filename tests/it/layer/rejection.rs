@@ -144,3 +144,71 @@ fn debug_output_never_contains_a_credential() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_api_can_have_its_refusals_written_as_ogc_exception_reports() {
+    use gis_auth::client::{Action, Grant, Role};
+    use gis_auth::policy::{Api, ErrorFormat, RouteTable};
+    let world = World::new();
+    let maps = || [Role::EVALUATOR];
+    let routes = RouteTable::new()
+        .route(
+            http::Method::GET,
+            "/ows",
+            Api::new("OWS", maps())
+                .items_from_query_list("layers")
+                .open_items(["base"])
+                .error_format(ErrorFormat::OgcServiceException),
+        )
+        .unwrap()
+        .route(http::Method::GET, "/json", Api::new("Json", maps()))
+        .unwrap();
+    let layer = gis_auth::AuthLayer::new(world.store.clone(), routes)
+        .clock(Arc::new(world.clock.clone()))
+        .token_verifier(world.tokens.clone());
+    let (_, granted) = world.native_client(
+        ClientSpec::native("Granted").grants([Grant::new("roads", [Action::Read]).unwrap()]),
+    );
+    let (_, plain) = world.native_client(ClientSpec::native("Plain"));
+    let ok = |r: Reply| assert_eq!(r.status, StatusCode::OK, "{}", r.describe());
+    ok(world
+        .send_via(&layer, get("/ows?LAYERS=base,roads").bearer(&granted))
+        .await);
+    ok(world
+        .send_via(&layer, get("/ows?Layers=base").bearer(&plain))
+        .await);
+    ok(world
+        .send_via(&layer, get("/ows?REQUEST=GetCapabilities").bearer(&plain))
+        .await);
+    for (req, status, code) in [
+        (
+            get("/ows?LAYERS=base,roads").bearer(&plain),
+            403,
+            "insufficient_scope",
+        ),
+        (
+            get("/ows?LAYERS=base&layers=base").bearer(&granted),
+            403,
+            "insufficient_scope",
+        ),
+        (get("/ows"), 401, "unauthorized"),
+        (get("/ows").bearer("nobody"), 401, "invalid_token"),
+    ] {
+        let r = world.send_via(&layer, req).await;
+        assert_eq!(r.status.as_u16(), status, "{}", r.describe());
+        assert_eq!(r.header(http::header::CONTENT_TYPE), Some("text/xml"));
+        assert_eq!(r.error(), code);
+        let rejection = r.rejection().expect("the rejection");
+        assert_eq!(rejection.error_format(), ErrorFormat::OgcServiceException);
+        assert!(r.text().contains(&format!(
+            ">{}</ServiceException>",
+            rejection.description().replace('<', "&lt;").replace('>', "&gt;")
+        )));
+    }
+    let r = world.send_via(&layer, get("/json")).await;
+    assert_eq!(
+        r.header(http::header::CONTENT_TYPE),
+        Some("application/json")
+    );
+    assert_eq!(r.error(), "unauthorized");
+}

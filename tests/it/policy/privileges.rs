@@ -35,7 +35,12 @@ async fn a_client_without_privileges_reaches_whatever_its_roles_allow() -> TestR
             .assert_ok();
     }
     let token = server.token_of(&server.acme.native).await;
-    for path in [GEOCODE, REVERSE, "/wms?REQUEST=GetCapabilities", PROFILE] {
+    for path in [
+        GEOCODE,
+        REVERSE,
+        "/wms?SERVICE=WMS&REQUEST=GetCapabilities",
+        PROFILE,
+    ] {
         server.send(get(path).bearer(&token)).await.assert_ok();
     }
     Ok(())
@@ -53,7 +58,7 @@ async fn privileges_narrow_bearer_tokens_but_never_widen_the_roles() -> TestResu
 
     server.send(get(GEOCODE).bearer(&token)).await.assert_ok();
     let wms = server
-        .send(get("/wms?REQUEST=GetCapabilities").bearer(&token))
+        .send(get("/wms?SERVICE=WMS&REQUEST=GetCapabilities").bearer(&token))
         .await;
     wms.assert_refused_by(
         StatusCode::FORBIDDEN,
