@@ -3,6 +3,7 @@
 //! at startup. `main.rs` parses flags and serves; `tests/it/example_server/` drives this.
 
 use std::convert::Infallible;
+use std::error::Error;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,8 @@ use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, 
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, ManageError, ManagedStore};
 use gis_auth::token::{
-    JwtVerifier, LockoutPolicy, SigningKey, TokenIssuer, TokenService, TokenVerifier,
+    JWKS_PATH, JwksService, JwtVerifier, LockoutPolicy, METADATA_PATH, MetadataService, SigningKey,
+    TokenIssuer, TokenService, TokenVerifier,
 };
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
@@ -50,8 +52,10 @@ pub const MAX_ZOOM: u32 = 22;
 pub struct Options {
     /// The proxies whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: TrustedProxies,
-    /// Mints the access tokens of `POST /oauth/token`; when `None`, one with a fresh random
-    /// HS256 key (so tokens do not outlive the process) on [`Options::clock`].
+    /// Mints the access tokens of `POST /oauth/token`; its `iss` must be an http(s) URL
+    /// (the server metadata is built from it). When `None`, one with a fresh Ed25519 key
+    /// (so tokens do not outlive the process), issuer and audience [`DEFAULT_ISSUER`], on
+    /// [`Options::clock`].
     pub token_issuer: Option<TokenIssuer>,
     /// Verifies `Authorization: Bearer` tokens; when `None`, a [`JwtVerifier`] for the
     /// token issuer's tokens.
@@ -69,8 +73,58 @@ pub struct Options {
     pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
 }
 
-/// The key id of the signing key the server generates when given no token issuer.
-pub const GENERATED_KID: &str = "gis-server-1";
+/// The issuer (and audience) of the token issuer made when none is given: the server's
+/// default address.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+
+/// The environment variable holding the token signing secret shared by instances.
+pub const TOKEN_SECRET_VAR: &str = "GIS_TOKEN_SECRET";
+
+/// Where the token signing key comes from: the flags and the environment.
+#[derive(Debug, Default)]
+pub struct KeySource<'a> {
+    /// `--signing-key FILE`.
+    pub file: Option<&'a Path>,
+    /// `--signing-key-id KID`.
+    pub kid: Option<&'a str>,
+    /// The value of [`TOKEN_SECRET_VAR`], if it is set.
+    pub secret: Option<std::ffi::OsString>,
+}
+
+impl KeySource<'_> {
+    /// The signing key: the PEM file's, the shared secret's, or a fresh Ed25519 key.
+    pub fn signing_key(&self) -> Result<SigningKey, Box<dyn Error + Send + Sync>> {
+        match (self.file, &self.secret) {
+            (Some(_), Some(_)) => Err(format!(
+                "--signing-key and {TOKEN_SECRET_VAR} both name a signing key: give one"
+            )
+            .into()),
+            (Some(path), None) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read --signing-key `{}`: {e}", path.display()))?;
+                SigningKey::from_private_pem(self.kid, &pem)
+                    .map_err(|e| format!("--signing-key `{}`: {e}", path.display()).into())
+            }
+            (None, Some(secret)) => Ok(SigningKey::hs256(
+                self.kid.unwrap_or("gis-server-shared"),
+                secret.as_encoded_bytes(),
+            )?),
+            (None, None) => Ok(SigningKey::generate_ed25519(self.kid)?),
+        }
+    }
+}
+
+/// The token issuer: `key` signs, tokens carry `iss` `issuer` and `aud` `audience`.
+pub fn token_issuer(
+    key: SigningKey,
+    issuer: &str,
+    audience: &str,
+) -> Result<TokenIssuer, ConfigError> {
+    // Checked here so a bad `--issuer` stops the start, not the metadata route.
+    let issuer = TokenIssuer::new(key).issuer(issuer).audience(audience);
+    MetadataService::new(&issuer)?;
+    Ok(issuer)
+}
 
 /// A store ready to serve, with the credentials generated while filling it. The plaintexts
 /// exist only here: print them once and drop them.
@@ -141,7 +195,9 @@ where
     let issuer = match options.token_issuer {
         Some(issuer) => issuer,
         None => {
-            let issuer = TokenIssuer::new(SigningKey::generate_hs256(GENERATED_KID)?);
+            let issuer = TokenIssuer::new(SigningKey::generate_ed25519(None)?)
+                .issuer(DEFAULT_ISSUER)
+                .audience(DEFAULT_ISSUER);
             match &options.clock {
                 Some(clock) => issuer.clock(clock.clone()),
                 None => issuer,
@@ -151,6 +207,8 @@ where
     let verifier = options
         .token_verifier
         .unwrap_or_else(|| Arc::new(JwtVerifier::new(issuer.clone(), store.clone())));
+    let metadata = MetadataService::new(&issuer)?;
+    let jwks = JwksService::new(issuer.clone());
     let peer =
         |ext: &axum::http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let mut token_endpoint = TokenService::new(issuer, store.clone())
@@ -200,7 +258,10 @@ where
             get(item_metadata).put(put_item_metadata),
         )
         .route_service("/account/{*rest}", admin)
-        .route("/health", get(health));
+        .route("/health", get(health))
+        // Public in the route table, like /health.
+        .route_service(JWKS_PATH, jwks)
+        .route_service(METADATA_PATH, metadata);
     // The auth layer matches its own route table, so it wraps the router once rather than
     // route by route (an axum route clones its layers' services on every request). CORS
     // wraps the auth layer: preflights are answered without a credential, and refusals

@@ -11,8 +11,15 @@
 //! ```
 //!
 //! With `--store` (a clients file, or PostgreSQL) and `--redis`, several instances share
-//! their clients, quotas and rate limits, and with `GIS_TOKEN_SECRET` in the environment
-//! they accept each other's access tokens: see `shared.rs`.
+//! their clients, quotas and rate limits, and with one `--signing-key FILE` (or
+//! `GIS_TOKEN_SECRET` in the environment) they accept each other's access tokens: see
+//! `shared.rs`.
+//!
+//! Access tokens are signed with a fresh Ed25519 key at each start unless `--signing-key`
+//! names an Ed25519 or P-256 private key (PKCS#8 PEM). Other services verify them with the
+//! keys at `GET /.well-known/jwks.json`; `GET /.well-known/oauth-authorization-server` is
+//! the RFC 8414 metadata. Tokens carry `iss` `--issuer` (by default `http://<addr>`) and
+//! `aud` `--audience` (by default the issuer).
 //!
 //! Without `--clients` the server holds a demo account (roles User and Evaluator) with its
 //! two default clients. Every credential generated at startup is printed on stdout, one JSON
@@ -65,6 +72,24 @@ struct Flags {
     /// with other instances.
     #[arg(long, value_name = "redis://…")]
     redis: Option<String>,
+
+    /// The issuer identifier: the `iss` of every access token and the base of the URLs in
+    /// the server metadata (by default `http://<the address listened on>`).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+
+    /// The `aud` of every access token (by default the issuer).
+    #[arg(long, value_name = "URI")]
+    audience: Option<String>,
+
+    /// Sign access tokens with this Ed25519 or P-256 private key (PKCS#8 PEM), shared by
+    /// every instance, instead of a fresh Ed25519 key.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+
+    /// The key id of the signing key (by default its RFC 7638 thumbprint).
+    #[arg(long, value_name = "KID")]
+    signing_key_id: Option<String>,
 }
 
 #[tokio::main]
@@ -123,10 +148,35 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         }
         None => (None, None),
     };
+    let key = app::KeySource {
+        file: flags.signing_key.as_deref(),
+        kid: flags.signing_key_id.as_deref(),
+        secret: std::env::var_os(app::TOKEN_SECRET_VAR),
+    }
+    .signing_key()
+    .map_err(|e| -> Box<dyn Error> { e })?;
+    if key.public_jwk().is_none() {
+        eprintln!(
+            "gis_server: tokens are signed with {} (HS256): only instances holding it can verify them",
+            app::TOKEN_SECRET_VAR
+        );
+    }
+    // Bound before the issuer is made: the default issuer URL is the address listened on.
+    let listener = tokio::net::TcpListener::bind(flags.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", flags.addr))?;
+    let local = listener.local_addr()?;
+    let issuer_url = flags.issuer.unwrap_or_else(|| format!("http://{local}"));
+    let audience = flags.audience.unwrap_or_else(|| issuer_url.clone());
+    let token_issuer = app::token_issuer(key, &issuer_url, &audience)?;
+    eprintln!(
+        "gis_server: access tokens signed with key `{}`, issuer {issuer_url}",
+        token_issuer.current_kid()
+    );
     let options = app::Options {
         trusted_proxies: proxies,
         store: shared_store.as_ref().map(|opened| opened.store.clone()),
-        token_issuer: shared::shared_token_issuer()?,
+        token_issuer: Some(token_issuer),
         usage,
         rate_limiter,
         ..app::Options::default()
@@ -147,11 +197,6 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(flags.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", flags.addr))?;
-    let local = listener.local_addr()?;
-
     // The credentials go out once, after the port is ours, so none is printed for a server
     // that could not start.
     eprintln!(

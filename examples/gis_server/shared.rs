@@ -10,26 +10,30 @@
 //!   Redis, exactly across every instance (fail closed: 503 while Redis is away).
 //!
 //! A store with no account yet gets the demo account, whose credentials are printed once,
-//! by whichever instance starts first. Instances that should accept each other's access
-//! tokens sign them with one secret, given in the environment (never a flag, so it does
-//! not show in `ps`): `GIS_TOKEN_SECRET`, at least 32 bytes.
+//! by whichever instance starts first.
+//!
+//! Instances that should accept each other's access tokens sign them with one key. The
+//! asymmetric way, and the one to prefer: give each instance the same `--signing-key FILE`
+//! (an Ed25519 or P-256 private key in PKCS#8 PEM); its kid is the key's RFC 7638
+//! thumbprint unless `--signing-key-id` names it, so every instance names it alike, and
+//! `/.well-known/jwks.json` publishes its public half for other services. The symmetric
+//! way stays for setups that cannot hand out a file: one secret in the environment (never
+//! a flag, so it does not show in `ps`), `GIS_TOKEN_SECRET`, at least 32 bytes; an HS256
+//! key is never published, so nothing but these instances can verify its tokens (the JWK
+//! set is empty). Giving both is an error: which key signs must never be a guess. With
+//! neither, each instance signs with a fresh Ed25519 key of its own (`app::KeySource`).
 
 use std::any::Any;
 use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
 
-use gis_auth::ConfigError;
 use gis_auth::client::{Account, AccountId, Role, RoleSet};
 use gis_auth::limits::SharedRateLimiter;
 use gis_auth::limits::UsageCounter;
 #[cfg(feature = "postgres")]
 use gis_auth::store::{CachedStore, PostgresStore};
 use gis_auth::store::{FileStore, GeneratedCredential, ManageError, ManagedStore};
-use gis_auth::token::{SigningKey, TokenIssuer};
-
-/// The environment variable holding the token signing secret shared by instances.
-pub const TOKEN_SECRET_VAR: &str = "GIS_TOKEN_SECRET";
 
 /// A store opened from `--store`, with what has to stay alive while it serves.
 pub struct OpenedStore {
@@ -107,18 +111,6 @@ async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>,
             .collect()),
         Err(ManageError::Duplicate { .. }) => Ok(Vec::new()),
         Err(e) => Err(e),
-    }
-}
-
-/// A token issuer signing with the secret in [`TOKEN_SECRET_VAR`], if it is set, so that
-/// every instance given the same secret accepts the others' tokens.
-pub fn shared_token_issuer() -> Result<Option<TokenIssuer>, ConfigError> {
-    match std::env::var_os(TOKEN_SECRET_VAR) {
-        None => Ok(None),
-        Some(secret) => {
-            let key = SigningKey::hs256("gis-server-shared", secret.as_encoded_bytes())?;
-            Ok(Some(TokenIssuer::new(key)))
-        }
     }
 }
 

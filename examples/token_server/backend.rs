@@ -34,6 +34,15 @@ pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// The time budget of one token exchange, from connecting to the last byte of the body.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The roles asked for by default: the map roles of the demo account, not `User` (which
+/// opens the account API: creating, regenerating and deleting clients). A page script
+/// holding the token can do what the token allows, so it gets no more than maps need.
+pub const DEFAULT_SCOPE: &str = "Evaluator";
+
+/// The lifetime asked for by default: 15 minutes, so a token copied out of a page is
+/// worth little for long.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(900);
+
 /// The largest token response read from the GIS server.
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -70,6 +79,12 @@ pub enum ConfigError {
     /// The secret is empty.
     #[error("the client secret is empty")]
     EmptySecret,
+    /// The scope is empty.
+    #[error("the scope names no role")]
+    EmptyScope,
+    /// The lifetime is shorter than the GIS server accepts.
+    #[error("the token lifetime is at least 60 seconds")]
+    ShortLifetime,
     /// The id and secret do not fit in an `Authorization` header.
     #[error("the client credentials cannot be sent in an Authorization header")]
     Unencodable,
@@ -106,6 +121,8 @@ pub struct Upstream {
     client_id: String,
     /// `Basic base64(id:secret)`, marked sensitive; the only place the secret lives.
     authorization: HeaderValue,
+    /// The token request's form: the grant, the scope and the lifetime asked for.
+    form: Bytes,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -120,7 +137,8 @@ impl fmt::Debug for Upstream {
 
 impl Upstream {
     /// The token endpoint of the GIS server at `gis_url` (`POST {gis_url}/oauth/token`),
-    /// authenticated as `client_id` with `secret`.
+    /// authenticated as `client_id` with `secret`, asking for [`DEFAULT_SCOPE`] and
+    /// [`DEFAULT_LIFETIME`].
     pub fn new(gis_url: &str, client_id: &str, secret: ClientSecret) -> Result<Self, ConfigError> {
         let base = gis_url.trim_end_matches('/');
         let token_url: Uri = format!("{base}/oauth/token")
@@ -150,13 +168,33 @@ impl Upstream {
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
-        Ok(Self {
+        Self {
             gis_url: base.to_owned(),
             token_url,
             client_id: client_id.to_owned(),
             authorization,
+            form: Bytes::new(),
             http,
-        })
+        }
+        .asking(DEFAULT_SCOPE, DEFAULT_LIFETIME)
+    }
+
+    /// Asks for tokens narrowed to `scope` (role names, space-separated) that live
+    /// `lifetime` (at least 60 s; the GIS server may grant less).
+    pub fn asking(mut self, scope: &str, lifetime: Duration) -> Result<Self, ConfigError> {
+        if scope.split(' ').all(str::is_empty) {
+            return Err(ConfigError::EmptyScope);
+        }
+        if lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::ShortLifetime);
+        }
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("scope", scope)
+            .append_pair("expires_in", &lifetime.as_secs().to_string())
+            .finish();
+        self.form = Bytes::from(form);
+        Ok(self)
     }
 
     /// The GIS server's base URL, without a trailing `/`.
@@ -172,8 +210,7 @@ impl Upstream {
     }
 
     async fn exchange_unbounded(&self) -> Result<Issued, FetchError> {
-        let form = Bytes::from_static(b"grant_type=client_credentials");
-        let mut request = Request::new(Full::new(form));
+        let mut request = Request::new(Full::new(self.form.clone()));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.token_url.clone();
         let headers = request.headers_mut();

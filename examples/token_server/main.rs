@@ -14,6 +14,10 @@
 //! curl -s -H "Authorization: Bearer $TOKEN" 'http://127.0.0.1:8080/geocode?q=Paris'
 //! ```
 //!
+//! The tokens are narrowed to the map roles (`--scope`, `Evaluator` by default: never
+//! `User`, which would let any script on the page create, regenerate and delete clients)
+//! and short-lived (`--lifetime`, 900 s by default).
+//!
 //! The secret is read from the `GIS_CLIENT_SECRET` environment variable, never from a flag,
 //! so it does not show in the process list. `GET /token` answers
 //! `{"access_token", "token_type": "Bearer", "expires_in"}` (the remaining lifetime) with
@@ -49,6 +53,15 @@ struct Flags {
     /// The NativeConfidential client's id (its secret comes from GIS_CLIENT_SECRET).
     #[arg(long)]
     client_id: String,
+
+    /// The roles the handed-out tokens carry, space-separated: the map roles, never `User`
+    /// (which opens the account API to every script on the page).
+    #[arg(long, default_value = backend::DEFAULT_SCOPE)]
+    scope: String,
+
+    /// The lifetime asked for, in seconds (at least 60; the GIS server may grant less).
+    #[arg(long, value_name = "SECONDS", default_value_t = backend::DEFAULT_LIFETIME.as_secs())]
+    lifetime: u64,
 }
 
 #[tokio::main]
@@ -69,7 +82,8 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         &flags.gis_url,
         &flags.client_id,
         backend::ClientSecret::new(secret),
-    )?;
+    )?
+    .asking(&flags.scope, std::time::Duration::from_secs(flags.lifetime))?;
     let cache = Arc::new(backend::TokenCache::new(upstream));
 
     // One exchange up front, so wrong credentials show at once; GET /token retries anyway.

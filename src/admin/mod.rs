@@ -78,7 +78,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tower_service::Service;
 
-pub use openapi::{ApiDoc, TokenRequest, TokenResponse, openapi_document};
+pub use openapi::{ApiDoc, PublicJwk, PublicJwkSet, TokenRequest, TokenResponse, openapi_document};
 pub use schema::{
     ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
 };

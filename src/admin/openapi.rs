@@ -3,7 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{
+    ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
+};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::schema::{
@@ -14,6 +22,7 @@ use crate::document::{
     ClientDocument, ClientPatch, ClientView, CreatedClientView, GrantDocument, NewClient,
     ProfilePatch, RateLimitDocument,
 };
+use crate::token::ServerMetadata;
 
 /// The token request (RFC 6749 §4.4, client credentials grant), form-encoded.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -26,6 +35,10 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     /// Roles to narrow the token to, space-separated.
     pub scope: Option<String>,
+    /// A lifetime shorter than the issuer's, in seconds (at least 60; a longer one is
+    /// capped to the issuer's).
+    #[schema(minimum = 60)]
+    pub expires_in: Option<u64>,
 }
 
 /// A token endpoint answer (RFC 6749 §5.1).
@@ -37,8 +50,37 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until it expires.
     pub expires_in: u64,
-    /// The roles it carries, when narrowed.
-    pub scope: Option<String>,
+    /// The roles it carries, space-separated (always sent).
+    pub scope: String,
+}
+
+/// A public key of the JWK set (RFC 7517 §4; RFC 8037 for `OKP`, RFC 7518 §6.2 for `EC`).
+/// Never a private or symmetric key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublicJwk {
+    /// The key id: the `kid` header of the tokens it verifies.
+    pub kid: String,
+    /// `OKP` (Ed25519) or `EC` (P-256).
+    pub kty: String,
+    /// `Ed25519` or `P-256`.
+    pub crv: String,
+    /// The public key (`OKP`) or its x coordinate (`EC`), Base64URL.
+    pub x: String,
+    /// The y coordinate (`EC` only), Base64URL.
+    pub y: Option<String>,
+    /// `EdDSA` or `ES256`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    #[schema(rename = "use")]
+    pub key_use: String,
+}
+
+/// The JWK set (RFC 7517 §5): the keys that verify live tokens, current and in grace.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PublicJwkSet {
+    /// The keys; empty when tokens are signed with HS256 only.
+    pub keys: Vec<PublicJwk>,
 }
 
 /// Exchanges a NativeConfidential client's id and secret for a bearer access token.
@@ -56,6 +98,28 @@ pub struct TokenResponse {
 #[allow(dead_code)]
 fn token_endpoint() {}
 
+/// The public keys that verify access tokens (RFC 7517), for resource servers elsewhere.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses(
+        (status = 200, description = "The JWK set; `Cache-Control: public, max-age=300`", body = PublicJwkSet),
+    ),
+    security(())
+)]
+#[allow(dead_code)]
+fn jwks_endpoint() {}
+
+/// The authorization server metadata (RFC 8414).
+#[utoipa::path(
+    get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses(
+        (status = 200, description = "The metadata; `Cache-Control: public, max-age=300`", body = ServerMetadata),
+    ),
+    security(())
+)]
+#[allow(dead_code)]
+fn metadata_endpoint() {}
+
 /// The OpenAPI description of the endpoints [`AdminApi`](super::AdminApi) serves, and of
 /// the token endpoint.
 #[derive(OpenApi)]
@@ -64,19 +128,21 @@ fn token_endpoint() {}
     paths(
         super::get_profile, super::patch_profile, super::list_clients, super::create_client,
         super::get_client, super::patch_client, super::delete_client, super::regenerate_client,
-        super::get_usage, super::get_quota, token_endpoint,
+        super::get_usage, super::get_quota, token_endpoint, jwks_endpoint, metadata_endpoint,
     ),
     components(schemas(
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
         ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
+        PublicJwk, PublicJwkSet, ServerMetadata,
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonAnswers),
     tags(
         (name = "account", description = "The caller's account"),
         (name = "clients", description = "The account's clients"),
         (name = "token", description = "Access tokens for NativeConfidential clients"),
+        (name = "discovery", description = "Public documents for resource servers and client libraries"),
     )
 )]
 pub struct ApiDoc;
@@ -93,6 +159,106 @@ impl Modify for SecuritySchemes {
             "basic",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
+        // The same bearer token, described as OAuth 2.0 so client generators know how to
+        // get one: the client credentials grant at the token endpoint, scopes being roles.
+        let scopes = Scopes::from_iter([
+            ("User", "The account API: profile, clients, usage and quota"),
+            ("Evaluator", "Map services, on evaluation terms"),
+            ("Subscriber", "Map services, on subscription terms"),
+        ]);
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
+                ClientCredentials::new("/oauth/token", scopes),
+            )])),
+        );
+    }
+}
+
+/// The server, the `/account` operations' security, and the answers every guarded
+/// operation may give besides its own.
+struct CommonAnswers;
+
+/// What the auth layer (or the token endpoint) may answer to any request it guards.
+const LAYER_ANSWERS: [(&str, &str); 4] = [
+    (
+        "401",
+        "No valid credential (`WWW-Authenticate: Bearer`, RFC 6750)",
+    ),
+    (
+        "403",
+        "The credential may not call this operation (role, origin, IP rule, quota)",
+    ),
+    ("429", "Rate limited: retry after `Retry-After`"),
+    (
+        "503",
+        "A backend failed or ran out of its time budget: retry after `Retry-After`",
+    ),
+];
+
+fn error_answer(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content)
+            .build(),
+    )
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.servers = Some(vec![
+            Server::builder()
+                .url("/")
+                .description(Some("The server this document is served by"))
+                .build(),
+        ]);
+        for (path, item) in &mut openapi.paths.paths {
+            let account = path.starts_with("/account");
+            let token = path == "/oauth/token";
+            for op in operations(item) {
+                if account {
+                    // A User's NativeConfidential client's bearer token (RFC 6750), got
+                    // with the client credentials grant.
+                    op.security = Some(vec![
+                        SecurityRequirement::new("oauth2", ["User"]),
+                        SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    ]);
+                }
+                // The token endpoint authenticates its callers itself and never answers
+                // 403 (a refused client is 401 `invalid_client`); the public documents
+                // need no credential and are never limited, but may be 503.
+                let answers = LAYER_ANSWERS.iter().filter(|(status, _)| {
+                    account || (token && *status != "403") || *status == "503"
+                });
+                for (status, description) in answers {
+                    op.responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| error_answer(description));
+                }
+                if account && path.ends_with("/regenerate") {
+                    // The body (a grace period) is optional: no body, no grace.
+                    let body = op.request_body.get_or_insert_with(RequestBody::new);
+                    body.required = Some(Required::False);
+                }
+            }
+        }
     }
 }
 

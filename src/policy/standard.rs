@@ -112,7 +112,7 @@ pub fn wms_api() -> Api {
 /// | `GET`, `PATCH /account/profile` | Profile | no | User | free |
 /// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate` | Clients | no | User | free |
 /// | `GET /account/usage`, `GET /account/quota` | Usage, Quota | no | User | free |
-/// | `GET /account/openapi.json`, `GET /health` | public | | | |
+/// | `GET /account/openapi.json`, `GET /health`, `GET /.well-known/jwks.json`, `GET /.well-known/oauth-authorization-server` | public | | | |
 pub fn standard_routes() -> Result<RouteTable, ConfigError> {
     let maps = || [Role::EVALUATOR, Role::SUBSCRIBER];
     let account = |name: &str| Api::new(name, [Role::USER]).cost(Cost::Free);
@@ -173,7 +173,11 @@ pub fn standard_routes() -> Result<RouteTable, ConfigError> {
         .route(Method::GET, "/account/usage", account("Usage"))?
         .route(Method::GET, "/account/quota", account("Quota"))?
         .public(Method::GET, "/account/openapi.json")?
-        .public(Method::GET, "/health")
+        .public(Method::GET, "/health")?
+        // The token signing keys and the server metadata: what other services and client
+        // libraries read before they hold any credential.
+        .public(Method::GET, "/.well-known/jwks.json")?
+        .public(Method::GET, "/.well-known/oauth-authorization-server")
 }
 
 #[cfg(test)]

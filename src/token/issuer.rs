@@ -19,6 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
+use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -44,8 +45,11 @@ pub struct AccessClaims {
     pub iss: String,
     /// Audience.
     pub aud: String,
-    /// The client id.
+    /// The client id (RFC 9068 §2.2: the client is the subject of a client credentials
+    /// token).
     pub sub: String,
+    /// The client id again, as RFC 9068 §2.2 requires of every access token.
+    pub client_id: String,
     /// The client's account id.
     pub account_id: String,
     /// The roles the token carries, space-separated.
@@ -56,7 +60,7 @@ pub struct AccessClaims {
     pub nbf: i64,
     /// Expires at; the token is expired from this second on.
     pub exp: i64,
-    /// A unique id.
+    /// A unique id: 128 random bits in Base64URL.
     pub jti: String,
     /// The client's credential generation when the token was minted.
     pub generation: u64,
@@ -241,6 +245,42 @@ impl TokenIssuer {
         self.settings.lifetime
     }
 
+    /// The `iss` claim of its tokens (the issuer identifier of RFC 8414).
+    pub fn issuer_id(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    /// The `aud` claim of its tokens.
+    pub fn audience_id(&self) -> &str {
+        &self.settings.audience
+    }
+
+    /// The public keys that verify live tokens now, as a JWK set (RFC 7517 §5): the
+    /// current key and the retired keys still in their grace, each with `kid`, `kty`,
+    /// its curve parameters, `alg` and `use: "sig"`. An HS256 key is never listed, so an
+    /// issuer with HS256 keys only publishes an empty set.
+    ///
+    /// ```
+    /// use gis_auth::token::{SigningKey, TokenIssuer};
+    /// use std::time::Duration;
+    ///
+    /// let issuer = TokenIssuer::new(SigningKey::generate_hs256("secret")?);
+    /// assert!(issuer.jwks().keys.is_empty());
+    /// issuer.rotate_key(SigningKey::generate_ed25519(Some("ed-1"))?, Duration::from_secs(60))?;
+    /// assert_eq!(issuer.jwks().keys.len(), 1);
+    /// # Ok::<(), gis_auth::ConfigError>(())
+    /// ```
+    pub fn jwks(&self) -> JwkSet {
+        let now = self.now();
+        JwkSet {
+            keys: self
+                .key_ring()
+                .live(now)
+                .filter_map(|k| k.public_jwk().cloned())
+                .collect(),
+        }
+    }
+
     /// Signs new tokens with `next`; tokens signed with the current key keep verifying for
     /// `grace`.
     pub fn rotate_key(&self, next: SigningKey, grace: Duration) -> Result<(), ConfigError> {
@@ -267,8 +307,23 @@ impl TokenIssuer {
         generation: u64,
         not_after: Option<OffsetDateTime>,
     ) -> Result<IssuedToken, IssueError> {
+        self.issue_within(client, account, scope, generation, not_after, None)
+    }
+
+    /// [`issue`](Self::issue), expiring after `lifetime` if that is shorter than the
+    /// issuer's (a token request's `expires_in`).
+    pub fn issue_within(
+        &self,
+        client: &Client,
+        account: &Account,
+        scope: &RoleSet,
+        generation: u64,
+        not_after: Option<OffsetDateTime>,
+        lifetime: Option<Duration>,
+    ) -> Result<IssuedToken, IssueError> {
         let now = self.now();
-        let mut exp = now + self.settings.lifetime;
+        let lifetime = lifetime.map_or(self.settings.lifetime, |l| l.min(self.settings.lifetime));
+        let mut exp = now + lifetime;
         if let Some(limit) = not_after {
             exp = exp.min(limit);
         }
@@ -283,6 +338,7 @@ impl TokenIssuer {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             sub: client.id().to_string(),
+            client_id: client.id().to_string(),
             account_id: account.id.to_string(),
             scope: scope
                 .iter()
@@ -369,7 +425,10 @@ impl TokenIssuer {
             .map_err(|_| RejectionKind::UnknownCredential)?;
         let claims: AccessClaims =
             serde_json::from_slice(&payload).map_err(|_| RejectionKind::UnknownCredential)?;
-        if claims.iss != self.settings.issuer || claims.aud != self.settings.audience {
+        if claims.iss != self.settings.issuer
+            || claims.aud != self.settings.audience
+            || claims.client_id != claims.sub
+        {
             return Err(RejectionKind::UnknownCredential);
         }
         self.check_times(&claims, now)?;
@@ -571,5 +630,114 @@ mod tests {
             .issue(&client, &account, client.roles(), 0, None)
             .unwrap();
         assert!(!format!("{t:?}").contains(&t.access_token));
+    }
+
+    #[test]
+    fn every_token_names_its_client_and_has_a_fresh_128_bit_jti() {
+        let (issuer, clock, client, account) = fixture();
+        let issuer = issuer
+            .issuer("https://maps.example.com")
+            .audience("https://tiles.example.com");
+        let a = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        let b = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        let (a, _) = issuer.decode(&a.access_token, clock.now()).unwrap();
+        let (b, _) = issuer.decode(&b.access_token, clock.now()).unwrap();
+        assert_eq!(a.client_id, "srv");
+        assert_eq!(a.sub, "srv");
+        assert_eq!(a.iss, "https://maps.example.com");
+        assert_eq!(a.aud, "https://tiles.example.com");
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a.jti).unwrap().len(), 16);
+        assert_ne!(a.jti, b.jti);
+    }
+
+    #[test]
+    fn a_client_id_other_than_the_subject_is_refused() {
+        let (issuer, clock, client, account) = fixture();
+        let t = issuer
+            .issue(&client, &account, client.roles(), 0, None)
+            .unwrap();
+        let (mut claims, _) = issuer.decode(&t.access_token, clock.now()).unwrap();
+        claims.client_id = "other".to_owned();
+        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some("k1".to_owned());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&[1; 32]),
+        )
+        .unwrap();
+        assert_eq!(
+            issuer.decode(&forged, clock.now()).unwrap_err(),
+            RejectionKind::UnknownCredential
+        );
+    }
+
+    #[test]
+    fn a_shorter_lifetime_is_honoured_and_a_longer_one_capped() {
+        let (issuer, clock, client, account) = fixture();
+        let short = issuer
+            .issue_within(
+                &client,
+                &account,
+                client.roles(),
+                0,
+                None,
+                Some(Duration::from_secs(300)),
+            )
+            .unwrap();
+        assert_eq!(short.expires_in, 300);
+        let (claims, _) = issuer.decode(&short.access_token, clock.now()).unwrap();
+        assert_eq!(claims.exp - claims.iat, 300);
+        let long = issuer
+            .issue_within(
+                &client,
+                &account,
+                client.roles(),
+                0,
+                None,
+                Some(Duration::from_secs(7200)),
+            )
+            .unwrap();
+        assert_eq!(long.expires_in, 3600);
+    }
+
+    #[test]
+    fn the_jwks_lists_the_live_public_keys_across_a_rotation() {
+        let (_, clock, ..) = fixture();
+        let issuer = TokenIssuer::new(SigningKey::generate_ed25519(Some("ed-1")).unwrap())
+            .clock(Arc::new(clock.clone()));
+        let kids = |issuer: &TokenIssuer| {
+            issuer
+                .jwks()
+                .keys
+                .iter()
+                .map(|k| k.common.key_id.clone().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kids(&issuer), ["ed-1"]);
+        issuer
+            .rotate_key(
+                SigningKey::generate_ed25519(Some("ed-2")).unwrap(),
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        assert_eq!(kids(&issuer), ["ed-2", "ed-1"]);
+        // A symmetric key in the ring is never published.
+        issuer
+            .rotate_key(
+                SigningKey::hs256("hs", &[5; 32]).unwrap(),
+                Duration::from_secs(1200),
+            )
+            .unwrap();
+        assert_eq!(kids(&issuer), ["ed-1", "ed-2"]);
+        clock.advance(time::Duration::seconds(600));
+        assert_eq!(kids(&issuer), ["ed-2"]);
+        clock.advance(time::Duration::seconds(600));
+        assert!(issuer.jwks().keys.is_empty());
     }
 }

@@ -1,7 +1,9 @@
 //! Bearer access tokens: the [`TokenService`] endpoint where NativeConfidential clients
 //! exchange their id and secret for a one-hour token, the [`TokenIssuer`] that signs them,
 //! and the [`TokenVerifier`] the layer sends every `Authorization: Bearer` request through
-//! ([`JwtVerifier`] for the issuer's tokens).
+//! ([`JwtVerifier`] for the issuer's tokens). [`JwksService`] publishes the public keys
+//! other services verify the tokens with, and [`MetadataService`] the RFC 8414 server
+//! metadata.
 //!
 //! A verifier checks the token and gives back the client it was issued to, freshly read from
 //! the store, so the layer can apply the same status, expiry, IP and role rules as for API
@@ -34,8 +36,11 @@
 
 mod endpoint;
 mod issuer;
+mod jwks;
 mod keys;
 mod lockout;
+mod metadata;
+mod publish;
 mod verifier;
 
 use std::sync::Arc;
@@ -47,8 +52,13 @@ pub use issuer::{
     ACCESS_TOKEN_TYP, AccessClaims, DEFAULT_LEEWAY, DEFAULT_TOKEN_LIFETIME, IssueError,
     IssuedToken, TokenIssuer, credential_binding,
 };
+pub use jwks::{JWKS_MAX_AGE, JwksService};
 pub use keys::SigningKey;
 pub use lockout::LockoutPolicy;
+pub use metadata::{
+    INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, MetadataService, REVOCATION_PATH, ServerMetadata,
+    TOKEN_PATH,
+};
 pub use verifier::{DEFAULT_TOKEN_CACHE_CAPACITY, JwtVerifier};
 
 use crate::client::{Account, Client, RoleSet};

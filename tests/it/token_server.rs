@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Request;
 use axum::middleware::{Next, from_fn};
+use base64::Engine as _;
 use gis_auth::client::ClientKind;
 use gis_auth::clock::ManualClock;
 use http::StatusCode;
@@ -31,8 +32,8 @@ use crate::harness::token_backend as backend;
 /// When every test starts.
 const START: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
-/// The lifetime of the GIS server's tokens, in seconds.
-const LIFETIME: u64 = 3600;
+/// The lifetime the backend asks for (shorter than the GIS server's hour), in seconds.
+const LIFETIME: u64 = backend::DEFAULT_LIFETIME.as_secs();
 
 // ---- the two servers --------------------------------------------------------------------
 
@@ -237,6 +238,63 @@ async fn a_handed_out_token_opens_the_gis_geocoder() {
     assert_eq!(
         geocode_paris(&gis, Some(&token)).await,
         (StatusCode::OK, Some("Paris".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_handed_out_token_holds_the_map_roles_only_and_cannot_manage_clients() {
+    let gis = Gis::start().await;
+    let backend = Backend::for_gis(&gis).await;
+    let token = access_token(&handout(&backend).await);
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("Base64URL"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["scope"], "Evaluator");
+    assert_eq!(
+        claims["exp"]
+            .as_i64()
+            .zip(claims["iat"].as_i64())
+            .map(|(e, i)| e - i),
+        Some(LIFETIME as i64)
+    );
+    // The native client itself holds User: its own token opens the account API.
+    for path in ["/account/clients", "/account/profile"] {
+        let reply = get(&format!("{}{path}", gis.url), Some(&token)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.json()["error"], "insufficient_scope");
+    }
+    assert_eq!(geocode_paris(&gis, Some(&token)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_backend_refuses_an_empty_scope_or_a_lifetime_under_a_minute() {
+    let upstream = || {
+        backend::Upstream::new(
+            "http://127.0.0.1:1",
+            "cl_x",
+            backend::ClientSecret::new("s"),
+        )
+        .expect("a valid upstream")
+    };
+    assert!(upstream().asking(" ", backend::DEFAULT_LIFETIME).is_err());
+    assert!(
+        upstream()
+            .asking("Evaluator", std::time::Duration::from_secs(59))
+            .is_err()
+    );
+    assert!(
+        upstream()
+            .asking("Evaluator Subscriber", std::time::Duration::from_secs(60))
+            .is_ok()
     );
 }
 

@@ -3,6 +3,8 @@
 //! `client_credentials` grant, and the client's id and secret by exactly one method (§2.3.1).
 //! Nothing here knows a client; what it refuses it refuses for every caller alike.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -21,11 +23,16 @@ pub(super) struct ClientAuth {
     pub(super) secret: String,
 }
 
-/// A well-formed token request: who claims to ask, and the scope it asks for.
+/// A well-formed token request: who claims to ask, the scope it asks for, and the
+/// lifetime it asks for.
 pub(super) struct TokenRequest {
     pub(super) auth: ClientAuth,
     pub(super) scope: Option<String>,
+    pub(super) expires_in: Option<Duration>,
 }
+
+/// The shortest lifetime a token request may ask for in `expires_in`.
+pub(super) const MIN_REQUESTED_LIFETIME: Duration = Duration::from_secs(60);
 
 /// `Authorization: Basic` was sent but cannot be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,9 +101,18 @@ impl TokenRequest {
                 ));
             }
         }
+        let expires_in = match param(&params, "expires_in") {
+            None => None,
+            Some(value) => Some(requested_lifetime(value).ok_or_else(|| {
+                ErrorResponse::invalid_request(
+                    "expires_in is a whole number of seconds, at least 60",
+                )
+            })?),
+        };
         Ok(Self {
             auth: client_auth(basic, &params)?,
             scope: param(&params, "scope").map(str::to_owned),
+            expires_in,
         })
     }
 }
@@ -138,6 +154,17 @@ fn client_auth(
         }),
         (None, None, _) => Err(ErrorResponse::invalid_client(None)),
     }
+}
+
+/// A requested `expires_in`: decimal digits only, at least [`MIN_REQUESTED_LIFETIME`]. A
+/// value longer than the issuer's lifetime is not an error: the issuer's lifetime caps it,
+/// and the response's `expires_in` says what was granted.
+fn requested_lifetime(value: &str) -> Option<Duration> {
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds = Duration::from_secs(value.parse().ok()?);
+    (seconds >= MIN_REQUESTED_LIFETIME).then_some(seconds)
 }
 
 /// Decodes one application/x-www-form-urlencoded component.
@@ -224,6 +251,30 @@ mod tests {
             Err(MalformedBasic)
         );
         assert_eq!(basic_auth(&headers("Basic")), Err(MalformedBasic));
+    }
+
+    #[test]
+    fn a_requested_lifetime_is_whole_seconds_from_60() {
+        assert_eq!(requested_lifetime("60"), Some(Duration::from_secs(60)));
+        assert_eq!(requested_lifetime("0900"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            requested_lifetime("9999999999"),
+            Some(Duration::from_secs(9_999_999_999))
+        );
+        for bad in [
+            "",
+            "59",
+            "0",
+            "-60",
+            "+60",
+            "60.0",
+            "1e3",
+            " 60",
+            "99999999999",
+            "٦٠",
+        ] {
+            assert_eq!(requested_lifetime(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -70,8 +70,11 @@ struct EndpointSettings {
 /// HTTP Basic (`client_secret_basic`) or by `client_id` and `client_secret` in the body
 /// (`client_secret_post`), exactly one of them.
 ///
-/// Success is `200 {"access_token", "token_type": "Bearer", "expires_in"}` (with `scope`
-/// when the request narrowed it). Every failure to authenticate the client — unknown id,
+/// Success is `200 {"access_token", "token_type": "Bearer", "expires_in", "scope"}`, `scope`
+/// being the roles the token carries, space-separated. The request may narrow them with
+/// `scope`, and ask with `expires_in` (whole seconds, at least 60) for a lifetime shorter
+/// than the issuer's; a longer one is capped, and the answer's `expires_in` is the
+/// lifetime granted. Every failure to authenticate the client — unknown id,
 /// wrong or empty secret, inactive or expired client or account, a JavaScript client, an
 /// address its IP rules do not admit — is the same `401 invalid_client`, so none of them
 /// tells an attacker anything. Whether a client that proved its secret may have a token is
@@ -261,7 +264,9 @@ impl TokenEndpoint<'_> {
             return ErrorResponse::locked_out(wait).into();
         }
         match self.authenticate(id.as_ref(), auth, caller).await {
-            Ok(authenticated) => self.mint(authenticated, request.scope.as_deref()),
+            Ok(authenticated) => {
+                self.mint(authenticated, request.scope.as_deref(), request.expires_in)
+            }
             Err(NotAuthenticated::Unavailable) => ErrorResponse::unavailable().into(),
             Err(NotAuthenticated::InvalidClient) => {
                 self.failures.record_failure(id.as_ref(), caller, now);
@@ -334,12 +339,18 @@ impl TokenEndpoint<'_> {
         })
     }
 
-    /// Narrows the roles in force to the requested scope, if any, and mints.
-    fn mint(&self, auth: Authenticated, scope: Option<&str>) -> TokenResponse {
+    /// Narrows the roles in force to the requested scope, if any, and mints, for the
+    /// requested lifetime if it is shorter than the issuer's.
+    fn mint(
+        &self,
+        auth: Authenticated,
+        scope: Option<&str>,
+        lifetime: Option<Duration>,
+    ) -> TokenResponse {
         let client = &auth.found.client;
         let account = &auth.found.account;
-        let (scope, narrowed) = match scope {
-            None => (auth.roles, false),
+        let scope = match scope {
+            None => auth.roles,
             Some(s) => {
                 let requested = match RoleSet::parse(s.split(' ').filter(|r| !r.is_empty())) {
                     Ok(set) if !set.is_empty() => set,
@@ -356,29 +367,32 @@ impl TokenEndpoint<'_> {
                     )
                     .into();
                 }
-                (requested, true)
+                requested
             }
         };
-        let issued =
-            self.settings
-                .issuer
-                .issue(client, account, &scope, auth.generation, auth.not_after);
+        let issued = self.settings.issuer.issue_within(
+            client,
+            account,
+            &scope,
+            auth.generation,
+            auth.not_after,
+            lifetime,
+        );
         match issued {
             Ok(token) => {
-                let mut body = serde_json::json!({
+                // `scope` always: the roles the token carries (RFC 6749 §5.1 asks for it
+                // when they differ from the request, and a request without `scope` is
+                // answered with the roles in force, which the client may not know).
+                let body = serde_json::json!({
                     "access_token": token.access_token,
                     "token_type": "Bearer",
                     "expires_in": token.expires_in,
+                    "scope": scope
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 });
-                if narrowed {
-                    body["scope"] = serde_json::Value::String(
-                        scope
-                            .iter()
-                            .map(|r| r.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                }
                 tracing::debug!(client = %client.id(), "access token issued");
                 TokenResponse::AccessToken(body)
             }

@@ -3,7 +3,8 @@
 use super::*;
 
 #[tokio::test]
-async fn the_openapi_document_lists_exactly_the_served_account_routes_and_the_token_endpoint() {
+async fn the_openapi_document_lists_exactly_the_served_account_routes_the_token_endpoint_and_the_well_known_documents()
+ {
     let server = server();
     let spec = server
         .send(
@@ -31,6 +32,14 @@ async fn the_openapi_document_lists_exactly_the_served_account_routes_and_the_to
         .filter(|(_, pattern)| pattern.starts_with("/account"))
         .collect();
     routed.push(("POST".to_owned(), "/oauth/token".to_owned()));
+    routed.extend(
+        standard_routes()
+            .expect("valid")
+            .routes()
+            .iter()
+            .filter(|r| r.pattern().as_str().starts_with("/.well-known/"))
+            .map(|r| (r.method().to_string(), r.pattern().as_str().to_owned())),
+    );
     routed.sort();
     assert_eq!(documented, routed);
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
@@ -118,6 +127,133 @@ async fn the_documented_client_list_has_its_paging_parameters_and_fields() {
     // No `id` in a new client: the server assigns it.
     let new = &spec["components"]["schemas"]["NewClient"]["properties"]["id"]["description"];
     assert!(new.as_str().is_some_and(|d| d.contains("refuses")), "{new}");
+}
+
+async fn spec(server: &Server) -> Value {
+    server
+        .send(
+            Request::get("/account/openapi.json")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await
+        .json()
+}
+
+/// The operations of the document: (method, path, operation).
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("an item") {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                all.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_account_operations_use_the_oauth2_client_credentials_scheme() {
+    let server = server();
+    let spec = spec(&server).await;
+    let scheme = &spec["components"]["securitySchemes"]["oauth2"];
+    assert_eq!(scheme["type"], "oauth2");
+    let flow = &scheme["flows"]["clientCredentials"];
+    assert_eq!(flow["tokenUrl"], "/oauth/token");
+    for role in ["User", "Evaluator", "Subscriber"] {
+        assert!(flow["scopes"][role].is_string(), "{role} in {flow}");
+    }
+    assert_eq!(spec["servers"][0]["url"], "/");
+    let mut account_ops = 0;
+    for (method, path, op) in operations(&spec) {
+        if path.starts_with("/account") {
+            account_ops += 1;
+            assert_eq!(
+                op["security"][0],
+                json!({"oauth2": ["User"]}),
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(account_ops, 10);
+}
+
+#[tokio::test]
+async fn every_operation_documents_the_answers_the_layer_may_give() {
+    let server = server();
+    let spec = spec(&server).await;
+    for (method, path, op) in operations(&spec) {
+        let expected: &[&str] = if path.starts_with("/account") {
+            &["401", "403", "429", "503"]
+        } else if path == "/oauth/token" {
+            &["401", "429", "503"]
+        } else {
+            &["503"]
+        };
+        for status in expected {
+            let answer = &op["responses"][*status];
+            assert!(
+                answer["description"].is_string(),
+                "{status} of {method} {path}"
+            );
+        }
+        if path.starts_with("/account") {
+            assert_eq!(
+                op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_regenerate_body_is_optional_and_the_token_request_documents_expires_in() {
+    let server = server();
+    let spec = spec(&server).await;
+    let body = &spec["paths"]["/account/clients/{id}/regenerate"]["post"]["requestBody"];
+    assert_eq!(body["required"], false, "{body}");
+    assert!(body["content"]["application/json"].is_object(), "{body}");
+    let request = &spec["components"]["schemas"]["TokenRequest"]["properties"];
+    assert_eq!(request["expires_in"]["minimum"], 60, "{request}");
+    let response = &spec["components"]["schemas"]["TokenResponse"]["required"];
+    assert!(
+        response
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("scope"))),
+        "scope is always sent: {response}"
+    );
+}
+
+#[tokio::test]
+async fn the_well_known_documents_are_public_and_described() {
+    let server = server();
+    let spec = spec(&server).await;
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let op = &spec["paths"][path]["get"];
+        assert_eq!(op["security"], json!([{}]), "{path} needs no credential");
+        assert!(
+            op["responses"]["200"]["content"]["application/json"].is_object(),
+            "{path}"
+        );
+    }
+    let metadata = &spec["components"]["schemas"]["ServerMetadata"]["properties"];
+    for member in [
+        "issuer",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+    ] {
+        assert!(metadata[member].is_object(), "{member}");
+    }
+    let jwk = &spec["components"]["schemas"]["PublicJwk"]["properties"];
+    for member in ["kid", "kty", "crv", "x", "y", "alg", "use"] {
+        assert!(jwk[member].is_object(), "{member} in {jwk}");
+    }
 }
 
 #[tokio::test]

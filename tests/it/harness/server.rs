@@ -35,6 +35,9 @@ pub const ISSUER_KID: &str = "k1";
 /// The secret of the issuer's HS256 key.
 pub const ISSUER_SECRET: [u8; 32] = [7u8; 32];
 
+/// The issuer identifier and audience of the issuer's tokens.
+pub const ISSUER_URL: &str = "https://maps.example.test";
+
 /// The account every server holds.
 pub const ACCOUNT: &str = "acme";
 
@@ -99,7 +102,10 @@ impl ServerBuilder {
         let key = self
             .signing_key
             .unwrap_or_else(|| hs256(ISSUER_KID, &ISSUER_SECRET));
-        let issuer = TokenIssuer::new(key).clock(shared.clone());
+        let issuer = TokenIssuer::new(key)
+            .issuer(ISSUER_URL)
+            .audience(ISSUER_URL)
+            .clock(shared.clone());
         let router = app::router(
             store.clone(),
             app::Options {
@@ -306,7 +312,7 @@ impl Server {
 }
 
 /// A token response: 200, never cached, exactly `access_token`, `token_type`, `expires_in`
-/// (and `scope` when the request narrowed it). Gives the body.
+/// and `scope` (always: the roles the token carries). Gives the body.
 #[track_caller]
 pub fn assert_token_response(reply: &Reply) -> Value {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.describe());
@@ -317,17 +323,20 @@ pub fn assert_token_response(reply: &Reply) -> Value {
     assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].is_u64(), "{body}");
+    assert!(
+        body["scope"].as_str().is_some_and(|s| !s.is_empty()),
+        "{body}"
+    );
     assert!(body.get("refresh_token").is_none(), "{body}");
-    let mut keys: BTreeSet<&str> = body
+    let keys: BTreeSet<&str> = body
         .as_object()
         .expect("a JSON object")
         .keys()
         .map(String::as_str)
         .collect();
-    keys.remove("scope");
     assert_eq!(
         keys,
-        BTreeSet::from(["access_token", "expires_in", "token_type"])
+        BTreeSet::from(["access_token", "expires_in", "scope", "token_type"])
     );
     body
 }

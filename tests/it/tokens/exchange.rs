@@ -13,7 +13,10 @@ async fn client_secret_basic_exchanges_for_a_one_hour_bearer_token() {
         .await;
     let body = assert_token_response(&reply);
     assert_eq!(body["expires_in"], 3600);
-    assert!(body.get("scope").is_none(), "not narrowed: {body}");
+    assert_eq!(
+        body["scope"], "Evaluator User",
+        "the roles in force: {body}"
+    );
 }
 
 #[tokio::test]
@@ -22,7 +25,10 @@ async fn client_secret_post_exchanges_for_a_one_hour_bearer_token() {
     let reply = s.exchange(s.native_id().as_str(), &s.native_secret()).await;
     let body = assert_token_response(&reply);
     assert_eq!(body["expires_in"], 3600);
-    assert!(body.get("scope").is_none(), "not narrowed: {body}");
+    assert_eq!(
+        body["scope"], "Evaluator User",
+        "the roles in force: {body}"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod client_auth;
 mod exchange;
 mod forged;
 mod lockout;
+mod published;
 mod revocation;
 mod rotation;
 
@@ -34,8 +35,8 @@ use crate::harness::request::{
     GRANT, form_encode, from_peer, post_form, token_request, with_basic,
 };
 use crate::harness::server::{
-    ACCOUNT, CALLER, ISSUER_KID, ISSUER_SECRET, Server, access_token, assert_token_response, hs256,
-    roles,
+    ACCOUNT, CALLER, ISSUER_KID, ISSUER_SECRET, ISSUER_URL, Server, access_token,
+    assert_token_response, hs256, roles,
 };
 
 /// A P-256 key pair made for these tests only (`openssl genpkey -algorithm EC -pkeyopt
@@ -177,9 +178,10 @@ fn sign_raw(header: &Value, claims: &Value) -> String {
 fn valid_claims(s: &Server) -> AccessClaims {
     let now = s.now();
     AccessClaims {
-        iss: "gis-auth".to_owned(),
-        aud: "gis-auth".to_owned(),
+        iss: ISSUER_URL.to_owned(),
+        aud: ISSUER_URL.to_owned(),
         sub: s.native_id().to_string(),
+        client_id: s.native_id().to_string(),
         account_id: ACCOUNT.to_owned(),
         scope: "Evaluator User".to_owned(),
         iat: now,
