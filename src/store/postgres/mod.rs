@@ -18,6 +18,7 @@
 
 mod listen;
 mod manage;
+mod revoked;
 mod rows;
 
 use std::borrow::Cow;
@@ -45,11 +46,18 @@ pub use listen::ChangeListener;
 pub const DEFAULT_NOTIFY_CHANNEL: &str = "gis_auth_changes";
 
 /// The schema migrations shipped with the crate: version, description, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    20260601000001,
-    "clients and accounts",
-    include_str!("../../../migrations/20260601000001_clients_and_accounts.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        20260601000001,
+        "clients and accounts",
+        include_str!("../../../migrations/20260601000001_clients_and_accounts.sql"),
+    ),
+    (
+        20261204000001,
+        "revoked tokens",
+        include_str!("../../../migrations/20261204000001_revoked_tokens.sql"),
+    ),
+];
 
 /// Clients and accounts in PostgreSQL. Cloning is cheap: clones share the connection pool.
 ///
@@ -64,6 +72,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 ///   (`SELECT … FOR UPDATE`) and read its clients inside the transaction, so the
 ///   [`Precondition`](crate::store::Precondition)s (the ETag and the lock-out guard)
 ///   hold when the change commits.
+/// - Revoked access tokens are kept by `jti` until they expire
+///   ([`PostgresStore::revoke_token`]), and announced on the same channel.
 /// - Every change sends a `NOTIFY` on the store's channel (`gis_auth_changes` by default)
 ///   with the id it touched (`client:<id>` or `account:<id>`), delivered when it commits;
 ///   [`PostgresStore::listen`] hands them to a callback, typically
