@@ -6,6 +6,7 @@ mod management;
 mod notifications;
 mod outage;
 mod records;
+mod revocations;
 
 use std::convert::Infallible;
 use std::sync::Arc;
