@@ -48,26 +48,26 @@ where
     F: Fn(Invalidation) + Send + Sync + 'static,
 {
     loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => on_change(parse_payload(notification.payload())),
-            // sqlx reconnected by itself; what was sent meanwhile is lost.
-            Ok(None) => {
-                tracing::warn!("the PostgreSQL notification connection was lost and is back");
-                on_change(Invalidation::Everything);
+        let lost = match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                on_change(parse_payload(notification.payload()));
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "the PostgreSQL notification connection failed; cached entries last their \
-                     lifetime until it is back"
-                );
-                on_change(Invalidation::Everything);
-                drop(listener);
-                listener = resubscribe(&pool, &channel).await;
-                tracing::info!("the PostgreSQL notification connection is back");
-                on_change(Invalidation::Everything);
-            }
-        }
+            Ok(None) => "closed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(
+            error = %lost,
+            "the PostgreSQL notification connection was lost; cached entries last their \
+             lifetime until it is back"
+        );
+        on_change(Invalidation::Everything);
+        // Subscribed again before telling the callback, so that what it reloads then
+        // misses nothing announced after.
+        drop(listener);
+        listener = resubscribe(&pool, &channel).await;
+        tracing::info!("the PostgreSQL notification connection is back");
+        on_change(Invalidation::Everything);
     }
 }
 

@@ -28,9 +28,11 @@ struct InStep {
 /// notification arrives, well within a second. A lookup is a probe of that list.
 ///
 /// The list is loaded when it starts, after subscribing, so nothing revoked meanwhile is
-/// missed. While the notification connection is lost (and until the list is loaded again
-/// once it is back) the list cannot vouch for itself: each lookup reads the table instead,
-/// and a database that does not answer fails the request (503).
+/// missed. When the notification connection is lost, and again once it is back, the list
+/// stops vouching for itself until it is loaded again: meanwhile each lookup reads the
+/// table instead, and a database that does not answer fails the request (503). (A token
+/// revoked elsewhere while this instance subscribes again is refused here once the load
+/// that follows the subscription ends.)
 ///
 /// ```no_run
 /// use std::sync::Arc;
