@@ -4,7 +4,9 @@
 //! - `bare_decode`: `jsonwebtoken::decode` of the same token with the same key and algorithm;
 //! - `layer_cache_miss`: the layer with the verified-token cache turned off (header checks,
 //!   signature, claims, store re-check, policy);
-//! - `layer_cache_hit`: the layer with the cache (digest lookup, store re-check, policy);
+//! - `layer_cache_hit`: the layer with the cache (digest lookup, deny-list probe, store
+//!   re-check, policy);
+//! - `layer_cache_hit_10k_revoked`: the same with 10,000 other tokens on the deny list;
 //! - `bearer_floor`: the steps of a cache hit that no implementation of the rules can skip,
 //!   alone: the SHA-256 of the token (the cache keeps digests, never tokens), a hit in a
 //!   moka cache of that size, re-reading the client by id from the store (revocation takes
@@ -24,7 +26,9 @@ use gis_auth::client::{Account, AccountId, KeyDigest, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::policy::{Api, RouteTable};
 use gis_auth::store::{ClientStore, InMemoryStore};
-use gis_auth::token::{AccessClaims, JwtVerifier, SigningKey, TokenIssuer};
+use gis_auth::token::{
+    AccessClaims, InMemoryRevocations, JwtVerifier, Revocations, SigningKey, TokenIssuer,
+};
 use http::{Method, Request, Response};
 use http_body_util::Full;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -73,8 +77,18 @@ fn bench(c: &mut Criterion) {
         )
         .expect("routes");
     let dyn_store: Arc<dyn ClientStore> = store.clone();
-    let layered = |cache: u64| {
-        let verifier = JwtVerifier::new(issuer.clone(), dyn_store.clone()).cache_capacity(cache);
+    let revoked = Arc::new(InMemoryRevocations::new());
+    let exp = SystemClock.now() + time::Duration::hours(1);
+    for n in 0..10_000 {
+        rt.block_on(revoked.revoke(&format!("revoked-{n}"), exp))
+            .expect("revoked");
+    }
+    let layered = |cache: u64, list: Option<Arc<InMemoryRevocations>>| {
+        let mut verifier =
+            JwtVerifier::new(issuer.clone(), dyn_store.clone()).cache_capacity(cache);
+        if let Some(list) = list {
+            verifier = verifier.revocations(list);
+        }
         ServiceBuilder::new()
             .layer(
                 AuthLayer::new(dyn_store.clone(), routes.clone())
@@ -82,12 +96,13 @@ fn bench(c: &mut Criterion) {
             )
             .service(service_fn(tile))
     };
-    let miss = layered(0);
-    let hit = layered(1000);
+    let miss = layered(0, None);
+    let hit = layered(1000, None);
+    let hit_revoked = layered(1000, Some(revoked));
     let passthrough = service_fn(tile);
 
     // Both paths must really succeed, or the figures mean nothing.
-    for svc in [miss.clone(), hit.clone()] {
+    for svc in [miss.clone(), hit.clone(), hit_revoked.clone()] {
         let res = rt
             .block_on(svc.oneshot(request(&token)))
             .expect("infallible");
@@ -120,6 +135,9 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("layer_cache_hit", |b| {
         b.iter(|| rt.block_on(hit.clone().oneshot(request(black_box(&token)))))
+    });
+    g.bench_function("layer_cache_hit_10k_revoked", |b| {
+        b.iter(|| rt.block_on(hit_revoked.clone().oneshot(request(black_box(&token)))))
     });
     g.finish();
 

@@ -27,8 +27,8 @@ use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, 
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::store::{GeneratedCredential, InMemoryStore, ManageError, ManagedStore};
 use gis_auth::token::{
-    JWKS_PATH, JwksService, JwtVerifier, LockoutPolicy, METADATA_PATH, MetadataService, SigningKey,
-    TokenIssuer, TokenService, TokenVerifier,
+    JWKS_PATH, JwksService, JwtVerifier, LockoutPolicy, METADATA_PATH, MetadataService,
+    Revocations, SigningKey, TokenIssuer, TokenService, TokenVerifier,
 };
 use gis_auth::{AuthLayer, ConfigError, Principal};
 use serde::Serialize;
@@ -58,8 +58,11 @@ pub struct Options {
     /// [`Options::clock`].
     pub token_issuer: Option<TokenIssuer>,
     /// Verifies `Authorization: Bearer` tokens; when `None`, a [`JwtVerifier`] for the
-    /// token issuer's tokens.
+    /// token issuer's tokens (the one `/oauth/introspect` and `/oauth/revoke` use).
     pub token_verifier: Option<Arc<dyn TokenVerifier>>,
+    /// The deny list of revoked tokens (in this process when `None`; shared through the
+    /// database with a PostgreSQL `--store`).
+    pub revocations: Option<Arc<dyn Revocations>>,
     /// The token endpoint's brute-force protection (the default policy when `None`).
     pub lockout: Option<LockoutPolicy>,
     /// The clock for expiry decisions (the system clock when `None`).
@@ -204,9 +207,13 @@ where
             }
         }
     };
+    let mut jwt = JwtVerifier::new(issuer.clone(), store.clone());
+    if let Some(list) = options.revocations {
+        jwt = jwt.revocations(list);
+    }
     let verifier = options
         .token_verifier
-        .unwrap_or_else(|| Arc::new(JwtVerifier::new(issuer.clone(), store.clone())));
+        .unwrap_or_else(|| Arc::new(jwt.clone()));
     let metadata = MetadataService::new(&issuer)?;
     let jwks = JwksService::new(issuer.clone());
     let peer =
@@ -217,6 +224,9 @@ where
     if let Some(policy) = options.lockout {
         token_endpoint = token_endpoint.lockout(policy);
     }
+    // Beside the token endpoint, authenticating as it does and counting failures with it.
+    let introspection = token_endpoint.introspection(jwt.clone());
+    let revocation = token_endpoint.revocation(jwt);
     let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let usage = options
         .usage
@@ -234,8 +244,9 @@ where
         None => auth,
     };
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
-    // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token
-    // endpoint authenticates its callers itself, so it is mounted outside the layer.
+    // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token,
+    // introspection and revocation endpoints authenticate their callers themselves, so they
+    // are mounted outside the layer.
     let wms = wms::Wms::default();
     let routes = Router::new()
         .route("/tiles/{z}/{x}/{y}", get(tile))
@@ -274,6 +285,8 @@ where
         .service(routes);
     Ok(Router::new()
         .route_service("/oauth/token", token_endpoint)
+        .route_service("/oauth/introspect", introspection)
+        .route_service("/oauth/revoke", revocation)
         .fallback_service(guarded))
 }
 

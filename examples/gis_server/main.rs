@@ -176,6 +176,9 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     let options = app::Options {
         trusted_proxies: proxies,
         store: shared_store.as_ref().map(|opened| opened.store.clone()),
+        revocations: shared_store
+            .as_ref()
+            .and_then(|opened| opened.revocations.clone()),
         token_issuer: Some(token_issuer),
         usage,
         rate_limiter,

@@ -34,6 +34,9 @@ use gis_auth::limits::UsageCounter;
 #[cfg(feature = "postgres")]
 use gis_auth::store::{CachedStore, PostgresStore};
 use gis_auth::store::{FileStore, GeneratedCredential, ManageError, ManagedStore};
+#[cfg(feature = "postgres")]
+use gis_auth::token::PostgresRevocations;
+use gis_auth::token::Revocations;
 
 /// A store opened from `--store`, with what has to stay alive while it serves.
 pub struct OpenedStore {
@@ -43,6 +46,9 @@ pub struct OpenedStore {
     pub generated: Vec<GeneratedCredential>,
     /// What it is, for the startup message.
     pub description: &'static str,
+    /// The deny list of revoked tokens shared through it (PostgreSQL); `None`: each
+    /// instance keeps its own.
+    pub revocations: Option<Arc<dyn Revocations>>,
     /// The change listener or the file watch.
     _keep: Box<dyn Any + Send>,
 }
@@ -70,10 +76,13 @@ async fn open_postgres(url: &str) -> Result<OpenedStore, Box<dyn Error>> {
     let listener = postgres
         .listen(move |change| cache.invalidate(&change))
         .await?;
+    let revocations = Arc::new(PostgresRevocations::start(postgres).await?);
     Ok(OpenedStore {
         store,
         generated: Vec::new(),
-        description: "PostgreSQL, cached; other instances' changes apply as they commit",
+        description: "PostgreSQL, cached; other instances' changes and token revocations \
+                      apply as they commit",
+        revocations: Some(revocations),
         _keep: Box::new(listener),
     })
 }
@@ -92,6 +101,7 @@ fn open_file(path: &Path) -> Result<OpenedStore, Box<dyn Error>> {
         generated: store.take_generated(),
         store,
         description: "a clients file, written back and reloaded when it changes",
+        revocations: None,
         _keep: Box::new(watch),
     })
 }

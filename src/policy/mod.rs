@@ -129,4 +129,17 @@ impl Policy {
     ) -> Decision {
         rules::decide_token_request(client, account, facts)
     }
+
+    /// Decides whether `client` of `account` may be used at all at `now`: its status, its
+    /// account's status and its expiry, the first rules every request meets whatever its
+    /// route and origin. The introspection endpoint calls a verified token active with
+    /// exactly this. The roles in force are the client's ∩ the account's.
+    pub fn explain_standing(
+        &self,
+        client: &Client,
+        account: &Account,
+        now: time::OffsetDateTime,
+    ) -> Decision {
+        rules::decide_standing(client, account, now)
+    }
 }

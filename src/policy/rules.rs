@@ -292,6 +292,17 @@ pub(crate) fn decide_token_request(
     decision
 }
 
+/// Decides whether `client` of `account` may be used at all at `now` (the standing rules
+/// alone); the roles in force are the client's ∩ the account's.
+pub(crate) fn decide_standing(client: &Client, account: &Account, now: OffsetDateTime) -> Decision {
+    let mut decision = Decision::allowed();
+    match standing(client, account, now) {
+        Ok(()) => decision.roles = client.effective_roles(account),
+        Err(finding) => decision.denied = Some(finding),
+    }
+    decision
+}
+
 /// Status, account status, the account's evaluation period and the client's expiry:
 /// whether the client may be used at all.
 fn standing(client: &Client, account: &Account, now: OffsetDateTime) -> Result<(), Finding> {
@@ -1188,6 +1199,30 @@ mod tests {
         assert_eq!(
             token_request(&fenced, &account(), None).rule(),
             Some(Rule::Ips)
+        );
+    }
+
+    #[test]
+    fn standing_alone_ignores_where_the_request_comes_from() {
+        let fenced = client(ClientSpec::native("n").allowed_ips(["203.0.113.0/24"]));
+        let d = policy().explain_standing(&fenced, &account(), NOW);
+        assert!(d.is_allowed());
+        assert_eq!(d.roles, RoleSet::from_iter([Role::USER, Role::EVALUATOR]));
+        let inactive = client(ClientSpec::native("n").status(Status::Inactive));
+        assert_eq!(
+            policy().explain_standing(&inactive, &account(), NOW).rule(),
+            Some(Rule::Status)
+        );
+        let mut closed = account();
+        closed.status = Status::Inactive;
+        assert_eq!(
+            policy().explain_standing(&fenced, &closed, NOW).rule(),
+            Some(Rule::Status)
+        );
+        let expired = client(ClientSpec::native("n").expires_at(Some(NOW)));
+        assert_eq!(
+            policy().explain_standing(&expired, &account(), NOW).rule(),
+            Some(Rule::Expiry)
         );
     }
 

@@ -66,6 +66,7 @@ impl Entry {
     fn belongs_to(&self, change: &Invalidation) -> bool {
         match (change, &self.found) {
             (Invalidation::Everything, _) => true,
+            (Invalidation::TokenRevoked(_), _) => false,
             // A miss may be a client that now exists.
             (_, None) => true,
             (Invalidation::Client(id), Some(r)) => r.client.id() == id,
@@ -290,6 +291,10 @@ impl<S> CachedStore<S> {
     /// Drops the entries `change` affects (a miss is always dropped: the client may exist
     /// now). Reads already under way when it is called are not kept either.
     pub fn invalidate(&self, change: &Invalidation) {
+        // A revoked token changes no client.
+        if matches!(change, Invalidation::TokenRevoked(_)) {
+            return;
+        }
         // The epoch moves first: a read that could have stored an entry before the
         // entries below are dropped sees it move, and drops its own entry.
         self.epoch.fetch_add(1, Ordering::SeqCst);

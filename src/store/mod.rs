@@ -71,6 +71,19 @@ pub enum Invalidation {
     Account(AccountId),
     /// Anything: changes may have been missed (a notification connection was lost).
     Everything,
+    /// An access token was revoked: no client changed, so caches keep their entries, and
+    /// deny lists add the token.
+    TokenRevoked(RevokedToken),
+}
+
+/// A revoked access token: its `jti`, and its `exp`, after which it is refused as expired
+/// and no deny list needs to hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RevokedToken {
+    /// The token's `jti` claim.
+    pub jti: String,
+    /// The token's `exp` claim.
+    pub expires_at: time::OffsetDateTime,
 }
 
 /// A client together with its account, as the layer needs them for a decision.

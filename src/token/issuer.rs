@@ -240,6 +240,11 @@ impl TokenIssuer {
         self.settings.clock.now()
     }
 
+    /// The issuer's clock.
+    pub(crate) fn clock_handle(&self) -> Arc<dyn Clock> {
+        self.settings.clock.clone()
+    }
+
     /// The token lifetime.
     pub fn token_lifetime(&self) -> Duration {
         self.settings.lifetime

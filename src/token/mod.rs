@@ -1,9 +1,10 @@
 //! Bearer access tokens: the [`TokenService`] endpoint where NativeConfidential clients
 //! exchange their id and secret for a one-hour token, the [`TokenIssuer`] that signs them,
 //! and the [`TokenVerifier`] the layer sends every `Authorization: Bearer` request through
-//! ([`JwtVerifier`] for the issuer's tokens). [`JwksService`] publishes the public keys
-//! other services verify the tokens with, and [`MetadataService`] the RFC 8414 server
-//! metadata.
+//! ([`JwtVerifier`] for the issuer's tokens, with its deny list of [`Revocations`]). Beside
+//! the token endpoint, the [`IntrospectionService`] (RFC 7662) and the
+//! [`RevocationService`] (RFC 7009); [`JwksService`] publishes the public keys other
+//! services verify the tokens with, and [`MetadataService`] the RFC 8414 server metadata.
 //!
 //! A verifier checks the token and gives back the client it was issued to, freshly read from
 //! the store, so the layer can apply the same status, expiry, IP and role rules as for API
@@ -41,13 +42,16 @@ mod keys;
 mod lockout;
 mod metadata;
 mod publish;
+mod revocations;
 mod verifier;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use endpoint::{MAX_TOKEN_REQUEST_BYTES, TokenService};
+pub use endpoint::{
+    IntrospectionService, MAX_TOKEN_REQUEST_BYTES, RevocationService, TokenService,
+};
 pub use issuer::{
     ACCESS_TOKEN_TYP, AccessClaims, DEFAULT_LEEWAY, DEFAULT_TOKEN_LIFETIME, IssueError,
     IssuedToken, TokenIssuer, credential_binding,
@@ -59,6 +63,10 @@ pub use metadata::{
     INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, MetadataService, REVOCATION_PATH, ServerMetadata,
     TOKEN_PATH,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use revocations::PostgresRevocations;
+pub use revocations::{InMemoryRevocations, Revocations};
 pub use verifier::{DEFAULT_TOKEN_CACHE_CAPACITY, JwtVerifier};
 
 use crate::client::{Account, Client, RoleSet};

@@ -1,7 +1,8 @@
 //! [`JwtVerifier`]: the layer's [`TokenVerifier`] for tokens from a [`TokenIssuer`].
 //!
-//! After the signature (or a hit in the verified-token cache), every request re-reads the
-//! client from the store: a token is refused on its next use once its client is
+//! After the signature (or a hit in the verified-token cache), every request asks the deny
+//! list ([`Revocations`]) whether the token itself was revoked, then re-reads the client
+//! from the store: a token is refused on its next use once its client is
 //! deactivated, deleted, expired, its account deactivated, or its secret regenerated (the
 //! generation in the token no longer matches). The layer then applies the client's IP
 //! rules and intersects the token's roles with the client's current ones.
@@ -30,6 +31,7 @@ use subtle::ConstantTimeEq;
 
 use super::issuer::{AccessClaims, TokenIssuer, credential_binding};
 use super::keys::SigningKey;
+use super::revocations::{InMemoryRevocations, Revocations};
 use super::{TokenVerifier, VerifiedToken, VerifyError};
 use crate::client::{ClientId, ClientKind, KeyDigest, RoleSet};
 use crate::rule::RejectionKind;
@@ -49,12 +51,21 @@ struct Verified {
     bound: OnceLock<KeyDigest>,
 }
 
-/// Verifies access tokens minted by a [`TokenIssuer`] and re-checks their client.
+/// Verifies access tokens minted by a [`TokenIssuer`], refuses those on its deny list
+/// ([`JwtVerifier::revocations`]), and re-checks their client. Clones share the deny list.
 #[derive(Clone)]
 pub struct JwtVerifier {
     issuer: TokenIssuer,
     store: Arc<dyn ClientStore>,
     cache: Option<Cache<KeyDigest, Arc<Verified>>>,
+    revocations: Arc<dyn Revocations>,
+}
+
+/// A token the verifier accepts, with its claims: what the introspection endpoint reports.
+#[derive(Debug)]
+pub(crate) struct Inspected {
+    pub(crate) token: VerifiedToken,
+    pub(crate) claims: AccessClaims,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -76,9 +87,44 @@ impl JwtVerifier {
     pub fn new(issuer: TokenIssuer, store: Arc<dyn ClientStore>) -> Self {
         Self {
             cache: Some(Self::cache(&issuer, DEFAULT_TOKEN_CACHE_CAPACITY)),
+            revocations: Arc::new(InMemoryRevocations::new().clock(issuer.clock_handle())),
             issuer,
             store,
         }
+    }
+
+    /// Refuses the tokens on `list` (401 `invalid_token`), instead of those on a list of
+    /// its own in memory; [`PostgresRevocations`](super::PostgresRevocations) shares one
+    /// list between instances.
+    #[must_use]
+    pub fn revocations(mut self, list: Arc<dyn Revocations>) -> Self {
+        self.revocations = list;
+        self
+    }
+
+    /// The deny list this verifier consults.
+    pub fn revocation_list(&self) -> &Arc<dyn Revocations> {
+        &self.revocations
+    }
+
+    /// The claims of a token minted by the issuer that has not expired (signature, `iss`,
+    /// `aud`, times), whatever became of its client since: what a revocation needs.
+    pub(crate) fn signed_claims(&self, token: &str) -> Result<AccessClaims, RejectionKind> {
+        self.verified(token).map(|v| v.claims.clone())
+    }
+
+    /// The token and its claims, if the verifier accepts it now: exactly
+    /// [`TokenVerifier::verify`].
+    pub(crate) async fn inspect(&self, token: &str) -> Result<Inspected, VerifyError> {
+        let verified = self.verified(token).map_err(invalid)?;
+        if self.revocations.is_revoked(&verified.claims.jti).await? {
+            return Err(invalid(RejectionKind::Revoked));
+        }
+        let found = self.store.resolve_id(&verified.client).await?;
+        Ok(Inspected {
+            token: self.admit(&verified, found)?,
+            claims: verified.claims.clone(),
+        })
     }
 
     fn cache(issuer: &TokenIssuer, capacity: u64) -> Cache<KeyDigest, Arc<Verified>> {
@@ -170,18 +216,21 @@ impl JwtVerifier {
 #[async_trait]
 impl TokenVerifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let verified = self.verified(token).map_err(invalid)?;
-        let found = self.store.resolve_id(&verified.client).await?;
-        self.admit(&verified, found)
+        self.inspect(token).await.map(|inspected| inspected.token)
     }
 
-    /// At once when the store answers at once. Otherwise `None`, after the signature was
+    /// At once when the deny list and the store answer at once. Otherwise `None`, after the signature was
     /// checked and cached, so `verify` does not check it again (unless the cache is off).
     fn verify_now(&self, token: &str) -> Option<Result<VerifiedToken, VerifyError>> {
         let verified = match self.verified(token) {
             Ok(v) => v,
             Err(kind) => return Some(Err(invalid(kind))),
         };
+        match self.revocations.is_revoked_now(&verified.claims.jti)? {
+            Ok(false) => {}
+            Ok(true) => return Some(Err(invalid(RejectionKind::Revoked))),
+            Err(e) => return Some(Err(e.into())),
+        }
         Some(match self.store.resolve_id_now(&verified.client)? {
             Ok(found) => self.admit(&verified, found),
             Err(e) => Err(e.into()),

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 
+use time::OffsetDateTime;
+
+use super::revoked::valid_jti;
 use super::{PostgresStore, unavailable};
 use crate::client::{AccountId, ClientId};
-use crate::store::BackendError;
-use crate::store::Invalidation;
+use crate::store::{BackendError, Invalidation, RevokedToken};
 
 /// The longest wait between two attempts to get the notification connection back.
 const MAX_LISTEN_BACKOFF: Duration = Duration::from_secs(5);
@@ -46,26 +48,26 @@ where
     F: Fn(Invalidation) + Send + Sync + 'static,
 {
     loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => on_change(parse_payload(notification.payload())),
-            // sqlx reconnected by itself; what was sent meanwhile is lost.
-            Ok(None) => {
-                tracing::warn!("the PostgreSQL notification connection was lost and is back");
-                on_change(Invalidation::Everything);
+        let lost = match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                on_change(parse_payload(notification.payload()));
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "the PostgreSQL notification connection failed; cached entries last their \
-                     lifetime until it is back"
-                );
-                on_change(Invalidation::Everything);
-                drop(listener);
-                listener = resubscribe(&pool, &channel).await;
-                tracing::info!("the PostgreSQL notification connection is back");
-                on_change(Invalidation::Everything);
-            }
-        }
+            Ok(None) => "closed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(
+            error = %lost,
+            "the PostgreSQL notification connection was lost; cached entries last their \
+             lifetime until it is back"
+        );
+        on_change(Invalidation::Everything);
+        // Subscribed again before telling the callback, so that what it reloads then
+        // misses nothing announced after.
+        drop(listener);
+        listener = resubscribe(&pool, &channel).await;
+        tracing::info!("the PostgreSQL notification connection is back");
+        on_change(Invalidation::Everything);
     }
 }
 
@@ -91,15 +93,26 @@ async fn resubscribe(pool: &PgPool, channel: &str) -> PgListener {
     }
 }
 
-/// `client:<id>`, `account:<id>`; anything else (from a newer version, or a hand-made
-/// `NOTIFY`) drops everything.
+/// `client:<id>`, `account:<id>`, `token:<exp>:<jti>` (a revoked token); anything else
+/// (from a newer version, or a hand-made `NOTIFY`) drops everything.
 fn parse_payload(payload: &str) -> Invalidation {
     let parsed = match payload.split_once(':') {
         Some(("client", id)) => ClientId::new(id).ok().map(Invalidation::Client),
         Some(("account", id)) => AccountId::new(id).ok().map(Invalidation::Account),
+        Some(("token", revoked)) => revoked_token(revoked).map(Invalidation::TokenRevoked),
         _ => None,
     };
     parsed.unwrap_or(Invalidation::Everything)
+}
+
+/// `<exp>:<jti>`: the `exp` in Unix seconds, a `jti` of the form tokens carry.
+fn revoked_token(payload: &str) -> Option<RevokedToken> {
+    let (exp, jti) = payload.split_once(':')?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(exp.parse().ok()?).ok()?;
+    valid_jti(jti).then(|| RevokedToken {
+        jti: jti.to_owned(),
+        expires_at,
+    })
 }
 
 /// Relays change notifications while it is alive: dropping it stops the task.
@@ -129,7 +142,24 @@ mod tests {
             parse_payload("account:acme"),
             Invalidation::Account(AccountId::new("acme").unwrap())
         );
-        for other in ["", "client:", "client:a b", "team:x", "everything"] {
+        assert_eq!(
+            parse_payload("token:1780000000:AbC-_9"),
+            Invalidation::TokenRevoked(RevokedToken {
+                jti: "AbC-_9".to_owned(),
+                expires_at: OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            })
+        );
+        for other in [
+            "",
+            "client:",
+            "client:a b",
+            "team:x",
+            "everything",
+            "token:",
+            "token:soon:abc",
+            "token:1780000000:",
+            "token:1780000000:a b",
+        ] {
             assert_eq!(parse_payload(other), Invalidation::Everything, "{other}");
         }
     }

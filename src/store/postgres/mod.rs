@@ -18,6 +18,7 @@
 
 mod listen;
 mod manage;
+mod revoked;
 mod rows;
 
 use std::borrow::Cow;
@@ -56,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "account plans",
         include_str!("../../../migrations/20261204000001_account_plans.sql"),
     ),
+    (
+        20261204000002,
+        "revoked tokens",
+        include_str!("../../../migrations/20261204000002_revoked_tokens.sql"),
+    ),
 ];
 
 /// Clients and accounts in PostgreSQL. Cloning is cheap: clones share the connection pool.
@@ -71,6 +77,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ///   (`SELECT … FOR UPDATE`) and read its clients inside the transaction, so the
 ///   [`Precondition`](crate::store::Precondition)s (the ETag and the lock-out guard)
 ///   hold when the change commits.
+/// - Revoked access tokens are kept by `jti` until they expire
+///   ([`PostgresStore::revoke_token`]), and announced on the same channel.
 /// - Every change sends a `NOTIFY` on the store's channel (`gis_auth_changes` by default)
 ///   with the id it touched (`client:<id>` or `account:<id>`), delivered when it commits;
 ///   [`PostgresStore::listen`] hands them to a callback, typically

@@ -1,7 +1,10 @@
-//! Reading a token request (RFC 6749 §4.4.2): a POST whose body is an
-//! `application/x-www-form-urlencoded` form of at most [`MAX_TOKEN_REQUEST_BYTES`], the
-//! `client_credentials` grant, and the client's id and secret by exactly one method (§2.3.1).
-//! Nothing here knows a client; what it refuses it refuses for every caller alike.
+//! Reading the requests of the token, introspection and revocation endpoints: a POST whose
+//! body is an `application/x-www-form-urlencoded` form of at most
+//! [`MAX_TOKEN_REQUEST_BYTES`], with the client's id and secret by exactly one method (RFC
+//! 6749 §2.3.1) — [`ClientForm`], read once for all three. Then the `client_credentials`
+//! grant (§4.4.2, [`TokenRequest`]), or the `token` to introspect (RFC 7662 §2.1) or revoke
+//! (RFC 7009 §2.1, [`SubmittedToken`]). Nothing here knows a client; what it refuses it
+//! refuses for every caller alike.
 
 use std::time::Duration;
 
@@ -34,11 +37,82 @@ pub(super) struct TokenRequest {
 /// The shortest lifetime a token request may ask for in `expires_in`.
 pub(super) const MIN_REQUESTED_LIFETIME: Duration = Duration::from_secs(60);
 
+/// A well-formed introspection or revocation request: who asks, about which token. The
+/// `token_type_hint` is accepted and not needed: the endpoints know one kind of token.
+pub(super) struct SubmittedToken {
+    pub(super) auth: ClientAuth,
+    pub(super) token: String,
+}
+
+/// The form of a request to one of the endpoints, and the Basic credentials of its head.
+/// No `Debug`: it holds the secret.
+pub(super) struct ClientForm {
+    basic: Result<Option<(String, String)>, MalformedBasic>,
+    params: Vec<(String, String)>,
+}
+
 /// `Authorization: Basic` was sent but cannot be read.
 #[derive(Debug, PartialEq, Eq)]
 struct MalformedBasic;
 
 impl TokenRequest {
+    /// Reads the request's head and form, or the RFC 6749 §5.2 error that refuses it.
+    pub(super) async fn read<B>(req: Request<B>) -> Result<Self, ErrorResponse>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let form = ClientForm::read(req).await?;
+        match form.param("grant_type") {
+            None | Some("") => {
+                return Err(ErrorResponse::invalid_request("grant_type is required"));
+            }
+            Some("client_credentials") => {}
+            Some(_) => {
+                return Err(ErrorResponse::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "only the client_credentials grant is supported",
+                ));
+            }
+        }
+        let expires_in = match form.param("expires_in") {
+            None => None,
+            Some(value) => Some(requested_lifetime(value).ok_or_else(|| {
+                ErrorResponse::invalid_request(
+                    "expires_in is a whole number of seconds, at least 60",
+                )
+            })?),
+        };
+        Ok(Self {
+            scope: form.param("scope").map(str::to_owned),
+            expires_in,
+            auth: form.client_auth()?,
+        })
+    }
+}
+
+impl SubmittedToken {
+    /// Reads the request's head and form: the client's credentials and a non-empty
+    /// `token`.
+    pub(super) async fn read<B>(req: Request<B>) -> Result<Self, ErrorResponse>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let form = ClientForm::read(req).await?;
+        let token = match form.param("token") {
+            None | Some("") => return Err(ErrorResponse::invalid_request("token is required")),
+            Some(token) => token.to_owned(),
+        };
+        Ok(Self {
+            auth: form.client_auth()?,
+            token,
+        })
+    }
+}
+
+impl ClientForm {
     /// Reads the request's head and form, or the RFC 6749 §5.2 error that refuses it.
     pub(super) async fn read<B>(req: Request<B>) -> Result<Self, ErrorResponse>
     where
@@ -88,32 +162,17 @@ impl TokenRequest {
                 "a parameter appears more than once",
             ));
         };
-        match param(&params, "grant_type") {
-            None | Some("") => {
-                return Err(ErrorResponse::invalid_request("grant_type is required"));
-            }
-            Some("client_credentials") => {}
-            Some(_) => {
-                return Err(ErrorResponse::new(
-                    StatusCode::BAD_REQUEST,
-                    "unsupported_grant_type",
-                    "only the client_credentials grant is supported",
-                ));
-            }
-        }
-        let expires_in = match param(&params, "expires_in") {
-            None => None,
-            Some(value) => Some(requested_lifetime(value).ok_or_else(|| {
-                ErrorResponse::invalid_request(
-                    "expires_in is a whole number of seconds, at least 60",
-                )
-            })?),
-        };
-        Ok(Self {
-            auth: client_auth(basic, &params)?,
-            scope: param(&params, "scope").map(str::to_owned),
-            expires_in,
-        })
+        Ok(Self { basic, params })
+    }
+
+    /// The value of the parameter `name`.
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
+        param(&self.params, name)
+    }
+
+    /// The client's claimed identity, sent by exactly one method.
+    pub(super) fn client_auth(self) -> Result<ClientAuth, ErrorResponse> {
+        client_auth(self.basic, &self.params)
     }
 }
 

@@ -19,7 +19,9 @@
 //! ```
 
 mod form;
+mod introspect;
 mod response;
+mod revoke;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,6 +37,9 @@ use http_body::Body;
 use http_body_util::Full;
 use time::OffsetDateTime;
 use tower_service::Service;
+
+pub use self::introspect::IntrospectionService;
+pub use self::revoke::RevocationService;
 
 use self::form::{ClientAuth, TokenRequest};
 use self::response::{ErrorResponse, TokenResponse};
@@ -202,14 +207,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let settings = self.settings.clone();
-        let failures = self.failures.clone();
+        let service = self.clone();
         Box::pin(async move {
-            let endpoint = TokenEndpoint {
-                failures: failures.get_or_init(|| FailureLimiter::new(settings.lockout)),
-                settings: &settings,
-            };
-            Ok(endpoint.respond(req).await.render(&settings.realm))
+            let endpoint = TokenEndpoint::of(&service);
+            Ok(endpoint.respond(req).await.render(&service.settings.realm))
         })
     }
 }
@@ -238,6 +239,19 @@ enum NotAuthenticated {
     Unavailable,
 }
 
+impl<'a> TokenEndpoint<'a> {
+    /// The endpoint as a request to `service` meets it.
+    fn of(service: &'a TokenService) -> Self {
+        let settings = &*service.settings;
+        Self {
+            failures: service
+                .failures
+                .get_or_init(|| FailureLimiter::new(settings.lockout)),
+            settings,
+        }
+    }
+}
+
 impl TokenEndpoint<'_> {
     async fn respond<B>(&self, req: Request<B>) -> TokenResponse
     where
@@ -247,31 +261,49 @@ impl TokenEndpoint<'_> {
         if req.method() != Method::POST {
             return TokenResponse::MethodNotAllowed;
         }
-        let s = self.settings;
-        let peer = peer_ip(req.extensions(), s.peer_source.as_ref());
-        let caller = s.proxies.client_ip(peer, req.headers(), s.forwarded);
+        let caller = self.caller(&req);
         let request = match TokenRequest::read(req).await {
             Ok(request) => request,
             Err(error) => return error.into(),
         };
-        let auth = &request.auth;
-        let now = s.issuer.now();
+        match self.authenticate_caller(&request.auth, caller).await {
+            Ok(authenticated) => {
+                self.mint(authenticated, request.scope.as_deref(), request.expires_in)
+            }
+            Err(error) => error.into(),
+        }
+    }
+
+    /// The caller's address, through the trusted proxies.
+    fn caller<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        let s = self.settings;
+        let peer = peer_ip(req.extensions(), s.peer_source.as_ref());
+        s.proxies.client_ip(peer, req.headers(), s.forwarded)
+    }
+
+    /// Authenticates the client of `auth` calling from `caller` under the lock-out: the
+    /// token, introspection and revocation endpoints all let a client in with this, and
+    /// count its failures together.
+    async fn authenticate_caller(
+        &self,
+        auth: &ClientAuth,
+        caller: Option<IpAddr>,
+    ) -> Result<Authenticated, ErrorResponse> {
+        let now = self.settings.issuer.now();
         // An id that cannot be a client id is refused like any other failure, and counted
         // against the caller's address only. The submitted id is never logged.
         let id = ClientId::new(&auth.id).ok();
         if let Some(wait) = self.failures.locked_for(id.as_ref(), caller, now) {
-            tracing::debug!("token request locked out");
-            return ErrorResponse::locked_out(wait).into();
+            tracing::debug!("client authentication locked out");
+            return Err(ErrorResponse::locked_out(wait));
         }
         match self.authenticate(id.as_ref(), auth, caller).await {
-            Ok(authenticated) => {
-                self.mint(authenticated, request.scope.as_deref(), request.expires_in)
-            }
-            Err(NotAuthenticated::Unavailable) => ErrorResponse::unavailable().into(),
+            Ok(authenticated) => Ok(authenticated),
+            Err(NotAuthenticated::Unavailable) => Err(ErrorResponse::unavailable()),
             Err(NotAuthenticated::InvalidClient) => {
                 self.failures.record_failure(id.as_ref(), caller, now);
                 tracing::debug!("client authentication failed");
-                ErrorResponse::invalid_client(Some(auth.method)).into()
+                Err(ErrorResponse::invalid_client(Some(auth.method)))
             }
         }
     }
@@ -394,7 +426,7 @@ impl TokenEndpoint<'_> {
                         .join(" "),
                 });
                 tracing::debug!(client = %client.id(), "access token issued");
-                TokenResponse::AccessToken(body)
+                TokenResponse::Json(body)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "token could not be issued");

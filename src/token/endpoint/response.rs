@@ -1,5 +1,7 @@
-//! What the token endpoint answers: an access token (RFC 6749 §5.1) or an error (§5.2),
-//! always as JSON with `Cache-Control: no-store`, and rendered here only.
+//! What the token endpoint answers: an access token (RFC 6749 §5.1) or an error (§5.2);
+//! what the introspection (RFC 7662 §2.2) and revocation (RFC 7009 §2.2) endpoints answer,
+//! or their errors, alike: always as JSON with `Cache-Control: no-store`, and rendered
+//! here only.
 
 use std::time::Duration;
 
@@ -23,8 +25,9 @@ pub(super) enum ClientAuthMethod {
 
 /// The endpoint's answer to one request, before it is rendered.
 pub(super) enum TokenResponse {
-    /// 200 with the access token response body.
-    AccessToken(serde_json::Value),
+    /// 200 with this body: an access token, an introspection answer, or `{}` for a
+    /// revocation.
+    Json(serde_json::Value),
     /// An RFC 6749 §5.2 error.
     Error(ErrorResponse),
     /// 405: the endpoint accepts POST only.
@@ -117,7 +120,7 @@ impl TokenResponse {
     /// The HTTP response, challenging in `realm` where §5.2 asks for a challenge.
     pub(super) fn render(self, realm: &Realm) -> Response<Full<Bytes>> {
         let (status, body) = match &self {
-            TokenResponse::AccessToken(body) => (StatusCode::OK, body.to_string()),
+            TokenResponse::Json(body) => (StatusCode::OK, body.to_string()),
             TokenResponse::Error(e) => (
                 e.status,
                 serde_json::json!({"error": e.code, "error_description": e.description})
@@ -127,7 +130,7 @@ impl TokenResponse {
                 StatusCode::METHOD_NOT_ALLOWED,
                 serde_json::json!({
                     "error": "invalid_request",
-                    "error_description": "the token endpoint accepts POST only",
+                    "error_description": "this endpoint accepts POST only",
                 })
                 .to_string(),
             ),
@@ -153,7 +156,7 @@ impl TokenResponse {
                     h.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
                 }
             }
-            TokenResponse::AccessToken(_) => {}
+            TokenResponse::Json(_) => {}
         }
         res
     }

@@ -7,6 +7,7 @@ mod notifications;
 mod outage;
 mod plans;
 mod records;
+mod revocations;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -23,7 +23,8 @@ async fn migrations_create_the_tables_and_running_them_again_changes_nothing() {
             "accounts",
             "client_grants",
             "clients",
-            "credential_digests"
+            "credential_digests",
+            "revoked_tokens"
         ]
     );
 }

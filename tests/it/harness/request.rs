@@ -52,6 +52,14 @@ pub fn token_request(form: &str) -> Request<Body> {
         .expect("a request")
 }
 
+/// `POST path` with a form body: the introspection and revocation endpoints.
+pub fn form_request(path: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .expect("a request")
+}
+
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded, then joined and Base64-encoded.
 pub fn basic_value(id: &str, secret: &str) -> String {
     let pair = format!("{}:{}", form_encode(id), form_encode(secret));

@@ -14,7 +14,7 @@ use gis_auth::client::{Account, AccountId, ClientId, ClientSpec, Plan, Role, Rol
 use gis_auth::clock::{Clock, ManualClock};
 use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::store::{CreatedAccount, CreatedClient, InMemoryStore};
-use gis_auth::token::{LockoutPolicy, SigningKey, TokenIssuer};
+use gis_auth::token::{LockoutPolicy, Revocations, SigningKey, TokenIssuer};
 use http::{Request, StatusCode, header};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -24,7 +24,9 @@ use super::app;
 use super::reply::{Reply, send};
 pub use super::world::roles;
 
-use super::request::{GRANT, bearer, from_peer, post_form, token_request, with_basic};
+use super::request::{
+    GRANT, bearer, form_encode, form_request, from_peer, post_form, token_request, with_basic,
+};
 
 /// When every test starts: 14 hours before the UTC day ends.
 pub const START: OffsetDateTime = datetime!(2026-05-01 10:00 UTC);
@@ -72,6 +74,7 @@ pub struct ServerBuilder {
     quota: Option<u64>,
     signing_key: Option<SigningKey>,
     lockout: Option<LockoutPolicy>,
+    revocations: Option<Arc<dyn Revocations>>,
 }
 
 impl ServerBuilder {
@@ -90,6 +93,12 @@ impl ServerBuilder {
     /// The token endpoint's lockout policy (the example's default otherwise).
     pub fn lockout(mut self, policy: LockoutPolicy) -> Self {
         self.lockout = Some(policy);
+        self
+    }
+
+    /// The deny list of revoked tokens (one in memory by default).
+    pub fn revocations(mut self, list: Arc<dyn Revocations>) -> Self {
+        self.revocations = Some(list);
         self
     }
 
@@ -113,6 +122,7 @@ impl ServerBuilder {
                 usage: Some(usage.clone()),
                 token_issuer: Some(issuer.clone()),
                 lockout: self.lockout,
+                revocations: self.revocations,
                 // the default verifier for the issuer's tokens, no trusted proxies
                 ..app::Options::default()
             },
@@ -298,6 +308,18 @@ impl Server {
     pub async fn token(&self) -> String {
         self.token_for(&self.native_id(), &self.native_secret())
             .await
+    }
+
+    /// `POST path` (`/oauth/introspect` or `/oauth/revoke`) about `token`, as `id`
+    /// (`client_secret_post`).
+    pub async fn about_token(&self, path: &str, id: &str, secret: &str, token: &str) -> Reply {
+        let form = format!(
+            "token={}&client_id={}&client_secret={}",
+            form_encode(token),
+            form_encode(id),
+            form_encode(secret)
+        );
+        self.send(form_request(path, &form)).await
     }
 
     /// `GET path` with the bearer token.

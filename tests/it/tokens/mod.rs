@@ -1,7 +1,8 @@
 //! The token exchange end to end, through the example server's router: `POST /oauth/token`
 //! (client credentials grant) and the bearer tokens it mints on the protected routes. Forged
-//! tokens, brute force, revocation, secret and signing-key rotation, and the verified-token
-//! cache. Time is a `ManualClock` shared by the store, the issuer and the layer.
+//! tokens, brute force, revocation (of what a token relies on, and of one token at
+//! `POST /oauth/revoke`), introspection (`POST /oauth/introspect`), secret and signing-key
+//! rotation, and the verified-token cache. Time is a `ManualClock` shared by the store, the issuer and the layer.
 //!
 //! One module per topic; what they share (hand-made tokens, the token endpoint's errors) is
 //! here.
@@ -11,9 +12,11 @@ mod cache;
 mod client_auth;
 mod exchange;
 mod forged;
+mod introspect;
 mod lockout;
 mod published;
 mod revocation;
+mod revoke;
 mod rotation;
 
 use std::collections::BTreeSet;

@@ -17,7 +17,7 @@ pub(super) enum Revocation {
 }
 
 impl Revocation {
-    fn apply(self, s: &Server) {
+    pub(super) fn apply(self, s: &Server) {
         let id = s.native_id();
         match self {
             Revocation::DeactivateClient => {
@@ -52,7 +52,7 @@ impl Revocation {
     }
 
     /// What the next request to the profile gets.
-    fn refusal(self) -> (StatusCode, &'static str, RejectionKind) {
+    pub(super) fn refusal(self) -> (StatusCode, &'static str, RejectionKind) {
         use RejectionKind::*;
         let invalid = |kind| (StatusCode::UNAUTHORIZED, "invalid_token", kind);
         match self {
