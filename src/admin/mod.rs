@@ -78,7 +78,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tower_service::Service;
 
-pub use openapi::{ApiDoc, PublicJwk, PublicJwkSet, TokenRequest, TokenResponse, openapi_document};
+pub use openapi::{
+    ApiDoc, Introspection, PublicJwk, PublicJwkSet, TokenQuery, TokenRequest, TokenResponse,
+    openapi_document,
+};
 pub use schema::{
     ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
 };

@@ -54,6 +54,48 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+/// An introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1) request, form-encoded,
+/// with the caller's client authentication as at the token endpoint.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct TokenQuery {
+    /// The access token asked about.
+    pub token: String,
+    /// Accepted and not needed: the server issues one kind of token.
+    pub token_type_hint: Option<String>,
+    /// The caller's client id (or in `Authorization: Basic`).
+    pub client_id: Option<String>,
+    /// The caller's client secret (or in `Authorization: Basic`).
+    pub client_secret: Option<String>,
+}
+
+/// An introspection answer (RFC 7662 §2.2): `active`, and for an active token of the
+/// caller's account its claims.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Introspection {
+    /// Whether the token would be accepted now.
+    pub active: bool,
+    /// The roles it carries, space-separated.
+    pub scope: Option<String>,
+    /// The client it was issued to.
+    pub client_id: Option<String>,
+    /// Always `Bearer`.
+    pub token_type: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: Option<u64>,
+    /// Issue time, seconds since the epoch.
+    pub iat: Option<u64>,
+    /// Not before, seconds since the epoch.
+    pub nbf: Option<u64>,
+    /// The client it was issued to.
+    pub sub: Option<String>,
+    /// The audience.
+    pub aud: Option<String>,
+    /// The issuer.
+    pub iss: Option<String>,
+    /// The token's id.
+    pub jti: Option<String>,
+}
+
 /// A public key of the JWK set (RFC 7517 §4; RFC 8037 for `OKP`, RFC 7518 §6.2 for `EC`).
 /// Never a private or symmetric key.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -109,6 +151,36 @@ fn token_endpoint() {}
 #[allow(dead_code)]
 fn jwks_endpoint() {}
 
+/// Whether an access token of the caller's account is active (RFC 7662).
+#[utoipa::path(
+    post, path = "/oauth/introspect", tag = "token",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`{\"active\": true, ...claims}` for a token the layer would accept now, of the caller's account; `{\"active\": false}` for any other", body = Introspection),
+        (status = 400, description = "An invalid request", body = ErrorBody),
+        (status = 401, description = "Client authentication failed", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts: retry after `Retry-After`", body = ErrorBody),
+    ),
+    security((), ("basic" = []))
+)]
+#[allow(dead_code)]
+fn introspection_endpoint() {}
+
+/// Revokes an access token of the caller's account (RFC 7009); 200 for any token.
+#[utoipa::path(
+    post, path = "/oauth/revoke", tag = "token",
+    request_body(content = TokenQuery, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (an unknown, invalid or foreign token)"),
+        (status = 400, description = "An invalid request", body = ErrorBody),
+        (status = 401, description = "Client authentication failed", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts: retry after `Retry-After`", body = ErrorBody),
+    ),
+    security((), ("basic" = []))
+)]
+#[allow(dead_code)]
+fn revocation_endpoint() {}
+
 /// The authorization server metadata (RFC 8414).
 #[utoipa::path(
     get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
@@ -128,14 +200,15 @@ fn metadata_endpoint() {}
     paths(
         super::get_profile, super::patch_profile, super::list_clients, super::create_client,
         super::get_client, super::patch_client, super::delete_client, super::regenerate_client,
-        super::get_usage, super::get_quota, token_endpoint, jwks_endpoint, metadata_endpoint,
+        super::get_usage, super::get_quota, token_endpoint, introspection_endpoint,
+        revocation_endpoint, jwks_endpoint, metadata_endpoint,
     ),
     components(schemas(
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
         ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
-        PublicJwk, PublicJwkSet, ServerMetadata,
+        PublicJwk, PublicJwkSet, ServerMetadata, TokenQuery, Introspection,
     )),
     modifiers(&SecuritySchemes, &CommonAnswers),
     tags(
@@ -230,7 +303,7 @@ impl Modify for CommonAnswers {
         ]);
         for (path, item) in &mut openapi.paths.paths {
             let account = path.starts_with("/account");
-            let token = path == "/oauth/token";
+            let token = path.starts_with("/oauth/");
             for op in operations(item) {
                 if account {
                     // A User's NativeConfidential client's bearer token (RFC 6750), got

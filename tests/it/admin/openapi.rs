@@ -3,7 +3,7 @@
 use super::*;
 
 #[tokio::test]
-async fn the_openapi_document_lists_exactly_the_served_account_routes_the_token_endpoint_and_the_well_known_documents()
+async fn the_openapi_document_lists_exactly_the_served_account_routes_the_oauth_endpoints_and_the_well_known_documents()
  {
     let server = server();
     let spec = server
@@ -31,7 +31,9 @@ async fn the_openapi_document_lists_exactly_the_served_account_routes_the_token_
         .map(|r| (r.method().to_string(), r.pattern().as_str().to_owned()))
         .filter(|(_, pattern)| pattern.starts_with("/account"))
         .collect();
-    routed.push(("POST".to_owned(), "/oauth/token".to_owned()));
+    for endpoint in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        routed.push(("POST".to_owned(), endpoint.to_owned()));
+    }
     routed.extend(
         standard_routes()
             .expect("valid")
@@ -290,4 +292,31 @@ async fn the_documented_quota_has_the_fields_the_quota_page_sends_daily_and_mont
         assert_eq!(sent_keys, documented_keys, "{schema}");
     }
     assert_eq!(page["monthly"]["limit"], 100);
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_are_documented_with_their_form() {
+    let server = server();
+    let spec = spec(&server).await;
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let op = &spec["paths"][path]["post"];
+        let form = &op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+        assert_eq!(form["$ref"], "#/components/schemas/TokenQuery", "{path}");
+        for status in ["200", "400", "401", "429", "503"] {
+            assert!(op["responses"][status].is_object(), "{status} of {path}");
+        }
+    }
+    let introspection = &spec["components"]["schemas"]["Introspection"]["properties"];
+    for member in [
+        "active",
+        "scope",
+        "client_id",
+        "exp",
+        "sub",
+        "aud",
+        "iss",
+        "jti",
+    ] {
+        assert!(introspection[member].is_object(), "{member}");
+    }
 }
