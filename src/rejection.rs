@@ -16,6 +16,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use time::OffsetDateTime;
 
+use crate::client::ClientId;
 use crate::policy::{Decision, Finding, QuotaState};
 use crate::rule::{RejectionKind, Rule};
 
@@ -30,6 +31,12 @@ pub struct Rejection {
     retry_after: Option<u64>,
     quota: Option<QuotaState>,
     decision: Option<Arc<Decision>>,
+    /// The decision's own description, where the rule that refused wrote one for the caller.
+    description: Option<Arc<str>>,
+    /// The API the refused request was for, when the route names one.
+    api: Option<Arc<str>>,
+    /// The client refused, when its credential identified it.
+    client: Option<ClientId>,
 }
 
 impl Rejection {
@@ -41,7 +48,33 @@ impl Rejection {
             retry_after: None,
             quota: None,
             decision: None,
+            description: None,
+            api: None,
+            client: None,
         }
+    }
+
+    /// The rejection of a request for `api`.
+    pub(crate) fn for_api(mut self, api: &Arc<str>) -> Self {
+        self.api = Some(api.clone());
+        self
+    }
+
+    /// The rejection of a request by `client`.
+    pub(crate) fn of_client(mut self, client: &ClientId) -> Self {
+        self.client = Some(client.clone());
+        self
+    }
+
+    /// The API the request was for, when its route names one: for logging layers, which
+    /// find the rejection in the response's extensions.
+    pub fn api(&self) -> Option<&str> {
+        self.api.as_deref()
+    }
+
+    /// The client refused, when its credential identified it (never the credential).
+    pub fn client(&self) -> Option<&ClientId> {
+        self.client.as_ref()
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
@@ -104,9 +137,18 @@ impl Rejection {
         self.kind.error_code()
     }
 
-    /// The `error_description`.
-    pub fn description(&self) -> &'static str {
-        self.kind.description()
+    /// The `error_description`: the kind's, or what the deciding rule wrote for the caller
+    /// (an origin refusal names the refused origin, or says that the request carried
+    /// neither `Origin` nor `Referer`). Never a credential.
+    pub fn description(&self) -> &str {
+        self.description
+            .as_deref()
+            .unwrap_or_else(|| self.kind.description())
+    }
+
+    /// Whether the description is the deciding rule's own rather than the kind's.
+    pub(crate) fn has_own_description(&self) -> bool {
+        self.description.is_some()
     }
 
     /// Whether the outcome depended on the `Origin` or `Referer` header (the response then
@@ -134,10 +176,15 @@ impl Decision {
         }
     }
 
-    /// This decision, refusing the request with `finding`.
+    /// This decision, refusing the request with `finding`. The origin rule writes its reason
+    /// for the caller (which origin, or that none was sent), so that reason is the
+    /// refusal's description too.
     pub(crate) fn deny(mut self, finding: Finding) -> Denial {
         let rule = finding.rule;
         let mut rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
+        if rule == Rule::Origins {
+            rejection.description = Some(Arc::from(finding.reason.as_str()));
+        }
         if rule == Rule::Quota
             && let Some(quota) = self.quota
         {

@@ -41,14 +41,20 @@ use crate::rule::RejectionKind;
 /// ```
 pub fn default_rejection_response(rejection: &Rejection, realm: &str) -> Response<Bytes> {
     let kind = rejection.kind();
-    rejection_response(rejection, body_of(kind), challenge_of(kind, realm))
+    let body = body_with(kind.error_code(), rejection.description());
+    rejection_response(rejection, body, challenge_of(kind, realm))
 }
 
 /// The JSON body of a refusal of `kind`.
 fn body_of(kind: RejectionKind) -> Bytes {
+    body_with(kind.error_code(), kind.description())
+}
+
+/// The JSON body of a refusal.
+fn body_with(code: &str, description: &str) -> Bytes {
     let body = serde_json::json!({
-        "error": kind.error_code(),
-        "error_description": kind.description(),
+        "error": code,
+        "error_description": description,
     });
     Bytes::from(body.to_string())
 }
@@ -122,6 +128,13 @@ impl RejectionTemplates {
     pub(crate) fn response(&self, rejection: &Rejection) -> Response<Bytes> {
         let kind = rejection.kind();
         match self.parts.get(kind as usize) {
+            // A description of the decision's own is written out; the rest are templates.
+            Some((_, challenge))
+                if RejectionKind::ALL[kind as usize] == kind && rejection.has_own_description() =>
+            {
+                let body = body_with(kind.error_code(), rejection.description());
+                rejection_response(rejection, body, challenge.clone())
+            }
             Some((body, challenge)) if RejectionKind::ALL[kind as usize] == kind => {
                 rejection_response(rejection, body.clone(), challenge.clone())
             }
@@ -155,6 +168,8 @@ impl LatestQuota {
 pub(crate) struct ResponseExtras {
     /// `Cache-Control: private` (an API key identified the caller).
     pub(crate) private: bool,
+    /// The API key header to name in `Vary` (the key came in it).
+    pub(crate) vary_api_key: Option<HeaderName>,
     /// `Vary: Origin`.
     pub(crate) vary_origin: bool,
     /// The quota headers, for an account with a quota.
@@ -180,6 +195,9 @@ impl ResponseExtras {
         }
         if self.vary_origin {
             add_vary_origin(headers);
+        }
+        if let Some(name) = &self.vary_api_key {
+            add_vary(headers, HeaderValue::from(name.clone()));
         }
         if let Some(q) = &self.quota {
             let latest = q.latest.as_deref().and_then(LatestQuota::get);
@@ -258,14 +276,20 @@ fn add_quota_headers(
 
 /// Adds `Vary: Origin` unless the response already varies on it (or on everything).
 pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
+    add_vary(headers, HeaderValue::from_static("Origin"));
+}
+
+/// Adds `Vary: <name>` unless the response already varies on it (or on everything).
+fn add_vary(headers: &mut HeaderMap, name: HeaderValue) {
     let covered = headers.get_all(VARY).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("origin"))
+            s.split(',').any(|t| {
+                t.trim() == "*" || t.trim().as_bytes().eq_ignore_ascii_case(name.as_bytes())
+            })
         })
     });
     if !covered {
-        headers.append(VARY, HeaderValue::from_static("Origin"));
+        headers.append(VARY, name);
     }
 }
 
