@@ -16,6 +16,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use time::OffsetDateTime;
 
+use crate::client::ClientId;
 use crate::policy::{Decision, ErrorFormat, Finding, QuotaPeriod, QuotaState};
 use crate::rule::{RejectionKind, Rule};
 
@@ -30,10 +31,15 @@ pub struct Rejection {
     retry_after: Option<u64>,
     quota: Option<QuotaState>,
     decision: Option<Arc<Decision>>,
-    /// A description of this refusal in place of its kind's (an account's expiry names
-    /// the instant). Never a credential.
+    /// A description of this refusal in place of its kind's, where the deciding rule wrote
+    /// one for the caller (an origin refusal, an account's expiry, a monthly quota). Never a
+    /// credential.
     detail: Option<Arc<str>>,
     format: ErrorFormat,
+    /// The API the refused request was for, when the route names one.
+    api: Option<Arc<str>>,
+    /// The client refused, when its credential identified it.
+    client: Option<ClientId>,
 }
 
 impl Rejection {
@@ -47,6 +53,8 @@ impl Rejection {
             decision: None,
             detail: None,
             format: ErrorFormat::Json,
+            api: None,
+            client: None,
         }
     }
 
@@ -73,6 +81,29 @@ impl Rejection {
     /// service exception report.
     pub fn error_format(&self) -> ErrorFormat {
         self.format
+    }
+
+    /// The rejection of a request for `api`.
+    pub(crate) fn for_api(mut self, api: &Arc<str>) -> Self {
+        self.api = Some(api.clone());
+        self
+    }
+
+    /// The rejection of a request by `client`.
+    pub(crate) fn of_client(mut self, client: &ClientId) -> Self {
+        self.client = Some(client.clone());
+        self
+    }
+
+    /// The API the request was for, when its route names one: for logging layers, which
+    /// find the rejection in the response's extensions.
+    pub fn api(&self) -> Option<&str> {
+        self.api.as_deref()
+    }
+
+    /// The client refused, when its credential identified it (never the credential).
+    pub fn client(&self) -> Option<&ClientId> {
+        self.client.as_ref()
     }
 
     pub(crate) fn varying_on_origin(mut self, yes: bool) -> Self {
@@ -135,10 +166,14 @@ impl Rejection {
         self.kind.error_code()
     }
 
-    /// The `error_description`: the kind's, or this refusal's own when it names more (the
-    /// instant an account expired, the quota that is used up).
+    /// The `error_description`: the kind's, or what the deciding rule wrote for the caller
+    /// (an origin refusal names the refused origin, or says that the request carried
+    /// neither `Origin` nor `Referer`; an account's expiry names the instant). Never a
+    /// credential.
     pub fn description(&self) -> &str {
-        self.detail.as_deref().unwrap_or(self.kind.description())
+        self.detail
+            .as_deref()
+            .unwrap_or_else(|| self.kind.description())
     }
 
     /// Whether the outcome depended on the `Origin` or `Referer` header (the response then
@@ -166,10 +201,15 @@ impl Decision {
         }
     }
 
-    /// This decision, refusing the request with `finding`.
+    /// This decision, refusing the request with `finding`. The origin rule writes its reason
+    /// for the caller (which origin, or that none was sent), so that reason is the
+    /// refusal's description too.
     pub(crate) fn deny(mut self, finding: Finding) -> Denial {
         let rule = finding.rule;
         let mut rejection = Rejection::new(finding.kind).varying_on_origin(self.vary_origin);
+        if rule == Rule::Origins {
+            rejection = rejection.with_description(finding.reason.as_str());
+        }
         if rule == Rule::Quota
             && let Some(quota) = self.quota
         {

@@ -142,7 +142,7 @@ impl RejectionKind {
         use RejectionKind::*;
         match self {
             MissingCredential => {
-                "this API requires an API key (apikey query parameter) or a bearer token"
+                "this API requires an API key (apikey query parameter or X-Api-Key header) or a bearer token"
             }
             MultipleCredentials => "the request carries more than one credential",
             EmptyCredential => "the credential is empty",

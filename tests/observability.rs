@@ -14,6 +14,9 @@
 #[path = "../examples/gis_server/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "../examples/gis_server/logs.rs"]
+#[allow(dead_code)]
+mod logs;
 #[path = "it/harness/reply.rs"]
 #[allow(dead_code)]
 mod reply;
@@ -317,4 +320,129 @@ async fn a_full_run_logs_spans_and_refusals_but_never_a_credential() {
             .any(|l| l.contains("request refused") && !l.contains("DEBUG")),
         "refusals are logged at debug only"
     );
+}
+
+/// Set for the child process of
+/// [`the_example_logs_one_line_per_refusal_and_per_shadow_finding_on_stderr`].
+const EXAMPLE_CHILD: &str = "GIS_AUTH_EXAMPLE_LOG_CHILD";
+
+/// The example server's side of the log test, in a process of its own: installs the
+/// example's subscriber exactly as its `main` does (on stderr, filtered by `RUST_LOG`), then
+/// serves a refusal without a key, a refusal by origin (key in the `X-Api-Key` header), a
+/// request a report-only origin rule lets through, and an allowed one. The keys go to stdout
+/// for the parent to look for in the logs.
+#[tokio::test]
+#[ignore = "the child process of the example log test; it runs itself"]
+async fn example_log_child() {
+    if std::env::var_os(EXAMPLE_CHILD).is_none() {
+        return;
+    }
+    logs::install(std::env::var("RUST_LOG").ok().as_deref()).expect("the subscriber installs");
+    let seeded = app::load_clients_json(
+        r#"{"accounts": [{"id": "acme", "roles": ["Evaluator"]}],
+            "clients": [
+              {"id": "web", "account": "acme", "kind": "JavaScript",
+               "allowed_origins": ["https://maps.acme.test"]},
+              {"id": "trial", "account": "acme", "kind": "JavaScript",
+               "allowed_origins": ["https://maps.acme.test"], "shadow": ["origins"]}
+            ]}"#,
+    )
+    .expect("a valid file");
+    let key_of = |id: &str| {
+        seeded
+            .generated
+            .iter()
+            .find(|g| g.client.as_str() == id)
+            .map(|g| g.credential.expose().to_owned())
+            .expect("a generated key")
+    };
+    let (web, trial) = (key_of("web"), key_of("trial"));
+    println!("KEY {web}");
+    println!("KEY {trial}");
+    let router = app::router(seeded.store.clone(), app::Options::default()).expect("router");
+    let status = |req: Request<Body>| {
+        let router = router.clone();
+        async move { send(router, req).await.status.as_u16() }
+    };
+    assert_eq!(status(get("/tiles/1/0/0.png")).await, 401);
+    let mut by_header = get("/tiles/1/0/0.png").origin("https://evil.test");
+    by_header
+        .headers_mut()
+        .insert("x-api-key", web.parse().expect("a header value"));
+    assert_eq!(status(by_header).await, 403);
+    let shadowed = get(&format!("/tiles/1/0/0.png?apikey={trial}")).origin("https://evil.test");
+    assert_eq!(status(shadowed).await, 200);
+    let allowed = get(&format!("/tiles/1/0/0.png?apikey={web}")).origin("https://maps.acme.test");
+    assert_eq!(status(allowed).await, 200);
+}
+
+/// Runs [`example_log_child`] in a process of its own with `RUST_LOG` as given, and gives
+/// its stdout and stderr.
+fn run_example_child(rust_log: Option<&str>) -> (String, String) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "--exact",
+            "example_log_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env(EXAMPLE_CHILD, "1")
+        .env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let out = command.output().expect("the child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn the_example_logs_one_line_per_refusal_and_per_shadow_finding_on_stderr() {
+    let (stdout, stderr) = run_example_child(None);
+    let keys: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("KEY "))
+        .collect();
+    assert_eq!(keys.len(), 2, "{stdout}");
+    for key in &keys {
+        assert!(!stderr.contains(key), "a key in the logs:\n{stderr}");
+    }
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(logs::REFUSAL_TARGET))
+        .collect();
+    assert_eq!(refusals.len(), 2, "one line per refusal:\n{stderr}");
+    let without_key = refusals[0];
+    assert!(without_key.contains("INFO"), "{without_key}");
+    assert!(without_key.contains("status=401"), "{without_key}");
+    assert!(
+        without_key.contains("api=\"WorldStreets\""),
+        "{without_key}"
+    );
+    assert!(!without_key.contains("client="), "{without_key}");
+    let by_origin = refusals[1];
+    for field in [
+        "status=403",
+        "client=\"web\"",
+        "api=\"WorldStreets\"",
+        "rule=\"origins\"",
+    ] {
+        assert!(by_origin.contains(field), "{field} missing: {by_origin}");
+    }
+    let shadow: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("gis_auth::shadow"))
+        .collect();
+    assert_eq!(shadow.len(), 1, "one line per shadow finding:\n{stderr}");
+    assert!(shadow[0].contains("client=trial") && shadow[0].contains("rule=\"origins\""));
+    // `info` by default: the request spans and the layer's own debug lines stay out.
+    assert!(!stderr.contains("DEBUG"), "{stderr}");
+
+    // RUST_LOG is honoured.
+    let (_, quiet) = run_example_child(Some("warn"));
+    assert!(!quiet.contains(logs::REFUSAL_TARGET), "{quiet}");
 }

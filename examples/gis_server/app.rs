@@ -1,6 +1,7 @@
 //! The GIS example server without its command line: the route table, the axum router behind
-//! [`AuthLayer`], the demo store, loading a clients file, and the credential lines printed
-//! at startup. `main.rs` parses flags and serves; `tests/it/example_server/` drives this.
+//! [`AuthLayer`] (and CORS around both), the demo store, loading a clients file, and the
+//! credential lines printed at startup. `main.rs` parses flags and serves;
+//! `tests/it/example_server/` drives this.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -37,6 +38,7 @@ use tower::{Layer, Service, ServiceBuilder};
 
 #[path = "wms.rs"]
 pub mod wms;
+use super::logs;
 
 /// The id of the embedded demo account.
 pub const DEMO_ACCOUNT: &str = "demo";
@@ -232,9 +234,9 @@ where
         .usage
         .unwrap_or_else(|| Arc::new(InMemoryUsageCounter::new()));
     let admin = AdminApi::new(store.clone(), usage.clone()).clock(clock.clone());
+    // No `allow_preflight`: the CORS layer outside answers preflights before this layer.
     let auth = AuthLayer::new(store, route_table()?)
         .trusted_proxies(options.trusted_proxies)
-        .allow_preflight(true)
         .peer_addr(peer)
         .token_verifier(verifier)
         .clock(clock)
@@ -275,12 +277,15 @@ where
         .route_service(METADATA_PATH, metadata);
     // The auth layer matches its own route table, so it wraps the router once rather than
     // route by route (an axum route clones its layers' services on every request). CORS
-    // wraps the auth layer: preflights are answered without a credential, and refusals
-    // carry the same `Access-Control-Allow-Origin` as successes, so a page reads their
-    // status, error code and `Retry-After` instead of a bare network error.
+    // wraps the auth layer: it answers preflights without a credential, and puts its
+    // headers on the auth layer's refusals too, so a browser map on another origin reads
+    // their status, error and `Retry-After` instead of an opaque network error. Between
+    // the two, every refusal is logged.
     let guarded = ServiceBuilder::new()
         .layer(cors())
-        .map_response(IntoResponse::into_response)
+        .map_response(|res: <L::Service as Service<Request<Body>>>::Response| {
+            logs::log_refusal(res.into_response())
+        })
         .layer(guard(auth))
         .service(routes);
     Ok(Router::new()
@@ -475,8 +480,9 @@ fn png() -> Response {
         .into_response()
 }
 
-/// The CORS layer of every route behind the auth layer: browser maps on other origins can
-/// send `Authorization: Bearer` and read the quota headers.
+/// The CORS layer around the auth layer: browser maps on other origins can send
+/// `Authorization: Bearer` or `X-Api-Key`, and read the status, the quota headers,
+/// `Retry-After` and the challenge of every answer, refusals included.
 pub fn cors() -> tower_http::cors::CorsLayer {
     tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
@@ -490,9 +496,10 @@ pub fn cors() -> tower_http::cors::CorsLayer {
         ])
         .allow_headers([
             header::AUTHORIZATION,
+            gis_auth::credentials::API_KEY_HEADER,
             header::CONTENT_TYPE,
             header::IF_MATCH,
-            header::HeaderName::from_static("x-api-key"),
+            header::IF_NONE_MATCH,
         ])
         .expose_headers([
             header::ETAG,
@@ -505,8 +512,36 @@ pub fn cors() -> tower_http::cors::CorsLayer {
         ])
 }
 
-/// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`.
+/// The version of the tile images, part of every tile's `ETag`: a strong validator changes
+/// whenever the bytes do.
+fn tiles_version() -> u32 {
+    crc32fast::hash(TILE_PNG)
+}
+
+/// The strong `ETag` of a tile: tiles are addressed by their style (the route) and z/x/y,
+/// and the version of the images.
+pub fn tile_etag(style: &str, z: u32, x: u32, y: u32) -> String {
+    format!("\"{style}-{z}-{x}-{y}-{:08x}\"", tiles_version())
+}
+
+/// Whether `If-None-Match` (every value of it) matches `etag`: `*`, or the same opaque tag
+/// with or without `W/` (RFC 9110 §13.1.2 compares weakly).
+fn none_match(headers: &axum::http::HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// `GET /tiles/{z}/{x}/{y}.png` and `GET /imagery/{z}/{x}/{y}.png`, with a strong `ETag`.
+/// A matching `If-None-Match` is answered 304 here, behind the auth layer: the request was
+/// checked and charged like the tile, and a refused one never gets that far.
 async fn tile(
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     path: Result<UrlPath<(String, String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let UrlPath((z, x, y)) =
@@ -519,15 +554,38 @@ async fn tile(
             ApiError::bad_request(format!("z is a zoom level from 0 to {MAX_ZOOM}"))
         })?;
     let tiles_per_side = 1u32 << z;
-    for (name, value) in [("x", x.as_str()), ("y", y)] {
-        if !value.parse::<u32>().is_ok_and(|v| v < tiles_per_side) {
-            return Err(ApiError::bad_request(format!(
-                "{name} is a tile index from 0 to {} at zoom {z}",
-                tiles_per_side - 1
-            )));
-        }
+    let mut index = [0u32; 2];
+    for ((name, value), slot) in [("x", x.as_str()), ("y", y)].into_iter().zip(&mut index) {
+        *slot = value
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v < tiles_per_side)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "{name} is a tile index from 0 to {} at zoom {z}",
+                    tiles_per_side - 1
+                ))
+            })?;
     }
-    Ok(png())
+    let style = if uri.path().starts_with("/imagery/") {
+        "imagery"
+    } else {
+        "streets"
+    };
+    let etag = tile_etag(style, z, index[0], index[1]);
+    let mut res = if none_match(&headers, &etag) {
+        (
+            StatusCode::NOT_MODIFIED,
+            [(header::CACHE_CONTROL, "max-age=86400")],
+        )
+            .into_response()
+    } else {
+        png()
+    };
+    if let Ok(value) = axum::http::HeaderValue::try_from(etag) {
+        res.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(res)
 }
 
 /// A made-up but deterministic terrain height in metres, to 0.1 m.

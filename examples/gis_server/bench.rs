@@ -67,8 +67,8 @@ impl<S> Layer<S> for FloorLayer {
     }
 }
 
-/// The steps no API-key check can skip, and nothing else: find the key in the query, hash
-/// it (SHA-256), look the digest up, take the key out of the URI, hand the handler who is
+/// The steps no API-key check can skip, and nothing else: find the key in the query (or its
+/// header), hash it (SHA-256), look the digest up, take the key out of the URI (and headers), hand the handler who is
 /// calling (the client id, in the request's extensions) and mark the response
 /// `Cache-Control: private`. An unknown key gets a bare 401; a request without any
 /// credential passes untouched.
@@ -102,6 +102,9 @@ where
             Ok(Some(PresentedCredential::ApiKey(key))) => {
                 self.keys.get(&KeyDigest::of(&key)).cloned()
             }
+            Ok(Some(PresentedCredential::ApiKeyHeader(key))) => {
+                self.keys.get(&KeyDigest::of(key)).cloned()
+            }
             Ok(Some(PresentedCredential::Bearer(_))) | Err(_) => None,
         };
         let Some(client) = client else {
@@ -110,6 +113,7 @@ where
             };
         };
         *req.uri_mut() = self.rules.strip_from_uri(req.uri());
+        self.rules.strip_from_headers(req.headers_mut());
         req.extensions_mut().insert(client);
         FloorFuture::Inner {
             fut: self.inner.call(req),

@@ -26,9 +26,14 @@
 //! object per line (`{"client": …, "api_key": …}` or
 //! `{"client": …, "client_id": …, "client_secret": …}`); everything else goes to stderr, so
 //! scripts can read stdout as it is. Ctrl-C stops the server gracefully.
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (`info` by default): one line per refused
+//! request (client, API, rule, status) and one per report-only finding; never a key,
+//! secret or token (see `logs.rs`).
 
 mod app;
 mod bench;
+mod logs;
 mod shared;
 
 use std::error::Error;
@@ -94,7 +99,12 @@ struct Flags {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Flags::parse()).await {
+    let flags = Flags::parse();
+    if let Err(e) = logs::install(std::env::var("RUST_LOG").ok().as_deref()) {
+        eprintln!("gis_server: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(flags).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gis_server: {e}");

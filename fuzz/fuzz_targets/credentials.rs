@@ -2,11 +2,12 @@
 //! and the API key stripping never panic, agree with each other, and respect the size limit.
 //!
 //! Input: the `Authorization` value, a 0xff byte, the query (with a 0xff byte and a
-//! parameter name after it, optionally).
+//! parameter name after it, optionally). An `Authorization` value starting with `k` is sent
+//! as the `X-Api-Key` header instead (without the `k`).
 
 #![no_main]
 
-use gis_auth::credentials::{PresentedCredential, CredentialRules};
+use gis_auth::credentials::{CredentialRules, PresentedCredential};
 use http::{HeaderMap, HeaderValue, Uri};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,8 +21,12 @@ fuzz_target!(|data: &[u8]| {
         rules = rules.query_param(name.to_owned());
     }
     let mut headers = HeaderMap::new();
+    let (name, auth) = match auth.split_first() {
+        Some((b'k', key)) => (gis_auth::credentials::API_KEY_HEADER, key),
+        _ => (http::header::AUTHORIZATION, auth),
+    };
     if let Ok(value) = HeaderValue::from_bytes(auth) {
-        headers.insert(http::header::AUTHORIZATION, value);
+        headers.insert(name, value);
     }
     let Ok(query) = std::str::from_utf8(query) else {
         return;
@@ -34,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         let len = match credential {
             PresentedCredential::Bearer(t) => t.len(),
             PresentedCredential::ApiKey(k) => k.len(),
+            PresentedCredential::ApiKeyHeader(k) => k.len(),
         };
         assert!(
             len > 0 && len <= 64,
@@ -42,6 +48,9 @@ fuzz_target!(|data: &[u8]| {
     }
     // Stripping leaves no key behind and keeps the path.
     let stripped = rules.strip_from_uri(&uri);
+    let mut stripped_headers = headers.clone();
+    rules.strip_from_headers(&mut stripped_headers);
+    assert!(!stripped_headers.contains_key(gis_auth::credentials::API_KEY_HEADER));
     assert_eq!(stripped.path(), uri.path());
     let no_headers = HeaderMap::new();
     let again = rules.extract(&no_headers, stripped.query());

@@ -891,6 +891,7 @@ impl Profile {
             client_kind: who.kind(),
             authenticated_with: match who.source() {
                 CredentialSource::ApiKey => "api_key",
+                CredentialSource::ApiKeyHeader => "api_key_header",
                 CredentialSource::BearerToken => "bearer_token",
             }
             .to_owned(),

@@ -1,5 +1,5 @@
-//! Pulling a credential out of a request: an `Authorization: Bearer` header or the `apikey`
-//! query parameter, never both.
+//! Pulling a credential out of a request: an `Authorization: Bearer` header, the `apikey`
+//! query parameter or the `X-Api-Key` header, never more than one.
 //!
 //! ```
 //! use gis_auth::credentials::{PresentedCredential, CredentialRules};
@@ -14,15 +14,21 @@
 //!     .header("authorization", "Bearer xyz").body(()).unwrap();
 //! assert_eq!(rules.extract(req.headers(), req.uri().query()),
 //!     Err(RejectionKind::MultipleCredentials));
+//!
+//! // Map SDKs can send the key in a header instead, which keeps it out of URLs and logs.
+//! let req = http::Request::get("/tiles/1/2/3.png").header("x-api-key", "abc").body(()).unwrap();
+//! assert_eq!(rules.extract(req.headers(), req.uri().query()),
+//!     Ok(Some(PresentedCredential::ApiKeyHeader("abc"))));
 //! ```
 
 mod bearer;
+mod header;
 mod query;
 mod realm;
 
 use std::borrow::Cow;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderName, Uri};
 
 use crate::rule::RejectionKind;
 
@@ -35,6 +41,8 @@ pub enum PresentedCredential<'a> {
     Bearer(&'a str),
     /// From the API key query parameter, percent-decoded once.
     ApiKey(Cow<'a, str>),
+    /// From the API key header (`X-Api-Key` unless configured otherwise), as sent.
+    ApiKeyHeader(&'a str),
 }
 
 impl std::fmt::Debug for PresentedCredential<'_> {
@@ -42,6 +50,7 @@ impl std::fmt::Debug for PresentedCredential<'_> {
         match self {
             PresentedCredential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             PresentedCredential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            PresentedCredential::ApiKeyHeader(_) => f.write_str("ApiKeyHeader(<redacted>)"),
         }
     }
 }
@@ -50,8 +59,12 @@ impl std::fmt::Debug for PresentedCredential<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRules {
     param: Cow<'static, str>,
+    header: Option<HeaderName>,
     max_len: usize,
 }
+
+/// The header an API key is read from unless configured otherwise: `X-Api-Key`.
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The default size limit of a key or token: 4 KiB.
 pub const DEFAULT_MAX_CREDENTIAL_LEN: usize = 4096;
@@ -60,6 +73,7 @@ impl Default for CredentialRules {
     fn default() -> Self {
         Self {
             param: Cow::Borrowed("apikey"),
+            header: Some(API_KEY_HEADER),
             max_len: DEFAULT_MAX_CREDENTIAL_LEN,
         }
     }
@@ -70,6 +84,14 @@ impl CredentialRules {
     #[must_use]
     pub fn query_param(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.param = name.into();
+        self
+    }
+
+    /// With another API key header name, or with none (`None`: keys are read from the
+    /// query only). `X-Api-Key` by default.
+    #[must_use]
+    pub fn api_key_header(mut self, name: Option<HeaderName>) -> Self {
+        self.header = name;
         self
     }
 
@@ -85,10 +107,17 @@ impl CredentialRules {
         &self.param
     }
 
+    /// The API key header name, if keys are read from a header.
+    pub fn header(&self) -> Option<&HeaderName> {
+        self.header.as_ref()
+    }
+
     /// The credential in a request with these headers and query string.
     ///
     /// `Ok(None)` is no credential at all (401 with a bare challenge); errors are the
-    /// 400/401 refusals of RFC 6750.
+    /// 400/401 refusals of RFC 6750. A credential in more than one place (a key in the
+    /// header and the query, a key beside a bearer token), or a place used twice, is
+    /// [`RejectionKind::MultipleCredentials`].
     pub fn extract<'a>(
         &self,
         headers: &'a HeaderMap,
@@ -99,11 +128,16 @@ impl CredentialRules {
             Some(q) => query::api_key_param(q, &self.param, self.max_len)?,
             None => None,
         };
-        match (bearer, key) {
-            (Some(_), Some(_)) => Err(RejectionKind::MultipleCredentials),
-            (Some(token), None) => Ok(Some(PresentedCredential::Bearer(token))),
-            (None, Some(key)) => Ok(Some(PresentedCredential::ApiKey(key))),
-            (None, None) => Ok(None),
+        let header_key = match &self.header {
+            Some(name) => header::api_key_header(headers, name, self.max_len)?,
+            None => None,
+        };
+        match (bearer, key, header_key) {
+            (Some(token), None, None) => Ok(Some(PresentedCredential::Bearer(token))),
+            (None, Some(key), None) => Ok(Some(PresentedCredential::ApiKey(key))),
+            (None, None, Some(key)) => Ok(Some(PresentedCredential::ApiKeyHeader(key))),
+            (None, None, None) => Ok(None),
+            _ => Err(RejectionKind::MultipleCredentials),
         }
     }
 
@@ -117,6 +151,14 @@ impl CredentialRules {
     /// Removes the API key parameter from `uri`, leaving it as it was when it has none.
     pub(crate) fn strip_in_place(&self, uri: &mut Uri) {
         query::strip_param(uri, &self.param);
+    }
+
+    /// Removes the API key header from `headers`, every value of it.
+    pub fn strip_from_headers(&self, headers: &mut HeaderMap) {
+        if let Some(name) = &self.header {
+            // `remove` takes the first value only; the loop takes them all.
+            while headers.remove(name).is_some() {}
+        }
     }
 }
 
@@ -136,6 +178,7 @@ mod tests {
                 c.map(|c| match c {
                     PresentedCredential::Bearer(t) => format!("bearer:{t}"),
                     PresentedCredential::ApiKey(k) => format!("key:{k}"),
+                    PresentedCredential::ApiKeyHeader(k) => format!("header:{k}"),
                 })
             })
     }
@@ -156,6 +199,101 @@ mod tests {
         );
     }
 
+    fn extract_with_header(
+        rules: &CredentialRules,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Option<String>, RejectionKind> {
+        let mut req = http::Request::get(uri);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(()).unwrap();
+        rules
+            .extract(req.headers(), req.uri().query())
+            .map(|c| c.map(|c| format!("{c:?}")))
+    }
+
+    #[test]
+    fn the_api_key_header_is_read_by_default_and_alone() {
+        let rules = CredentialRules::default();
+        let found = |uri, headers: &[(&str, &str)]| extract_with_header(&rules, uri, headers);
+        assert_eq!(
+            found("/x", &[("X-Api-Key", "k")]),
+            Ok(Some("ApiKeyHeader(<redacted>)".into()))
+        );
+        let req = http::Request::get("/x")
+            .header("x-api-key", "k")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            rules.extract(req.headers(), None),
+            Ok(Some(PresentedCredential::ApiKeyHeader("k")))
+        );
+        for (uri, headers) in [
+            ("/x?apikey=k", &[("X-Api-Key", "k")][..]),
+            (
+                "/x",
+                &[("X-Api-Key", "k"), ("Authorization", "Bearer t")][..],
+            ),
+            ("/x", &[("X-Api-Key", "k"), ("X-Api-Key", "k")][..]),
+        ] {
+            assert_eq!(
+                found(uri, headers),
+                Err(RejectionKind::MultipleCredentials),
+                "{uri} {headers:?}"
+            );
+        }
+        assert_eq!(
+            found("/x", &[("X-Api-Key", "")]),
+            Err(RejectionKind::EmptyCredential)
+        );
+        let long = "a".repeat(4097);
+        assert_eq!(
+            found("/x", &[("X-Api-Key", &long)]),
+            Err(RejectionKind::CredentialTooLong)
+        );
+        // Basic authentication is no credential here, so it leaves the header key.
+        assert_eq!(
+            found(
+                "/x",
+                &[("X-Api-Key", "k"), ("Authorization", "Basic Zm9vOmJhcg==")]
+            ),
+            Ok(Some("ApiKeyHeader(<redacted>)".into()))
+        );
+    }
+
+    #[test]
+    fn the_api_key_header_can_be_renamed_or_switched_off() {
+        let renamed =
+            CredentialRules::default().api_key_header(Some(HeaderName::from_static("x-map-key")));
+        assert_eq!(
+            extract_with_header(&renamed, "/x", &[("X-Map-Key", "k")]),
+            Ok(Some("ApiKeyHeader(<redacted>)".into()))
+        );
+        assert_eq!(
+            extract_with_header(&renamed, "/x", &[("X-Api-Key", "k")]),
+            Ok(None)
+        );
+        let off = CredentialRules::default().api_key_header(None);
+        assert_eq!(off.header(), None);
+        assert_eq!(
+            extract_with_header(&off, "/x?apikey=k", &[("X-Api-Key", "other")]),
+            Ok(Some("ApiKey(<redacted>)".into()))
+        );
+    }
+
+    #[test]
+    fn stripping_the_header_removes_every_value() {
+        let mut headers = HeaderMap::new();
+        headers.append(API_KEY_HEADER, "a".parse().unwrap());
+        headers.append(API_KEY_HEADER, "b".parse().unwrap());
+        headers.append("x-other", "c".parse().unwrap());
+        CredentialRules::default().strip_from_headers(&mut headers);
+        assert!(!headers.contains_key(API_KEY_HEADER));
+        assert!(headers.contains_key("x-other"));
+    }
+
     #[test]
     fn a_custom_parameter_name_is_used_instead() {
         let rules = CredentialRules::default().query_param("key");
@@ -173,6 +311,11 @@ mod tests {
         let dbg = format!(
             "{:?}",
             PresentedCredential::ApiKey("gis_apikey_secret".into())
+        );
+        assert!(!dbg.contains("secret"));
+        let dbg = format!(
+            "{:?}",
+            PresentedCredential::ApiKeyHeader("gis_apikey_secret")
         );
         assert!(!dbg.contains("secret"));
     }

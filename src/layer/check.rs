@@ -61,7 +61,7 @@ pub(crate) struct Target<'c> {
 
 /// One request's check: the route it is for and the time it is decided at. The steps are
 /// its methods; each gives the next [`Step`].
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Check<'c> {
     target: Target<'c>,
     now: OffsetDateTime,
@@ -92,8 +92,9 @@ impl HeldCheck {
 /// What the check needs next. `Token` is how a bearer token is held: borrowed from the
 /// request while the check runs inside `call`, owned once it waits.
 pub(crate) enum Step<Token> {
-    /// The client behind an API key: ask the store, then [`Check::key_found`].
-    NeedKey(KeyDigest),
+    /// The client behind an API key (sent in the query or in a header): ask the store,
+    /// then [`Check::key_found`].
+    NeedKey(KeyDigest, CredentialSource),
     /// The client behind a bearer token: ask the verifier, then [`Check::token_verified`].
     NeedToken(Token),
     /// The shared rate limiter's word: then [`Check::rate_checked`].
@@ -223,11 +224,10 @@ impl<'c> Check<'c> {
             Err(kind) => refuse(kind),
             Ok(None) => refuse(RejectionKind::MissingCredential),
             Ok(Some(PresentedCredential::ApiKey(key))) => {
-                if CredentialKind::ApiKey.check(&key).is_err() {
-                    refuse(RejectionKind::MalformedCredential)
-                } else {
-                    Step::NeedKey(KeyDigest::of(&key))
-                }
+                api_key_step(&key, CredentialSource::ApiKey)
+            }
+            Ok(Some(PresentedCredential::ApiKeyHeader(key))) => {
+                api_key_step(key, CredentialSource::ApiKeyHeader)
             }
             Ok(Some(PresentedCredential::Bearer(token))) => Step::NeedToken(token),
         }
@@ -240,6 +240,7 @@ impl<'c> Check<'c> {
         config: &Config,
         req: &Request<B>,
         digest: &KeyDigest,
+        source: CredentialSource,
         answer: Result<Option<Resolved>, Rejection>,
     ) -> Step<T> {
         match answer {
@@ -251,7 +252,7 @@ impl<'c> Check<'c> {
                 let identified = Identified {
                     who,
                     scope: None,
-                    source: CredentialSource::ApiKey,
+                    source,
                 };
                 self.identified(config, req, identified)
             }
@@ -416,7 +417,8 @@ impl<'c> Check<'c> {
         if let Some(finding) = decision.denied.take() {
             // The counter counted this refusal itself.
             let denial = decision.deny(finding);
-            return refuse(denial.rejection.retry_at_quota_reset(self.now));
+            let rejection = denial.rejection.retry_at_quota_reset(self.now);
+            return refuse(rejection.of_client(who.client.id()));
         }
         report_shadowed(&who, &decision);
         let api = self.target.api;
@@ -447,6 +449,15 @@ impl<'c> Check<'c> {
             quota,
             meter,
         }))
+    }
+}
+
+/// The store lookup of an API key, once its format and checksum are right.
+fn api_key_step<T>(key: &str, source: CredentialSource) -> Step<T> {
+    if CredentialKind::ApiKey.check(key).is_err() {
+        refuse(RejectionKind::MalformedCredential)
+    } else {
+        Step::NeedKey(KeyDigest::of(key), source)
     }
 }
 
@@ -519,7 +530,7 @@ impl Admitted {
 impl Refusal {
     /// The refusal, counted (or not: the request is refused whatever the counter does).
     pub(crate) fn recorded<T>(self) -> Step<T> {
-        refuse(self.rejection)
+        refuse(self.rejection.of_client(self.who.client.id()))
     }
 }
 
@@ -527,7 +538,7 @@ impl Step<&str> {
     /// The step, holding what it borrowed from the request, so that it can wait.
     pub(crate) fn into_owned(self) -> Step<String> {
         match self {
-            Step::NeedKey(digest) => Step::NeedKey(digest),
+            Step::NeedKey(digest, source) => Step::NeedKey(digest, source),
             Step::NeedToken(token) => Step::NeedToken(token.to_owned()),
             Step::NeedRate(rate) => Step::NeedRate(rate),
             Step::NeedCharge(admitted) => Step::NeedCharge(admitted),
@@ -541,10 +552,18 @@ impl Verdict {
     /// The end of the check: an admitted request loses its credentials and gains its
     /// [`Principal`] (and [`Meter`]), and gives what its response must carry; a refused one
     /// gives the response to send.
-    pub(crate) fn conclude<B>(self, config: &Config, req: &mut Request<B>) -> Conclusion {
+    pub(crate) fn conclude<B>(
+        self,
+        config: &Config,
+        check: &Check<'_>,
+        req: &mut Request<B>,
+    ) -> Conclusion {
         let authorized = match self {
             Verdict::Admit(authorized) => authorized,
-            Verdict::Refuse(rejection) => return Conclusion::Answer(config.refuse(&rejection)),
+            Verdict::Refuse(rejection) => {
+                let rejection = rejection.for_api(check.target.api.shared_name());
+                return Conclusion::Answer(config.refuse(&rejection));
+            }
         };
         if let Some(span) = request_span() {
             span.record("decision", "allow");
@@ -552,9 +571,13 @@ impl Verdict {
         let source = authorized.principal.source();
         if config.strip_credentials {
             req.headers_mut().remove(AUTHORIZATION);
-            // A bearer request carries no API key parameter: it would have been refused.
-            if source == CredentialSource::ApiKey {
-                config.credentials.strip_in_place(req.uri_mut());
+            // A request carries its credential in one place, or it would have been refused.
+            match source {
+                CredentialSource::ApiKey => config.credentials.strip_in_place(req.uri_mut()),
+                CredentialSource::ApiKeyHeader => {
+                    config.credentials.strip_from_headers(req.headers_mut());
+                }
+                CredentialSource::BearerToken => {}
             }
         }
         req.extensions_mut().insert(authorized.principal);
@@ -562,7 +585,12 @@ impl Verdict {
             req.extensions_mut().insert(meter);
         }
         Conclusion::Call(ResponseExtras {
-            private: source == CredentialSource::ApiKey,
+            private: source.is_api_key(),
+            // The answer depends on a header a cache keys nothing on unless told.
+            vary_api_key: match source {
+                CredentialSource::ApiKeyHeader => config.credentials.header().cloned(),
+                _ => None,
+            },
             vary_origin: authorized.vary_origin,
             quota: authorized.quota,
         })

@@ -61,12 +61,12 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request
     loop {
         step = match step {
             Step::Done(verdict) => return Driven::Decided(check.formatted(verdict)),
-            Step::NeedKey(digest) => match config.store.resolve_key_now(&digest) {
+            Step::NeedKey(digest, source) => match config.store.resolve_key_now(&digest) {
                 Some(answer) => {
                     let answer = answer.map_err(|e| backend_failed("client store", &e));
-                    check.key_found(config, req, &digest, answer)
+                    check.key_found(config, req, &digest, source, answer)
                 }
-                None => return wait(&check, Step::NeedKey(digest)),
+                None => return wait(&check, Step::NeedKey(digest, source)),
             },
             Step::NeedToken(token) => match config.verifier.verify_now(token) {
                 Some(answer) => check.token_verified(config, req, Some(answer)),
@@ -106,10 +106,10 @@ pub(crate) async fn drive<B>(
     let verdict = loop {
         step = match step {
             Step::Done(verdict) => break check.formatted(verdict),
-            Step::NeedKey(digest) => {
+            Step::NeedKey(digest, source) => {
                 let found = config.store.resolve_key(&digest);
                 let answer = fail_closed(&config, "client store", found).await;
-                check.key_found(&config, &req, &digest, answer)
+                check.key_found(&config, &req, &digest, source, answer)
             }
             Step::NeedToken(token) => {
                 let answer = within_budget(&config, config.verifier.verify(&token)).await;
@@ -131,7 +131,7 @@ pub(crate) async fn drive<B>(
             }
         };
     };
-    let concluded = verdict.conclude(&config, &mut req);
+    let concluded = verdict.conclude(&config, &check, &mut req);
     (req, concluded)
 }
 

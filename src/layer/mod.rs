@@ -165,6 +165,16 @@ impl AuthLayer {
         self
     }
 
+    /// The header that carries API keys (`X-Api-Key` by default), or `None` to read keys
+    /// from the query only. A key in the header works like one in the query: never beside
+    /// another credential, removed before the wrapped service runs, and its responses made
+    /// `Cache-Control: private` and `Vary` on the header.
+    pub fn api_key_header(mut self, name: Option<http::HeaderName>) -> Self {
+        let rules = self.settings.credentials.clone().api_key_header(name);
+        self.settings().credentials = rules;
+        self
+    }
+
     /// The largest key or token accepted, in bytes; longer ones get 400 before any hashing.
     pub fn max_credential_len(mut self, bytes: usize) -> Self {
         let rules = self.settings.credentials.clone().max_len(bytes);
@@ -226,14 +236,15 @@ impl AuthLayer {
     }
 
     /// Lets CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) through
-    /// without credentials, so a CORS layer inside can answer them.
+    /// without credentials, so a CORS layer inside can answer them. Prefer CORS outside the
+    /// layer: it then answers preflights itself, and puts its headers on refusals too.
     pub fn allow_preflight(mut self, yes: bool) -> Self {
         self.settings().allow_preflight = yes;
         self
     }
 
-    /// Whether the `Authorization` header and the API key parameter are removed before the
-    /// wrapped service runs (on by default).
+    /// Whether the `Authorization` header, the API key parameter and the API key header are
+    /// removed before the wrapped service runs (on by default).
     pub fn strip_credentials(mut self, yes: bool) -> Self {
         self.settings().strip_credentials = yes;
         self

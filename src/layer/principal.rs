@@ -20,8 +20,20 @@ use crate::client::{AccountId, Client, ClientId, ClientKind, Grant, Privileges, 
 pub enum CredentialSource {
     /// The API key query parameter.
     ApiKey,
+    /// The API key header (`X-Api-Key` unless configured otherwise).
+    ApiKeyHeader,
     /// An `Authorization: Bearer` access token.
     BearerToken,
+}
+
+impl CredentialSource {
+    /// Whether the caller presented an API key (in the query or in a header).
+    pub fn is_api_key(self) -> bool {
+        matches!(
+            self,
+            CredentialSource::ApiKey | CredentialSource::ApiKeyHeader
+        )
+    }
 }
 
 /// The caller of an authorised request, inserted into the request's extensions: a view of

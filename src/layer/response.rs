@@ -246,6 +246,8 @@ impl LatestQuota {
 pub(crate) struct ResponseExtras {
     /// `Cache-Control: private` (an API key identified the caller).
     pub(crate) private: bool,
+    /// The API key header to name in `Vary` (the key came in it).
+    pub(crate) vary_api_key: Option<HeaderName>,
     /// `Vary: Origin`.
     pub(crate) vary_origin: bool,
     /// The quota headers, for an account with a quota.
@@ -271,6 +273,9 @@ impl ResponseExtras {
         }
         if self.vary_origin {
             add_vary_origin(headers);
+        }
+        if let Some(name) = &self.vary_api_key {
+            add_vary(headers, HeaderValue::from(name.clone()));
         }
         if let Some(q) = &self.quota {
             let latest = q.latest.as_deref().and_then(LatestQuota::get);
@@ -352,14 +357,20 @@ fn add_quota_headers(
 
 /// Adds `Vary: Origin` unless the response already varies on it (or on everything).
 pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
+    add_vary(headers, HeaderValue::from_static("Origin"));
+}
+
+/// Adds `Vary: <name>` unless the response already varies on it (or on everything).
+fn add_vary(headers: &mut HeaderMap, name: HeaderValue) {
     let covered = headers.get_all(VARY).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("origin"))
+            s.split(',').any(|t| {
+                t.trim() == "*" || t.trim().as_bytes().eq_ignore_ascii_case(name.as_bytes())
+            })
         })
     });
     if !covered {
-        headers.append(VARY, HeaderValue::from_static("Origin"));
+        headers.append(VARY, name);
     }
 }
 

@@ -126,7 +126,7 @@ where
         let driven = span.in_scope(|| drive_now(config, check, &req));
         match driven {
             Driven::Decided(verdict) => {
-                match span.in_scope(|| verdict.conclude(config, &mut req)) {
+                match span.in_scope(|| verdict.conclude(config, &check, &mut req)) {
                     Conclusion::Call(extras) => {
                         ResponseFuture::calling(self.inner.call(req), Some(extras), span)
                     }

@@ -355,16 +355,43 @@ fn origin_rule(
     shadow.apply(finding(
         Rule::Origins,
         RejectionKind::OriginNotAllowed,
-        match evidence {
-            OriginEvidence::Missing => {
-                "the request has neither Origin nor Referer and the client requires one"
-            }
-            OriginEvidence::Unusable => "the Origin or Referer header is unusable",
-            OriginEvidence::Origin(_) | OriginEvidence::Referer(_) => {
-                "the request's origin is not among the client's allowed origins"
+        origin_refusal(evidence),
+    ))
+}
+
+/// The most characters of an unparsable `Origin` header a refusal repeats.
+const MAX_ORIGIN_ECHO: usize = 64;
+
+/// Why an origin is refused, written for the caller (it is the refusal's description): the
+/// refused origin by name, or that the request said nothing about its page. A `Referer` is
+/// named by its origin only: its path and query may hold anything, a key included.
+fn origin_refusal(evidence: OriginEvidence<'_>) -> String {
+    const NOT_ALLOWED: &str = "is not among this client's allowed origins";
+    match evidence {
+        OriginEvidence::Missing => "the request carries neither Origin nor Referer, and this \
+            client accepts requests from its allowed origins only; a page whose referrer \
+            policy is `no-referrer`, or a client that is not a browser, does not say which \
+            origin it comes from"
+            .to_owned(),
+        OriginEvidence::Unusable => "the request carries two Origin or Referer headers, or \
+            one that is not visible ASCII, so its origin is unknown"
+            .to_owned(),
+        OriginEvidence::Origin(value) => match RequestOrigin::from_origin_header(value) {
+            Some(origin) => format!("the origin `{origin}` {NOT_ALLOWED}"),
+            None => {
+                let shown: String = value.chars().take(MAX_ORIGIN_ECHO).collect();
+                let more = if shown.len() < value.len() { "…" } else { "" };
+                format!(
+                    "the Origin `{shown}{more}` is not an http(s) origin, and this client \
+                     accepts requests from its allowed origins only"
+                )
             }
         },
-    ))
+        OriginEvidence::Referer(value) => match RequestOrigin::from_referer_header(value) {
+            Some(origin) => format!("the origin `{origin}` (from the Referer) {NOT_ALLOWED}"),
+            None => "the Referer is not an http(s) URL, so the page's origin is unknown".to_owned(),
+        },
+    }
 }
 
 /// The IP rules, for a client that has any: an unknown address never matches.
@@ -704,6 +731,50 @@ mod tests {
         assert_eq!(d.rule(), Some(Rule::Origins));
         let denial = d.clone().allowed_or_denial().unwrap_err();
         assert!(denial.rejection.varies_on_origin());
+    }
+
+    #[test]
+    fn origin_refusals_say_which_origin_or_that_none_was_sent() {
+        let c = client(ClientSpec::javascript("web").allowed_origins(["maps.example.com"]));
+        let refusal = |origin| {
+            let facts = RequestFacts {
+                origin,
+                ..get(TILE)
+            };
+            let d = policy().explain(&c, &account(), &facts);
+            let denial = d.clone().allowed_or_denial().unwrap_err();
+            assert_eq!(denial.rejection.error_code(), "access_denied");
+            // The refusal's description is the decision's reason: explain shows it too.
+            assert_eq!(denial.rejection.description(), d.reason());
+            d.reason()
+        };
+        let missing = refusal(OriginEvidence::Missing);
+        assert!(missing.contains("neither Origin nor Referer"), "{missing}");
+        assert!(missing.contains("no-referrer"), "{missing}");
+        assert!(missing.contains("not a browser"), "{missing}");
+        let evil = refusal(OriginEvidence::Origin("HTTPS://Evil.Test:443"));
+        assert!(evil.contains("`https://evil.test`"), "{evil}");
+        let port = refusal(OriginEvidence::Origin("http://maps.example.com:8080"));
+        assert!(port.contains("`http://maps.example.com:8080`"), "{port}");
+        // A Referer is named by its origin only: never its path or query.
+        let referer = refusal(OriginEvidence::Referer(
+            "https://other.test/map?apikey=gis_secret#x",
+        ));
+        assert!(referer.contains("`https://other.test`"), "{referer}");
+        assert!(!referer.contains("secret"), "{referer}");
+        let bad_referer = refusal(OriginEvidence::Referer("file:///home/map.html?k=secret"));
+        assert!(!bad_referer.contains("secret"), "{bad_referer}");
+        // An unparsable Origin is repeated, but only so far.
+        assert!(refusal(OriginEvidence::Origin("null")).contains("`null`"));
+        let long = format!("x{}", "y".repeat(500));
+        let echoed = refusal(OriginEvidence::Origin(&long));
+        assert!(echoed.len() < 250, "{echoed}");
+        assert!(echoed.contains('…'), "{echoed}");
+        let unusable = refusal(OriginEvidence::Unusable);
+        assert!(
+            unusable.contains("two Origin or Referer headers"),
+            "{unusable}"
+        );
     }
 
     #[test]

@@ -156,6 +156,17 @@ impl RequestOrigin {
     }
 }
 
+/// `scheme://host`, with `:port` where it is not the scheme's default.
+impl fmt::Display for RequestOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme.as_str(), self.host())?;
+        if self.port != self.scheme.default_port() {
+            write!(f, ":{}", self.port)?;
+        }
+        Ok(())
+    }
+}
+
 /// The scheme (`http` or `https`, in any case) and what follows its `://`.
 fn split_scheme(value: &str) -> Option<(Scheme, &str)> {
     let colon = value.bytes().take(6).position(|b| b == b':')?;

@@ -7,7 +7,8 @@ use gis_auth::client::{ClientSpec, CredentialKind, PlainCredential};
 use gis_auth::store::InMemoryStore;
 use gis_auth::{AuthLayer, RejectionKind};
 
-use crate::harness::world::{World, get, gis_routes, stranger_key, tile, with_key};
+use crate::harness::reply::send;
+use crate::harness::world::{Echo, World, get, gis_routes, stranger_key, tile, with_key};
 
 // ---- no credential -------------------------------------------------------------------
 
@@ -399,4 +400,92 @@ async fn the_challenge_names_the_configured_realm() {
     assert_eq!(params["error"], "invalid_token");
     assert!(world.layer().realm("a\"b").is_err());
     assert!(world.layer().realm("").is_err());
+}
+
+// ---- the API key header --------------------------------------------------------------
+
+#[tokio::test]
+async fn the_api_key_header_works_like_the_query_parameter_and_is_removed() {
+    let world = World::new();
+    let key = world.key();
+    let r = world
+        .send(
+            get("/tiles/1/2/3.png?style=dark")
+                .header("x-api-key", &key)
+                .header("x-other", "kept"),
+        )
+        .await;
+    let principal = r.principal();
+    assert_eq!(principal["client_id"], world.js_id().as_str());
+    assert_eq!(principal["source"], "ApiKeyHeader");
+    // The handler never sees the key: the header is gone, the URI untouched.
+    assert_eq!(r.seen_uri(), "/tiles/1/2/3.png?style=dark");
+    let seen = r.json()["headers"].clone();
+    assert!(seen.get("x-api-key").is_none(), "{seen}");
+    assert_eq!(seen["x-other"][0], "kept");
+    // The same cache rules as a key in the query, and the header named in Vary.
+    assert_eq!(r.header(http::header::CACHE_CONTROL), Some("private"));
+    assert!(
+        r.header_all(http::header::VARY)
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("x-api-key")),
+        "{:?}",
+        r.headers
+    );
+    r.assert_does_not_reveal(&key);
+    // A key in the query varies by URL already: no Vary for it.
+    let r = world.send(get(&tile(&key))).await;
+    r.assert_ok();
+    assert!(r.header_all(http::header::VARY).is_empty());
+}
+
+#[tokio::test]
+async fn a_header_key_beside_another_credential_or_twice_is_an_invalid_request() {
+    let world = World::new();
+    let key = world.key();
+    let token = world.token();
+    for req in [
+        get(&tile(&key)).header("x-api-key", &key),
+        get("/tiles/1/2/3.png")
+            .header("x-api-key", &key)
+            .bearer(&token),
+        get("/tiles/1/2/3.png")
+            .header("x-api-key", &key)
+            .header("x-api-key", &key),
+    ] {
+        let r = world.send(req).await;
+        r.assert_invalid_request();
+        assert_eq!(r.kind(), RejectionKind::MultipleCredentials);
+        r.assert_does_not_reveal(&key);
+    }
+    let r = world
+        .send(get("/tiles/1/2/3.png").header("x-api-key", ""))
+        .await;
+    r.assert_invalid_request();
+    // A header key is checked like any key: a stranger's is an invalid token.
+    let r = world
+        .send(get("/tiles/1/2/3.png").header("x-api-key", &stranger_key()))
+        .await;
+    r.assert_invalid_token();
+}
+
+#[tokio::test]
+async fn the_api_key_header_can_be_renamed_or_switched_off() {
+    use tower::Layer;
+    let world = World::new();
+    let key = world.key();
+    let renamed: http::HeaderName = "x-map-key".parse().unwrap();
+    let svc = world.layer().api_key_header(Some(renamed)).layer(Echo);
+    let r = send(
+        svc.clone(),
+        get("/tiles/1/2/3.png").header("x-map-key", &key),
+    )
+    .await;
+    r.assert_ok();
+    assert!(r.json()["headers"].get("x-map-key").is_none());
+    let r = send(svc, get("/tiles/1/2/3.png").header("x-api-key", &key)).await;
+    r.assert_missing_credential();
+    let svc = world.layer().api_key_header(None).layer(Echo);
+    let r = send(svc, get("/tiles/1/2/3.png").header("x-api-key", &key)).await;
+    r.assert_missing_credential();
 }

@@ -188,7 +188,7 @@ async fn preflight_requests_pass_the_layer_without_a_key() {
         .body(Body::empty())
         .expect("request");
     let reply = send(demo.router.clone(), req).await;
-    // The CORS layer inside answers it: the auth layer let it through.
+    // The CORS layer around the auth layer answers it: no credential is asked for.
     assert!(reply.rejection().is_none());
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header(header::ACCESS_CONTROL_ALLOW_ORIGIN), Some("*"));

@@ -3,10 +3,12 @@
 //!
 //! One module per topic; the demo server and its token verifier are here.
 
+mod browser;
 mod clients_file;
 mod demo;
 mod socket;
 mod startup;
+mod tiles;
 mod wms;
 
 use std::collections::BTreeSet;

@@ -20,6 +20,11 @@ pub mod server;
 #[path = "../../../examples/gis_server/app.rs"]
 pub mod app;
 
+/// The example's logs: the subscriber and the refusal lines.
+#[cfg(feature = "admin")]
+#[path = "../../../examples/gis_server/logs.rs"]
+pub mod logs;
+
 /// The example's load-test baselines (the router with the layer swapped out).
 #[cfg(feature = "admin")]
 #[path = "../../../examples/gis_server/bench.rs"]
