@@ -29,7 +29,8 @@ pub struct Rejection {
     kind: RejectionKind,
     vary_origin: bool,
     retry_after: Option<u64>,
-    quota: Option<QuotaState>,
+    /// Boxed: only quota refusals carry it, and it would double the size of every other.
+    quota: Option<Box<QuotaState>>,
     decision: Option<Arc<Decision>>,
     /// A description of this refusal in place of its kind's, where the deciding rule wrote
     /// one for the caller (an origin refusal, an account's expiry, a monthly quota). Never a
@@ -117,7 +118,7 @@ impl Rejection {
     }
 
     pub(crate) fn with_quota(mut self, quota: QuotaState) -> Self {
-        self.quota = Some(quota);
+        self.quota = Some(Box::new(quota));
         self
     }
 
@@ -129,8 +130,8 @@ impl Rejection {
     /// A refusal by the quota, to be retried when the quota resets: `Retry-After` counted
     /// from `now`. Other refusals are left as they are.
     pub(crate) fn retry_at_quota_reset(self, now: OffsetDateTime) -> Self {
-        match self.quota {
-            Some(quota) => self.with_retry_after(quota.reset_seconds(now)),
+        match self.quota.as_deref().map(|quota| quota.reset_seconds(now)) {
+            Some(seconds) => self.with_retry_after(seconds),
             None => self,
         }
     }
@@ -142,7 +143,7 @@ impl Rejection {
 
     /// The account's quota when the request was refused, if it has one.
     pub fn quota(&self) -> Option<&QuotaState> {
-        self.quota.as_ref()
+        self.quota.as_deref()
     }
 
     /// The policy decision that refused the request, when a client was identified: the rule
