@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use gis_auth::restrict::TrustedProxies;
+use gis_auth::signed::{TileUrlKey, TileUrlSigner};
+use std::time::Duration;
 
 /// A GIS web service guarded by gis-auth API keys.
 #[derive(Debug, Parser)]
@@ -65,6 +67,11 @@ struct Flags {
     /// with other instances.
     #[arg(long, value_name = "redis://…")]
     redis: Option<String>,
+
+    /// Round the expiry of signed tile URLs up to a multiple of this many seconds, so the
+    /// URLs minted within one bucket are one URL (and one cache entry).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    tile_url_bucket_seconds: u64,
 }
 
 #[tokio::main]
@@ -123,7 +130,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         }
         None => (None, None),
     };
+    let signer = TileUrlSigner::new(TileUrlKey::generate(app::GENERATED_TILE_KID)?)
+        .bucket(Duration::from_secs(flags.tile_url_bucket_seconds))?;
     let options = app::Options {
+        tile_url_signer: Some(signer),
         trusted_proxies: proxies,
         store: shared_store.as_ref().map(|opened| opened.store.clone()),
         token_issuer: shared::shared_token_issuer()?,

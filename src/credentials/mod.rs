@@ -1,5 +1,5 @@
-//! Pulling a credential out of a request: an `Authorization: Bearer` header or the `apikey`
-//! query parameter, never both.
+//! Pulling a credential out of a request: an `Authorization: Bearer` header, the `apikey`
+//! query parameter or (once turned on) a signed URL's `sig` parameter, never two of them.
 //!
 //! ```
 //! use gis_auth::credentials::{PresentedCredential, CredentialRules};
@@ -35,13 +35,21 @@ pub enum PresentedCredential<'a> {
     Bearer(&'a str),
     /// From the API key query parameter, percent-decoded once.
     ApiKey(Cow<'a, str>),
+    /// A signed URL: the whole query, which holds its [`SIGNATURE_PARAM`] and the values
+    /// it signs.
+    SignedUrl(&'a str),
 }
+
+/// The query parameter whose presence makes a request's URL a signed URL (when the rules
+/// accept them).
+pub const SIGNATURE_PARAM: &str = "sig";
 
 impl std::fmt::Debug for PresentedCredential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PresentedCredential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             PresentedCredential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            PresentedCredential::SignedUrl(_) => f.write_str("SignedUrl(<redacted>)"),
         }
     }
 }
@@ -51,6 +59,7 @@ impl std::fmt::Debug for PresentedCredential<'_> {
 pub struct CredentialRules {
     param: Cow<'static, str>,
     max_len: usize,
+    signed_urls: bool,
 }
 
 /// The default size limit of a key or token: 4 KiB.
@@ -61,6 +70,7 @@ impl Default for CredentialRules {
         Self {
             param: Cow::Borrowed("apikey"),
             max_len: DEFAULT_MAX_CREDENTIAL_LEN,
+            signed_urls: false,
         }
     }
 }
@@ -78,6 +88,19 @@ impl CredentialRules {
     pub fn max_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
         self
+    }
+
+    /// Whether a query with a [`SIGNATURE_PARAM`] is a signed URL (off by default: the
+    /// parameter is then the wrapped service's own).
+    #[must_use]
+    pub fn signed_urls(mut self, yes: bool) -> Self {
+        self.signed_urls = yes;
+        self
+    }
+
+    /// Whether signed URLs are accepted.
+    pub fn accepts_signed_urls(&self) -> bool {
+        self.signed_urls
     }
 
     /// The query parameter name.
@@ -99,11 +122,21 @@ impl CredentialRules {
             Some(q) => query::api_key_param(q, &self.param, self.max_len)?,
             None => None,
         };
-        match (bearer, key) {
-            (Some(_), Some(_)) => Err(RejectionKind::MultipleCredentials),
-            (Some(token), None) => Ok(Some(PresentedCredential::Bearer(token))),
-            (None, Some(key)) => Ok(Some(PresentedCredential::ApiKey(key))),
-            (None, None) => Ok(None),
+        let signed = match query {
+            Some(q) if self.signed_urls && query::has_param(q, SIGNATURE_PARAM) => {
+                if q.len() > self.max_len {
+                    return Err(RejectionKind::CredentialTooLong);
+                }
+                Some(q)
+            }
+            _ => None,
+        };
+        match (bearer, key, signed) {
+            (Some(token), None, None) => Ok(Some(PresentedCredential::Bearer(token))),
+            (None, Some(key), None) => Ok(Some(PresentedCredential::ApiKey(key))),
+            (None, None, Some(query)) => Ok(Some(PresentedCredential::SignedUrl(query))),
+            (None, None, None) => Ok(None),
+            _ => Err(RejectionKind::MultipleCredentials),
         }
     }
 
@@ -117,6 +150,11 @@ impl CredentialRules {
     /// Removes the API key parameter from `uri`, leaving it as it was when it has none.
     pub(crate) fn strip_in_place(&self, uri: &mut Uri) {
         query::strip_param(uri, &self.param);
+    }
+
+    /// Removes the parameters named in `names` (exactly) from `uri`: a signed URL's.
+    pub(crate) fn strip_signed_in_place(uri: &mut Uri, names: &[&str]) {
+        query::strip_params(uri, |raw| names.iter().any(|n| n.as_bytes() == raw));
     }
 }
 
@@ -136,6 +174,7 @@ mod tests {
                 c.map(|c| match c {
                     PresentedCredential::Bearer(t) => format!("bearer:{t}"),
                     PresentedCredential::ApiKey(k) => format!("key:{k}"),
+                    PresentedCredential::SignedUrl(q) => format!("signed:{q}"),
                 })
             })
     }
@@ -154,6 +193,34 @@ mod tests {
             extract("/x?apikey=k", Some("Bearer t")),
             Err(RejectionKind::MultipleCredentials)
         );
+    }
+
+    #[test]
+    fn a_signature_parameter_is_a_credential_only_when_signed_urls_are_on() {
+        let on = CredentialRules::default().signed_urls(true);
+        let get = |uri: &str, auth: Option<&str>| {
+            let mut req = http::Request::get(uri);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let req = req.body(()).unwrap();
+            on.extract(req.headers(), req.uri().query())
+                .map(|c| c.map(|c| format!("{c:?}")))
+        };
+        assert_eq!(
+            get("/t?cid=a&sig=x", None),
+            Ok(Some("SignedUrl(<redacted>)".into()))
+        );
+        assert_eq!(
+            get("/t?cid=a&sig=x&apikey=k", None),
+            Err(RejectionKind::MultipleCredentials)
+        );
+        assert_eq!(
+            get("/t?sig=x", Some("Bearer t")),
+            Err(RejectionKind::MultipleCredentials)
+        );
+        assert_eq!(get("/t?signature=x", None), Ok(None));
+        assert_eq!(extract("/t?sig=x&apikey=k", None), Ok(Some("key:k".into())));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum CredentialSource {
     ApiKey,
     /// An `Authorization: Bearer` access token.
     BearerToken,
+    /// A signed tile URL.
+    SignedUrl,
 }
 
 /// The caller of an authorised request, inserted into the request's extensions: a view of

@@ -168,6 +168,9 @@ impl LatestQuota {
 pub(crate) struct ResponseExtras {
     /// `Cache-Control: private` (an API key identified the caller).
     pub(crate) private: bool,
+    /// A signed URL identified the caller: the answer may be cached publicly for at most
+    /// this many seconds (those left before the URL expires).
+    pub(crate) public_max_age: Option<u64>,
     /// `Vary: Origin`.
     pub(crate) vary_origin: bool,
     /// The quota headers, for an account with a quota.
@@ -188,7 +191,9 @@ pub(crate) struct QuotaHeaders {
 impl ResponseExtras {
     /// Adds the headers to a response of the wrapped service.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        if self.private {
+        if let Some(cap) = self.public_max_age {
+            make_public_until(headers, cap);
+        } else if self.private {
             make_private(headers);
         }
         if self.vary_origin {
@@ -285,6 +290,58 @@ pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
     }
 }
 
+/// Lets a shared cache keep a response for at most `cap` seconds: a handler's `max-age`
+/// and `s-maxage` are capped, `public, max-age=<cap>` is added when it said nothing (or
+/// nothing about how long), and a response it made `private`, `no-store` or `no-cache`
+/// stays so.
+fn make_public_until(headers: &mut HeaderMap, cap: u64) {
+    let directives: Vec<String> = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let name_of = |d: &str| {
+        d.split('=')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    };
+    if directives
+        .iter()
+        .any(|d| matches!(name_of(d).as_str(), "private" | "no-store" | "no-cache"))
+    {
+        return;
+    }
+    let mut out = vec!["public".to_owned()];
+    let mut has_max_age = false;
+    for directive in &directives {
+        let name = name_of(directive);
+        match name.as_str() {
+            "public" => {}
+            "max-age" | "s-maxage" => {
+                has_max_age |= name == "max-age";
+                let given = directive
+                    .split_once('=')
+                    .and_then(|(_, v)| v.trim().trim_matches('"').parse::<u64>().ok())
+                    .unwrap_or(0);
+                out.push(format!("{name}={}", given.min(cap)));
+            }
+            _ => out.push(directive.clone()),
+        }
+    }
+    if !has_max_age {
+        out.push(format!("max-age={cap}"));
+    }
+    if let Ok(value) = HeaderValue::try_from(out.join(", ")) {
+        headers.remove(CACHE_CONTROL);
+        headers.insert(CACHE_CONTROL, value);
+    }
+}
+
 /// The directive every private response carries.
 const PRIVATE: &str = "private";
 
@@ -373,6 +430,35 @@ mod tests {
             .map(|v| v.to_str().unwrap())
             .collect::<Vec<_>>()
             .join(" | ")
+    }
+
+    fn public(values: &[&str], cap: u64) -> String {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, v.parse().unwrap());
+        }
+        make_public_until(&mut h, cap);
+        h.get_all(CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    #[test]
+    fn a_signed_answer_is_public_for_at_most_the_time_its_url_has_left() {
+        assert_eq!(public(&[], 60), "public, max-age=60");
+        assert_eq!(public(&["public, max-age=30"], 60), "public, max-age=30");
+        assert_eq!(public(&["max-age=86400"], 60), "public, max-age=60");
+        assert_eq!(
+            public(&["public", "s-maxage=900, immutable"], 60),
+            "public, s-maxage=60, immutable, max-age=60"
+        );
+        assert_eq!(public(&["Max-Age=\"120\""], 0), "public, max-age=0");
+        // What the handler made private or uncacheable stays so.
+        assert_eq!(public(&["private, max-age=60"], 600), "private, max-age=60");
+        assert_eq!(public(&["no-store"], 600), "no-store");
+        assert_eq!(public(&["no-cache"], 600), "no-cache");
     }
 
     fn quota_headers(quota: QuotaState, reset: Option<u64>) -> Vec<(String, String)> {

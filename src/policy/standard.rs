@@ -95,7 +95,7 @@ fn is_point(point: &str) -> bool {
 /// | `GET /wms` | WMS | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PUT /items/{item}/metadata` | Items (item grants) | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PATCH /account/profile` | Profile | no | User | free |
-/// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate` | Clients | no | User | free |
+/// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate`, `POST /account/tile-urls` | Clients | no | User | free |
 /// | `GET /account/usage`, `GET /account/quota` | Usage, Quota | no | User | free |
 /// | `GET /account/openapi.json`, `GET /health` | public | | | |
 pub fn standard_routes() -> Result<RouteTable, ConfigError> {
@@ -157,6 +157,7 @@ pub fn standard_routes() -> Result<RouteTable, ConfigError> {
         )?
         .route(Method::GET, "/account/usage", account("Usage"))?
         .route(Method::GET, "/account/quota", account("Quota"))?
+        .route(Method::POST, "/account/tile-urls", account("Clients"))?
         .public(Method::GET, "/account/openapi.json")?
         .public(Method::GET, "/health")
 }
