@@ -9,8 +9,11 @@
 //! - `signed_vs_apikey/passthrough`: the inner service alone (the floor).
 //! - `signed_vs_apikey/apikey` and `…/signed_url`: the success path with the same key or
 //!   URL on every iteration.
+//!   After its first request the same signed URL is answered from the thread's
+//!   last-verified entry (its values compared, the signature in constant time), as the
+//!   tiles of one map, which share one signature, are.
 //! - `signed_vs_apikey/apikey_spread` and `…/signed_url_spread`: a different client on every
-//!   iteration (a fixed permutation of all of them).
+//!   iteration (a fixed permutation of all of them): every signed URL is hashed.
 //! - `signed_vs_apikey/signed_url_bad_signature`: a URL whose signature is one character
 //!   off (it reaches the store, as a well-formed unknown key does).
 //!

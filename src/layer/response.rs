@@ -295,49 +295,46 @@ pub(crate) fn add_vary_origin(headers: &mut HeaderMap) {
 /// nothing about how long), and a response it made `private`, `no-store` or `no-cache`
 /// stays so.
 fn make_public_until(headers: &mut HeaderMap, cap: u64) {
-    let directives: Vec<String> = headers
+    let mut out = String::with_capacity(32);
+    out.push_str("public");
+    let mut has_max_age = false;
+    let mut digits = itoa::Buffer::new();
+    let directives = headers
         .get_all(CACHE_CONTROL)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty())
-        .collect();
-    let name_of = |d: &str| {
-        d.split('=')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    };
-    if directives
-        .iter()
-        .any(|d| matches!(name_of(d).as_str(), "private" | "no-store" | "no-cache"))
-    {
-        return;
-    }
-    let mut out = vec!["public".to_owned()];
-    let mut has_max_age = false;
-    for directive in &directives {
-        let name = name_of(directive);
-        match name.as_str() {
-            "public" => {}
-            "max-age" | "s-maxage" => {
-                has_max_age |= name == "max-age";
-                let given = directive
-                    .split_once('=')
-                    .and_then(|(_, v)| v.trim().trim_matches('"').parse::<u64>().ok())
-                    .unwrap_or(0);
-                out.push(format!("{name}={}", given.min(cap)));
-            }
-            _ => out.push(directive.clone()),
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
+    for directive in directives {
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        let name = name.trim();
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        if is("private") || is("no-store") || is("no-cache") {
+            return;
+        }
+        if is("public") {
+            continue;
+        }
+        out.push_str(", ");
+        if is("max-age") || is("s-maxage") {
+            has_max_age |= is("max-age");
+            let given = value.trim().trim_matches('"').parse::<u64>().unwrap_or(0);
+            out.push_str(if is("max-age") {
+                "max-age="
+            } else {
+                "s-maxage="
+            });
+            out.push_str(digits.format(given.min(cap)));
+        } else {
+            out.push_str(directive);
         }
     }
     if !has_max_age {
-        out.push(format!("max-age={cap}"));
+        out.push_str(", max-age=");
+        out.push_str(digits.format(cap));
     }
-    if let Ok(value) = HeaderValue::try_from(out.join(", ")) {
-        headers.remove(CACHE_CONTROL);
+    if let Ok(value) = HeaderValue::try_from(out) {
         headers.insert(CACHE_CONTROL, value);
     }
 }

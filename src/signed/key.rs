@@ -14,6 +14,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use time::OffsetDateTime;
 
 use crate::error::ConfigError;
@@ -22,8 +24,9 @@ use crate::error::ConfigError;
 #[derive(Clone)]
 pub struct TileUrlKey {
     kid: Arc<str>,
-    /// Never printed: `Debug` shows the key id only.
-    secret: Arc<[u8]>,
+    /// The HMAC keyed with the secret, ready to take a message: keying hashes the padded
+    /// secret twice, so it is done once per key, not once per URL. Never printed.
+    mac: Hmac<Sha256>,
 }
 
 impl fmt::Debug for TileUrlKey {
@@ -60,9 +63,11 @@ impl TileUrlKey {
         if secret.len() < 32 {
             return Err(key_error(kid, "a tile URL secret has at least 32 bytes"));
         }
+        let mac = Hmac::<Sha256>::new_from_slice(secret)
+            .map_err(|_| key_error(kid, "an HMAC key of any length is accepted"))?;
         Ok(Self {
             kid: kid.into(),
-            secret: secret.into(),
+            mac,
         })
     }
 
@@ -78,8 +83,9 @@ impl TileUrlKey {
         &self.kid
     }
 
-    pub(crate) fn secret(&self) -> &[u8] {
-        &self.secret
+    /// A fresh HMAC-SHA-256 under this key.
+    pub(crate) fn mac(&self) -> Hmac<Sha256> {
+        self.mac.clone()
     }
 }
 

@@ -24,6 +24,7 @@
 //! # Ok::<(), gis_auth::ConfigError>(())
 //! ```
 
+use std::cell::RefCell;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -32,10 +33,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::key::{TileKeyRing, TileUrlKey};
-use crate::client::{Client, ClientId};
+use crate::client::{Client, ClientId, KeyDigest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::policy::TileUrlScope;
@@ -341,49 +343,91 @@ impl TileUrlSigner {
         if *client.id() != url.client {
             return Err(RejectionKind::UnknownCredential);
         }
+        let credentials = client.credentials();
+        let (generation, digest) = (credentials.generation(), credentials.current());
+        if LAST_VERIFIED.with_borrow(|last| {
+            last.as_ref()
+                .is_some_and(|v| v.is_same(url, generation, digest))
+        }) {
+            return Ok(());
+        }
         let mac = mac(&url.key, client, &url.scope, url.expires);
         // `verify_slice` compares in constant time.
         mac.verify_slice(&url.sig)
-            .map_err(|_| RejectionKind::UnknownCredential)
+            .map_err(|_| RejectionKind::UnknownCredential)?;
+        LAST_VERIFIED.set(Some(Verified {
+            key: url.key.clone(),
+            client: url.client.clone(),
+            scope: url.scope.clone(),
+            expires: url.expires,
+            sig: url.sig,
+            generation,
+            digest: *digest,
+        }));
+        Ok(())
     }
 }
 
-/// The keyed MAC of a URL's values and its client's current credential. Each value is
-/// length-prefixed, so no two sets of values give the same input.
+thread_local! {
+    /// The last URL this thread verified, with the credential it was verified against. A
+    /// map's tiles share one signature, so most requests present exactly these values
+    /// again: they are compared (the signature in constant time) instead of hashed.
+    static LAST_VERIFIED: RefCell<Option<Verified>> = const { RefCell::new(None) };
+}
+
+/// Every input of a signature that verified: the same inputs give the same signature.
+struct Verified {
+    /// Held, so that no other key can take its address while this entry stands.
+    key: Arc<TileUrlKey>,
+    client: ClientId,
+    scope: TileUrlScope,
+    expires: i64,
+    sig: [u8; 32],
+    generation: u64,
+    digest: KeyDigest,
+}
+
+impl Verified {
+    fn is_same(&self, url: &SignedTileUrl, generation: u64, digest: &KeyDigest) -> bool {
+        let sig = bool::from(self.sig.ct_eq(&url.sig));
+        let digest = self.digest.ct_eq(digest);
+        sig & digest
+            && Arc::ptr_eq(&self.key, &url.key)
+            && self.expires == url.expires
+            && self.generation == generation
+            && self.client == url.client
+            && self.scope == url.scope
+    }
+}
+
+/// The keyed MAC of a URL's values and its client's current credential. Each value of
+/// variable length is length-prefixed, so no two sets of values give the same input; the
+/// input is kept short (about two SHA-256 blocks), since it is hashed on every request.
 fn mac(key: &TileUrlKey, client: &Client, scope: &TileUrlScope, expires: i64) -> HmacSha256 {
-    // An HMAC takes a key of any length.
-    let mut mac = match HmacSha256::new_from_slice(key.secret()) {
-        Ok(mac) => mac,
-        Err(_) => unreachable_hmac(),
-    };
-    let mut field = |bytes: &[u8]| {
-        mac.update(&(bytes.len() as u64).to_be_bytes());
+    let mut mac = key.mac();
+    let mut text = |bytes: &[u8]| {
+        // Every value is shorter than a URL, which is at most a few KiB.
+        mac.update(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
         mac.update(bytes);
     };
-    field(b"gis-auth tile URL v1");
-    field(key.kid().as_bytes());
-    field(client.id().as_str().as_bytes());
-    field(scope.api.as_bytes());
-    field(&expires.to_be_bytes());
-    field(&scope.min_zoom.map_or(u64::MAX, u64::from).to_be_bytes());
-    field(&scope.max_zoom.map_or(u64::MAX, u64::from).to_be_bytes());
-    field(&(scope.items.len() as u64).to_be_bytes());
+    text(b"v1");
+    text(key.kid().as_bytes());
+    text(client.id().as_str().as_bytes());
+    text(scope.api.as_bytes());
     for item in &scope.items {
-        field(item.as_bytes());
+        text(item.as_bytes());
     }
     let credentials = client.credentials();
-    field(&credentials.generation().to_be_bytes());
-    field(credentials.current().as_bytes());
+    let mut fixed = [0u8; 8 + 4 + 4 + 4 + 8 + 32];
+    fixed[..8].copy_from_slice(&expires.to_be_bytes());
+    fixed[8..12].copy_from_slice(&scope.min_zoom.unwrap_or(u32::MAX).to_be_bytes());
+    fixed[12..16].copy_from_slice(&scope.max_zoom.unwrap_or(u32::MAX).to_be_bytes());
+    let items = u32::try_from(scope.items.len()).unwrap_or(u32::MAX);
+    fixed[16..20].copy_from_slice(&items.to_be_bytes());
+    fixed[20..28].copy_from_slice(&credentials.generation().to_be_bytes());
+    fixed[28..].copy_from_slice(credentials.current().as_bytes());
+    mac.update(&fixed);
     mac
-}
-
-/// HMAC accepts every key length; this is never reached.
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    match HmacSha256::new_from_slice(&[0u8; 32]) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC-SHA-256 takes a 32-byte key"),
-    }
 }
 
 fn signature(key: &TileUrlKey, client: &Client, scope: &TileUrlScope, expires: i64) -> [u8; 32] {
@@ -495,6 +539,19 @@ mod tests {
         );
         let zoomed = format!("zmax=3&{}", minted.query);
         let url = signer.parse(&zoomed, NOW).unwrap();
+        assert!(signer.verify(&url, &web).is_err());
+        // Verified once, then remembered: still only for the very same values.
+        let url = signer.parse(&minted.query, NOW).unwrap();
+        assert!(signer.verify(&url, &web).is_ok());
+        assert!(signer.verify(&url, &web).is_ok());
+        assert!(signer.verify(&url, &client("regenerated")).is_err());
+        let url = signer.parse(&zoomed, NOW).unwrap();
+        assert!(signer.verify(&url, &web).is_err());
+        let mut forged = minted.query.clone();
+        let at = forged.find("sig=").unwrap() + 4;
+        let swap = if &forged[at..=at] == "A" { "B" } else { "A" };
+        forged.replace_range(at..=at, swap);
+        let url = signer.parse(&forged, NOW).unwrap();
         assert!(signer.verify(&url, &web).is_err());
     }
 
