@@ -43,7 +43,8 @@
 //! The modules follow the request: [`credentials`] pulls the credential out, [`client`] is
 //! the model and the key format, [`store`] finds the client, [`restrict`] holds origin and IP
 //! rules, [`policy`] maps routes to APIs and makes the decision, [`token`] verifies bearer
-//! tokens, and [`layer`] ties them into a Tower service. [`document`] is the JSON of clients
+//! tokens, [`signed`] mints and verifies signed tile URLs, and [`layer`] ties them into a
+//! Tower service. [`document`] is the JSON of clients
 //! and accounts that the clients file, the admin API and the command-line tool share.
 
 #![warn(missing_docs)]
@@ -64,6 +65,7 @@ pub mod policy;
 mod rejection;
 pub mod restrict;
 mod rule;
+pub mod signed;
 pub mod store;
 pub mod token;
 

@@ -69,12 +69,15 @@ pub enum RejectionKind {
     /// The account's clients together send requests faster than the account's rate limit
     /// (429).
     AccountRateLimited,
+    /// A signed tile URL used outside what it was signed for: another API, a zoom level out
+    /// of its range, or an item it does not name (403 `insufficient_scope`).
+    OutsideSignedScope,
 }
 
 impl RejectionKind {
     /// Every kind, in declaration order (`kind as usize` indexes it): keep it beside the
     /// enum, one entry per variant.
-    pub(crate) const ALL: [RejectionKind; 23] = {
+    pub(crate) const ALL: [RejectionKind; 24] = {
         use RejectionKind::*;
         [
             MissingCredential,
@@ -100,6 +103,7 @@ impl RejectionKind {
             Unpriceable,
             AccountExpired,
             AccountRateLimited,
+            OutsideSignedScope,
         ]
     };
 
@@ -112,7 +116,7 @@ impl RejectionKind {
             MissingCredential | MalformedCredential | UnknownCredential | Expired | Revoked
             | Inactive | AccountExpired => StatusCode::UNAUTHORIZED,
             InsufficientRole | NotPluginApi | OriginNotAllowed | IpNotAllowed | RouteNotAllowed
-            | PrivilegeMissing | ItemNotGranted => StatusCode::FORBIDDEN,
+            | PrivilegeMissing | ItemNotGranted | OutsideSignedScope => StatusCode::FORBIDDEN,
             QuotaExceeded | RateLimited | AccountRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -127,9 +131,8 @@ impl RejectionKind {
             | Unpriceable => "invalid_request",
             MalformedCredential | UnknownCredential | Expired | Revoked | Inactive
             | AccountExpired => "invalid_token",
-            InsufficientRole | NotPluginApi | PrivilegeMissing | ItemNotGranted => {
-                "insufficient_scope"
-            }
+            InsufficientRole | NotPluginApi | PrivilegeMissing | ItemNotGranted
+            | OutsideSignedScope => "insufficient_scope",
             OriginNotAllowed | IpNotAllowed | RouteNotAllowed => "access_denied",
             QuotaExceeded => "quota_exceeded",
             RateLimited | AccountRateLimited => "rate_limited",
@@ -168,6 +171,7 @@ impl RejectionKind {
             AccountRateLimited => {
                 "the account's clients together send requests faster than its rate limit"
             }
+            OutsideSignedScope => "the signed URL does not cover this API, zoom level or item",
         }
     }
 
@@ -213,6 +217,8 @@ pub enum Rule {
     /// The account's item ceiling (its plan's `items`): a grant outside it does not grant.
     /// Never report-only.
     ItemCeiling,
+    /// The scope of a signed tile URL: its API, zoom range and items. Never report-only.
+    SignedScope,
 }
 
 impl Rule {
@@ -233,6 +239,7 @@ impl Rule {
             Rule::AccountExpiry => "account_expiry",
             Rule::AccountRateLimit => "account_rate_limit",
             Rule::ItemCeiling => "item_ceiling",
+            Rule::SignedScope => "signed_scope",
         }
     }
 }

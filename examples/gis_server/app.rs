@@ -21,11 +21,14 @@ use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::document::{ClientsFile, ClientsFileError};
+use gis_auth::layer::CredentialSource;
 use gis_auth::layer::Meter;
 use gis_auth::limits::SharedRateLimiter;
 use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
+use gis_auth::policy::{Api, Cost};
 use gis_auth::policy::{MAX_ELEVATION_POINTS, RouteTable, elevation_points_cost, standard_routes};
 use gis_auth::restrict::TrustedProxies;
+use gis_auth::signed::{TileUrlKey, TileUrlRequest, TileUrlSigner, mint_tile_template};
 use gis_auth::store::{GeneratedCredential, InMemoryStore, ManageError, ManagedStore};
 use gis_auth::token::{
     JWKS_PATH, JwksService, JwtVerifier, LockoutPolicy, METADATA_PATH, MetadataService,
@@ -76,6 +79,9 @@ pub struct Options {
     pub store: Option<Arc<dyn ManagedStore>>,
     /// Enforces clients' rate limits across instances (in this process when `None`).
     pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
+    /// Signs and verifies the signed tile URLs of `POST /account/tile-urls` and
+    /// `GET /tiles.json`; when `None`, one with a fresh random key on [`Options::clock`].
+    pub tile_url_signer: Option<TileUrlSigner>,
 }
 
 /// The issuer (and audience) of the token issuer made when none is given: the server's
@@ -169,8 +175,18 @@ pub const MAX_ELEVATION_BODY: usize = 1024 * 1024;
 /// Which API each route is, who may call it, what it costs, and which routes are public:
 /// the library's standard GIS table.
 pub fn route_table() -> Result<RouteTable, ConfigError> {
-    standard_routes()
+    // The TileJSON document of the street map: guarded as that API, free of charge.
+    standard_routes()?.route(
+        Method::GET,
+        "/tiles.json",
+        Api::new("WorldStreets", [Role::EVALUATOR, Role::SUBSCRIBER])
+            .plugin(true)
+            .cost(Cost::Free),
+    )
 }
+
+/// The key id of the tile URL key the server generates when given no signer.
+pub const GENERATED_TILE_KID: &str = "gis-server-tiles-1";
 
 /// The application: every route of [`route_table`], guarded by an [`AuthLayer`] reading
 /// clients from `store`. Serve it with
@@ -233,9 +249,20 @@ where
     let usage = options
         .usage
         .unwrap_or_else(|| Arc::new(InMemoryUsageCounter::new()));
-    let admin = AdminApi::new(store.clone(), usage.clone()).clock(clock.clone());
     // No `allow_preflight`: the CORS layer outside answers preflights before this layer.
+    let signer = match options.tile_url_signer {
+        Some(signer) => signer,
+        None => TileUrlSigner::new(TileUrlKey::generate(GENERATED_TILE_KID)?).clock(clock.clone()),
+    };
+    let admin = AdminApi::new(store.clone(), usage.clone())
+        .clock(clock.clone())
+        .tile_urls(signer.clone(), route_table()?);
+    let tilejson = TileJson {
+        signer: signer.clone(),
+        routes: Arc::new(route_table()?),
+    };
     let auth = AuthLayer::new(store, route_table()?)
+        .signed_tile_urls(signer)
         .trusted_proxies(options.trusted_proxies)
         .peer_addr(peer)
         .token_verifier(verifier)
@@ -269,6 +296,10 @@ where
         .route(
             "/items/{item}/metadata",
             get(item_metadata).put(put_item_metadata),
+        )
+        .route(
+            "/tiles.json",
+            get(move |principal, headers| tiles_json(tilejson.clone(), principal, headers)),
         )
         .route_service("/account/{*rest}", admin)
         .route("/health", get(health))
@@ -814,6 +845,51 @@ async fn put_item_metadata(
     Ok(Json(
         json!({"item": item, "metadata": metadata, "stored": true}),
     ))
+}
+
+/// What `GET /tiles.json` signs with.
+#[derive(Clone)]
+struct TileJson {
+    signer: TileUrlSigner,
+    routes: Arc<RouteTable>,
+}
+
+/// `GET /tiles.json`: a TileJSON 3.0.0 document for the street map whose `tiles` template
+/// is a signed URL minted for the caller's client (an API key or bearer token), so that
+/// MapLibre or OpenLayers load cacheable tiles that carry no key.
+async fn tiles_json(
+    tilejson: TileJson,
+    principal: Option<Extension<Principal>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(principal)?;
+    if who.source() == CredentialSource::SignedUrl {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "insufficient_scope",
+            description: "a signed URL does not mint signed URLs".to_owned(),
+        });
+    }
+    let request = TileUrlRequest::new("WorldStreets");
+    let made = mint_tile_template(&tilejson.signer, &tilejson.routes, who.client(), &request)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Absolute, as TileJSON clients expect, on the host the document was asked from.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    let document = json!({
+        "tilejson": "3.0.0",
+        "name": "WorldStreets",
+        "tiles": [format!("http://{host}{}", made.template)],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "scheme": "xyz",
+        "attribution": "gis-auth example",
+        "expires_at": made.expires_at.format(&time::format_description::well_known::Rfc3339).ok(),
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(document)).into_response())
 }
 
 /// `GET /health`: public.

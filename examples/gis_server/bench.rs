@@ -105,7 +105,8 @@ where
             Ok(Some(PresentedCredential::ApiKeyHeader(key))) => {
                 self.keys.get(&KeyDigest::of(key)).cloned()
             }
-            Ok(Some(PresentedCredential::Bearer(_))) | Err(_) => None,
+            Ok(Some(PresentedCredential::Bearer(_) | PresentedCredential::SignedUrl(_)))
+            | Err(_) => None,
         };
         let Some(client) = client else {
             return FloorFuture::Refused {

@@ -45,6 +45,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use gis_auth::restrict::TrustedProxies;
+use gis_auth::signed::{TileUrlKey, TileUrlSigner};
+use std::time::Duration;
 
 /// A GIS web service guarded by gis-auth API keys.
 #[derive(Debug, Parser)]
@@ -95,6 +97,11 @@ struct Flags {
     /// The key id of the signing key (by default its RFC 7638 thumbprint).
     #[arg(long, value_name = "KID")]
     signing_key_id: Option<String>,
+
+    /// Round the expiry of signed tile URLs up to a multiple of this many seconds, so the
+    /// URLs minted within one bucket are one URL (and one cache entry).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    tile_url_bucket_seconds: u64,
 }
 
 #[tokio::main]
@@ -183,7 +190,10 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         "gis_server: access tokens signed with key `{}`, issuer {issuer_url}",
         token_issuer.current_kid()
     );
+    let signer = TileUrlSigner::new(TileUrlKey::generate(app::GENERATED_TILE_KID)?)
+        .bucket(Duration::from_secs(flags.tile_url_bucket_seconds))?;
     let options = app::Options {
+        tile_url_signer: Some(signer),
         trusted_proxies: proxies,
         store: shared_store.as_ref().map(|opened| opened.store.clone()),
         revocations: shared_store

@@ -16,6 +16,7 @@
 //! | `POST /account/clients/{id}/regenerate` | a new credential, once (`{"grace_seconds": n}`) |
 //! | `GET /account/usage?from=&to=` | per client per day |
 //! | `GET /account/quota` | `{"limit", "used", "remaining", "reset"}` |
+//! | `POST /account/tile-urls` | a signed tile URL template for a client ([`AdminApi::tile_urls`]) |
 //! | `GET /account/openapi.json` | the OpenAPI 3.1 document of these and the token endpoint |
 //!
 //! Bodies are the [`document`](crate::document)s of the clients file: answers are serialised
@@ -83,7 +84,8 @@ pub use openapi::{
     openapi_document,
 };
 pub use schema::{
-    ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
+    ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl, Usage,
+    UsageDay,
 };
 
 use self::reply::{AdminError, Reply};
@@ -95,7 +97,10 @@ use crate::document::{
 };
 use crate::layer::{CredentialSource, Principal};
 use crate::limits::UsageCounter;
-use crate::policy::{TRANSACTION, next_utc_midnight, next_utc_month, transactions};
+use crate::policy::{
+    RouteTable, TRANSACTION, TileUrlScope, next_utc_midnight, next_utc_month, transactions,
+};
+use crate::signed::{DEFAULT_TILE_URL_TTL, TileUrlRequest, TileUrlSigner, mint_tile_template};
 use crate::store::{ChangedBy, ManageError, ManagedStore, Precondition, RecordKind};
 
 /// The largest request body the admin API reads, in bytes.
@@ -120,6 +125,7 @@ pub struct AdminApi {
     usage: Arc<dyn UsageCounter>,
     clock: Arc<dyn Clock>,
     prefix: Arc<str>,
+    tile_urls: Option<Arc<(TileUrlSigner, RouteTable)>>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -139,7 +145,15 @@ impl AdminApi {
             usage,
             clock: Arc::new(SystemClock),
             prefix: Arc::from("/account"),
+            tile_urls: None,
         }
+    }
+
+    /// Serves `POST /account/tile-urls`: signed URL templates minted by `signer` for the
+    /// tile APIs of `routes` (the layer's route table). Without it that route is `404`.
+    pub fn tile_urls(mut self, signer: TileUrlSigner, routes: RouteTable) -> Self {
+        self.tile_urls = Some(Arc::new((signer, routes)));
+        self
     }
 
     /// The clock for "today" in usage and quota answers and for expiry in the lock-out
@@ -190,6 +204,7 @@ enum Resource {
     Regenerate(String),
     Usage,
     Quota,
+    TileUrls,
     OpenApi,
 }
 
@@ -204,6 +219,7 @@ impl Resource {
             ["clients", id, "regenerate"] if !id.is_empty() => Resource::Regenerate(decode(id)),
             ["usage"] => Resource::Usage,
             ["quota"] => Resource::Quota,
+            ["tile-urls"] => Resource::TileUrls,
             ["openapi.json"] => Resource::OpenApi,
             _ => return None,
         })
@@ -214,7 +230,7 @@ impl Resource {
             Resource::Profile => "GET, PATCH",
             Resource::Clients => "GET, POST",
             Resource::Client(_) => "GET, PATCH, DELETE",
-            Resource::Regenerate(_) => "POST",
+            Resource::Regenerate(_) | Resource::TileUrls => "POST",
             Resource::Usage | Resource::Quota | Resource::OpenApi => "GET",
         }
     }
@@ -282,6 +298,10 @@ where
         }
         (Resource::Usage, Method::GET) => get_usage(api, &who, query.as_deref()).await,
         (Resource::Quota, Method::GET) => get_quota(api, &who).await,
+        (Resource::TileUrls, Method::POST) => {
+            let body = read_json(&parts.headers, body, false).await?;
+            create_tile_url(api, &who, &body).await
+        }
         (resource, _) => Err(AdminError::method_not_allowed(resource.allow())),
     }
 }
@@ -595,6 +615,50 @@ async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<
     Ok(Reply::created(to_json(&view), location).with_etag(view.view.etag.clone()))
 }
 
+/// Mints a signed tile URL template for a client of the caller's account.
+#[utoipa::path(
+    post, path = "/account/tile-urls", tag = "clients",
+    request_body(content = NewTileUrl, content_type = "application/json"),
+    responses(
+        (status = 201, description = "A signed URL template", body = TileUrl),
+        (status = 400, description = "An invalid field (`api`: not a tile API)", body = ErrorBody),
+        (status = 404, description = "No such client in this account", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_tile_url(
+    api: &AdminApi,
+    who: &Principal,
+    body: &Value,
+) -> Result<Reply, AdminError> {
+    let Some(tile_urls) = &api.tile_urls else {
+        return Err(AdminError::not_found(
+            "this server mints no signed tile URLs",
+        ));
+    };
+    let (signer, routes) = &**tile_urls;
+    let new = read::<NewTileUrl>(body)?;
+    let (client, _) = own_client(api, who, &new.client).await?;
+    let ttl = match new.ttl_seconds {
+        None => DEFAULT_TILE_URL_TTL,
+        Some(seconds) => std::time::Duration::from_secs(seconds),
+    };
+    let request = TileUrlRequest::new(new.api.clone())
+        .scope(
+            TileUrlScope::new(new.api)
+                .zoom(new.min_zoom, new.max_zoom)
+                .items(new.items.unwrap_or_default()),
+        )
+        .ttl(ttl);
+    let made = mint_tile_template(signer, routes, &client, &request)
+        .map_err(|e| AdminError::invalid(e.field(), e.reason()))?;
+    let answer = TileUrl {
+        template: made.template,
+        expires_at: made.expires_at,
+    };
+    Ok(Reply::created_here(to_json(&answer)))
+}
+
 #[utoipa::path(
     get, path = "/account/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "The client's id")),
@@ -893,6 +957,7 @@ impl Profile {
                 CredentialSource::ApiKey => "api_key",
                 CredentialSource::ApiKeyHeader => "api_key_header",
                 CredentialSource::BearerToken => "bearer_token",
+                CredentialSource::SignedUrl => "signed_url",
             }
             .to_owned(),
         }

@@ -15,7 +15,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::schema::{
-    ClientList, ErrorBody, MonthlyQuota, Profile, Quota, Regenerate, Usage, UsageDay,
+    ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl, Usage,
+    UsageDay,
 };
 use crate::client::{Action, ClientKind, Restriction, Status};
 use crate::document::{
@@ -200,15 +201,15 @@ fn metadata_endpoint() {}
     paths(
         super::get_profile, super::patch_profile, super::list_clients, super::create_client,
         super::get_client, super::patch_client, super::delete_client, super::regenerate_client,
-        super::get_usage, super::get_quota, token_endpoint, introspection_endpoint,
-        revocation_endpoint, jwks_endpoint, metadata_endpoint,
+        super::get_usage, super::get_quota, super::create_tile_url, token_endpoint,
+        introspection_endpoint, revocation_endpoint, jwks_endpoint, metadata_endpoint,
     ),
     components(schemas(
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
         ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
-        PublicJwk, PublicJwkSet, ServerMetadata, TokenQuery, Introspection,
+        PublicJwk, PublicJwkSet, ServerMetadata, TokenQuery, Introspection, NewTileUrl, TileUrl,
     )),
     modifiers(&SecuritySchemes, &CommonAnswers),
     tags(

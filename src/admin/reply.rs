@@ -38,6 +38,14 @@ impl Reply {
         }
     }
 
+    /// A `201` whose answer names what was made (no `Location`).
+    pub(crate) fn created_here(body: Value) -> Self {
+        Reply {
+            status: StatusCode::CREATED,
+            ..Reply::ok(body)
+        }
+    }
+
     pub(crate) fn no_content() -> Self {
         Reply {
             status: StatusCode::NO_CONTENT,

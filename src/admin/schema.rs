@@ -169,3 +169,41 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+/// `POST /account/tile-urls`: what to sign.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NewTileUrl {
+    /// The id of a client of the caller's account, whose requests the URL makes.
+    pub client: String,
+    /// A tile API of the server, e.g. `WorldStreets`.
+    pub api: String,
+    /// How long the URL works, before rounding up to the server's expiry bucket.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400, default = 3600)]
+    pub ttl_seconds: Option<u64>,
+    /// The lowest zoom level covered.
+    #[serde(default)]
+    #[schema(maximum = 30)]
+    pub min_zoom: Option<u32>,
+    /// The highest zoom level covered.
+    #[serde(default)]
+    #[schema(maximum = 30)]
+    pub max_zoom: Option<u32>,
+    /// The items covered, for an API that reads one.
+    #[serde(default)]
+    pub items: Option<Vec<String>>,
+}
+
+/// `POST /account/tile-urls`: a signed URL template.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
+pub struct TileUrl {
+    /// The URL, starting with `/`, with the literal `{z}`, `{x}` and `{y}` to fill in.
+    pub template: String,
+    /// When it stops working (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: time::OffsetDateTime,
+}

@@ -1,5 +1,6 @@
 //! Pulling a credential out of a request: an `Authorization: Bearer` header, the `apikey`
-//! query parameter or the `X-Api-Key` header, never more than one.
+//! query parameter, the `X-Api-Key` header or (once turned on) a signed URL's `sig`
+//! parameter, never two of them.
 //!
 //! ```
 //! use gis_auth::credentials::{PresentedCredential, CredentialRules};
@@ -43,7 +44,14 @@ pub enum PresentedCredential<'a> {
     ApiKey(Cow<'a, str>),
     /// From the API key header (`X-Api-Key` unless configured otherwise), as sent.
     ApiKeyHeader(&'a str),
+    /// A signed URL: the whole query, which holds its [`SIGNATURE_PARAM`] and the values
+    /// it signs.
+    SignedUrl(&'a str),
 }
+
+/// The query parameter whose presence makes a request's URL a signed URL (when the rules
+/// accept them).
+pub const SIGNATURE_PARAM: &str = "sig";
 
 impl std::fmt::Debug for PresentedCredential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +59,7 @@ impl std::fmt::Debug for PresentedCredential<'_> {
             PresentedCredential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             PresentedCredential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
             PresentedCredential::ApiKeyHeader(_) => f.write_str("ApiKeyHeader(<redacted>)"),
+            PresentedCredential::SignedUrl(_) => f.write_str("SignedUrl(<redacted>)"),
         }
     }
 }
@@ -61,6 +70,7 @@ pub struct CredentialRules {
     param: Cow<'static, str>,
     header: Option<HeaderName>,
     max_len: usize,
+    signed_urls: bool,
 }
 
 /// The header an API key is read from unless configured otherwise: `X-Api-Key`.
@@ -75,6 +85,7 @@ impl Default for CredentialRules {
             param: Cow::Borrowed("apikey"),
             header: Some(API_KEY_HEADER),
             max_len: DEFAULT_MAX_CREDENTIAL_LEN,
+            signed_urls: false,
         }
     }
 }
@@ -100,6 +111,19 @@ impl CredentialRules {
     pub fn max_len(mut self, bytes: usize) -> Self {
         self.max_len = bytes;
         self
+    }
+
+    /// Whether a query with a [`SIGNATURE_PARAM`] is a signed URL (off by default: the
+    /// parameter is then the wrapped service's own).
+    #[must_use]
+    pub fn signed_urls(mut self, yes: bool) -> Self {
+        self.signed_urls = yes;
+        self
+    }
+
+    /// Whether signed URLs are accepted.
+    pub fn accepts_signed_urls(&self) -> bool {
+        self.signed_urls
     }
 
     /// The query parameter name.
@@ -132,11 +156,21 @@ impl CredentialRules {
             Some(name) => header::api_key_header(headers, name, self.max_len)?,
             None => None,
         };
-        match (bearer, key, header_key) {
-            (Some(token), None, None) => Ok(Some(PresentedCredential::Bearer(token))),
-            (None, Some(key), None) => Ok(Some(PresentedCredential::ApiKey(key))),
-            (None, None, Some(key)) => Ok(Some(PresentedCredential::ApiKeyHeader(key))),
-            (None, None, None) => Ok(None),
+        let signed = match query {
+            Some(q) if self.signed_urls && query::has_param(q, SIGNATURE_PARAM) => {
+                if q.len() > self.max_len {
+                    return Err(RejectionKind::CredentialTooLong);
+                }
+                Some(q)
+            }
+            _ => None,
+        };
+        match (bearer, key, header_key, signed) {
+            (Some(token), None, None, None) => Ok(Some(PresentedCredential::Bearer(token))),
+            (None, Some(key), None, None) => Ok(Some(PresentedCredential::ApiKey(key))),
+            (None, None, Some(key), None) => Ok(Some(PresentedCredential::ApiKeyHeader(key))),
+            (None, None, None, Some(query)) => Ok(Some(PresentedCredential::SignedUrl(query))),
+            (None, None, None, None) => Ok(None),
             _ => Err(RejectionKind::MultipleCredentials),
         }
     }
@@ -160,6 +194,11 @@ impl CredentialRules {
             while headers.remove(name).is_some() {}
         }
     }
+
+    /// Removes the parameters named in `names` (exactly) from `uri`: a signed URL's.
+    pub(crate) fn strip_signed_in_place(uri: &mut Uri, names: &[&str]) {
+        query::strip_params(uri, |raw| names.iter().any(|n| n.as_bytes() == raw));
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +218,7 @@ mod tests {
                     PresentedCredential::Bearer(t) => format!("bearer:{t}"),
                     PresentedCredential::ApiKey(k) => format!("key:{k}"),
                     PresentedCredential::ApiKeyHeader(k) => format!("header:{k}"),
+                    PresentedCredential::SignedUrl(q) => format!("signed:{q}"),
                 })
             })
     }
@@ -292,6 +332,34 @@ mod tests {
         CredentialRules::default().strip_from_headers(&mut headers);
         assert!(!headers.contains_key(API_KEY_HEADER));
         assert!(headers.contains_key("x-other"));
+    }
+
+    #[test]
+    fn a_signature_parameter_is_a_credential_only_when_signed_urls_are_on() {
+        let on = CredentialRules::default().signed_urls(true);
+        let get = |uri: &str, auth: Option<&str>| {
+            let mut req = http::Request::get(uri);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let req = req.body(()).unwrap();
+            on.extract(req.headers(), req.uri().query())
+                .map(|c| c.map(|c| format!("{c:?}")))
+        };
+        assert_eq!(
+            get("/t?cid=a&sig=x", None),
+            Ok(Some("SignedUrl(<redacted>)".into()))
+        );
+        assert_eq!(
+            get("/t?cid=a&sig=x&apikey=k", None),
+            Err(RejectionKind::MultipleCredentials)
+        );
+        assert_eq!(
+            get("/t?sig=x", Some("Bearer t")),
+            Err(RejectionKind::MultipleCredentials)
+        );
+        assert_eq!(get("/t?signature=x", None), Ok(None));
+        assert_eq!(extract("/t?sig=x&apikey=k", None), Ok(Some("key:k".into())));
     }
 
     #[test]

@@ -100,9 +100,20 @@ pub(crate) fn api_key_param<'a>(
     Ok(Some(value))
 }
 
+/// Whether `query` has a parameter named exactly `name`.
+pub(crate) fn has_param(query: &str, name: &str) -> bool {
+    pieces(query).any(|(raw, _)| raw == name.as_bytes())
+}
+
 /// Removes every `name` parameter from `uri`; other parameters keep their order and
 /// encoding. A URI without one is left untouched.
 pub(crate) fn strip_param(uri: &mut Uri, name: &str) {
+    strip_params(uri, |raw| name_matches(raw, name));
+}
+
+/// Removes every parameter whose raw name `strip` picks from `uri`; other parameters keep
+/// their order and encoding. A URI without one is left untouched.
+pub(crate) fn strip_params(uri: &mut Uri, strip: impl Fn(&[u8]) -> bool) {
     let Some(query) = uri.query() else {
         return;
     };
@@ -112,7 +123,7 @@ pub(crate) fn strip_param(uri: &mut Uri, name: &str) {
     let mut separator = b'?';
     let mut removed = false;
     for (raw_name, piece) in pieces(query) {
-        if name_matches(raw_name, name) {
+        if strip(raw_name) {
             removed = true;
         } else {
             pq.push(separator);

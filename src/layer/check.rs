@@ -39,7 +39,7 @@ use super::meter::Meter;
 use super::principal::{CredentialSource, Principal};
 use super::response::{LatestQuota, QuotaHeaders, ResponseExtras};
 use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restriction, RoleSet};
-use crate::credentials::PresentedCredential;
+use crate::credentials::{CredentialRules, PresentedCredential};
 use crate::error::BackendError;
 use crate::limits::{Charge, Charged, RateVerdict, SharedRateLimiter};
 use crate::policy::{
@@ -48,6 +48,7 @@ use crate::policy::{
 };
 use crate::rejection::{Denial, Rejection};
 use crate::rule::RejectionKind;
+use crate::signed::{SIGNED_URL_PARAMS, SignedTileUrl};
 use crate::store::Resolved;
 use crate::token::{VerifiedToken, VerifyError};
 
@@ -97,6 +98,8 @@ pub(crate) enum Step<Token> {
     NeedKey(KeyDigest, CredentialSource),
     /// The client behind a bearer token: ask the verifier, then [`Check::token_verified`].
     NeedToken(Token),
+    /// The client a signed URL names: ask the store, then [`Check::signed_found`].
+    NeedSignedClient(SignedTileUrl),
     /// The shared rate limiter's word: then [`Check::rate_checked`].
     NeedRate(SharedRateCheck),
     /// The usage counter's answer to [`Admitted::charge`]: then [`Check::charged`].
@@ -129,6 +132,8 @@ struct Identified {
     /// The roles a bearer token was narrowed to.
     scope: Option<RoleSet>,
     source: CredentialSource,
+    /// The signed URL that identified the caller, its signature verified.
+    signed: Option<SignedTileUrl>,
 }
 
 /// A request the policy allowed, on its way through its rate limit to its charge.
@@ -142,6 +147,9 @@ pub(crate) struct Admitted {
     cost: Option<u64>,
     /// The caller's address, for the [`Principal`].
     caller_ip: Option<IpAddr>,
+    /// For a signed URL: the seconds left before it expires, the longest its answer may
+    /// be cached.
+    public_max_age: Option<u64>,
 }
 
 /// A request waiting for the shared rate limiter's word on one of its rate limits.
@@ -181,6 +189,7 @@ pub(crate) struct Authorized {
     vary_origin: bool,
     quota: Option<QuotaHeaders>,
     meter: Option<Meter>,
+    public_max_age: Option<u64>,
 }
 
 fn refuse<T>(rejection: impl Into<Rejection>) -> Step<T> {
@@ -230,7 +239,45 @@ impl<'c> Check<'c> {
                 api_key_step(key, CredentialSource::ApiKeyHeader)
             }
             Ok(Some(PresentedCredential::Bearer(token))) => Step::NeedToken(token),
+            Ok(Some(PresentedCredential::SignedUrl(query))) => match &config.signer {
+                // Signed URLs are only extracted with a signer: this is not reached.
+                None => refuse(RejectionKind::UnknownCredential),
+                Some(signer) => match signer.parse(query, self.now) {
+                    Ok(url) => Step::NeedSignedClient(url),
+                    Err(kind) => refuse(kind),
+                },
+            },
         }
+    }
+
+    /// The store's answer for the client a signed URL names: the client, if the URL's
+    /// signature binds its current credential.
+    #[inline]
+    pub(crate) fn signed_found<T, B>(
+        &self,
+        config: &Config,
+        req: &Request<B>,
+        url: SignedTileUrl,
+        answer: Result<Option<Resolved>, Rejection>,
+    ) -> Step<T> {
+        let who = match answer {
+            Err(rejection) => return refuse(rejection),
+            Ok(None) => return refuse(RejectionKind::UnknownCredential),
+            Ok(Some(who)) => who,
+        };
+        let Some(signer) = &config.signer else {
+            return refuse(RejectionKind::UnknownCredential);
+        };
+        if let Err(kind) = signer.verify(&url, &who.client) {
+            return refuse(kind);
+        }
+        let identified = Identified {
+            who,
+            scope: None,
+            source: CredentialSource::SignedUrl,
+            signed: Some(url),
+        };
+        self.identified(config, req, identified)
     }
 
     /// The store's answer for an API key: the client, if the key is live.
@@ -253,6 +300,7 @@ impl<'c> Check<'c> {
                     who,
                     scope: None,
                     source,
+                    signed: None,
                 };
                 self.identified(config, req, identified)
             }
@@ -278,6 +326,7 @@ impl<'c> Check<'c> {
                     },
                     scope: token.scope,
                     source: CredentialSource::BearerToken,
+                    signed: None,
                 };
                 self.identified(config, req, identified)
             }
@@ -296,7 +345,12 @@ impl<'c> Check<'c> {
         &self,
         config: &Config,
         req: &Request<B>,
-        Identified { who, scope, source }: Identified,
+        Identified {
+            who,
+            scope,
+            source,
+            signed,
+        }: Identified,
     ) -> Step<T> {
         if let Some(span) = request_span() {
             span.record("client", tracing::field::display(who.client.id()));
@@ -318,8 +372,9 @@ impl<'c> Check<'c> {
             method: req.method(),
             path: req.uri().path(),
             query: req.uri().query(),
-            // As the address: read only for a client with rules that use it.
-            origin: if who.client.origins().is_empty() {
+            // As the address: read only for a client with rules that use it (a signed
+            // URL's scope replaces them).
+            origin: if who.client.origins().is_empty() || signed.is_some() {
                 OriginEvidence::Missing
             } else {
                 OriginEvidence::from_headers(req.headers())
@@ -328,6 +383,7 @@ impl<'c> Check<'c> {
             now: self.now,
             token_scope: scope.as_ref(),
             quota: None,
+            signed: signed.as_ref().map(SignedTileUrl::scope),
         };
         let Target { pattern, api } = self.target;
         let mut decision = decide(&who.client, &who.account, pattern, api, &facts);
@@ -357,6 +413,7 @@ impl<'c> Check<'c> {
             decision,
             source,
             caller_ip,
+            public_max_age: signed.map(|url| url.cache_lifetime(self.now)),
         };
         rate_limits(config, admitted, RateScope::Client)
     }
@@ -403,6 +460,7 @@ impl<'c> Check<'c> {
             source,
             cost,
             caller_ip,
+            public_max_age,
             ..
         } = admitted;
         if cost.is_some() {
@@ -448,6 +506,7 @@ impl<'c> Check<'c> {
             vary_origin: decision.vary_origin,
             quota,
             meter,
+            public_max_age,
         }))
     }
 }
@@ -540,6 +599,7 @@ impl Step<&str> {
         match self {
             Step::NeedKey(digest, source) => Step::NeedKey(digest, source),
             Step::NeedToken(token) => Step::NeedToken(token.to_owned()),
+            Step::NeedSignedClient(url) => Step::NeedSignedClient(url),
             Step::NeedRate(rate) => Step::NeedRate(rate),
             Step::NeedCharge(admitted) => Step::NeedCharge(admitted),
             Step::NeedRefusalRecord(refusal) => Step::NeedRefusalRecord(refusal),
@@ -577,6 +637,9 @@ impl Verdict {
                 CredentialSource::ApiKeyHeader => {
                     config.credentials.strip_from_headers(req.headers_mut());
                 }
+                CredentialSource::SignedUrl => {
+                    CredentialRules::strip_signed_in_place(req.uri_mut(), &SIGNED_URL_PARAMS);
+                }
                 CredentialSource::BearerToken => {}
             }
         }
@@ -591,6 +654,7 @@ impl Verdict {
                 CredentialSource::ApiKeyHeader => config.credentials.header().cloned(),
                 _ => None,
             },
+            public_max_age: authorized.public_max_age,
             vary_origin: authorized.vary_origin,
             quota: authorized.quota,
         })

@@ -35,6 +35,7 @@ use crate::policy::{Decision, Policy, Rule};
 use crate::rejection::Rejection;
 use crate::restrict::{ForwardedHeader, PeerSource, TrustedProxies};
 use crate::rule::RejectionKind;
+use crate::signed::TileUrlSigner;
 use crate::store::{ClientStore, Resolved};
 use crate::token::{TokenVerifier, VerifiedToken, VerifyError};
 
@@ -46,6 +47,7 @@ pub(crate) type Responder = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + S
 pub(crate) struct Settings {
     pub(crate) store: Arc<dyn ClientStore>,
     pub(crate) verifier: Option<Arc<dyn TokenVerifier>>,
+    pub(crate) signer: Option<TileUrlSigner>,
     pub(crate) policy: Policy,
     pub(crate) usage: Arc<dyn UsageCounter>,
     pub(crate) rate_limiter_capacity: u64,
@@ -72,13 +74,14 @@ impl Settings {
             verifier: settings
                 .verifier
                 .unwrap_or_else(|| Arc::new(NoTokenVerifier)),
+            credentials: settings.credentials.signed_urls(settings.signer.is_some()),
+            signer: settings.signer,
             policy: settings.policy,
             usage: settings.usage,
             rate_limiter: ClientRateLimiter::new(settings.clock.clone())
                 .capacity(settings.rate_limiter_capacity),
             shared_rate_limiter: settings.shared_rate_limiter,
             quota_warning: settings.quota_warning,
-            credentials: settings.credentials,
             proxies: settings.proxies,
             forwarded: settings.forwarded,
             clock: settings.clock,
@@ -98,6 +101,8 @@ pub(crate) struct Config {
     pub(crate) store: Arc<dyn ClientStore>,
     /// The layer's verifier, or one that refuses every token.
     pub(crate) verifier: Arc<dyn TokenVerifier>,
+    /// The signer whose URLs are accepted, if any.
+    pub(crate) signer: Option<TileUrlSigner>,
     pub(crate) policy: Policy,
     pub(crate) usage: Arc<dyn UsageCounter>,
     pub(crate) rate_limiter: ClientRateLimiter,

@@ -72,6 +72,13 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request
                 Some(answer) => check.token_verified(config, req, Some(answer)),
                 None => return wait(&check, Step::NeedToken(token.to_owned())),
             },
+            Step::NeedSignedClient(url) => match config.store.resolve_id_now(url.client()) {
+                Some(answer) => {
+                    let answer = answer.map_err(|e| backend_failed("client store", &e));
+                    check.signed_found(config, req, url, answer)
+                }
+                None => return wait(&check, Step::NeedSignedClient(url)),
+            },
             Step::NeedCharge(admitted) => {
                 match config.usage.charge_now(&admitted.charge(check.day())) {
                     Some(answer) => {
@@ -114,6 +121,11 @@ pub(crate) async fn drive<B>(
             Step::NeedToken(token) => {
                 let answer = within_budget(&config, config.verifier.verify(&token)).await;
                 check.token_verified(&config, &req, answer)
+            }
+            Step::NeedSignedClient(url) => {
+                let found = config.store.resolve_id(url.client());
+                let answer = fail_closed(&config, "client store", found).await;
+                check.signed_found(&config, &req, url, answer)
             }
             Step::NeedRate(rate) => {
                 let answer = fail_closed(&config, "rate limiter", rate.ask()).await;

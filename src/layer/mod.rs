@@ -75,6 +75,7 @@ use crate::limits::{InMemoryUsageCounter, UsageCounter};
 use crate::policy::{Policy, RouteTable};
 use crate::rejection::Rejection;
 use crate::restrict::{ForwardedHeader, TrustedProxies};
+use crate::signed::TileUrlSigner;
 use crate::store::ClientStore;
 use crate::token::TokenVerifier;
 
@@ -125,6 +126,7 @@ impl AuthLayer {
             settings: Settings {
                 store,
                 verifier: None,
+                signer: None,
                 policy: Policy::new(routes),
                 usage: Arc::new(InMemoryUsageCounter::new()),
                 rate_limiter_capacity: DEFAULT_RATE_LIMITER_CAPACITY,
@@ -155,6 +157,16 @@ impl AuthLayer {
     /// (401 `invalid_token`).
     pub fn token_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
         self.settings().verifier = Some(verifier);
+        self
+    }
+
+    /// Accepts signed tile URLs minted by `signer` (or by a signer sharing its keys) as a
+    /// third credential: a request whose query has a `sig` parameter is then a signed URL.
+    /// Its answer may be cached publicly until the URL expires. Like an API key, the URL's
+    /// parameters ([`SIGNED_URL_PARAMS`](crate::signed::SIGNED_URL_PARAMS)) are removed
+    /// before the wrapped service sees the request, unless credentials are kept.
+    pub fn signed_tile_urls(mut self, signer: TileUrlSigner) -> Self {
+        self.settings().signer = Some(signer);
         self
     }
 

@@ -24,6 +24,8 @@ pub enum CredentialSource {
     ApiKeyHeader,
     /// An `Authorization: Bearer` access token.
     BearerToken,
+    /// A signed tile URL.
+    SignedUrl,
 }
 
 impl CredentialSource {

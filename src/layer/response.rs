@@ -248,6 +248,9 @@ pub(crate) struct ResponseExtras {
     pub(crate) private: bool,
     /// The API key header to name in `Vary` (the key came in it).
     pub(crate) vary_api_key: Option<HeaderName>,
+    /// A signed URL identified the caller: the answer may be cached publicly for at most
+    /// this many seconds (those left before the URL expires).
+    pub(crate) public_max_age: Option<u64>,
     /// `Vary: Origin`.
     pub(crate) vary_origin: bool,
     /// The quota headers, for an account with a quota.
@@ -268,7 +271,9 @@ pub(crate) struct QuotaHeaders {
 impl ResponseExtras {
     /// Adds the headers to a response of the wrapped service.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        if self.private {
+        if let Some(cap) = self.public_max_age {
+            make_public_until(headers, cap);
+        } else if self.private {
             make_private(headers);
         }
         if self.vary_origin {
@@ -374,6 +379,55 @@ fn add_vary(headers: &mut HeaderMap, name: HeaderValue) {
     }
 }
 
+/// Lets a shared cache keep a response for at most `cap` seconds: a handler's `max-age`
+/// and `s-maxage` are capped, `public, max-age=<cap>` is added when it said nothing (or
+/// nothing about how long), and a response it made `private`, `no-store` or `no-cache`
+/// stays so.
+fn make_public_until(headers: &mut HeaderMap, cap: u64) {
+    let mut out = String::with_capacity(32);
+    out.push_str("public");
+    let mut has_max_age = false;
+    let mut digits = itoa::Buffer::new();
+    let directives = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|d| !d.is_empty());
+    for directive in directives {
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        let name = name.trim();
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        if is("private") || is("no-store") || is("no-cache") {
+            return;
+        }
+        if is("public") {
+            continue;
+        }
+        out.push_str(", ");
+        if is("max-age") || is("s-maxage") {
+            has_max_age |= is("max-age");
+            let given = value.trim().trim_matches('"').parse::<u64>().unwrap_or(0);
+            out.push_str(if is("max-age") {
+                "max-age="
+            } else {
+                "s-maxage="
+            });
+            out.push_str(digits.format(given.min(cap)));
+        } else {
+            out.push_str(directive);
+        }
+    }
+    if !has_max_age {
+        out.push_str(", max-age=");
+        out.push_str(digits.format(cap));
+    }
+    if let Ok(value) = HeaderValue::try_from(out) {
+        headers.insert(CACHE_CONTROL, value);
+    }
+}
+
 /// The directive every private response carries.
 const PRIVATE: &str = "private";
 
@@ -462,6 +516,35 @@ mod tests {
             .map(|v| v.to_str().unwrap())
             .collect::<Vec<_>>()
             .join(" | ")
+    }
+
+    fn public(values: &[&str], cap: u64) -> String {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, v.parse().unwrap());
+        }
+        make_public_until(&mut h, cap);
+        h.get_all(CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    #[test]
+    fn a_signed_answer_is_public_for_at_most_the_time_its_url_has_left() {
+        assert_eq!(public(&[], 60), "public, max-age=60");
+        assert_eq!(public(&["public, max-age=30"], 60), "public, max-age=30");
+        assert_eq!(public(&["max-age=86400"], 60), "public, max-age=60");
+        assert_eq!(
+            public(&["public", "s-maxage=900, immutable"], 60),
+            "public, s-maxage=60, immutable, max-age=60"
+        );
+        assert_eq!(public(&["Max-Age=\"120\""], 0), "public, max-age=0");
+        // What the handler made private or uncacheable stays so.
+        assert_eq!(public(&["private, max-age=60"], 600), "private, max-age=60");
+        assert_eq!(public(&["no-store"], 600), "no-store");
+        assert_eq!(public(&["no-cache"], 600), "no-cache");
     }
 
     fn quota_headers(quota: QuotaState, reset: Option<u64>) -> Vec<(String, String)> {

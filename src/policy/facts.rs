@@ -99,6 +99,68 @@ pub struct RequestFacts<'a> {
     /// The account's usage so far today and this month and this request's cost, when
     /// known: the quotas are then part of the decision.
     pub quota: Option<QuotaFacts>,
+    /// The scope of the signed tile URL the request came with, once its signature is
+    /// verified. The signature is the capability: the client's origin rules do not apply,
+    /// and the request must stay within the scope.
+    pub signed: Option<&'a TileUrlScope>,
+}
+
+/// What a signed tile URL covers: one API, optionally a range of zoom levels and a set of
+/// items.
+///
+/// ```
+/// use gis_auth::policy::TileUrlScope;
+///
+/// let scope = TileUrlScope::new("WorldStreets").zoom(Some(0), Some(12));
+/// assert!(scope.covers_zoom(12) && !scope.covers_zoom(13));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileUrlScope {
+    /// The API's name.
+    pub api: String,
+    /// The lowest zoom level covered.
+    pub min_zoom: Option<u32>,
+    /// The highest zoom level covered.
+    pub max_zoom: Option<u32>,
+    /// The items covered; empty covers the API's tiles that name no item.
+    pub items: Vec<String>,
+}
+
+impl TileUrlScope {
+    /// Every tile of `api`.
+    pub fn new(api: impl Into<String>) -> Self {
+        Self {
+            api: api.into(),
+            min_zoom: None,
+            max_zoom: None,
+            items: Vec::new(),
+        }
+    }
+
+    /// With a zoom range (either end open).
+    #[must_use]
+    pub fn zoom(mut self, min: Option<u32>, max: Option<u32>) -> Self {
+        self.min_zoom = min;
+        self.max_zoom = max;
+        self
+    }
+
+    /// With these items.
+    #[must_use]
+    pub fn items(mut self, items: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.items = items.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether zoom level `z` is in the range.
+    pub fn covers_zoom(&self, z: u32) -> bool {
+        self.min_zoom.is_none_or(|min| z >= min) && self.max_zoom.is_none_or(|max| z <= max)
+    }
+
+    /// Whether the range limits the zoom level at all.
+    pub fn limits_zoom(&self) -> bool {
+        self.min_zoom.is_some() || self.max_zoom.is_some()
+    }
 }
 
 impl<'a> RequestFacts<'a> {
@@ -113,6 +175,7 @@ impl<'a> RequestFacts<'a> {
             now,
             token_scope: None,
             quota: None,
+            signed: None,
         }
     }
 }

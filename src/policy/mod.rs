@@ -29,7 +29,7 @@ use crate::rule::RejectionKind;
 
 pub use crate::rule::Rule;
 pub use decision::{Decision, Finding};
-pub use facts::{OriginEvidence, RequestFacts};
+pub use facts::{OriginEvidence, RequestFacts, TileUrlScope};
 pub use lint::{LintContext, LintWarning, Trap, lint, lint_account};
 pub use quota::{
     QuotaFacts, QuotaPeriod, QuotaState, TRANSACTION, daily_limit, next_utc_midnight,

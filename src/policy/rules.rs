@@ -24,7 +24,7 @@ use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
 use super::decision::{Decision, Finding};
-use super::facts::{OriginEvidence, RequestFacts};
+use super::facts::{OriginEvidence, RequestFacts, TileUrlScope};
 use super::quota::{
     QuotaFacts, QuotaPeriod, QuotaState, daily_limit, next_utc_midnight, next_utc_month,
     quota_admits,
@@ -101,7 +101,8 @@ pub(crate) fn decide(
 ) -> Decision {
     let mut decision = Decision {
         api: Some(api.shared_name().clone()),
-        vary_origin: !client.origins().is_empty(),
+        // A signed URL's answer does not depend on where the request comes from.
+        vary_origin: !client.origins().is_empty() && facts.signed.is_none(),
         ..Decision::allowed()
     };
     if let Err(finding) = check(client, account, pattern, api, facts, &mut decision) {
@@ -426,7 +427,12 @@ fn check(
         shadow: client.shadow(),
         shadowed: &mut decision.shadowed,
     };
-    origin_rule(client, facts.origin, &mut shadow)?;
+    // A signed URL is the capability: the origin rules are for keys that travel in public
+    // pages, and a signed URL's scope replaces them.
+    match facts.signed {
+        None => origin_rule(client, facts.origin, &mut shadow)?,
+        Some(scope) => signed_scope_rule(pattern, api, scope, facts)?,
+    }
     ip_rule(client, facts.client_ip, &mut shadow)?;
     if client.kind() == ClientKind::JavaScript && !api.is_plugin() {
         return Err(finding(
@@ -543,6 +549,51 @@ fn listed_items_rule(
                 RejectionKind::ItemNotGranted,
                 format!("the client holds no `{action}` grant on item `{item}`"),
             ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The scope of a signed tile URL: the API it names, its zoom range (read from the
+/// route's `{z}`) and its items. Never report-only: the scope is what was signed.
+fn signed_scope_rule(
+    pattern: &PathPattern,
+    api: &Api,
+    scope: &TileUrlScope,
+    facts: &RequestFacts<'_>,
+) -> Result<(), Finding> {
+    let outside = |reason: String| {
+        Err(finding(
+            Rule::SignedScope,
+            RejectionKind::OutsideSignedScope,
+            reason,
+        ))
+    };
+    if scope.api != api.name() {
+        return outside(format!(
+            "the signed URL is for {}, not {}",
+            scope.api,
+            api.name()
+        ));
+    }
+    if scope.limits_zoom() {
+        let zoom = pattern
+            .capture(facts.path, "z")
+            .and_then(|z| z.parse::<u32>().ok());
+        match zoom {
+            Some(z) if scope.covers_zoom(z) => {}
+            Some(z) => return outside(format!("zoom level {z} is outside the signed range")),
+            None => return outside("the request names no zoom level".into()),
+        }
+    }
+    if !scope.items.is_empty() {
+        let item = api
+            .item_source()
+            .and_then(|source| item_of(pattern, source, facts));
+        match item {
+            Some(item) if scope.items.contains(&item) => {}
+            Some(item) => return outside(format!("item `{item}` is not among the signed items")),
+            None => return outside("the request names no item".into()),
         }
     }
     Ok(())
@@ -774,6 +825,62 @@ mod tests {
         assert!(
             unusable.contains("two Origin or Referer headers"),
             "{unusable}"
+        );
+    }
+
+    #[test]
+    fn a_signed_scope_replaces_the_origin_rules_and_bounds_api_and_zoom() {
+        let c = client(ClientSpec::javascript("web").allowed_origins(["*.example.com"]));
+        let scope = TileUrlScope::new("WorldStreets").zoom(Some(2), Some(4));
+        let signed = |path: &'static str, origin| RequestFacts {
+            origin,
+            signed: Some(&scope),
+            ..get(path)
+        };
+        let evil = OriginEvidence::Origin("https://evil.test");
+        let ok = decide(&c, &signed("/tiles/3/2/1.png", evil)).unwrap();
+        assert!(!ok.vary_origin);
+        assert!(decide(&c, &signed("/tiles/3/2/1.png", OriginEvidence::Missing)).is_ok());
+        let d = policy().explain(&c, &account(), &signed("/tiles/5/2/1.png", evil));
+        assert_eq!(d.rule(), Some(Rule::SignedScope));
+        assert_eq!(
+            decide(&c, &signed("/tiles/1/2/1.png", evil)).unwrap_err(),
+            RejectionKind::OutsideSignedScope
+        );
+        let other = TileUrlScope::new("WorldImagery");
+        let f = RequestFacts {
+            signed: Some(&other),
+            ..get(TILE)
+        };
+        assert_eq!(
+            decide(&c, &f).unwrap_err(),
+            RejectionKind::OutsideSignedScope
+        );
+    }
+
+    #[test]
+    fn a_signed_scope_does_not_lift_status_or_items() {
+        let c = client(ClientSpec::native("srv").status(Status::Inactive));
+        let scope = TileUrlScope::new("WorldStreets");
+        let f = RequestFacts {
+            signed: Some(&scope),
+            ..get(TILE)
+        };
+        assert_eq!(decide(&c, &f).unwrap_err(), RejectionKind::Inactive);
+        let c = client(ClientSpec::native("srv"));
+        let items = TileUrlScope::new("Items").items(["a"]);
+        let on = |path: &'static str| RequestFacts {
+            signed: Some(&items),
+            ..get(path)
+        };
+        assert_eq!(
+            decide(&c, &on("/items/b/metadata")).unwrap_err(),
+            RejectionKind::OutsideSignedScope
+        );
+        // Inside the scope, the client's own grants still decide.
+        assert_eq!(
+            decide(&c, &on("/items/a/metadata")).unwrap_err(),
+            RejectionKind::ItemNotGranted
         );
     }
 

@@ -18,7 +18,7 @@ const FLOORS: &[&[&str]] = &[
     &["rejection"],
     &["limits"],
     &["store"],
-    &["token"],
+    &["token", "signed"],
     &["layer"],
     &["admin"],
 ];

@@ -30,6 +30,8 @@ mod example_server;
 #[cfg(feature = "admin")]
 mod policy;
 #[cfg(feature = "admin")]
+mod signed_urls;
+#[cfg(feature = "admin")]
 mod token_server;
 #[cfg(feature = "admin")]
 mod tokens;

@@ -324,6 +324,7 @@ async fn explain_agrees_with_the_layer_on_every_case_of_the_table() -> TestResul
                     monthly_used,
                     cost,
                 }),
+                signed: None,
             },
         );
         let reply = server.send(req).await;
