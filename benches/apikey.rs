@@ -44,7 +44,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use gis_auth::client::{
     Account, AccountId, ClientSpec, CredentialKind, KeyDigest, KeyFormatError, PlainCredential,
-    Role, RoleSet,
+    Plan, Role, RoleSet,
 };
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::credentials::CredentialRules;
@@ -107,7 +107,9 @@ fn store_with(clients: usize) -> (Arc<InMemoryStore>, Vec<String>) {
                 "Bench",
                 RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
             )
-            .expect("account"),
+            .expect("account")
+            // As many clients as the bench needs: no cap on the account.
+            .with_plan(Plan::default().with_max_clients(None)),
         )
         .expect("created");
     let mut uris = Vec::with_capacity(clients);

@@ -16,7 +16,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
-use gis_auth::client::{Account, AccountId, ClientSpec, Role, RoleSet};
+use gis_auth::client::{Account, AccountId, ClientSpec, Plan, Role, RoleSet};
 use gis_auth::store::InMemoryStore;
 
 /// Counts the bytes live on the heap and the allocations made.
@@ -67,7 +67,9 @@ fn measure(clients: usize) -> (f64, f64) {
                 "Bench",
                 RoleSet::from_iter([Role::USER, Role::EVALUATOR]),
             )
-            .expect("account"),
+            .expect("account")
+            // As many clients as the bench needs: no cap on the account.
+            .with_plan(Plan::default().with_max_clients(None)),
         )
         .expect("created");
     for _ in 1..clients {
