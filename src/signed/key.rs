@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use time::OffsetDateTime;
 
 use crate::error::ConfigError;
+use crate::token::ring::{KeyRing, RingKey, check_kid, key_error};
 
 /// A server key that signs tile URLs (HMAC-SHA-256), with its `kid`.
 #[derive(Clone)]
@@ -37,11 +37,11 @@ impl fmt::Debug for TileUrlKey {
     }
 }
 
-fn key_error(kid: &str, reason: &'static str) -> ConfigError {
-    ConfigError::InvalidField {
-        field: "tile URL key",
-        value: kid.to_owned(),
-        reason,
+impl RingKey for TileUrlKey {
+    const FIELD: &'static str = "tile URL key";
+
+    fn kid(&self) -> &str {
+        &self.kid
     }
 }
 
@@ -49,22 +49,15 @@ impl TileUrlKey {
     /// A key from a server secret of at least 32 bytes. A key id is 1 to 64 letters,
     /// digits, `-`, `_` or `.`.
     pub fn new(kid: &str, secret: &[u8]) -> Result<Self, ConfigError> {
-        if kid.is_empty()
-            || kid.len() > 64
-            || !kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(key_error(
+        check_kid::<TileUrlKey>(kid)?;
+        if secret.len() < 32 {
+            return Err(key_error::<TileUrlKey>(
                 kid,
-                "a key id is 1 to 64 letters, digits, `-`, `_` or `.`",
+                "a tile URL secret has at least 32 bytes",
             ));
         }
-        if secret.len() < 32 {
-            return Err(key_error(kid, "a tile URL secret has at least 32 bytes"));
-        }
         let mac = Hmac::<Sha256>::new_from_slice(secret)
-            .map_err(|_| key_error(kid, "an HMAC key of any length is accepted"))?;
+            .map_err(|_| key_error::<TileUrlKey>(kid, "an HMAC key of any length is accepted"))?;
         Ok(Self {
             kid: kid.into(),
             mac,
@@ -89,54 +82,8 @@ impl TileUrlKey {
     }
 }
 
-/// The current key and the retired ones that still verify.
-#[derive(Debug, Clone)]
-pub(crate) struct TileKeyRing {
-    current: Arc<TileUrlKey>,
-    retired: Vec<(Arc<TileUrlKey>, OffsetDateTime)>,
-}
-
-impl TileKeyRing {
-    pub(crate) fn new(current: TileUrlKey) -> Self {
-        Self {
-            current: Arc::new(current),
-            retired: Vec::new(),
-        }
-    }
-
-    pub(crate) fn current(&self) -> &Arc<TileUrlKey> {
-        &self.current
-    }
-
-    /// Makes `next` current; the old current key verifies until `retire_until`.
-    pub(crate) fn rotate(
-        &mut self,
-        next: TileUrlKey,
-        retire_until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), ConfigError> {
-        if next.kid() == self.current.kid()
-            || self.retired.iter().any(|(k, _)| k.kid() == next.kid())
-        {
-            return Err(key_error(next.kid(), "this key id is already in use"));
-        }
-        self.retired.retain(|(_, until)| now < *until);
-        let old = std::mem::replace(&mut self.current, Arc::new(next));
-        self.retired.push((old, retire_until));
-        Ok(())
-    }
-
-    /// The key with this id, if it may verify at `now`.
-    pub(crate) fn verifying(&self, kid: &str, now: OffsetDateTime) -> Option<&Arc<TileUrlKey>> {
-        if *self.current.kid == *kid {
-            return Some(&self.current);
-        }
-        self.retired
-            .iter()
-            .find(|(k, until)| *k.kid == *kid && now < *until)
-            .map(|(k, _)| k)
-    }
-}
+/// The current tile URL key and the retired ones that still verify.
+pub(crate) type TileKeyRing = KeyRing<TileUrlKey>;
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,8 @@ use jsonwebtoken::jwk::JwkSet;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::keys::{KeyRing, SigningKey};
+use super::keys::SigningKey;
+use super::ring::KeyRing;
 use crate::client::{Account, Client, KeyDigest, RoleSet};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -149,7 +150,7 @@ struct IssuerSettings {
 #[derive(Clone)]
 pub struct TokenIssuer {
     settings: Arc<IssuerSettings>,
-    keys: Arc<RwLock<KeyRing>>,
+    keys: Arc<RwLock<KeyRing<SigningKey>>>,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -189,7 +190,7 @@ impl TokenIssuer {
         Arc::make_mut(&mut self.settings)
     }
 
-    fn key_ring(&self) -> RwLockReadGuard<'_, KeyRing> {
+    fn key_ring(&self) -> RwLockReadGuard<'_, KeyRing<SigningKey>> {
         self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 

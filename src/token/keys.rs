@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use jsonwebtoken::jwk::{CommonParameters, Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use time::OffsetDateTime;
 
+use super::ring::{RingKey, check_kid, key_error};
 use crate::error::ConfigError;
 
 /// A key that signs and verifies access tokens, with its `kid`. The algorithm is pinned to
@@ -51,35 +51,23 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-fn key_error(kid: &str, reason: &'static str) -> ConfigError {
-    ConfigError::InvalidField {
-        field: "signing key",
-        value: kid.to_owned(),
-        reason,
-    }
-}
+impl RingKey for SigningKey {
+    const FIELD: &'static str = "signing key";
 
-fn check_kid(kid: &str) -> Result<(), ConfigError> {
-    if kid.is_empty()
-        || kid.len() > 64
-        || !kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(key_error(
-            kid,
-            "a key id is 1 to 64 letters, digits, `-`, `_` or `.`",
-        ));
+    fn kid(&self) -> &str {
+        &self.kid
     }
-    Ok(())
 }
 
 impl SigningKey {
     /// An HS256 key from a server secret of at least 32 bytes.
     pub fn hs256(kid: &str, secret: &[u8]) -> Result<Self, ConfigError> {
-        check_kid(kid)?;
+        check_kid::<SigningKey>(kid)?;
         if secret.len() < 32 {
-            return Err(key_error(kid, "an HS256 secret has at least 32 bytes"));
+            return Err(key_error::<SigningKey>(
+                kid,
+                "an HS256 secret has at least 32 bytes",
+            ));
         }
         Ok(Self {
             kid: kid.into(),
@@ -132,7 +120,7 @@ impl SigningKey {
         let key = Self::ed25519_private_pem(provisional, pem)
             .or_else(|_| Self::es256_private_pem(provisional, pem))
             .map_err(|_| {
-                key_error(
+                key_error::<SigningKey>(
                     provisional,
                     "not an Ed25519 or P-256 private key in PKCS#8 PEM",
                 )
@@ -162,24 +150,25 @@ impl SigningKey {
 
     fn ed25519_private_pem(kid: &str, private_pem: &[u8]) -> Result<Self, ConfigError> {
         let encoding = EncodingKey::from_ed_pem(private_pem)
-            .map_err(|_| key_error(kid, "not an Ed25519 private key in PEM"))?;
+            .map_err(|_| key_error::<SigningKey>(kid, "not an Ed25519 private key in PEM"))?;
         Self::asymmetric(kid, Algorithm::EdDSA, encoding)
     }
 
     fn es256_private_pem(kid: &str, private_pem: &[u8]) -> Result<Self, ConfigError> {
         let encoding = EncodingKey::from_ec_pem(private_pem)
-            .map_err(|_| key_error(kid, "not a P-256 private key in PEM"))?;
+            .map_err(|_| key_error::<SigningKey>(kid, "not a P-256 private key in PEM"))?;
         Self::asymmetric(kid, Algorithm::ES256, encoding)
     }
 
     /// A key pair from its private half: the public JWK and the verifying key are derived
     /// from it (which also proves the private key is of the algorithm's curve).
     fn asymmetric(kid: &str, alg: Algorithm, encoding: EncodingKey) -> Result<Self, ConfigError> {
-        check_kid(kid)?;
-        let derived = Jwk::from_encoding_key(&encoding, alg)
-            .map_err(|_| key_error(kid, "the private key does not fit its algorithm"))?;
+        check_kid::<SigningKey>(kid)?;
+        let derived = Jwk::from_encoding_key(&encoding, alg).map_err(|_| {
+            key_error::<SigningKey>(kid, "the private key does not fit its algorithm")
+        })?;
         let decoding = DecodingKey::from_jwk(&derived)
-            .map_err(|_| key_error(kid, "the public key cannot be derived"))?;
+            .map_err(|_| key_error::<SigningKey>(kid, "the public key cannot be derived"))?;
         let public = Jwk {
             common: CommonParameters {
                 public_key_use: Some(PublicKeyUse::Signature),
@@ -203,9 +192,9 @@ impl SigningKey {
         let Some(public) = self.public.as_mut() else {
             return Ok(self);
         };
-        let thumbprint = public
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|_| key_error(&self.kid, "the key's thumbprint cannot be computed"))?;
+        let thumbprint = public.thumbprint(ThumbprintHash::SHA256).map_err(|_| {
+            key_error::<SigningKey>(&self.kid, "the key's thumbprint cannot be computed")
+        })?;
         Arc::make_mut(public).common.key_id = Some(thumbprint.clone());
         self.kid = thumbprint.into();
         Ok(self)
@@ -220,10 +209,12 @@ impl SigningKey {
         let given = parse(public_pem)
             .ok()
             .and_then(|d| Jwk::from_decoding_key(&d, Some(self.alg)).ok())
-            .ok_or_else(|| key_error(&self.kid, "not a public key of this type in PEM"))?;
+            .ok_or_else(|| {
+                key_error::<SigningKey>(&self.kid, "not a public key of this type in PEM")
+            })?;
         let derived = self.public.as_deref().map(|j| &j.algorithm);
         if derived != Some(&given.algorithm) {
-            return Err(key_error(
+            return Err(key_error::<SigningKey>(
                 &self.kid,
                 "the public key is not the private key's",
             ));
@@ -257,68 +248,9 @@ impl SigningKey {
     }
 }
 
-/// The current key and the retired ones that still verify.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyRing {
-    current: Arc<SigningKey>,
-    retired: Vec<(Arc<SigningKey>, OffsetDateTime)>,
-}
-
-impl KeyRing {
-    pub(crate) fn new(current: SigningKey) -> Self {
-        Self {
-            current: Arc::new(current),
-            retired: Vec::new(),
-        }
-    }
-
-    pub(crate) fn current(&self) -> &Arc<SigningKey> {
-        &self.current
-    }
-
-    /// Makes `next` current; the old current key verifies until `retire_until`.
-    pub(crate) fn rotate(
-        &mut self,
-        next: SigningKey,
-        retire_until: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), ConfigError> {
-        if next.kid() == self.current.kid()
-            || self.retired.iter().any(|(k, _)| k.kid() == next.kid())
-        {
-            return Err(key_error(next.kid(), "this key id is already in use"));
-        }
-        self.retired.retain(|(_, until)| now < *until);
-        let old = std::mem::replace(&mut self.current, Arc::new(next));
-        self.retired.push((old, retire_until));
-        Ok(())
-    }
-
-    /// The keys that verify at `now`: the current one first, then the retired ones in
-    /// their grace.
-    pub(crate) fn live(&self, now: OffsetDateTime) -> impl Iterator<Item = &Arc<SigningKey>> {
-        std::iter::once(&self.current).chain(
-            self.retired
-                .iter()
-                .filter(move |(_, until)| now < *until)
-                .map(|(k, _)| k),
-        )
-    }
-
-    /// The key with this id, if it may verify at `now`.
-    pub(crate) fn verifying(&self, kid: &str, now: OffsetDateTime) -> Option<&Arc<SigningKey>> {
-        if *self.current.kid == *kid {
-            return Some(&self.current);
-        }
-        self.retired
-            .iter()
-            .find(|(k, until)| *k.kid == *kid && now < *until)
-            .map(|(k, _)| k)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ring::KeyRing;
     use super::*;
     use time::macros::datetime;
 

@@ -43,6 +43,7 @@ mod lockout;
 mod metadata;
 mod publish;
 mod revocations;
+pub(crate) mod ring;
 mod verifier;
 
 use std::sync::Arc;
