@@ -7,12 +7,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use serde_json::json;
 
-use super::form::SubmittedToken;
 use super::response::{ErrorResponse, TokenResponse};
 use super::{TokenEndpoint, TokenService};
 use crate::store::within_budget;
@@ -106,20 +105,12 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.method() != Method::POST {
-        return TokenResponse::MethodNotAllowed;
-    }
-    let caller = endpoint.caller(&req);
-    let request = match SubmittedToken::read(req).await {
-        Ok(request) => request,
-        Err(error) => return error.into(),
-    };
-    let authenticated = match endpoint.authenticate_caller(&request.auth, caller).await {
-        Ok(authenticated) => authenticated,
-        Err(error) => return error.into(),
+    let (token, authenticated) = match endpoint.submitted_token(req).await {
+        Ok(submitted) => submitted,
+        Err(answer) => return answer,
     };
     let s = endpoint.settings;
-    let inspected = match within_budget(s.backend_timeout, verifier.inspect(&request.token)).await {
+    let inspected = match within_budget(s.backend_timeout, verifier.inspect(&token)).await {
         Some(Ok(inspected)) => inspected,
         Some(Err(VerifyError::Invalid(_))) => return inactive(),
         Some(Err(VerifyError::Store(e))) => {

@@ -41,7 +41,7 @@ use tower_service::Service;
 pub use self::introspect::IntrospectionService;
 pub use self::revoke::RevocationService;
 
-use self::form::{ClientAuth, TokenRequest};
+use self::form::{ClientAuth, SubmittedToken, TokenRequest};
 use self::response::{ErrorResponse, TokenResponse};
 use super::issuer::TokenIssuer;
 use super::lockout::{FailureLimiter, LockoutPolicy};
@@ -279,6 +279,26 @@ impl TokenEndpoint<'_> {
         let s = self.settings;
         let peer = peer_ip(req.extensions(), s.peer_source.as_ref());
         s.proxies.client_ip(peer, req.headers(), s.forwarded)
+    }
+
+    /// The token an introspection or revocation request submits, and its authenticated
+    /// caller; or the answer that refuses the request (not a POST, a malformed form, a
+    /// caller that does not authenticate).
+    async fn submitted_token<B>(
+        &self,
+        req: Request<B>,
+    ) -> Result<(String, Authenticated), TokenResponse>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.method() != Method::POST {
+            return Err(TokenResponse::MethodNotAllowed);
+        }
+        let caller = self.caller(&req);
+        let request = SubmittedToken::read(req).await?;
+        let authenticated = self.authenticate_caller(&request.auth, caller).await?;
+        Ok((request.token, authenticated))
     }
 
     /// Authenticates the client of `auth` calling from `caller` under the lock-out: the

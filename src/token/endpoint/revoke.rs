@@ -7,13 +7,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::form::SubmittedToken;
 use super::response::{ErrorResponse, TokenResponse};
 use super::{TokenEndpoint, TokenService};
 use crate::store::within_budget;
@@ -86,20 +85,12 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.method() != Method::POST {
-        return TokenResponse::MethodNotAllowed;
-    }
-    let caller = endpoint.caller(&req);
-    let request = match SubmittedToken::read(req).await {
-        Ok(request) => request,
-        Err(error) => return error.into(),
-    };
-    let authenticated = match endpoint.authenticate_caller(&request.auth, caller).await {
-        Ok(authenticated) => authenticated,
-        Err(error) => return error.into(),
+    let (token, authenticated) = match endpoint.submitted_token(req).await {
+        Ok(submitted) => submitted,
+        Err(answer) => return answer,
     };
     // Signed by the issuer and not expired: anything else is no token to revoke.
-    let Ok(claims) = verifier.signed_claims(&request.token) else {
+    let Ok(claims) = verifier.signed_claims(&token) else {
         return done();
     };
     let caller_client = authenticated.found.client.id();
