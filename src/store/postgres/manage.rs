@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 use super::rows::{
-    ClientRow, PlanColumns, SELECT_ACCOUNT, account_from, client_from, insert_account_row,
-    insert_digests, quota_column, role_names, select_clients,
+    ClientRow, SELECT_ACCOUNT, account_from, bind_account, client_from, insert_account_row,
+    insert_digests, select_clients,
 };
 use super::{PostgresStore, corrupt, failed};
 use crate::client::{
@@ -289,28 +289,16 @@ impl ManagedStore for PostgresStore {
                 let clients = clients_of(&mut tx, &next).await?;
                 check_item_ceiling(&next, clients.iter().map(|c| &**c))?;
             }
-            let plan = PlanColumns::of(&next.plan);
-            sqlx::query(
-                "UPDATE accounts SET name = $2, roles = $3, status = $4, daily_quota = $5, \
-                     contact_name = $6, contact_email = $7, contact_phone = $8, \
-                     monthly_quota = $9, rate_per_second = $10, rate_burst = $11, \
-                     max_clients = $12, items = $13, expires_at = $14 \
-                 WHERE id = $1",
+            bind_account(
+                sqlx::query(
+                    "UPDATE accounts SET name = $2, roles = $3, status = $4, daily_quota = $5, \
+                         contact_name = $6, contact_email = $7, contact_phone = $8, \
+                         monthly_quota = $9, rate_per_second = $10, rate_burst = $11, \
+                         max_clients = $12, items = $13, expires_at = $14 \
+                     WHERE id = $1",
+                ),
+                &next,
             )
-            .bind(id.as_str())
-            .bind(&next.name)
-            .bind(role_names(&next.roles))
-            .bind(next.status.as_str())
-            .bind(quota_column(next.plan.daily_quota))
-            .bind(&next.contact.contact_name)
-            .bind(&next.contact.contact_email)
-            .bind(&next.contact.contact_phone)
-            .bind(plan.monthly_quota)
-            .bind(plan.rate_per_second)
-            .bind(plan.rate_burst)
-            .bind(plan.max_clients)
-            .bind(plan.items)
-            .bind(plan.expires_at)
             .execute(&mut *tx)
             .await
             .map_err(failed)?;

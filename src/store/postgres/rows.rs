@@ -1,7 +1,8 @@
 //! The tables' SQL and rows: reading a client and an account from a row, and writing them.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgConnection, Postgres, Row};
 use time::OffsetDateTime;
 
 use super::{corrupt, failed, unavailable};
@@ -392,28 +393,16 @@ pub(super) async fn insert_account_row(
     conn: &mut PgConnection,
     account: &Account,
 ) -> Result<(), ManageError> {
-    let plan = PlanColumns::of(&account.plan);
-    let done = sqlx::query(
-        "INSERT INTO accounts (id, name, roles, status, daily_quota, contact_name, \
-             contact_email, contact_phone, monthly_quota, rate_per_second, rate_burst, \
-             max_clients, items, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (id) DO NOTHING",
+    let done = bind_account(
+        sqlx::query(
+            "INSERT INTO accounts (id, name, roles, status, daily_quota, contact_name, \
+                 contact_email, contact_phone, monthly_quota, rate_per_second, rate_burst, \
+                 max_clients, items, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (id) DO NOTHING",
+        ),
+        account,
     )
-    .bind(account.id.as_str())
-    .bind(&account.name)
-    .bind(role_names(&account.roles))
-    .bind(account.status.as_str())
-    .bind(quota_column(account.plan.daily_quota))
-    .bind(&account.contact.contact_name)
-    .bind(&account.contact.contact_email)
-    .bind(&account.contact.contact_phone)
-    .bind(plan.monthly_quota)
-    .bind(plan.rate_per_second)
-    .bind(plan.rate_burst)
-    .bind(plan.max_clients)
-    .bind(plan.items)
-    .bind(plan.expires_at)
     .execute(conn)
     .await
     .map_err(failed)?;
@@ -423,30 +412,34 @@ pub(super) async fn insert_account_row(
     Ok(())
 }
 
-/// The columns of an account's plan besides `daily_quota`, as written.
-pub(super) struct PlanColumns {
-    pub(super) monthly_quota: Option<i64>,
-    pub(super) rate_per_second: Option<i64>,
-    pub(super) rate_burst: Option<i64>,
-    pub(super) max_clients: Option<i64>,
-    pub(super) items: Option<Vec<String>>,
-    pub(super) expires_at: Option<OffsetDateTime>,
-}
-
-impl PlanColumns {
-    pub(super) fn of(plan: &Plan) -> PlanColumns {
-        PlanColumns {
-            monthly_quota: quota_column(plan.monthly_quota),
-            rate_per_second: plan.rate_limit.map(|r| i64::from(r.per_second.get())),
-            rate_burst: plan.rate_limit.map(|r| i64::from(r.burst.get())),
-            max_clients: plan.max_clients.map(i64::from),
-            items: plan
-                .items
+/// `query` with `account`'s columns bound as `$1` to `$14`: `id`, `name`, `roles`,
+/// `status`, `daily_quota`, `contact_name`, `contact_email`, `contact_phone`,
+/// `monthly_quota`, `rate_per_second`, `rate_burst`, `max_clients`, `items`, `expires_at`.
+/// The one place an account's columns are written, for the insert and the update alike.
+pub(super) fn bind_account<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    account: &'q Account,
+) -> Query<'q, Postgres, PgArguments> {
+    let plan = &account.plan;
+    query
+        .bind(account.id.as_str())
+        .bind(&account.name)
+        .bind(role_names(&account.roles))
+        .bind(account.status.as_str())
+        .bind(quota_column(plan.daily_quota))
+        .bind(&account.contact.contact_name)
+        .bind(&account.contact.contact_email)
+        .bind(&account.contact.contact_phone)
+        .bind(quota_column(plan.monthly_quota))
+        .bind(plan.rate_limit.map(|r| i64::from(r.per_second.get())))
+        .bind(plan.rate_limit.map(|r| i64::from(r.burst.get())))
+        .bind(plan.max_clients.map(i64::from))
+        .bind(
+            plan.items
                 .as_ref()
-                .map(|ceiling| ceiling.entries().map(str::to_owned).collect()),
-            expires_at: plan.expires_at,
-        }
-    }
+                .map(|ceiling| ceiling.entries().map(str::to_owned).collect::<Vec<_>>()),
+        )
+        .bind(plan.expires_at)
 }
 
 pub(super) fn role_names(roles: &RoleSet) -> Vec<String> {
