@@ -33,6 +33,7 @@ use http::{HeaderMap, HeaderName, Uri};
 
 use crate::rule::RejectionKind;
 
+pub(crate) use query::pieces as query_pieces;
 pub use realm::Realm;
 
 /// A credential found in a request.
@@ -148,22 +149,28 @@ impl CredentialRules {
         query: Option<&'a str>,
     ) -> Result<Option<PresentedCredential<'a>>, RejectionKind> {
         let bearer = bearer::bearer_token(headers, self.max_len)?;
-        let key = match query {
-            Some(q) => query::api_key_param(q, &self.param, self.max_len)?,
-            None => None,
+        let signature = self.signed_urls.then_some(SIGNATURE_PARAM);
+        let (key, signed) = match query {
+            Some(q) => {
+                let found = query::scan(q, &self.param, signature)?;
+                let key = match found.key {
+                    Some(raw) => Some(query::key_value(raw, self.max_len)?),
+                    None => None,
+                };
+                let signed = match found.signed {
+                    true if q.len() > self.max_len => {
+                        return Err(RejectionKind::CredentialTooLong);
+                    }
+                    true => Some(q),
+                    false => None,
+                };
+                (key, signed)
+            }
+            None => (None, None),
         };
         let header_key = match &self.header {
             Some(name) => header::api_key_header(headers, name, self.max_len)?,
             None => None,
-        };
-        let signed = match query {
-            Some(q) if self.signed_urls && query::has_param(q, SIGNATURE_PARAM) => {
-                if q.len() > self.max_len {
-                    return Err(RejectionKind::CredentialTooLong);
-                }
-                Some(q)
-            }
-            _ => None,
         };
         match (bearer, key, header_key, signed) {
             (Some(token), None, None, None) => Ok(Some(PresentedCredential::Bearer(token))),
@@ -195,9 +202,14 @@ impl CredentialRules {
         }
     }
 
-    /// Removes the parameters named in `names` (exactly) from `uri`: a signed URL's.
-    pub(crate) fn strip_signed_in_place(uri: &mut Uri, names: &[&str]) {
-        query::strip_params(uri, |raw| names.iter().any(|n| n.as_bytes() == raw));
+    /// Removes the whole query from `uri`: a signed URL's that holds nothing else.
+    pub(crate) fn strip_query_in_place(uri: &mut Uri) {
+        query::strip_query(uri);
+    }
+
+    /// Removes the parameters whose raw names `signed` picks from `uri`: a signed URL's.
+    pub(crate) fn strip_signed_in_place(uri: &mut Uri, signed: impl Fn(&[u8]) -> bool) {
+        query::strip_params(uri, signed);
     }
 }
 

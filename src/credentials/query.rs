@@ -31,52 +31,92 @@ fn name_matches(raw: &[u8], name: &str) -> bool {
 }
 
 /// The `name=value` pieces of a query, as bytes (split at `&`, so never inside a UTF-8
-/// sequence), with the raw name of each.
-fn pieces(query: &str) -> impl Iterator<Item = (&[u8], &str)> {
-    let mut rest = query;
-    let mut done = false;
+/// sequence), with the raw name of each. One pass over the bytes finds both separators:
+/// a query is scanned on every request, and its pieces are mostly short.
+pub(crate) fn pieces(query: &str) -> impl Iterator<Item = (&[u8], &str)> {
+    let bytes = query.as_bytes();
+    let mut start = Some(0);
     std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let (piece, tail) = match rest.as_bytes().iter().position(|&b| b == b'&') {
-            Some(at) => (&rest[..at], &rest[at + 1..]),
-            None => {
-                done = true;
-                (rest, "")
+        let from = start?;
+        let mut name_end = None;
+        let mut at = from;
+        while let Some(&b) = bytes.get(at) {
+            match b {
+                b'&' => break,
+                b'=' if name_end.is_none() => name_end = Some(at),
+                _ => {}
             }
-        };
-        rest = tail;
-        let name_end = piece
-            .as_bytes()
-            .iter()
-            .position(|&b| b == b'=')
-            .unwrap_or(piece.len());
-        Some((&piece.as_bytes()[..name_end], piece))
+            at += 1;
+        }
+        start = (at < bytes.len()).then_some(at + 1);
+        let piece = &query[from..at];
+        let name = &bytes[from..name_end.unwrap_or(at)];
+        Some((name, piece))
     })
+}
+
+/// Byte equality for short names, compared in line (no call per parameter).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// What one pass over a query found: the raw (still encoded) value of the API key
+/// parameter, and whether a parameter named exactly `signature` is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scanned<'a> {
+    /// The API key parameter's raw value, `""` when it has none.
+    pub(crate) key: Option<&'a str>,
+    /// Whether the signature parameter is present.
+    pub(crate) signed: bool,
+}
+
+/// Scans `query` once for the `name` parameter (any case) and, when `signature` is given,
+/// for a parameter named exactly that. More than one `name` (in any mix of case) is
+/// refused.
+pub(crate) fn scan<'a>(
+    query: &'a str,
+    name: &str,
+    signature: Option<&str>,
+) -> Result<Scanned<'a>, RejectionKind> {
+    let mut found = Scanned {
+        key: None,
+        signed: false,
+    };
+    for (raw_name, piece) in pieces(query) {
+        if signature.is_some_and(|sig| same_bytes(raw_name, sig.as_bytes())) {
+            found.signed = true;
+            continue;
+        }
+        if !name_matches(raw_name, name) {
+            continue;
+        }
+        if found.key.is_some() {
+            return Err(RejectionKind::MultipleCredentials);
+        }
+        // After the `=`, or nothing when there is none.
+        found.key = Some(piece.get(raw_name.len() + 1..).unwrap_or(""));
+    }
+    Ok(found)
 }
 
 /// The value of the `name` parameter, decoded once. More than one occurrence (in any mix of
 /// case), an empty value or one over `max_len` bytes is refused.
+#[cfg(test)]
 pub(crate) fn api_key_param<'a>(
     query: &'a str,
     name: &str,
     max_len: usize,
 ) -> Result<Option<Cow<'a, str>>, RejectionKind> {
-    let mut found: Option<&'a str> = None;
-    for (raw_name, piece) in pieces(query) {
-        if !name_matches(raw_name, name) {
-            continue;
-        }
-        if found.is_some() {
-            return Err(RejectionKind::MultipleCredentials);
-        }
-        // After the `=`, or nothing when there is none.
-        found = Some(piece.get(raw_name.len() + 1..).unwrap_or(""));
+    match scan(query, name, None)?.key {
+        None => Ok(None),
+        Some(raw) => key_value(raw, max_len).map(Some),
     }
-    let Some(raw) = found else {
-        return Ok(None);
-    };
+}
+
+/// An API key parameter's raw value, decoded once: an empty value or one over `max_len`
+/// bytes is refused.
+pub(crate) fn key_value(raw: &str, max_len: usize) -> Result<Cow<'_, str>, RejectionKind> {
     if raw.is_empty() {
         return Err(RejectionKind::EmptyCredential);
     }
@@ -97,12 +137,7 @@ pub(crate) fn api_key_param<'a>(
     if value.is_empty() {
         return Err(RejectionKind::EmptyCredential);
     }
-    Ok(Some(value))
-}
-
-/// Whether `query` has a parameter named exactly `name`.
-pub(crate) fn has_param(query: &str, name: &str) -> bool {
-    pieces(query).any(|(raw, _)| raw == name.as_bytes())
+    Ok(value)
 }
 
 /// Removes every `name` parameter from `uri`; other parameters keep their order and
@@ -131,10 +166,22 @@ pub(crate) fn strip_params(uri: &mut Uri, strip: impl Fn(&[u8]) -> bool) {
             separator = b'&';
         }
     }
-    if !removed {
-        return;
+    if removed {
+        set_path_and_query(uri, pq);
     }
-    // Cannot fail: the pieces come from a valid URI. Keep the URI rather than panic.
+}
+
+/// Removes the query from `uri`, leaving its path.
+pub(crate) fn strip_query(uri: &mut Uri) {
+    if uri.query().is_some() {
+        let path = uri.path().as_bytes().to_vec();
+        set_path_and_query(uri, path);
+    }
+}
+
+/// Puts `pq`, made from the parts of `uri`'s own, in its place.
+fn set_path_and_query(uri: &mut Uri, pq: Vec<u8>) {
+    // Cannot fail: the parts come from a valid URI. Keep the URI rather than panic.
     let Ok(pq) = PathAndQuery::try_from(pq) else {
         return;
     };
@@ -218,5 +265,19 @@ mod tests {
             without_param(&uri, "apikey").to_string(),
             "/tiles/1/2/3.png"
         );
+    }
+
+    #[test]
+    fn stripping_the_query_keeps_the_rest_of_the_uri() {
+        for (given, left) in [
+            ("/tiles/1/2/3.png?cid=a&sig=b", "/tiles/1/2/3.png"),
+            ("http://h:8080/t/1.png?sig=b", "http://h:8080/t/1.png"),
+            ("/t/1.png?", "/t/1.png"),
+            ("/t/1.png", "/t/1.png"),
+        ] {
+            let mut uri: Uri = given.parse().unwrap();
+            strip_query(&mut uri);
+            assert_eq!(uri.to_string(), left);
+        }
     }
 }

@@ -48,7 +48,7 @@ use crate::policy::{
 };
 use crate::rejection::{Denial, Rejection};
 use crate::rule::RejectionKind;
-use crate::signed::{SIGNED_URL_PARAMS, SignedTileUrl};
+use crate::signed::{SignedTileUrl, is_signed_url_param};
 use crate::store::Resolved;
 use crate::token::{VerifiedToken, VerifyError};
 
@@ -147,9 +147,17 @@ pub(crate) struct Admitted {
     cost: Option<u64>,
     /// The caller's address, for the [`Principal`].
     caller_ip: Option<IpAddr>,
-    /// For a signed URL: the seconds left before it expires, the longest its answer may
-    /// be cached.
-    public_max_age: Option<u64>,
+    /// For a signed URL: how its answer is cached and its parameters removed.
+    signed: Option<SignedAnswer>,
+}
+
+/// What a signed URL says of its answer and its request.
+#[derive(Debug, Clone, Copy)]
+struct SignedAnswer {
+    /// The seconds left before the URL expires: the longest its answer may be cached.
+    max_age: u64,
+    /// The query holds nothing but the URL's parameters (it is removed whole).
+    only_signed: bool,
 }
 
 /// A request waiting for the shared rate limiter's word on one of its rate limits.
@@ -189,7 +197,7 @@ pub(crate) struct Authorized {
     vary_origin: bool,
     quota: Option<QuotaHeaders>,
     meter: Option<Meter>,
-    public_max_age: Option<u64>,
+    signed: Option<SignedAnswer>,
 }
 
 fn refuse<T>(rejection: impl Into<Rejection>) -> Step<T> {
@@ -413,7 +421,10 @@ impl<'c> Check<'c> {
             decision,
             source,
             caller_ip,
-            public_max_age: signed.map(|url| url.cache_lifetime(self.now)),
+            signed: signed.map(|url| SignedAnswer {
+                max_age: url.cache_lifetime(self.now),
+                only_signed: url.has_only_signed_params(),
+            }),
         };
         rate_limits(config, admitted, RateScope::Client)
     }
@@ -460,7 +471,7 @@ impl<'c> Check<'c> {
             source,
             cost,
             caller_ip,
-            public_max_age,
+            signed,
             ..
         } = admitted;
         if cost.is_some() {
@@ -506,7 +517,7 @@ impl<'c> Check<'c> {
             vary_origin: decision.vary_origin,
             quota,
             meter,
-            public_max_age,
+            signed,
         }))
     }
 }
@@ -637,9 +648,14 @@ impl Verdict {
                 CredentialSource::ApiKeyHeader => {
                     config.credentials.strip_from_headers(req.headers_mut());
                 }
-                CredentialSource::SignedUrl => {
-                    CredentialRules::strip_signed_in_place(req.uri_mut(), &SIGNED_URL_PARAMS);
-                }
+                CredentialSource::SignedUrl => match authorized.signed {
+                    Some(SignedAnswer {
+                        only_signed: true, ..
+                    }) => CredentialRules::strip_query_in_place(req.uri_mut()),
+                    _ => {
+                        CredentialRules::strip_signed_in_place(req.uri_mut(), is_signed_url_param);
+                    }
+                },
                 CredentialSource::BearerToken => {}
             }
         }
@@ -654,7 +670,7 @@ impl Verdict {
                 CredentialSource::ApiKeyHeader => config.credentials.header().cloned(),
                 _ => None,
             },
-            public_max_age: authorized.public_max_age,
+            public_max_age: authorized.signed.map(|s| s.max_age),
             vary_origin: authorized.vary_origin,
             quota: authorized.quota,
         })

@@ -384,13 +384,59 @@ fn add_vary(headers: &mut HeaderMap, name: HeaderValue) {
 /// nothing about how long), and a response it made `private`, `no-store` or `no-cache`
 /// stays so.
 fn make_public_until(headers: &mut HeaderMap, cap: u64) {
+    let mut values = headers.get_all(CACHE_CONTROL).iter();
+    let made = match (values.next(), values.next()) {
+        (given, None) => {
+            let last = LAST_PUBLIC.with_borrow(|last| match last {
+                Some((value, at, made)) if value.as_ref() == given && *at == cap => {
+                    Some(made.clone())
+                }
+                _ => None,
+            });
+            last.unwrap_or_else(|| {
+                let made = public_form(given, cap);
+                // A copy, not a clone: a value sliced from a larger buffer must not keep
+                // that buffer alive.
+                let copy = given.map(|v| HeaderValue::from_bytes(v.as_bytes()));
+                match copy {
+                    None => LAST_PUBLIC.set(Some((None, cap, made.clone()))),
+                    Some(Ok(copy)) => LAST_PUBLIC.set(Some((Some(copy), cap, made.clone()))),
+                    Some(Err(_)) => {}
+                }
+                made
+            })
+        }
+        (_, Some(_)) => public_form(headers.get_all(CACHE_CONTROL), cap),
+    };
+    if let Some(made) = made {
+        headers.insert(CACHE_CONTROL, made);
+    }
+}
+
+thread_local! {
+    /// The last lone (or absent) `Cache-Control` value this thread made public for a given
+    /// number of seconds, and what it became (`None`: it stays as it is). The tiles of one
+    /// signed URL share both within a second, so most take the answer (a reference count)
+    /// instead of formatting it again.
+    static LAST_PUBLIC: RefCell<Option<PublicForm>> = const { RefCell::new(None) };
+}
+
+/// A lone (or absent) `Cache-Control` value, a number of seconds, and the public form of
+/// the one for the other (`None`: the value stays as it is).
+type PublicForm = (Option<HeaderValue>, u64, Option<HeaderValue>);
+
+/// The public form of the `Cache-Control` `values` for at most `cap` seconds; `None` when
+/// they are private, `no-store` or `no-cache` (they stay as they are).
+fn public_form<'v>(
+    values: impl IntoIterator<Item = &'v HeaderValue>,
+    cap: u64,
+) -> Option<HeaderValue> {
     let mut out = String::with_capacity(32);
     out.push_str("public");
     let mut has_max_age = false;
     let mut digits = itoa::Buffer::new();
-    let directives = headers
-        .get_all(CACHE_CONTROL)
-        .iter()
+    let directives = values
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -400,7 +446,7 @@ fn make_public_until(headers: &mut HeaderMap, cap: u64) {
         let name = name.trim();
         let is = |known: &str| name.eq_ignore_ascii_case(known);
         if is("private") || is("no-store") || is("no-cache") {
-            return;
+            return None;
         }
         if is("public") {
             continue;
@@ -423,9 +469,7 @@ fn make_public_until(headers: &mut HeaderMap, cap: u64) {
         out.push_str(", max-age=");
         out.push_str(digits.format(cap));
     }
-    if let Ok(value) = HeaderValue::try_from(out) {
-        headers.insert(CACHE_CONTROL, value);
-    }
+    HeaderValue::try_from(out).ok()
 }
 
 /// The directive every private response carries.
@@ -545,6 +589,18 @@ mod tests {
         assert_eq!(public(&["private, max-age=60"], 600), "private, max-age=60");
         assert_eq!(public(&["no-store"], 600), "no-store");
         assert_eq!(public(&["no-cache"], 600), "no-cache");
+    }
+
+    #[test]
+    fn a_remembered_public_form_is_taken_only_for_the_same_value_and_cap() {
+        for _ in 0..2 {
+            assert_eq!(public(&[], 60), "public, max-age=60");
+            assert_eq!(public(&[], 59), "public, max-age=59");
+            assert_eq!(public(&["max-age=30"], 59), "public, max-age=30");
+            assert_eq!(public(&["max-age=300"], 59), "public, max-age=59");
+            assert_eq!(public(&["no-store"], 59), "no-store");
+            assert_eq!(public(&[], 59), "public, max-age=59");
+        }
     }
 
     fn quota_headers(quota: QuotaState, reset: Option<u64>) -> Vec<(String, String)> {

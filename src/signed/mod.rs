@@ -27,7 +27,7 @@ mod template;
 pub use key::TileUrlKey;
 pub use signer::{
     DEFAULT_TILE_URL_BUCKET, DEFAULT_TILE_URL_TTL, MAX_TILE_URL_TTL, MintedQuery,
-    SIGNED_URL_PARAMS, SignedTileUrl, TileUrlSigner,
+    SIGNED_URL_PARAMS, SignedTileUrl, TileUrlSigner, is_signed_url_param,
 };
 pub use template::{
     MAX_TILE_URL_ITEMS, MAX_TILE_ZOOM, TileTemplate, TileUrlError, TileUrlRequest, is_tile_route,

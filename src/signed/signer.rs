@@ -39,6 +39,7 @@ use time::OffsetDateTime;
 use super::key::{TileKeyRing, TileUrlKey};
 use crate::client::{Client, ClientId, KeyDigest};
 use crate::clock::{Clock, SystemClock};
+use crate::credentials::query_pieces;
 use crate::error::ConfigError;
 use crate::policy::TileUrlScope;
 use crate::rule::RejectionKind;
@@ -78,7 +79,20 @@ pub struct MintedQuery {
 
 /// A signed URL whose parameters are well formed, whose key is live and which has not
 /// expired: its signature is checked against its client by [`TileUrlSigner::verify`].
+/// Cloning is cheap: clones share the parsed values.
+#[derive(Clone)]
 pub struct SignedTileUrl {
+    parsed: Arc<ParsedUrl>,
+}
+
+/// What a signed URL's query says, as parsed once.
+struct ParsedUrl {
+    /// The query it was parsed from, to know it again.
+    query: Box<str>,
+    /// Where the signature's value starts in `query`: what comes before it is public.
+    sig_at: usize,
+    /// Whether the query holds nothing but the signed URL's parameters.
+    only_signed: bool,
     client: ClientId,
     scope: TileUrlScope,
     expires: i64,
@@ -88,11 +102,12 @@ pub struct SignedTileUrl {
 
 impl std::fmt::Debug for SignedTileUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &*self.parsed;
         f.debug_struct("SignedTileUrl")
-            .field("client", &self.client)
-            .field("scope", &self.scope)
-            .field("expires", &self.expires)
-            .field("kid", &self.key.kid())
+            .field("client", &url.client)
+            .field("scope", &url.scope)
+            .field("expires", &url.expires)
+            .field("kid", &url.key.kid())
             .finish_non_exhaustive()
     }
 }
@@ -100,22 +115,23 @@ impl std::fmt::Debug for SignedTileUrl {
 impl SignedTileUrl {
     /// The client the URL was minted for.
     pub fn client(&self) -> &ClientId {
-        &self.client
+        &self.parsed.client
     }
 
     /// What it covers.
     pub fn scope(&self) -> &TileUrlScope {
-        &self.scope
+        &self.parsed.scope
     }
 
     /// When it stops working.
     pub fn expires_at(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.expires).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp(self.parsed.expires)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// Whole seconds left at `now` (0 once expired).
     pub fn seconds_left(&self, now: OffsetDateTime) -> u64 {
-        u64::try_from(self.expires.saturating_sub(now.unix_timestamp())).unwrap_or(0)
+        u64::try_from(self.parsed.expires.saturating_sub(now.unix_timestamp())).unwrap_or(0)
     }
 
     /// The longest a shared cache may keep an answer to this URL at `now`, in seconds: the
@@ -125,9 +141,18 @@ impl SignedTileUrl {
         self.seconds_left(now).saturating_sub(1)
     }
 
+    /// Whether the query holds nothing but this URL's [`SIGNED_URL_PARAMS`]: once they
+    /// are removed, the wrapped service sees no query at all.
+    pub fn has_only_signed_params(&self) -> bool {
+        self.parsed.only_signed
+    }
+
     /// The scope, taken out.
     pub fn into_scope(self) -> TileUrlScope {
-        self.scope
+        match Arc::try_unwrap(self.parsed) {
+            Ok(url) => url.scope,
+            Err(shared) => shared.scope.clone(),
+        }
     }
 }
 
@@ -264,13 +289,39 @@ impl TileUrlSigner {
     /// has expired (`Expired`). Other parameters are left alone. The signature is checked
     /// by [`verify`](Self::verify), against the client as the store has it now.
     pub fn parse(&self, query: &str, now: OffsetDateTime) -> Result<SignedTileUrl, RejectionKind> {
+        // The tiles of one map share one query: the one this thread verified last is
+        // taken as parsed then, and only its key and expiry are checked again.
+        let again = LAST_VERIFIED.with_borrow(|last| {
+            last.as_ref()
+                .filter(|v| same_query(&v.url, query))
+                .map(|v| v.url.clone())
+        });
+        if let Some(parsed) = again {
+            let live = self
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .verifying(parsed.key.kid(), now)
+                .is_some_and(|key| Arc::ptr_eq(key, &parsed.key));
+            if !live {
+                return Err(RejectionKind::UnknownCredential);
+            }
+            self.check_expiry(parsed.expires, now)?;
+            return Ok(SignedTileUrl { parsed });
+        }
         let mut found: [Option<&str>; 8] = [None; 8];
-        for piece in query.split('&') {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            if let Some(at) = SIGNED_URL_PARAMS.iter().position(|p| *p == name)
-                && found[at].replace(value).is_some()
-            {
-                return malformed();
+        let mut only_signed = true;
+        let mut sig_at = 0;
+        for (name, piece) in query_pieces(query) {
+            // After the `=`, or nothing when there is none.
+            let value = piece.get(name.len() + 1..).unwrap_or("");
+            match param_index(name) {
+                Some(at) if found[at].replace(value).is_some() => return malformed(),
+                Some(7) => {
+                    sig_at = (value.as_ptr() as usize).saturating_sub(query.as_ptr() as usize)
+                }
+                Some(_) => {}
+                None => only_signed = false,
             }
         }
         let [cid, api, zmin, zmax, items, exp, kid, sig] = found;
@@ -306,23 +357,12 @@ impl TileUrlSigner {
                 .collect::<Option<Vec<_>>>()
                 .ok_or(RejectionKind::MalformedCredential)?,
         };
-        let key = self
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .verifying(kid, now)
-            .cloned()
-            .ok_or(RejectionKind::UnknownCredential)?;
-        let now_s = now.unix_timestamp();
-        if expires <= now_s {
-            return Err(RejectionKind::Expired);
-        }
-        let furthest = i64::try_from(MAX_TILE_URL_TTL.as_secs().saturating_add(self.bucket))
-            .unwrap_or(i64::MAX);
-        if expires - now_s > furthest {
-            return Err(RejectionKind::UnknownCredential);
-        }
-        Ok(SignedTileUrl {
+        let key = self.live_key(kid, now)?;
+        self.check_expiry(expires, now)?;
+        let parsed = ParsedUrl {
+            query: query.into(),
+            sig_at,
+            only_signed,
             client,
             scope: TileUrlScope {
                 api,
@@ -333,34 +373,59 @@ impl TileUrlSigner {
             expires,
             key,
             sig: sig_bytes,
+        };
+        Ok(SignedTileUrl {
+            parsed: Arc::new(parsed),
         })
+    }
+
+    /// The key `kid`, if it verifies at `now`.
+    fn live_key(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<TileUrlKey>, RejectionKind> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verifying(kid, now)
+            .cloned()
+            .ok_or(RejectionKind::UnknownCredential)
+    }
+
+    /// Refuses an expiry that has passed at `now` (`Expired`) or lies further ahead than
+    /// any minted one (`UnknownCredential`).
+    fn check_expiry(&self, expires: i64, now: OffsetDateTime) -> Result<(), RejectionKind> {
+        let now_s = now.unix_timestamp();
+        if expires <= now_s {
+            return Err(RejectionKind::Expired);
+        }
+        let furthest = i64::try_from(MAX_TILE_URL_TTL.as_secs().saturating_add(self.bucket))
+            .unwrap_or(i64::MAX);
+        if expires - now_s > furthest {
+            return Err(RejectionKind::UnknownCredential);
+        }
+        Ok(())
     }
 
     /// Checks `url`'s signature against `client` as it is now, in constant time: a URL of
     /// another client, or minted before the client's credential was regenerated, is
     /// refused (`UnknownCredential`).
     pub fn verify(&self, url: &SignedTileUrl, client: &Client) -> Result<(), RejectionKind> {
-        if *client.id() != url.client {
+        let parsed = &url.parsed;
+        if *client.id() != parsed.client {
             return Err(RejectionKind::UnknownCredential);
         }
         let credentials = client.credentials();
         let (generation, digest) = (credentials.generation(), credentials.current());
         if LAST_VERIFIED.with_borrow(|last| {
             last.as_ref()
-                .is_some_and(|v| v.is_same(url, generation, digest))
+                .is_some_and(|v| v.is_same(parsed, generation, digest))
         }) {
             return Ok(());
         }
-        let mac = mac(&url.key, client, &url.scope, url.expires);
+        let mac = mac(&parsed.key, client, &parsed.scope, parsed.expires);
         // `verify_slice` compares in constant time.
-        mac.verify_slice(&url.sig)
+        mac.verify_slice(&parsed.sig)
             .map_err(|_| RejectionKind::UnknownCredential)?;
         LAST_VERIFIED.set(Some(Verified {
-            key: url.key.clone(),
-            client: url.client.clone(),
-            scope: url.scope.clone(),
-            expires: url.expires,
-            sig: url.sig,
+            url: parsed.clone(),
             generation,
             digest: *digest,
         }));
@@ -370,47 +435,71 @@ impl TileUrlSigner {
 
 thread_local! {
     /// The last URL this thread verified, with the credential it was verified against. A
-    /// map's tiles share one signature, so most requests present exactly these values
-    /// again: they are compared (the signature in constant time) instead of hashed.
+    /// map's tiles share one query, so most requests present exactly this one again: its
+    /// text is compared (in constant time: it holds the signature) instead of parsed, and
+    /// the credential instead of hashing the values again.
     static LAST_VERIFIED: RefCell<Option<Verified>> = const { RefCell::new(None) };
 }
 
-/// Every input of a signature that verified: the same inputs give the same signature.
+/// A URL whose signature verified, and the credential it bound: the same values under the
+/// same credential give the same signature.
 struct Verified {
-    /// Held, so that no other key can take its address while this entry stands.
-    key: Arc<TileUrlKey>,
-    client: ClientId,
-    scope: TileUrlScope,
-    expires: i64,
-    sig: [u8; 32],
+    /// Held, so that no other URL can take its address while this entry stands.
+    url: Arc<ParsedUrl>,
     generation: u64,
     digest: KeyDigest,
 }
 
 impl Verified {
-    fn is_same(&self, url: &SignedTileUrl, generation: u64, digest: &KeyDigest) -> bool {
-        let sig = bool::from(self.sig.ct_eq(&url.sig));
-        let digest = self.digest.ct_eq(digest);
-        sig & digest
-            && Arc::ptr_eq(&self.key, &url.key)
-            && self.expires == url.expires
-            && self.generation == generation
-            && self.client == url.client
-            && self.scope == url.scope
+    fn is_same(&self, url: &Arc<ParsedUrl>, generation: u64, digest: &KeyDigest) -> bool {
+        self.digest.ct_eq(digest) && Arc::ptr_eq(&self.url, url) && self.generation == generation
     }
+}
+
+/// Whether `query` is the text `url` was parsed from. What comes before the signature is
+/// public and compared as it comes; the signature and what follows it in constant time.
+fn same_query(url: &ParsedUrl, query: &str) -> bool {
+    let (known, query) = (url.query.as_bytes(), query.as_bytes());
+    if known.len() != query.len() {
+        return false;
+    }
+    let (public, secret) = known.split_at(url.sig_at.min(known.len()));
+    let (given_public, given_secret) = query.split_at(public.len());
+    public == given_public && same_bytes(secret, given_secret)
+}
+
+/// Whether two byte strings of one length are equal, in constant time: the differences of
+/// all the bytes are folded together, with no branch on any of them, before the one
+/// comparison.
+fn same_bytes(known: &[u8], given: &[u8]) -> bool {
+    let diff = known
+        .iter()
+        .zip(given)
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y));
+    (known.len() == given.len()) & bool::from(diff.ct_eq(&0))
 }
 
 /// The keyed MAC of a URL's values and its client's current credential. Each value of
 /// variable length is length-prefixed, so no two sets of values give the same input; the
-/// input is kept short (about two SHA-256 blocks), since it is hashed on every request.
+/// input is kept short (under 120 bytes for a URL without items: two SHA-256 blocks with
+/// its padding, after the key's), since it is hashed for every URL that is not the last
+/// one seen.
 fn mac(key: &TileUrlKey, client: &Client, scope: &TileUrlScope, expires: i64) -> HmacSha256 {
     let mut mac = key.mac();
+    // The format's version.
+    mac.update(&[1]);
     let mut text = |bytes: &[u8]| {
-        // Every value is shorter than a URL, which is at most a few KiB.
-        mac.update(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+        // Two bytes of length for the values of a URL (at most a few KiB); 0xFFFF then
+        // eight bytes for any longer one, so every length has one form.
+        match u16::try_from(bytes.len()) {
+            Ok(len) if len < u16::MAX => mac.update(&len.to_be_bytes()),
+            _ => {
+                mac.update(&u16::MAX.to_be_bytes());
+                mac.update(&(bytes.len() as u64).to_be_bytes());
+            }
+        }
         mac.update(bytes);
     };
-    text(b"v1");
     text(key.kid().as_bytes());
     text(client.id().as_str().as_bytes());
     text(scope.api.as_bytes());
@@ -441,7 +530,34 @@ fn encode(value: &str) -> String {
     utf8_percent_encode(value, VALUE).to_string()
 }
 
+/// Whether a raw query parameter name is one of a signed URL's [`SIGNED_URL_PARAMS`]
+/// (which the layer removes before the wrapped service runs).
+pub fn is_signed_url_param(name: &[u8]) -> bool {
+    param_index(name).is_some()
+}
+
+/// Where `name` stands in [`SIGNED_URL_PARAMS`], if it is one of them.
+fn param_index(name: &[u8]) -> Option<usize> {
+    // Byte patterns, compared in line: this runs for every parameter of every signed URL.
+    Some(match *name {
+        [b'c', b'i', b'd'] => 0,
+        [b'a', b'p', b'i'] => 1,
+        [b'z', b'm', b'i', b'n'] => 2,
+        [b'z', b'm', b'a', b'x'] => 3,
+        [b'i', b't', b'e', b'm', b's'] => 4,
+        [b'e', b'x', b'p'] => 5,
+        [b'k', b'i', b'd'] => 6,
+        [b's', b'i', b'g'] => 7,
+        _ => return None,
+    })
+}
+
+/// A value, percent-decoded (values without a `%` are taken as they are); `None` when it
+/// is empty or not UTF-8 once decoded.
 fn decode(raw: &str) -> Option<String> {
+    if !raw.as_bytes().contains(&b'%') {
+        return (!raw.is_empty()).then(|| raw.to_owned());
+    }
     let value = percent_decode_str(raw).decode_utf8().ok()?;
     (!value.is_empty()).then(|| value.into_owned())
 }
@@ -449,6 +565,43 @@ fn decode(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_signed_url_parameter_is_found_at_its_place() {
+        for (at, name) in SIGNED_URL_PARAMS.iter().enumerate() {
+            assert_eq!(param_index(name.as_bytes()), Some(at), "{name}");
+        }
+        assert_eq!(param_index(b"apikey"), None);
+        assert_eq!(param_index(b"SIG"), None);
+        assert!(is_signed_url_param(b"exp") && !is_signed_url_param(b"expires"));
+    }
+
+    #[test]
+    fn a_query_is_known_again_only_byte_for_byte() {
+        let signer = TileUrlSigner::new(TileUrlKey::new("t1", &[9u8; 32]).unwrap());
+        let query = "cid=web&api=WorldStreets&exp=1800000000&kid=t1&sig=abc&x=1";
+        let url = signer.parse(query, datetime!(2026-12-04 00:00 UTC));
+        assert!(url.is_err(), "a short signature is malformed");
+        let parsed = ParsedUrl {
+            query: query.into(),
+            sig_at: query.find("sig=").unwrap() + 4,
+            only_signed: false,
+            client: ClientId::new("web").unwrap(),
+            scope: TileUrlScope::new("WorldStreets"),
+            expires: 1_800_000_000,
+            key: signer.ring().current().clone(),
+            sig: [0; 32],
+        };
+        assert!(same_query(&parsed, query));
+        for at in 0..query.len() {
+            let mut changed = query.as_bytes().to_vec();
+            changed[at] ^= 1;
+            let changed = String::from_utf8(changed).unwrap();
+            assert!(!same_query(&parsed, &changed), "byte {at}");
+        }
+        assert!(!same_query(&parsed, &query[1..]));
+        assert!(!same_query(&parsed, ""));
+    }
     use crate::client::{
         Account, AccountId, ClientSpec, CredentialDigests, KeyDigest, Role, RoleSet,
     };
