@@ -13,6 +13,8 @@ mod many_instances;
 #[cfg(feature = "postgres")]
 mod postgres_store;
 #[cfg(feature = "redis")]
+mod redis_one_call;
+#[cfg(feature = "redis")]
 mod redis_plan;
 #[cfg(feature = "redis")]
 mod redis_usage;
