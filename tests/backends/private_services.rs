@@ -2,26 +2,82 @@
 //! nothing answers on the default ports ([`local_services`](crate::local_services)): started
 //! here directly, whatever this machine runs, then used, stopped, and checked gone.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::local_services::{PrivateServer, Service, answers, missing_message, process_gone};
 
-/// Stops `server` and checks that its process, its port and its folder are gone.
-fn stop_and_check_gone(server: PrivateServer) {
-    let (pid, dir) = (server.pid, server.dir.clone());
-    let port: u16 = server
-        .url
-        .rsplit_once(':')
+/// The port in a server's URL.
+fn port_of(url: &str) -> u16 {
+    url.rsplit_once(':')
         .and_then(|(_, rest)| rest.split('/').next()?.parse().ok())
-        .expect("a port in the URL");
-    server.stop();
+        .expect("a port in the URL")
+}
+
+/// Checks, for up to 30 s, that process `pid`, `port` and `dir` are gone.
+fn check_gone(pid: u32, port: u16, dir: &Path) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !process_gone(pid) && std::time::Instant::now() < deadline {
+    while !(process_gone(pid) && dir.symlink_metadata().is_err())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(process_gone(pid), "process {pid} still runs");
     assert!(!answers(port), "port {port} still answers");
     assert!(!dir.exists(), "{} is left behind", dir.display());
+}
+
+/// Stops `server` and checks that its process, its port and its folder are gone.
+fn stop_and_check_gone(server: PrivateServer) {
+    let (pid, port, dir) = (server.pid, port_of(&server.url), server.dir.clone());
+    server.stop();
+    check_gone(pid, port, &dir);
+}
+
+/// Set for the process [`a_private_server_stops_when_its_test_process_dies`] starts.
+const LEAVE_RUNNING: &str = "GIS_AUTH_TEST_LEAVE_A_SERVER_RUNNING";
+
+/// In the process of its own that
+/// [`a_private_server_stops_when_its_test_process_dies`] starts (and nowhere else: it
+/// passes at once without [`LEAVE_RUNNING`]): starts a private Redis, says where, and
+/// aborts, stopping nothing and dropping nothing.
+#[test]
+fn a_process_that_dies_with_a_private_server_running() {
+    if std::env::var_os(LEAVE_RUNNING).is_none() {
+        return;
+    }
+    let server = PrivateServer::start(Service::Redis).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "left running: {} {} {}",
+        server.pid,
+        port_of(&server.url),
+        server.dir.display()
+    );
+    std::process::abort();
+}
+
+#[test]
+fn a_private_server_stops_when_its_test_process_dies() {
+    let ran = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "private_services::a_process_that_dies_with_a_private_server_running",
+            "--nocapture",
+        ])
+        .env(LEAVE_RUNNING, "1")
+        .output()
+        .expect("the test binary runs");
+    assert!(!ran.status.success(), "it aborted");
+    let out = String::from_utf8_lossy(&ran.stdout);
+    let left = out
+        .lines()
+        .find_map(|line| line.strip_prefix("left running: "))
+        .unwrap_or_else(|| panic!("no server started: {out}"));
+    let mut fields = left.split(' ');
+    let pid: u32 = fields.next().and_then(|f| f.parse().ok()).expect("a pid");
+    let port: u16 = fields.next().and_then(|f| f.parse().ok()).expect("a port");
+    let dir = PathBuf::from(fields.next().expect("a folder"));
+    check_gone(pid, port, &dir);
 }
 
 #[cfg(feature = "postgres")]
