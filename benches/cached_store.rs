@@ -9,8 +9,12 @@
 //! - `store_miss`: `postgres_resolve_key`, one `PostgresStore::resolve_key` (the query a
 //!   miss makes: the client, its account, credentials and grants in one statement).
 //!
-//! Needs the PostgreSQL at `DATABASE_URL`; works in a schema of its own, dropped at the end.
+//! Needs a PostgreSQL: at `DATABASE_URL`, the machine's, or a private one (see
+//! tests/local_services); works in a schema of its own, dropped at the end.
 //! Run with `cargo bench --features postgres --bench cached_store`.
+
+#[path = "../tests/local_services/mod.rs"]
+mod local_services;
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -57,7 +61,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names a PostgreSQL database");
+    let url = local_services::database_url();
     let schema = format!("bench_cached_store_{}", std::process::id());
     let options = PgConnectOptions::from_str(&url).expect("a PostgreSQL URL");
     let (postgres, admin) = rt.block_on(async {

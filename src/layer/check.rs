@@ -41,7 +41,9 @@ use super::response::{LatestQuota, QuotaHeaders, ResponseExtras};
 use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restriction, RoleSet};
 use crate::credentials::{CredentialRules, PresentedCredential};
 use crate::error::BackendError;
-use crate::limits::{Charge, Charged, RateVerdict, SharedRateLimiter};
+use crate::limits::{
+    Charge, ChargeRateLimits, Charged, RateLimited, RateVerdict, SharedRateLimiter,
+};
 use crate::policy::{
     Api, Decision, OriginEvidence, PathPattern, QuotaFacts, RateScope, RequestFacts, Rule,
     daily_limit, decide, decide_quota, rate_limit_finding,
@@ -149,6 +151,9 @@ pub(crate) struct Admitted {
     caller_ip: Option<IpAddr>,
     /// For a signed URL: how its answer is cached and its parameters removed.
     signed: Option<SignedAnswer>,
+    /// The rate limits its charge applies, when the usage counter applies them (none when
+    /// they were checked before the charge).
+    rate_limits: ChargeRateLimits,
 }
 
 /// What a signed URL says of its answer and its request.
@@ -425,6 +430,7 @@ impl<'c> Check<'c> {
                 max_age: url.cache_lifetime(self.now),
                 only_signed: url.has_only_signed_params(),
             }),
+            rate_limits: ChargeRateLimits::default(),
         };
         rate_limits(config, admitted, RateScope::Client)
     }
@@ -445,7 +451,9 @@ impl<'c> Check<'c> {
         } = rate;
         match answer {
             Err(rejection) => refuse(rejection),
-            Ok(RateVerdict::RetryAfter(wait)) => rate_refusal(admitted, scope, limit, wait),
+            Ok(RateVerdict::RetryAfter(wait)) => {
+                Step::NeedRefusalRecord(rate_refusal(admitted, scope, limit, wait))
+            }
             Ok(RateVerdict::Allow) => match scope {
                 RateScope::Client => rate_limits(config, admitted, RateScope::Account),
                 RateScope::Account => Step::NeedCharge(admitted),
@@ -465,6 +473,22 @@ impl<'c> Check<'c> {
             Ok(charged) => charged,
             Err(rejection) => return refuse(rejection),
         };
+        if let Some(limited) = charged.rate_limited {
+            // The counter applied the rate limits, and counted this refusal itself.
+            let (scope, limit, wait) = match limited {
+                RateLimited::Client(wait) => (RateScope::Client, admitted.rate_limits.client, wait),
+                RateLimited::Account(wait) => {
+                    (RateScope::Account, admitted.rate_limits.account, wait)
+                }
+            };
+            return match limit {
+                Some(limit) => rate_refusal(admitted, scope, limit, wait).recorded(),
+                None => refuse(backend_failed(
+                    "usage counter",
+                    &BackendError::new("refused by a rate limit the charge did not carry"),
+                )),
+            };
+        }
         let Admitted {
             who,
             mut decision,
@@ -534,8 +558,16 @@ fn api_key_step<T>(key: &str, source: CredentialSource) -> Step<T> {
 /// The rate limits an admitted request meets from `scope` on (its client's, then the one
 /// its account's clients share), counted in this process or by asking the shared limiter;
 /// then its charge. A request its client's limit refuses is not counted against its
-/// account's.
-fn rate_limits<T>(config: &Config, admitted: Admitted, mut scope: RateScope) -> Step<T> {
+/// account's. A usage counter that applies the shared limits itself is handed both with
+/// the charge instead: one call for the limits and the charge.
+fn rate_limits<T>(config: &Config, mut admitted: Admitted, mut scope: RateScope) -> Step<T> {
+    if config.rate_limits_in_charge {
+        admitted.rate_limits = ChargeRateLimits {
+            client: admitted.who.client.rate_limit(),
+            account: admitted.who.account.plan.rate_limit,
+        };
+        return Step::NeedCharge(admitted);
+    }
     loop {
         let limit = match scope {
             RateScope::Client => admitted.who.client.rate_limit(),
@@ -556,7 +588,7 @@ fn rate_limits<T>(config: &Config, admitted: Admitted, mut scope: RateScope) -> 
                 RateScope::Account => config.rate_limiter.check_account(&who.account.id, limit),
             };
             if let RateVerdict::RetryAfter(wait) = verdict {
-                return rate_refusal(admitted, scope, limit, wait);
+                return Step::NeedRefusalRecord(rate_refusal(admitted, scope, limit, wait));
             }
         }
         match scope {
@@ -568,19 +600,19 @@ fn rate_limits<T>(config: &Config, admitted: Admitted, mut scope: RateScope) -> 
 
 /// The refusal of a request over a rate limit, by the policy's rate-limit rule, with the
 /// limiter's `Retry-After`.
-fn rate_refusal<T>(
+fn rate_refusal(
     admitted: Admitted,
     scope: RateScope,
     limit: RateLimit,
     wait: std::time::Duration,
-) -> Step<T> {
+) -> Refusal {
     let Admitted { who, decision, .. } = admitted;
     let Denial { rule, rejection } = decision.deny(rate_limit_finding(scope, limit));
-    Step::NeedRefusalRecord(Refusal {
+    Refusal {
         who,
         rule,
         rejection: rejection.with_retry_after(wait.as_secs().max(1)),
-    })
+    }
 }
 
 impl Admitted {
@@ -592,6 +624,7 @@ impl Admitted {
             monthly_limit: self.cost.and(account.plan.monthly_quota).map(daily_limit),
             enforce: !client.shadow().contains(Restriction::Quota),
             shadowed: &self.shadowed,
+            rate_limits: self.rate_limits,
             ..Charge::new(&account.id, client.id(), day, self.cost.unwrap_or(0))
         }
     }

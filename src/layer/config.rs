@@ -80,6 +80,8 @@ impl Settings {
             usage: settings.usage,
             rate_limiter: ClientRateLimiter::new(settings.clock.clone())
                 .capacity(settings.rate_limiter_capacity),
+            rate_limits_in_charge: self.shared_rate_limiter.is_some()
+                && self.usage.applies_rate_limits(),
             shared_rate_limiter: settings.shared_rate_limiter,
             quota_warning: settings.quota_warning,
             proxies: settings.proxies,
@@ -107,6 +109,10 @@ pub(crate) struct Config {
     pub(crate) usage: Arc<dyn UsageCounter>,
     pub(crate) rate_limiter: ClientRateLimiter,
     pub(crate) shared_rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
+    /// Whether the shared rate limits are applied by the usage counter, in the charge,
+    /// rather than asked of the shared limiter first: a layer with a shared limiter and a
+    /// counter that [applies them](UsageCounter::applies_rate_limits).
+    pub(crate) rate_limits_in_charge: bool,
     pub(crate) quota_warning: Option<u8>,
     pub(crate) credentials: CredentialRules,
     pub(crate) proxies: TrustedProxies,

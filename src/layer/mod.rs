@@ -229,6 +229,11 @@ impl AuthLayer {
     /// Enforces clients' rate limits with `limiter`, shared by every instance (such as
     /// `RedisRateLimiter`, feature `redis`), instead of in this process: one round trip per
     /// request of a client with a limit. A limiter that fails or stalls gives 503.
+    ///
+    /// A usage counter that [applies rate limits itself](crate::limits::UsageCounter::applies_rate_limits)
+    /// (`RedisUsageCounter` does, under its own key prefix and clock: give it the limiter's)
+    /// takes the limits over: the layer then hands them to the counter with the charge, one
+    /// round trip for both, and does not ask `limiter`.
     pub fn shared_rate_limiter(mut self, limiter: Arc<dyn SharedRateLimiter>) -> Self {
         self.settings().shared_rate_limiter = Some(limiter);
         self

@@ -31,6 +31,8 @@ mod rate;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
+mod redis_gcra;
+#[cfg(feature = "redis")]
 mod redis_rate;
 mod usage;
 
@@ -44,4 +46,4 @@ pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY, RateVerdict, Sh
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_rate::RedisRateLimiter;
-pub use usage::{Charge, Charged, DailyUsage, UsageCounter};
+pub use usage::{Charge, ChargeRateLimits, Charged, DailyUsage, RateLimited, UsageCounter};

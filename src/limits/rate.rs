@@ -557,4 +557,168 @@ mod tests {
         assert_eq!(send(&unlimited).await.unwrap().status(), 200);
         assert_eq!(shared.asked.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
+
+    /// A counter that applies rate limits itself: it notes the limits each charge carries
+    /// and answers from a script (or charges in memory when the script is empty).
+    struct ApplyingCounter {
+        inner: crate::limits::InMemoryUsageCounter,
+        carried: std::sync::Mutex<Vec<crate::limits::ChargeRateLimits>>,
+        answers: std::sync::Mutex<Vec<crate::limits::Charged>>,
+    }
+
+    #[async_trait]
+    impl crate::limits::UsageCounter for ApplyingCounter {
+        async fn charge(
+            &self,
+            charge: &crate::limits::Charge<'_>,
+        ) -> Result<crate::limits::Charged, BackendError> {
+            self.carried.lock().unwrap().push(charge.rate_limits);
+            let scripted = self.answers.lock().unwrap().pop();
+            match scripted {
+                Some(answer) => Ok(answer),
+                None => self.inner.charge(charge).await,
+            }
+        }
+
+        fn applies_rate_limits(&self) -> bool {
+            true
+        }
+
+        async fn record_refusal(
+            &self,
+            account: &AccountId,
+            client: &ClientId,
+            day: time::Date,
+            rule: crate::rule::Rule,
+        ) -> Result<(), BackendError> {
+            self.inner.record_refusal(account, client, day, rule).await
+        }
+
+        async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {
+            self.inner.used(account, day).await
+        }
+
+        async fn usage(
+            &self,
+            account: &AccountId,
+            from: time::Date,
+            to: time::Date,
+        ) -> Result<Vec<crate::limits::DailyUsage>, BackendError> {
+            self.inner.usage(account, from, to).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_counter_that_applies_the_rate_limits_gets_them_and_the_limiter_is_not_asked() {
+        use crate::client::{Account, AccountId, ClientSpec, Plan, Role, RoleSet};
+        use crate::limits::{ChargeRateLimits, Charged, RateLimited};
+        use crate::policy::{Api, RouteTable};
+        use crate::store::InMemoryStore;
+        use bytes::Bytes;
+        use http::{Method, Request, Response};
+        use http_body_util::Full;
+
+        let store = Arc::new(InMemoryStore::new());
+        let acme = store
+            .open_account(
+                Account::new(
+                    AccountId::new("acme").unwrap(),
+                    "Acme",
+                    RoleSet::from_iter([Role::EVALUATOR]),
+                )
+                .unwrap()
+                .with_plan(Plan::default().with_rate_limit(Some(limit(3, 4)))),
+            )
+            .unwrap();
+        let web = store
+            .add_client(
+                &acme.account.id,
+                ClientSpec::javascript("web").rate_limit(Some(limit(1, 2))),
+            )
+            .unwrap();
+        let routes = RouteTable::new()
+            .route(
+                Method::GET,
+                "/tiles/{z}/{x}/{y}.png",
+                Api::new("WorldStreets", [Role::EVALUATOR]).plugin(true),
+            )
+            .unwrap();
+        let shared = Arc::new(Scripted {
+            answers: std::sync::Mutex::new(Vec::new()),
+            asked: Default::default(),
+        });
+        let wait = Duration::from_secs(3);
+        let counter = Arc::new(ApplyingCounter {
+            inner: crate::limits::InMemoryUsageCounter::new(),
+            carried: Default::default(),
+            // Popped from the end: allowed, over the account's limit, over the client's.
+            answers: std::sync::Mutex::new(vec![
+                Charged::over_rate(RateLimited::Client(wait)),
+                Charged::over_rate(RateLimited::Account(wait)),
+                Charged::new(true, false, 0),
+            ]),
+        });
+        let layer = |shared: Option<Arc<Scripted>>| {
+            let layer =
+                crate::AuthLayer::new(store.clone(), routes.clone()).usage_counter(counter.clone());
+            let layer = match shared {
+                Some(shared) => layer.shared_rate_limiter(shared),
+                None => layer,
+            };
+            tower::ServiceBuilder::new().layer(layer).service_fn(
+                |_req: Request<Full<Bytes>>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+                },
+            )
+        };
+        let svc = layer(Some(shared.clone()));
+        let key = web.credential.expose().to_owned();
+        let send = |svc: &_, key: &str| {
+            let req = Request::get(format!("/tiles/1/2/3.png?apikey={key}"))
+                .body(Full::default())
+                .unwrap();
+            tower::ServiceExt::oneshot(Clone::clone(svc), req)
+        };
+        assert_eq!(send(&svc, &key).await.unwrap().status(), 200);
+        let account = send(&svc, &key).await.unwrap();
+        assert_eq!(account.status(), 429);
+        assert_eq!(account.headers()["retry-after"], "3");
+        let rule = account
+            .extensions()
+            .get::<crate::Rejection>()
+            .and_then(|r| r.decision().and_then(|d| d.rule()));
+        assert_eq!(rule, Some(crate::rule::Rule::AccountRateLimit));
+        let client = send(&svc, &key).await.unwrap();
+        assert_eq!(client.status(), 429);
+        let rule = client
+            .extensions()
+            .get::<crate::Rejection>()
+            .and_then(|r| r.decision().and_then(|d| d.rule()));
+        assert_eq!(rule, Some(crate::rule::Rule::RateLimit));
+        assert_eq!(shared.asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let both = ChargeRateLimits {
+            client: Some(limit(1, 2)),
+            account: Some(limit(3, 4)),
+        };
+        assert_eq!(*counter.carried.lock().unwrap(), [both; 3]);
+
+        // A rate limit the charge did not carry is the counter's fault: 503.
+        let unlimited = acme.javascript.credential.expose().to_owned();
+        counter
+            .answers
+            .lock()
+            .unwrap()
+            .push(Charged::over_rate(RateLimited::Client(wait)));
+        assert_eq!(send(&svc, &unlimited).await.unwrap().status(), 503);
+
+        // Without a shared limiter, the limits stay in this process and the charge carries
+        // none.
+        counter.carried.lock().unwrap().clear();
+        let local = layer(None);
+        assert_eq!(send(&local, &key).await.unwrap().status(), 200);
+        assert_eq!(
+            *counter.carried.lock().unwrap(),
+            [ChargeRateLimits::default()]
+        );
+    }
 }

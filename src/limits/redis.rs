@@ -30,7 +30,9 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 use super::memory::DEFAULT_RETENTION_DAYS;
-use super::usage::{Charge, Charged, DailyUsage, UsageCounter};
+use super::rate::whole_seconds_up;
+use super::redis_gcra::{GCRA_FUNCTION, GcraArgs, account_key, client_key, micros_now};
+use super::usage::{Charge, Charged, DailyUsage, RateLimited, UsageCounter};
 use crate::client::{AccountId, ClientId};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
@@ -47,15 +49,31 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_EXACT: u64 = 1 << 53;
 
 /// The atomic increment-and-compare against the daily and the monthly quota, the client's
-/// statistics and the expiries, in one step.
+/// statistics and the expiries, in one step; first the request's rate limits, if it is given
+/// any, with the GCRA step of [`RedisRateLimiter`](super::RedisRateLimiter) on the same keys.
 static CHARGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
--- KEYS[1]: the account's usage hash of the day; KEYS[2]: its usage total of the month
+    let body = r"
+-- KEYS[1]: the account's usage hash of the day; KEYS[2]: its usage total of the month;
+-- KEYS[3], KEYS[4]: the client's and the account's rate-limit keys ('' for no limit)
 -- ARGV: client, cost, requests, daily limit ('' for none), monthly limit ('' for none),
 --       enforce ('1'/'0'), seconds to keep the day, seconds to keep the month,
+--       now (us since 1970), the client's GCRA interval and tolerance, the account's (us),
 --       then the report-only rules that would have refused the request
 local key, month_key, client = KEYS[1], KEYS[2], ARGV[1]
+local limits = {
+  {KEYS[3], ARGV[10], ARGV[11], 1, '$CLIENT_RULE'},
+  {KEYS[4], ARGV[12], ARGV[13], 2, '$ACCOUNT_RULE'},
+}
+for _, limit in ipairs(limits) do
+  if limit[1] ~= '' then
+    local wait = gcra(limit[1], tonumber(ARGV[9]), tonumber(limit[2]), tonumber(limit[3]))
+    if wait > 0 then
+      redis.call('HINCRBY', key, 'refused:' .. client .. ':' .. limit[5], 1)
+      redis.call('EXPIRE', key, ARGV[7])
+      return {0, 0, 0, 0, 0, limit[4], string.format('%.0f', wait)}
+    end
+  end
+end
 local cost = tonumber(ARGV[2])
 local used = tonumber(redis.call('HGET', key, 'used') or '0')
 local month = tonumber(redis.call('GET', month_key) or '0')
@@ -68,7 +86,7 @@ if admitted then
   month = redis.call('INCRBY', month_key, ARGV[2])
   redis.call('HINCRBY', key, 'requests:' .. client, ARGV[3])
   redis.call('HINCRBY', key, 'cost:' .. client, ARGV[2])
-  for i = 9, #ARGV do
+  for i = 14, #ARGV do
     redis.call('HINCRBY', key, 'shadowed:' .. client .. ':' .. ARGV[i], 1)
   end
   if not fits then
@@ -81,10 +99,17 @@ redis.call('EXPIRE', key, ARGV[7])
 if redis.call('EXISTS', month_key) == 1 then
   redis.call('EXPIRE', month_key, ARGV[8])
 end
-return {admitted and 1 or 0, fits_day and 0 or 1, used, fits_month and 0 or 1, month}
-",
-    )
+return {admitted and 1 or 0, fits_day and 0 or 1, used, fits_month and 0 or 1, month, 0, '0'}
+"
+    .replace("$CLIENT_RULE", Rule::RateLimit.as_str())
+    .replace("$ACCOUNT_RULE", Rule::AccountRateLimit.as_str());
+    Script::new(&[GCRA_FUNCTION, &body].concat())
 });
+
+/// What the charge script answers: admitted, over the day, the day's usage, over the month,
+/// the month's usage, which rate limit refused (0 none, 1 the client's, 2 the account's) and
+/// the microseconds to wait for it.
+type ScriptAnswer = (i64, i64, i64, i64, i64, i64, u64);
 
 /// Connects to Redis at `url` for a [`RedisUsageCounter`] and a
 /// [`RedisRateLimiter`](crate::limits::RedisRateLimiter), which can share the connection.
@@ -189,6 +214,14 @@ impl RedisLink {
 /// counter's clock). Redis runs a script alone, so any number of concurrent requests from
 /// any number of instances admit exactly as many as fit.
 ///
+/// Behind a layer with a shared rate limiter, the same script applies the request's rate
+/// limits first ([`rate_limits_in_charge`](RedisUsageCounter::rate_limits_in_charge), on by
+/// default): the client's, then its account's, with the GCRA and the keys of
+/// [`RedisRateLimiter`](super::RedisRateLimiter) under the counter's prefix and on its clock,
+/// so a request costs one round trip, not three, and instances that ask a
+/// `RedisRateLimiter` with the same prefix share the limits. A request a limit refuses is not
+/// charged; its refusal is counted in the same call.
+///
 /// When Redis cannot be reached, or does not answer within the
 /// [`timeout`](RedisUsageCounter::timeout), a charge fails and the layer answers 503
 /// (**fail closed**, the default). [`fail_open`](RedisUsageCounter::fail_open) admits such
@@ -199,6 +232,7 @@ pub struct RedisUsageCounter {
     link: RedisLink,
     retention: u16,
     clock: Arc<dyn Clock>,
+    rate_limits: bool,
 }
 
 impl std::fmt::Debug for RedisUsageCounter {
@@ -208,6 +242,7 @@ impl std::fmt::Debug for RedisUsageCounter {
             .field("retention_days", &self.retention)
             .field("timeout", &self.link.timeout)
             .field("fail_open", &self.link.fail_open)
+            .field("rate_limits_in_charge", &self.rate_limits)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +256,7 @@ impl RedisUsageCounter {
             link: RedisLink::new(conn, "usage counter"),
             retention: DEFAULT_RETENTION_DAYS,
             clock: Arc::new(SystemClock),
+            rate_limits: true,
         }
     }
 
@@ -261,10 +297,21 @@ impl RedisUsageCounter {
         self
     }
 
-    /// Reads the UTC day, and measures the retention window, on `clock`.
+    /// Reads the UTC day, measures the retention window, and times the rate limits it
+    /// applies, on `clock`.
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Whether the counter applies a request's rate limits in its charge script (on by
+    /// default; see [`UsageCounter::applies_rate_limits`]): a layer with a shared rate
+    /// limiter then asks the counter alone, one call per request. Turn it off to keep the
+    /// layer's shared limiter in charge, such as a limiter that keeps its state elsewhere.
+    #[must_use]
+    pub fn rate_limits_in_charge(mut self, yes: bool) -> Self {
+        self.rate_limits = yes;
         self
     }
 
@@ -368,12 +415,28 @@ impl UsageCounter for RedisUsageCounter {
         let (daily, monthly) = (limit(charge.limit), limit(charge.monthly_limit));
         let keep = self.keep_seconds(charge.day);
         let keep_month = self.keep_month_seconds(charge.day);
+        let rates = charge.rate_limits;
+        let prefix = &*self.link.prefix;
+        let client_rate = rates
+            .client
+            .map(|l| (client_key(prefix, charge.client, l), GcraArgs::of(l)));
+        let account_rate = rates
+            .account
+            .map(|l| (account_key(prefix, charge.account, l), GcraArgs::of(l)));
+        let now = if rates.is_empty() {
+            0
+        } else {
+            micros_now(&*self.clock)
+        };
         let called = self
             .link
             .call(|mut conn| async move {
                 let mut script = CHARGE.key(&key);
+                script.key(&month_key);
+                for rate in [&client_rate, &account_rate] {
+                    script.key(rate.as_ref().map_or("", |(key, _)| key.as_str()));
+                }
                 script
-                    .key(&month_key)
                     .arg(charge.client.as_str())
                     .arg(cost)
                     .arg(charge.requests.min(MAX_EXACT))
@@ -381,24 +444,41 @@ impl UsageCounter for RedisUsageCounter {
                     .arg(monthly)
                     .arg(if charge.enforce { "1" } else { "0" })
                     .arg(keep)
-                    .arg(keep_month);
+                    .arg(keep_month)
+                    .arg(now);
+                for rate in [&client_rate, &account_rate] {
+                    match rate {
+                        Some((_, args)) => script.arg(args.interval).arg(args.tolerance),
+                        None => script.arg("").arg(""),
+                    };
+                }
                 for rule in charge.shadowed {
                     script.arg(rule.as_str());
                 }
-                script
-                    .invoke_async::<(i64, i64, i64, i64, i64)>(&mut conn)
-                    .await
+                script.invoke_async::<ScriptAnswer>(&mut conn).await
             })
             .await;
         let amount = |n: i64| u64::try_from(n).unwrap_or(0);
         match called {
-            Ok((admitted, over, used, over_monthly, monthly_used)) => {
+            Ok((_, _, _, _, _, refused @ (1 | 2), wait)) => {
+                let wait = whole_seconds_up(Duration::from_micros(wait));
+                Ok(Charged::over_rate(if refused == 1 {
+                    RateLimited::Client(wait)
+                } else {
+                    RateLimited::Account(wait)
+                }))
+            }
+            Ok((admitted, over, used, over_monthly, monthly_used, _, _)) => {
                 Ok(Charged::new(admitted == 1, over == 1, amount(used))
                     .monthly(over_monthly == 1, amount(monthly_used)))
             }
             Err(_) if self.link.fail_open => Ok(Charged::new(true, false, 0)),
             Err(e) => Err(e),
         }
+    }
+
+    fn applies_rate_limits(&self) -> bool {
+        self.rate_limits
     }
 
     async fn record_refusal(

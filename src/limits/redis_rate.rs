@@ -25,33 +25,25 @@ use async_trait::async_trait;
 
 use super::rate::{RateVerdict, SharedRateLimiter, whole_seconds_up};
 use super::redis::RedisLink;
+use super::redis_gcra::{GCRA_FUNCTION, GcraArgs, account_key, client_key, micros_now};
 use crate::client::{AccountId, ClientId, RateLimit};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
 
-/// GCRA: allow when the next theoretical arrival time, less the burst tolerance, is due.
+/// One GCRA step on KEYS[1] (see [`GCRA_FUNCTION`]): `{1, '0'}` when allowed, or `{0, wait}`
+/// with the microseconds to wait.
 static GCRA: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
--- KEYS[1]: the client's theoretical arrival time, in microseconds since 1970
+    Script::new(&format!(
+        r"{GCRA_FUNCTION}
+-- KEYS[1]: the limit's theoretical arrival time, in microseconds since 1970
 -- ARGV: now, emission interval (1 s / rate), burst tolerance (burst x interval), all in us
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-if tat < now then
-  tat = now
+local wait = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+if wait > 0 then
+  return {{0, string.format('%.0f', wait)}}
 end
-local next_tat = tat + interval
-local due = next_tat - tolerance
-if now < due then
-  return {0, string.format('%.0f', due - now)}
-end
-local keep_ms = math.ceil((next_tat - now) / 1000) + 1000
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%.0f', keep_ms))
-return {1, '0'}
-",
-    )
+return {{1, '0'}}
+"
+    ))
 });
 
 /// Per-client rate limits shared through Redis. Cloning is cheap: clones share the
@@ -129,16 +121,13 @@ impl RedisRateLimiter {
     }
 }
 
-/// Microseconds since 1970 on `clock`, 0 before it.
-fn micros_now(clock: &dyn Clock) -> u64 {
-    u64::try_from(clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(0)
-}
-
 impl RedisRateLimiter {
     /// One GCRA step on `key` for `limit`.
     async fn gcra(&self, key: String, limit: RateLimit) -> Result<RateVerdict, BackendError> {
-        let interval = 1_000_000u64.div_ceil(u64::from(limit.per_second.get()));
-        let tolerance = interval.saturating_mul(u64::from(limit.burst.get()));
+        let GcraArgs {
+            interval,
+            tolerance,
+        } = GcraArgs::of(limit);
         let now = micros_now(&*self.clock);
         let checked = self
             .link
@@ -169,11 +158,8 @@ impl SharedRateLimiter for RedisRateLimiter {
         client: &ClientId,
         limit: RateLimit,
     ) -> Result<RateVerdict, BackendError> {
-        let key = format!(
-            "{}rate:{client}:{}:{}",
-            self.link.prefix, limit.per_second, limit.burst
-        );
-        self.gcra(key, limit).await
+        self.gcra(client_key(&self.link.prefix, client, limit), limit)
+            .await
     }
 
     async fn check_account(
@@ -181,10 +167,7 @@ impl SharedRateLimiter for RedisRateLimiter {
         account: &AccountId,
         limit: RateLimit,
     ) -> Result<RateVerdict, BackendError> {
-        let key = format!(
-            "{}account-rate:{account}:{}:{}",
-            self.link.prefix, limit.per_second, limit.burst
-        );
-        self.gcra(key, limit).await
+        self.gcra(account_key(&self.link.prefix, account, limit), limit)
+            .await
     }
 }

@@ -19,11 +19,12 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use time::Date;
 
-use crate::client::{AccountId, ClientId};
+use crate::client::{AccountId, ClientId, RateLimit};
 use crate::error::BackendError;
 use crate::rule::Rule;
 
@@ -51,6 +52,40 @@ pub struct Charge<'a> {
     pub enforce: bool,
     /// The report-only rules that would have refused the request, for the statistics.
     pub shadowed: &'a [Rule],
+    /// The request-rate limits the request meets before it is charged, for a counter that
+    /// [applies them itself](UsageCounter::applies_rate_limits); none otherwise (the layer
+    /// has checked them already).
+    pub rate_limits: ChargeRateLimits,
+}
+
+/// The request-rate limits a [`Charge`] meets first, in this order: the client's own, then
+/// the one all the account's clients share. A request the client's limit refuses is not
+/// counted against the account's, and a request either refuses is not charged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChargeRateLimits {
+    /// The client's own limit, if it has one.
+    pub client: Option<RateLimit>,
+    /// The account's limit, shared by all its clients, if its plan has one.
+    pub account: Option<RateLimit>,
+}
+
+impl ChargeRateLimits {
+    /// Whether there is no limit to apply.
+    pub fn is_empty(&self) -> bool {
+        self.client.is_none() && self.account.is_none()
+    }
+}
+
+/// Which rate limit refused a charge that a counter applied them to, and how long the
+/// client should wait (whole seconds, at least one, as
+/// [`RateVerdict::RetryAfter`](super::RateVerdict::RetryAfter) gives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimited {
+    /// The client's own limit.
+    Client(Duration),
+    /// The account's limit, shared by all its clients.
+    Account(Duration),
 }
 
 impl<'a> Charge<'a> {
@@ -66,6 +101,7 @@ impl<'a> Charge<'a> {
             monthly_limit: None,
             enforce: true,
             shadowed: &[],
+            rate_limits: ChargeRateLimits::default(),
         }
     }
 }
@@ -84,6 +120,10 @@ pub struct Charged {
     pub over_monthly: bool,
     /// The account's usage of the month after the charge (unchanged when refused).
     pub monthly_used: u64,
+    /// The rate limit that refused the request, for a charge whose rate limits the counter
+    /// applied: the request was not charged, and the counter counted the refusal (by
+    /// [`Rule::RateLimit`] or [`Rule::AccountRateLimit`]).
+    pub rate_limited: Option<RateLimited>,
 }
 
 impl Charged {
@@ -97,6 +137,16 @@ impl Charged {
             used,
             over_monthly: false,
             monthly_used: 0,
+            rate_limited: None,
+        }
+    }
+
+    /// A counter's answer to a charge one of its rate limits refused: not admitted, nothing
+    /// charged or read.
+    pub fn over_rate(by: RateLimited) -> Self {
+        Self {
+            rate_limited: Some(by),
+            ..Self::new(false, false, 0)
         }
     }
 
@@ -149,6 +199,10 @@ impl DailyUsage {
 /// transactions, any number of concurrent requests admit exactly as many as fit; a request
 /// must fit both the daily and the monthly quota, and one refused by either is charged to
 /// neither.
+///
+/// A counter may also apply a request's rate limits in the same step
+/// ([`applies_rate_limits`](UsageCounter::applies_rate_limits)), so that a remote one costs
+/// one round trip where a shared rate limiter and a counter would cost up to three.
 #[async_trait]
 pub trait UsageCounter: Send + Sync {
     /// Adds `charge.cost` to the account's usage of `charge.day` and of its month if it fits
@@ -172,6 +226,17 @@ pub trait UsageCounter: Send + Sync {
     fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, BackendError>> {
         let _ = charge;
         None
+    }
+
+    /// Whether [`charge`](UsageCounter::charge) applies [`Charge::rate_limits`] itself,
+    /// as a [`SharedRateLimiter`](super::SharedRateLimiter) would (shared by every instance,
+    /// client first, then account), before the quota: it then answers a request a limit
+    /// refuses with [`Charged::over_rate`], charges nothing and counts the refusal by its
+    /// rule. A layer with a shared rate limiter hands the limits to such a counter instead
+    /// of asking the limiter: one call per request. `false` (the default): the layer
+    /// checks the limits first and the charge carries none.
+    fn applies_rate_limits(&self) -> bool {
+        false
     }
 
     /// [`record_refusal`](UsageCounter::record_refusal) done at once; `None` (the default)
@@ -229,6 +294,10 @@ impl<C: UsageCounter + ?Sized> UsageCounter for std::sync::Arc<C> {
 
     fn charge_now(&self, charge: &Charge<'_>) -> Option<Result<Charged, BackendError>> {
         (**self).charge_now(charge)
+    }
+
+    fn applies_rate_limits(&self) -> bool {
+        (**self).applies_rate_limits()
     }
 
     fn record_refusal_now(

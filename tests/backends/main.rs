@@ -1,17 +1,23 @@
 //! The integration tests that run against real services, in one test binary: the
 //! PostgreSQL store, the Redis usage counter and rate limiter, and several layers sharing
-//! both. [`services`] connects to PostgreSQL at `DATABASE_URL` and Redis at `REDIS_URL`;
-//! each module is built only with the feature it tests, so `cargo test` without features
-//! needs neither service.
+//! both. [`services`] connects to PostgreSQL at `DATABASE_URL` and Redis at `REDIS_URL`,
+//! or else to the machine's servers or private ones ([`local_services`]); each module is
+//! built only with the feature it tests, so `cargo test` without features needs neither
+//! service.
 
 #![cfg(any(feature = "postgres", feature = "redis"))]
 
+#[path = "../local_services/mod.rs"]
+mod local_services;
+mod private_services;
 mod services;
 
 #[cfg(all(feature = "postgres", feature = "redis"))]
 mod many_instances;
 #[cfg(feature = "postgres")]
 mod postgres_store;
+#[cfg(feature = "redis")]
+mod redis_one_call;
 #[cfg(feature = "redis")]
 mod redis_plan;
 #[cfg(feature = "redis")]

@@ -7,6 +7,8 @@
 mod accounts;
 mod clients;
 mod errors;
+#[path = "../local_services/mod.rs"]
+mod local_services;
 mod reports;
 mod shared_stores;
 

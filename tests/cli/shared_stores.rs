@@ -82,8 +82,7 @@ struct RedisPrefix {
 #[cfg(feature = "redis")]
 impl RedisPrefix {
     fn new() -> RedisPrefix {
-        let url = std::env::var("REDIS_URL")
-            .expect("REDIS_URL is set: these tests need Redis (e.g. redis://127.0.0.1:6379)");
+        let url = crate::local_services::redis_url();
         let mut random = [0u8; 6];
         getrandom::fill(&mut random).expect("random bytes");
         let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -184,10 +183,7 @@ struct PostgresSchema {
 #[cfg(feature = "postgres")]
 impl PostgresSchema {
     fn new() -> PostgresSchema {
-        let base = std::env::var("DATABASE_URL").expect(
-            "DATABASE_URL is set: these tests need PostgreSQL \
-             (e.g. postgres://postgres@127.0.0.1:5432/test)",
-        );
+        let base = crate::local_services::database_url();
         let mut random = [0u8; 6];
         getrandom::fill(&mut random).expect("random bytes");
         let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();

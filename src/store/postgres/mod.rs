@@ -265,6 +265,10 @@ impl ClientStore for PostgresStore {
 }
 
 #[cfg(test)]
+#[path = "../../../tests/local_services/mod.rs"]
+mod local_services;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -278,11 +282,12 @@ mod tests {
         }
     }
 
-    /// Needs the PostgreSQL at `DATABASE_URL` (as the `postgres` feature's tests do): with
-    /// sequential scans off, a plan that still scans a table has no index for its path.
+    /// Needs a PostgreSQL, as the `postgres` feature's tests do (`DATABASE_URL`, the
+    /// machine's, or a private one: see tests/local_services): with sequential scans off, a
+    /// plan that still scans a table has no index for its path.
     #[tokio::test]
     async fn lookups_by_digest_and_by_id_are_index_probes() {
-        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL names the test database");
+        let url = local_services::database_url();
         let schema = format!("t_plan_{}", std::process::id());
         let admin = PgPool::connect(&url)
             .await

@@ -1,7 +1,9 @@
 //! The real services the persistence tests run against: PostgreSQL at `DATABASE_URL` and
-//! Redis at `REDIS_URL`. Each test gets a schema or a key prefix of its own, removed when it
-//! ends (even when it fails), so tests run in parallel and leave nothing behind. An unset
-//! variable or an unreachable service fails the test: these tests never skip.
+//! Redis at `REDIS_URL`, or where [`local_services`](crate::local_services) finds or starts
+//! them when the variables are unset. Each test gets a schema or a key prefix of its own,
+//! removed when it ends (even when it fails), so tests run in parallel and leave nothing
+//! behind. A service that is neither given, running nor installed fails the test: these
+//! tests never skip.
 //!
 //! [`Link`] is a TCP relay in front of a service that a test can cut and restore, to see
 //! what happens when the service goes away and comes back.
@@ -28,16 +30,6 @@ pub fn unique(tag: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed),
         u32::from_le_bytes(random)
     )
-}
-
-fn required(var: &str, example: &str) -> String {
-    match std::env::var(var) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{var} is not set: these tests need the service it names (e.g. {var}={example}); \
-             .ci/run sets it"
-        ),
-    }
 }
 
 /// Polls `condition` every 10 ms until it holds or `limit` has passed; whether it held.
@@ -145,10 +137,10 @@ pub mod postgres {
     use sqlx::ConnectOptions;
     use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-    use super::{Link, required, socket_of, unique};
+    use super::{Link, socket_of, unique};
 
     pub fn database_url() -> String {
-        required("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+        crate::local_services::database_url()
     }
 
     pub fn connect_options() -> PgConnectOptions {
@@ -257,10 +249,10 @@ pub mod redis {
     use gis_auth::limits::redis_connection;
     use redis::aio::ConnectionManager;
 
-    use super::{Link, required, socket_of, unique};
+    use super::{Link, socket_of, unique};
 
     pub fn redis_url() -> String {
-        required("REDIS_URL", "redis://127.0.0.1:6379")
+        crate::local_services::redis_url()
     }
 
     pub async fn connection() -> ConnectionManager {
@@ -299,18 +291,22 @@ pub mod redis {
     /// A key prefix of the test's own; every key under it is deleted when this is dropped.
     pub struct Prefix {
         pub prefix: String,
+        /// The server's URL, found before the prefix exists: a test without one fails
+        /// there, not again while dropping.
+        url: String,
     }
 
     impl Prefix {
         pub fn new(tag: &str) -> Prefix {
             Prefix {
+                url: redis_url(),
                 prefix: format!("gis-auth-test:{}:", unique(tag)),
             }
         }
 
         /// The keys under the prefix now.
         pub fn keys(&self) -> Vec<String> {
-            let client = redis::Client::open(redis_url()).expect("REDIS_URL is a Redis URL");
+            let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
             let mut conn = client
                 .get_connection()
                 .unwrap_or_else(|e| panic!("Redis at REDIS_URL is unreachable: {e}"));
@@ -333,7 +329,7 @@ pub mod redis {
             if keys.is_empty() {
                 return;
             }
-            let client = redis::Client::open(redis_url()).expect("REDIS_URL is a Redis URL");
+            let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
             let deleted: redis::RedisResult<()> = client
                 .get_connection()
                 .and_then(|mut conn| redis::cmd("DEL").arg(&keys).query(&mut conn));
