@@ -8,6 +8,10 @@
 
 mod services;
 
+#[cfg(feature = "redis")]
+mod leased_servers;
+#[cfg(feature = "redis")]
+mod leased_usage;
 #[cfg(all(feature = "postgres", feature = "redis"))]
 mod many_instances;
 #[cfg(feature = "postgres")]
