@@ -167,8 +167,8 @@ impl Drop for Shared {
 /// about one [`lease_window`](LeasedUsageCounter::lease_window) (1 s) of the account's
 /// traffic on this instance, measured on the counter's clock, and is never more than 1 %
 /// of the smaller quota nor more than an eighth of what remains of it: far from the end of
-/// a quota an instance serving 100 requests a second or more makes at most one call per
-/// 100 requests, and near the end blocks shrink to the cost of one request, so the last
+/// a quota an instance serving an account 200 requests a second or more makes at most one
+/// call per 100 requests (blocks and statistics writes together), and near the end blocks shrink to the cost of one request, so the last
 /// requests are charged exactly. Redis grants a block only if it fits, atomically, so the
 /// instances together never admit more than the quota.
 ///

@@ -359,3 +359,97 @@ async fn a_monthly_quota_is_leased_with_the_daily_one_and_refuses_what_does_not_
     );
     assert_eq!(reader.used(&a, DAY).await.unwrap(), 50 * TRANSACTION);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_layer_the_block_in_hand_is_served_then_redis_away_is_a_503_in_time() {
+    use bytes::Bytes;
+    use gis_auth::AuthLayer;
+    use gis_auth::client::{Account, Role, RoleSet};
+    use gis_auth::policy::{Api, Cost, RouteTable};
+    use gis_auth::store::InMemoryStore;
+    use http::{Method, Request, Response, StatusCode};
+    use http_body_util::Full;
+    use tower::util::BoxCloneService;
+
+    type Svc = BoxCloneService<
+        Request<Full<Bytes>>,
+        Response<gis_auth::layer::ResponseBody<Full<Bytes>>>,
+        std::convert::Infallible,
+    >;
+    async fn status(svc: &Svc, key: &str) -> StatusCode {
+        use tower::ServiceExt;
+        let req = Request::get(format!("/geocode?q=x&apikey={key}"))
+            .body(Full::default())
+            .unwrap();
+        svc.clone().oneshot(req).await.unwrap().status()
+    }
+
+    let prefix = Prefix::new("lease_layer");
+    let link = relay().await;
+    let store = Arc::new(InMemoryStore::new());
+    let made = store
+        .open_account(
+            Account::new(
+                AccountId::new("acme").unwrap(),
+                "Acme",
+                RoleSet::from_iter([Role::EVALUATOR]),
+            )
+            .unwrap()
+            .with_daily_quota(Some(1_000_000)),
+        )
+        .unwrap();
+    let key = made.javascript.credential.expose().to_owned();
+    let clock = clock();
+    let counter = LeasedUsageCounter::connect(&url_through(&link))
+        .await
+        .unwrap()
+        .key_prefix(&prefix.prefix)
+        .clock(Arc::new(clock.clone()))
+        .timeout(Duration::from_millis(300));
+    let routes = RouteTable::new()
+        .route(
+            Method::GET,
+            "/geocode",
+            Api::new("Geocoder", [Role::EVALUATOR])
+                .plugin(true)
+                .cost(Cost::Fixed(TRANSACTION)),
+        )
+        .unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .layer(
+            AuthLayer::new(store, routes)
+                .usage_counter(Arc::new(counter.clone()))
+                .backend_timeout(Some(Duration::from_secs(1)))
+                .clock(Arc::new(clock.clone())),
+        )
+        .service(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }));
+    let svc: Svc = BoxCloneService::new(svc);
+    for _ in 0..300 {
+        clock.advance(time::Duration::milliseconds(2));
+        assert_eq!(status(&svc, &key).await, StatusCode::OK);
+    }
+    let held = counter.held();
+    assert!(held >= TRANSACTION);
+    link.cut();
+    for _ in 0..held / TRANSACTION {
+        assert_eq!(
+            status(&svc, &key).await,
+            StatusCode::OK,
+            "the block in hand serves"
+        );
+    }
+    let started = Instant::now();
+    assert_eq!(status(&svc, &key).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        status(&svc, &key).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never beyond the block"
+    );
+}

@@ -1,6 +1,6 @@
 //! The integration tests that run against real services, in one test binary: the
-//! PostgreSQL store, the Redis usage counter and rate limiter, and several layers sharing
-//! both. [`services`] connects to PostgreSQL at `DATABASE_URL` and Redis at `REDIS_URL`;
+//! PostgreSQL store, the Redis usage counters (exact and leased) and rate limiter, and
+//! several layers (and example-server processes) sharing both. [`services`] connects to PostgreSQL at `DATABASE_URL` and Redis at `REDIS_URL`;
 //! each module is built only with the feature it tests, so `cargo test` without features
 //! needs neither service.
 
