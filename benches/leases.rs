@@ -12,8 +12,8 @@
 //! Run with `cargo bench --features redis --bench leases`. This is not a Criterion
 //! benchmark: it prints one line per run, and fails if more is admitted than the quota
 //! allows or less than 99.9 % of it. Keys are written under a prefix of the run's own and
-//! deleted at the end. `cargo bench --features redis --bench leases -- --test` (as
-//! `cargo test --benches` runs it) does one short run only.
+//! deleted at the end. `cargo bench --features redis --bench leases -- --test` does one
+//! short run (2 instances) only.
 
 use std::time::Instant;
 

@@ -150,7 +150,8 @@ impl Drop for Shared {
 /// Daily and monthly quotas shared through Redis, charged in memory against blocks of the
 /// quota ("leases") that each instance takes from Redis: a round trip per block rather than
 /// per request. Cloning is cheap: clones share the blocks, the statistics and the
-/// background task.
+/// background task. Make the settings before sharing it: each setting gives a counter of
+/// its own.
 ///
 /// **Keys.** It writes what [`RedisUsageCounter`] writes, under the same keys (the day's
 /// hash `<prefix>usage:<account>:<YYYY-MM-DD>` with `used` and the per-client fields, the
