@@ -7,7 +7,7 @@
 //!     --trusted-proxies 10.0.0.0/8,192.0.2.1
 //! cargo run --release --example gis_server -- --unguarded-bench-addr 127.0.0.1:18081
 //! cargo run --features postgres,redis --example gis_server -- --addr 127.0.0.1:8081 \
-//!     --store postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379
+//!     --store postgres://postgres@127.0.0.1/test --redis redis://127.0.0.1:6379 --quota-leases
 //! ```
 //!
 //! With `--store` (a clients file, or PostgreSQL) and `--redis`, several instances share
@@ -79,6 +79,12 @@ struct Flags {
     /// with other instances.
     #[arg(long, value_name = "redis://…")]
     redis: Option<String>,
+
+    /// With `--redis`: take blocks of each quota from Redis and charge them in memory
+    /// (`LeasedUsageCounter`), instead of one Redis call per request; the blocks held go
+    /// back when the server stops.
+    #[arg(long, requires = "redis")]
+    quota_leases: bool,
 
     /// The issuer identifier: the `iss` of every access token and the base of the URLs in
     /// the server metadata (by default `http://<the address listened on>`).
@@ -157,13 +163,24 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     if !proxies.is_empty() {
         eprintln!("gis_server: X-Forwarded-For is believed from the trusted proxies given");
     }
-    let (usage, rate_limiter) = match &flags.redis {
+    let (usage, rate_limiter, release) = match &flags.redis {
         Some(url) => {
-            let (usage, limiter) = shared::open_redis(url).await?;
-            eprintln!("gis_server: quotas and rate limits in Redis, shared with other instances");
-            (Some(usage), Some(limiter))
+            let limits = shared::open_redis(url, flags.quota_leases).await?;
+            eprintln!(
+                "gis_server: quotas{} and rate limits in Redis, shared with other instances",
+                if flags.quota_leases {
+                    " (in leased blocks)"
+                } else {
+                    ""
+                }
+            );
+            (
+                Some(limits.usage),
+                Some(limits.rate_limiter),
+                limits.release,
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let key = app::KeySource {
         file: flags.signing_key.as_deref(),
@@ -242,6 +259,13 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     )
     .with_graceful_shutdown(ctrl_c())
     .await?;
+    if let Some(release) = release {
+        // The server has drained: what this instance holds of the quotas goes back.
+        release
+            .await
+            .map_err(|e| format!("cannot give back the quota blocks held: {e}"))?;
+        eprintln!("gis_server: quota blocks given back");
+    }
     eprintln!("gis_server: stopped");
     Ok(())
 }

@@ -7,7 +7,9 @@
 //!   migrated at start, lookups go through a [`CachedStore`], and a change made by any
 //!   instance drops the others' cached entries as it commits.
 //! - `--redis redis://…` (feature `redis`) counts daily quotas and enforces rate limits in
-//!   Redis, exactly across every instance (fail closed: 503 while Redis is away).
+//!   Redis, exactly across every instance (fail closed: 503 while Redis is away). With
+//!   `--quota-leases`, each instance takes blocks of a quota and charges them in memory
+//!   (`LeasedUsageCounter`): no round trip per request; the blocks held go back on Ctrl-C.
 //!
 //! A store with no account yet gets the demo account, whose credentials are printed once,
 //! by whichever instance starts first.
@@ -25,9 +27,12 @@
 
 use std::any::Any;
 use std::error::Error;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use gis_auth::BackendError;
 use gis_auth::client::{Account, AccountId, Role, RoleSet};
 use gis_auth::limits::SharedRateLimiter;
 use gis_auth::limits::UsageCounter;
@@ -124,25 +129,48 @@ async fn seed_demo(store: &dyn ManagedStore) -> Result<Vec<GeneratedCredential>,
     }
 }
 
-/// The usage counter and the rate limiter of `--redis`.
+/// What `--redis` shares with the other instances: the quota counter and the rate limiter.
+pub struct SharedLimits {
+    /// Counts quotas: exactly per request, or in leased blocks (`--quota-leases`).
+    pub usage: Arc<dyn UsageCounter>,
+    /// Enforces rate limits.
+    pub rate_limiter: Arc<dyn SharedRateLimiter>,
+    /// With `--quota-leases`: gives back the blocks this instance holds, once it stops.
+    pub release: Option<Release>,
+}
+
+/// Gives back what a leased counter holds and writes its statistics (run it after the
+/// server has drained).
+pub type Release = Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send>>;
+
+/// The usage counter and the rate limiter of `--redis`; with `leases`, a
+/// `LeasedUsageCounter` (blocks of the quota, no round trip per request) rather than a
+/// `RedisUsageCounter` (one script per request).
 #[cfg(feature = "redis")]
-pub async fn open_redis(
-    url: &str,
-) -> Result<(Arc<dyn UsageCounter>, Arc<dyn SharedRateLimiter>), Box<dyn Error>> {
+pub async fn open_redis(url: &str, leases: bool) -> Result<SharedLimits, Box<dyn Error>> {
     use gis_auth::limits::RedisRateLimiter;
-    use gis_auth::limits::{RedisUsageCounter, redis_connection};
+    use gis_auth::limits::{LeasedUsageCounter, RedisUsageCounter, redis_connection};
 
     let redis = redis_connection(url).await?;
-    Ok((
-        Arc::new(RedisUsageCounter::new(redis.clone())),
-        Arc::new(RedisRateLimiter::new(redis)),
-    ))
+    let rate_limiter = Arc::new(RedisRateLimiter::new(redis.clone()));
+    if leases {
+        let leased = LeasedUsageCounter::new(redis);
+        let held = leased.clone();
+        return Ok(SharedLimits {
+            usage: Arc::new(leased),
+            rate_limiter,
+            release: Some(Box::pin(async move { held.shutdown().await })),
+        });
+    }
+    Ok(SharedLimits {
+        usage: Arc::new(RedisUsageCounter::new(redis)),
+        rate_limiter,
+        release: None,
+    })
 }
 
 #[cfg(not(feature = "redis"))]
-pub async fn open_redis(
-    _: &str,
-) -> Result<(Arc<dyn UsageCounter>, Arc<dyn SharedRateLimiter>), Box<dyn Error>> {
+pub async fn open_redis(_: &str, _: bool) -> Result<SharedLimits, Box<dyn Error>> {
     Err("`--redis` needs the `redis` feature: \
          cargo run --features postgres,redis --example gis_server -- …"
         .into())

@@ -26,6 +26,10 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "redis")]
+mod lease;
+#[cfg(feature = "redis")]
+mod leased;
 mod memory;
 mod rate;
 #[cfg(feature = "redis")]
@@ -34,7 +38,15 @@ mod redis;
 mod redis_gcra;
 #[cfg(feature = "redis")]
 mod redis_rate;
+#[cfg(feature = "redis")]
+mod tally;
 mod usage;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::leased::{
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_LEASE_MAX_AGE, DEFAULT_LEASE_WINDOW, LeasedUsageCounter,
+};
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -46,7 +46,7 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Lua numbers are doubles: amounts are exact up to 2^53 milli-transactions (nine thousand
 /// billion transactions a day), and larger ones are capped there.
-const MAX_EXACT: u64 = 1 << 53;
+pub(super) const MAX_EXACT: u64 = 1 << 53;
 
 /// The atomic increment-and-compare against the daily and the monthly quota, the client's
 /// statistics and the expiries, in one step; first the request's rate limits, if it is given
@@ -315,11 +315,11 @@ impl RedisUsageCounter {
         self
     }
 
-    fn key(&self, account: &AccountId, day: Date) -> String {
+    pub(super) fn key(&self, account: &AccountId, day: Date) -> String {
         format!("{}usage:{account}:{day}", self.link.prefix)
     }
 
-    fn month_key(&self, account: &AccountId, day: Date) -> String {
+    pub(super) fn month_key(&self, account: &AccountId, day: Date) -> String {
         format!(
             "{}usage-month:{account}:{:04}-{:02}",
             self.link.prefix,
@@ -330,7 +330,7 @@ impl RedisUsageCounter {
 
     /// Seconds from now until the total of `day`'s month is dropped: the end of the month
     /// after it.
-    fn keep_month_seconds(&self, day: Date) -> i64 {
+    pub(super) fn keep_month_seconds(&self, day: Date) -> i64 {
         let first = day.replace_day(1).unwrap_or(day);
         let until = first
             .saturating_add(time::Duration::days(62))
@@ -352,7 +352,7 @@ impl RedisUsageCounter {
     }
 
     /// Seconds from now until `day`'s hash is dropped: the end of the retention window.
-    fn keep_seconds(&self, day: Date) -> i64 {
+    pub(super) fn keep_seconds(&self, day: Date) -> i64 {
         let until = day
             .saturating_add(time::Duration::days(i64::from(self.retention)))
             .midnight()

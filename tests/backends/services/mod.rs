@@ -298,9 +298,15 @@ pub mod redis {
 
     impl Prefix {
         pub fn new(tag: &str) -> Prefix {
+            Prefix::exactly(format!("gis-auth-test:{}:", unique(tag)))
+        }
+
+        /// The keys under `prefix`, as given (such as a server's default prefix and a
+        /// unique account id), removed when the test ends.
+        pub fn exactly(prefix: String) -> Prefix {
             Prefix {
                 url: redis_url(),
-                prefix: format!("gis-auth-test:{}:", unique(tag)),
+                prefix,
             }
         }
 
