@@ -202,6 +202,29 @@ try {
   await shot('by-api');
   await page.unrouteAll();
 
+  // --- a NativeConfidential client: its id and secret are shown once, and they work
+  await page.click('#add-client');
+  await page.fill('#f-name', 'CI desktop');
+  await page.selectOption('#f-kind', 'NativeConfidential');
+  await page.click('#f-roles-follow');
+  await page.uncheck('#f-role-User');
+  await page.click('#client-save');
+  await page.waitForSelector('#credential:not([hidden])');
+  const nativeId = (await page.textContent('#credential-id')).trim();
+  const nativeSecret = (await page.textContent('#credential-value')).trim();
+  check((await page.textContent('#credential-label')) === 'Client secret' && nativeId !== '', 'a new NativeConfidential client shows its client id and secret');
+  const exchanged = await http.post(`${server}/oauth/token`, {
+    form: { grant_type: 'client_credentials', client_id: nativeId, client_secret: nativeSecret },
+  });
+  check(exchanged.status() === 200, 'the secret shown is exchanged for a token');
+  await page.click('#credential-done');
+  const desktop = row(nativeId);
+  check((await desktop.textContent()).includes('Evaluator') && !(await desktop.locator('td').nth(1).textContent()).includes('User'),
+    'its roles are the ones chosen');
+  await desktop.getByRole('button', { name: 'Delete CI desktop' }).click();
+  await page.click('#delete-dialog button[type="submit"]');
+  await desktop.waitFor({ state: 'detached' });
+
   // --- delete, with If-Match
   await row(id).getByRole('button', { name: 'Delete CI web map, renamed elsewhere' }).click();
   await page.click('#delete-dialog button[type="submit"]');
