@@ -46,6 +46,7 @@
 //! tokens, [`signed`] mints and verifies signed tile URLs, and [`layer`] ties them into a
 //! Tower service. [`document`] is the JSON of clients
 //! and accounts that the clients file, the admin API and the command-line tool share.
+//! [`console`] serves the account holders' web page over the admin API.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -56,6 +57,7 @@
 pub mod admin;
 pub mod client;
 pub mod clock;
+pub mod console;
 pub mod credentials;
 pub mod document;
 mod error;

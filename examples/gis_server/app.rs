@@ -20,6 +20,7 @@ use axum::{Extension, Json, Router};
 use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
+use gis_auth::console::Console;
 use gis_auth::document::{ClientsFile, ClientsFileError};
 use gis_auth::layer::CredentialSource;
 use gis_auth::layer::Meter;
@@ -319,7 +320,13 @@ where
         })
         .layer(guard(auth))
         .service(routes);
+    // The console's files are public, like the token endpoint; what the page does with
+    // them needs a token, which the admin API behind the layer checks.
+    let console = Console::new();
     Ok(Router::new()
+        .route_service("/console", console.clone())
+        .route_service("/console/", console.clone())
+        .route_service("/console/{*file}", console)
         .route_service("/oauth/token", token_endpoint)
         .route_service("/oauth/introspect", introspection)
         .route_service("/oauth/revoke", revocation)

@@ -27,6 +27,9 @@
 //! `{"client": …, "client_id": …, "client_secret": …}`); everything else goes to stderr, so
 //! scripts can read stdout as it is. Ctrl-C stops the server gracefully.
 //!
+//! The account console, a web page over the admin API, is at `/console/`: sign in there with
+//! a NativeConfidential client's printed `client_id` and `client_secret`.
+//!
 //! Logs go to stderr, filtered by `RUST_LOG` (`info` by default): one line per refused
 //! request (client, API, rule, status) and one per report-only finding; never a key,
 //! secret or token (see `logs.rs`).
@@ -253,6 +256,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     drop(seeded);
 
     eprintln!("gis_server: listening on http://{local} (GET /health is public)");
+    eprintln!("gis_server: the account console is at http://{local}/console/");
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -20,7 +20,7 @@ const FLOORS: &[&[&str]] = &[
     &["store"],
     &["token", "signed"],
     &["layer"],
-    &["admin"],
+    &["admin", "console"],
 ];
 
 /// A module's path below the crate root: `["layer", "check"]` for `src/layer/check.rs`.

@@ -13,6 +13,7 @@ mod harness;
 use harness::app;
 
 mod architecture;
+mod console;
 mod credentials;
 mod faults;
 mod file_store;

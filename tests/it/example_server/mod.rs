@@ -5,6 +5,7 @@
 
 mod browser;
 mod clients_file;
+mod console;
 mod demo;
 mod socket;
 mod startup;
