@@ -291,9 +291,37 @@ pub(crate) type DigestBuildHasher = BuildHasherDefault<DigestHasher>;
 /// per process. A request can look such a map up, never fill it.
 pub(crate) type FastBuildHasher = foldhash::fast::RandomState;
 
+/// Whether two byte strings are equal, in constant time for equal lengths: the
+/// differences of all the bytes are folded together, with no branch on any of them, before
+/// the one comparison. For secrets too long for [`KeyDigest::ct_eq`] (tokens, signed
+/// queries).
+pub(crate) fn same_secret(known: &[u8], given: &[u8]) -> bool {
+    if known.len() != given.len() {
+        return false;
+    }
+    let diff = known
+        .iter()
+        .zip(given)
+        .fold(0u8, |diff, (x, y)| diff | (x ^ y));
+    diff.ct_eq(&0).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_secret_compares_every_byte_and_the_length() {
+        let known = b"eyJhbGciOiJIUzI1NiJ9.e30.sig-nature";
+        assert!(same_secret(known, known));
+        for at in 0..known.len() {
+            let mut given = known.to_vec();
+            given[at] ^= 0x20;
+            assert!(!same_secret(known, &given), "byte {at}");
+        }
+        assert!(!same_secret(known, &known[1..]));
+        assert!(same_secret(b"", b""));
+    }
 
     #[test]
     fn generated_credentials_pass_their_own_check_only() {

@@ -86,6 +86,7 @@ pub use access::{
 pub use account::{Account, AccountId, ClientId, Contact, Status};
 pub(crate) use client::empty_roles;
 pub use client::{Client, ClientKind, ClientSpec, CredentialDigests};
+pub(crate) use key::same_secret;
 pub use key::{CredentialKind, KeyDigest, KeyFormatError, PlainCredential};
 pub(crate) use key::{DigestBuildHasher, FastBuildHasher};
 pub use plan::{DEFAULT_MAX_CLIENTS, ItemCeiling, MAX_CEILING_ENTRIES, Plan};

@@ -33,11 +33,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::key::{TileKeyRing, TileUrlKey};
-use crate::client::{Client, ClientId, KeyDigest};
+use crate::client::{Client, ClientId, KeyDigest, same_secret};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::query_pieces;
 use crate::error::ConfigError;
@@ -465,18 +464,7 @@ fn same_query(url: &ParsedUrl, query: &str) -> bool {
     }
     let (public, secret) = known.split_at(url.sig_at.min(known.len()));
     let (given_public, given_secret) = query.split_at(public.len());
-    public == given_public && same_bytes(secret, given_secret)
-}
-
-/// Whether two byte strings of one length are equal, in constant time: the differences of
-/// all the bytes are folded together, with no branch on any of them, before the one
-/// comparison.
-fn same_bytes(known: &[u8], given: &[u8]) -> bool {
-    let diff = known
-        .iter()
-        .zip(given)
-        .fold(0u8, |diff, (x, y)| diff | (x ^ y));
-    (known.len() == given.len()) & bool::from(diff.ct_eq(&0))
+    public == given_public && same_secret(secret, given_secret)
 }
 
 /// The keyed MAC of a URL's values and its client's current credential. Each value of

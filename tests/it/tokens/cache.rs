@@ -117,3 +117,16 @@ async fn a_cached_token_is_refused_once_its_kid_names_another_key() {
     s.call(PROFILE, &never_used).await.assert_invalid_token();
     s.call(PROFILE, &cached).await.assert_invalid_token();
 }
+
+#[tokio::test]
+async fn a_token_this_thread_verified_last_is_not_taken_by_a_verifier_with_another_key() {
+    use gis_auth::token::{JwtVerifier, TokenIssuer, TokenVerifier};
+    let s = Server::new();
+    let token = s.token().await;
+    // Now the token this thread verified last.
+    s.call(PROFILE, &token).await.assert_ok();
+    let store: std::sync::Arc<dyn gis_auth::store::ClientStore> = s.store.clone();
+    let other = JwtVerifier::new(TokenIssuer::new(hs256(ISSUER_KID, &[7u8; 32])), store);
+    assert!(other.verify(&token).await.is_err());
+    s.call(PROFILE, &token).await.assert_ok();
+}
