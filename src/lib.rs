@@ -59,6 +59,7 @@ pub mod clock;
 pub mod credentials;
 pub mod document;
 mod error;
+pub mod events;
 pub mod layer;
 pub mod limits;
 pub mod policy;
