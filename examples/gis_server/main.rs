@@ -27,6 +27,11 @@
 //! `{"client": …, "client_id": …, "client_secret": …}`); everything else goes to stderr, so
 //! scripts can read stdout as it is. Ctrl-C stops the server gracefully.
 //!
+//! With `--webhook URL --webhook-secret-file FILE` every event (quota at 80 % and 100 %, a
+//! client or account expiring within 7 days, a credential regenerated, a client or account
+//! deactivated) is POSTed to `URL`, signed with the file's secret (README, "Audit log and
+//! events").
+//!
 //! Logs go to stderr, filtered by `RUST_LOG` (`info` by default): one line per refused
 //! request (client, API, rule, status) and one per report-only finding; never a key,
 //! secret or token (see `logs.rs`).
@@ -44,8 +49,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use gis_auth::events::{EventSink, WebhookSink};
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::signed::{TileUrlKey, TileUrlSigner};
+use gis_auth::store::InMemoryStore;
 use std::time::Duration;
 
 /// A GIS web service guarded by gis-auth API keys.
@@ -102,6 +109,17 @@ struct Flags {
     /// URLs minted within one bucket are one URL (and one cache entry).
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     tile_url_bucket_seconds: u64,
+
+    /// POST events (quota at 80 % and 100 %, expiry within 7 days, a credential
+    /// regenerated, a client or an account deactivated) to this `http://` URL, signed with
+    /// the secret of `--webhook-secret-file`.
+    #[arg(long, value_name = "URL", requires = "webhook_secret_file")]
+    webhook: Option<String>,
+
+    /// The file holding the webhook's signing secret (its text, surrounding whitespace
+    /// removed).
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -121,10 +139,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
+    let events = webhook(&flags)?;
     // Kept to the end: it holds the change listener or the file watch.
     let mut shared_store = match &flags.store {
-        Some(target) => Some(shared::open_store(target).await?),
+        Some(target) => Some(shared::open_store(target, events.clone()).await?),
         None => None,
+    };
+    let memory = || match &events {
+        Some(sink) => InMemoryStore::new().event_sink(sink.clone()),
+        None => InMemoryStore::new(),
     };
     let seeded = match (&mut shared_store, &flags.clients) {
         (Some(opened), _) => {
@@ -135,7 +158,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             }
         }
         (None, Some(path)) => {
-            let seeded = app::load_clients_file(path)?;
+            let seeded = app::load_clients_file_in(path, memory())?;
             eprintln!(
                 "gis_server: loaded {} accounts and {} clients from {}",
                 seeded.store.accounts().len(),
@@ -145,7 +168,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             seeded
         }
         (None, None) => {
-            let seeded = app::demo_store()?;
+            let seeded = app::demo_store_in(memory())?;
             eprintln!(
                 "gis_server: demo account `{}` (roles User, Evaluator) with its two default clients",
                 app::DEMO_ACCOUNT
@@ -202,6 +225,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         token_issuer: Some(token_issuer),
         usage,
         rate_limiter,
+        events,
         ..app::Options::default()
     };
     let router = app::router(seeded.store.clone(), options)?;
@@ -244,6 +268,20 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     .await?;
     eprintln!("gis_server: stopped");
     Ok(())
+}
+
+/// The sink of `--webhook` and `--webhook-secret-file`, if given.
+fn webhook(flags: &Flags) -> Result<Option<Arc<dyn EventSink>>, Box<dyn Error>> {
+    let (Some(url), Some(file)) = (&flags.webhook, &flags.webhook_secret_file) else {
+        return Ok(None);
+    };
+    let secret = std::fs::read_to_string(file)
+        .map_err(|e| format!("--webhook-secret-file `{}`: {e}", file.display()))?;
+    let sink = WebhookSink::options(url.as_str(), secret.trim().as_bytes())
+        .start()
+        .map_err(|e| format!("--webhook: {e}"))?;
+    eprintln!("gis_server: events are posted to the webhook, signed");
+    Ok(Some(Arc::new(sink)))
 }
 
 /// Resolves on Ctrl-C; if the handler cannot be installed, never (the process is then
