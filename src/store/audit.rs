@@ -29,7 +29,7 @@
 use time::OffsetDateTime;
 
 use super::ManageError;
-use crate::client::{Account, AccountId, ClientSpec};
+use crate::client::{Account, AccountId, ClientSpec, Contact, Plan, Status};
 use crate::document::{AuditEntry, AuditOutcome};
 
 /// How many entries one read returns unless [`AuditQuery::limit`] says otherwise.
@@ -152,54 +152,43 @@ pub(crate) fn account_fields(before: Option<&Account>, after: &Account) -> Vec<S
             fields.push(name.to_owned());
         }
     };
-    let plan = &after.plan;
-    let contact = &after.contact;
-    match before {
-        Some(b) => {
-            differs(b.name != after.name, "name");
-            differs(b.roles != after.roles, "roles");
-            differs(b.status != after.status, "status");
-            differs(b.plan.daily_quota != plan.daily_quota, "daily_quota");
-            differs(b.plan.monthly_quota != plan.monthly_quota, "monthly_quota");
-            differs(b.plan.rate_limit != plan.rate_limit, "rate_limit");
-            differs(b.plan.max_clients != plan.max_clients, "max_clients");
-            differs(b.plan.items != plan.items, "items");
-            differs(b.plan.expires_at != plan.expires_at, "expires_at");
-            differs(
-                b.contact.contact_name != contact.contact_name,
-                "contact_name",
-            );
-            differs(
-                b.contact.contact_email != contact.contact_email,
-                "contact_email",
-            );
-            differs(
-                b.contact.contact_phone != contact.contact_phone,
-                "contact_phone",
-            );
-        }
-        None => {
-            differs(true, "name");
-            differs(true, "roles");
-            differs(!after.status.is_active(), "status");
-            differs(plan.daily_quota.is_some(), "daily_quota");
-            differs(plan.monthly_quota.is_some(), "monthly_quota");
-            differs(plan.rate_limit.is_some(), "rate_limit");
-            differs(plan.max_clients.is_some(), "max_clients");
-            differs(plan.items.is_some(), "items");
-            differs(plan.expires_at.is_some(), "expires_at");
-            differs(contact.contact_name.is_some(), "contact_name");
-            differs(contact.contact_email.is_some(), "contact_email");
-            differs(contact.contact_phone.is_some(), "contact_phone");
-        }
-    }
+    // At creation, what differs from a new account's defaults.
+    let (name, roles, status, plan, contact) = match before {
+        Some(b) => (
+            b.name != after.name,
+            b.roles != after.roles,
+            b.status,
+            b.plan.clone(),
+            b.contact.clone(),
+        ),
+        None => (
+            true,
+            true,
+            Status::Active,
+            Plan::default(),
+            Contact::default(),
+        ),
+    };
+    let (p, c) = (&after.plan, &after.contact);
+    differs(name, "name");
+    differs(roles, "roles");
+    differs(status != after.status, "status");
+    differs(plan.daily_quota != p.daily_quota, "daily_quota");
+    differs(plan.monthly_quota != p.monthly_quota, "monthly_quota");
+    differs(plan.rate_limit != p.rate_limit, "rate_limit");
+    differs(plan.max_clients != p.max_clients, "max_clients");
+    differs(plan.items != p.items, "items");
+    differs(plan.expires_at != p.expires_at, "expires_at");
+    differs(contact.contact_name != c.contact_name, "contact_name");
+    differs(contact.contact_email != c.contact_email, "contact_email");
+    differs(contact.contact_phone != c.contact_phone, "contact_phone");
     fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{Role, RoleSet, Status};
+    use crate::client::{Role, RoleSet};
 
     #[test]
     fn only_the_names_of_the_changed_settings_are_listed() {

@@ -635,7 +635,11 @@ mod tests {
         assert!(!text.contains(key.expose()));
         assert!(text.contains(&key.digest().to_prefixed_hex()));
         ClientsFile::from_json(&text).unwrap();
-        assert_eq!(names_in(dir.path()), ["clients.json", "clients.json.lock"]);
+        // No temporary file is left; the audit log sits beside the file.
+        assert_eq!(
+            names_in(dir.path()),
+            ["clients.audit.jsonl", "clients.json", "clients.json.lock"]
+        );
         // The key still works, in this store and in one opened afresh.
         for store in [store, FileStore::open(&path).unwrap()] {
             let found = block(store.resolve_key(&key.digest())).unwrap().unwrap();
