@@ -49,7 +49,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use gis_auth::events::{EventSink, WebhookSink};
+use gis_auth::events::EventSink;
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::signed::{TileUrlKey, TileUrlSigner};
 use gis_auth::store::InMemoryStore;
@@ -275,13 +275,9 @@ fn webhook(flags: &Flags) -> Result<Option<Arc<dyn EventSink>>, Box<dyn Error>> 
     let (Some(url), Some(file)) = (&flags.webhook, &flags.webhook_secret_file) else {
         return Ok(None);
     };
-    let secret = std::fs::read_to_string(file)
-        .map_err(|e| format!("--webhook-secret-file `{}`: {e}", file.display()))?;
-    let sink = WebhookSink::options(url.as_str(), secret.trim().as_bytes())
-        .start()
-        .map_err(|e| format!("--webhook: {e}"))?;
+    let sink = app::webhook_sink(url, file)?;
     eprintln!("gis_server: events are posted to the webhook, signed");
-    Ok(Some(Arc::new(sink)))
+    Ok(Some(sink))
 }
 
 /// Resolves on Ctrl-C; if the handler cannot be installed, never (the process is then

@@ -99,8 +99,8 @@ pub enum WebhookError {
     /// The secret is empty.
     #[error("the webhook secret is empty")]
     EmptySecret,
-    /// A setting is out of range.
-    #[error("the webhook's `{0}` must be at least 1")]
+    /// A setting is zero.
+    #[error("the webhook's `{0}` must not be zero")]
     Zero(&'static str),
     /// There is no Tokio runtime to run the delivery task on.
     #[error("a webhook sink is started inside a Tokio runtime")]
@@ -182,6 +182,9 @@ impl WebhookOptions {
         }
         if self.attempts == 0 {
             return Err(WebhookError::Zero("attempts"));
+        }
+        if self.timeout.is_zero() {
+            return Err(WebhookError::Zero("timeout"));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| WebhookError::NoRuntime)?;
         let (sender, receiver) = mpsc::channel(self.queue);

@@ -325,3 +325,36 @@ async fn super_call(
     });
     server.send(req.body(body).expect("a request")).await
 }
+
+#[tokio::test]
+async fn the_example_servers_webhook_flags_are_checked_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let secret = dir.path().join("secret.txt");
+    let missing = dir.path().join("missing.txt");
+    std::fs::write(&secret, "  webhook test secret\n").expect("written");
+    let err = crate::app::webhook_sink("http://127.0.0.1:9/hook", &missing)
+        .err()
+        .expect("a missing file is refused");
+    assert!(err.starts_with("--webhook-secret-file"), "{err}");
+    let err = crate::app::webhook_sink("ftp://hooks.test/", &secret)
+        .err()
+        .expect("not http");
+    assert!(err.starts_with("--webhook:"), "{err}");
+    std::fs::write(&secret, " \n").expect("written");
+    let err = crate::app::webhook_sink("http://127.0.0.1:9/hook", &secret)
+        .err()
+        .expect("an empty secret is refused");
+    assert!(err.contains("secret is empty"), "{err}");
+
+    // The file's text, trimmed, is the key.
+    std::fs::write(&secret, "  webhook test secret\n").expect("written");
+    let rx = Arc::new(Receiver::default());
+    let sink = crate::app::webhook_sink(&listen(rx.clone()).await, &secret).expect("a sink");
+    sink.emit(event(1));
+    eventually("delivered", || {
+        rx.seen.lock().expect("not poisoned").len() == 1
+    })
+    .await;
+    let (headers, body) = rx.seen.lock().expect("not poisoned")[0].clone();
+    verified(&headers, &body);
+}
