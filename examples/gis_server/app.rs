@@ -21,7 +21,7 @@ use gis_auth::admin::AdminApi;
 use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::document::{ClientsFile, ClientsFileError};
-use gis_auth::events::{EventSink, WebhookSink};
+use gis_auth::events::EventSink;
 use gis_auth::layer::CredentialSource;
 use gis_auth::layer::Meter;
 use gis_auth::limits::SharedRateLimiter;
@@ -336,7 +336,10 @@ where
 
 /// The webhook of `--webhook URL --webhook-secret-file FILE`: events POSTed to `url`,
 /// signed with the file's text (surrounding whitespace removed). The error names the flag.
+#[cfg(feature = "webhook")]
 pub fn webhook_sink(url: &str, secret_file: &Path) -> Result<Arc<dyn EventSink>, String> {
+    use gis_auth::events::WebhookSink;
+
     let secret = std::fs::read_to_string(secret_file)
         .map_err(|e| format!("--webhook-secret-file `{}`: {e}", secret_file.display()))?;
     let sink = WebhookSink::options(url, secret.trim().as_bytes())

@@ -1099,4 +1099,36 @@ mod tests {
             assert!(cached.resolve_key(&key).await.unwrap().is_some());
         }
     }
+
+    #[tokio::test]
+    async fn changes_through_the_cache_are_recorded_once_in_the_stores_audit_log() {
+        let cached = CachedStore::new(InMemoryStore::new());
+        let made = cached
+            .create_account(
+                Account::new(
+                    AccountId::new("acme").unwrap(),
+                    "Acme",
+                    RoleSet::from_iter([Role::USER]),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        cached
+            .delete_client(made.javascript.client.id(), &Precondition::default())
+            .await
+            .unwrap();
+        let all = AuditQuery::new(
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        let actions: Vec<_> = cached
+            .audit(&all)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect();
+        assert_eq!(actions, ["create_account", "delete_client"], "each once");
+    }
 }

@@ -358,3 +358,37 @@ async fn the_example_servers_webhook_flags_are_checked_naming_the_flag() {
     let (headers, body) = rx.seen.lock().expect("not poisoned")[0].clone();
     verified(&headers, &body);
 }
+
+#[tokio::test]
+async fn a_charge_made_by_a_handler_meter_tells_the_quota_too() {
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let sink = {
+        let seen = seen.clone();
+        move |e: Event| seen.lock().expect("not poisoned").push(e)
+    };
+    let server = Server::builder()
+        .quota(Some(10))
+        .events(Arc::new(sink))
+        .build();
+    // 800 points: the handler charges 8 transactions of the 10 through its meter.
+    let points: Vec<[f64; 2]> = (0..800).map(|i| [f64::from(i % 90), 0.0]).collect();
+    let key = server.acme.javascript.credential.expose().to_owned();
+    let req = http::Request::post(format!("/elevation?apikey={key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(
+            json!({ "points": points }).to_string(),
+        ))
+        .expect("a request");
+    let reply = server.send(req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.describe());
+    let told: Vec<(String, Value)> = seen
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|e| {
+            let json = serde_json::to_value(e).expect("serialisable");
+            (e.kind.name().to_owned(), json["percent"].clone())
+        })
+        .collect();
+    assert_eq!(told, [("quota_reached".to_owned(), json!(80))]);
+}
