@@ -496,8 +496,14 @@ pub fn etag_matches(if_match: &str, current: &str) -> bool {
 /// clock), who ([`ChangedBy`]; the client's id behind an admin token, `operator`
 /// otherwise), the account and client, the action, the names of the fields changed (never
 /// a value), and the outcome. They also tell the store's [`EventSink`], if it has one, of a
-/// credential regenerated and of a client or an account deactivated. A store implements
-/// the `apply_` methods and calls nothing else; callers call the provided ones.
+/// credential regenerated and of a client or an account deactivated.
+///
+/// A backend implements the `apply_` methods, [`append_audit`](ManagedStore::append_audit),
+/// [`audit`](ManagedStore::audit) and [`audit_time`](ManagedStore::audit_time), and
+/// leaves the provided change methods as they are (overriding one would skip its audit
+/// entry); a wrapper such as [`CachedStore`](super::CachedStore) forwards the `apply_`
+/// methods and the log to the store it wraps, so each change is recorded once. Callers
+/// call the provided methods, never an `apply_` one.
 #[async_trait]
 pub trait ManagedStore: ClientStore {
     /// Every account, ordered by id.

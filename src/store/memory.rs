@@ -6,7 +6,11 @@
 //!
 //! Besides the [`ManagedStore`] operations, the store answers the same operations at once,
 //! under names of their own (`open_account`, `add_client`, `change_client`,
-//! `remove_client`, …), for setting up tests, examples and files without a runtime.
+//! `remove_client`, …), for setting up tests, examples and files without a runtime. Those
+//! set a store up: they are not recorded in its audit log nor told to its event sink; the
+//! [`ManagedStore`] operations are. The audit log is kept in memory, the latest
+//! [`DEFAULT_AUDIT_CAPACITY`] entries unless [`InMemoryStore::audit_capacity`] says
+//! otherwise.
 //!
 //! ```
 //! use gis_auth::client::{Account, AccountId, ClientSpec, Role, RoleSet, Status};
