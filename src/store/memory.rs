@@ -1025,4 +1025,35 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[tokio::test]
+    async fn the_audit_log_keeps_the_latest_entries_up_to_its_capacity() {
+        let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
+        let store = InMemoryStore::new()
+            .clock(Arc::new(clock.clone()))
+            .audit_capacity(2);
+        for id in ["a", "b", "c"] {
+            store.create_account(account(id)).await.unwrap();
+            clock.advance(time::Duration::seconds(1));
+        }
+        let all = AuditQuery::new(
+            time::OffsetDateTime::UNIX_EPOCH,
+            clock.now() + time::Duration::hours(1),
+        );
+        let kept: Vec<Option<String>> = store
+            .audit(&all)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.account_id)
+            .collect();
+        assert_eq!(kept, [Some("b".to_owned()), Some("c".to_owned())]);
+        let one = store
+            .audit(&all.clone().account(AccountId::new("c").unwrap()))
+            .await;
+        assert_eq!(one.unwrap().len(), 1);
+        let none = InMemoryStore::new().audit_capacity(0);
+        none.create_account(account("a")).await.unwrap();
+        assert!(none.audit(&all).await.unwrap().is_empty());
+    }
 }
