@@ -61,6 +61,7 @@ pub mod console;
 pub mod credentials;
 pub mod document;
 mod error;
+pub mod events;
 pub mod layer;
 pub mod limits;
 pub mod policy;

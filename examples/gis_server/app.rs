@@ -22,6 +22,7 @@ use gis_auth::client::{Account, AccountId, ClientKind, Role, RoleSet};
 use gis_auth::clock::{Clock, SystemClock};
 use gis_auth::console::Console;
 use gis_auth::document::{ClientsFile, ClientsFileError};
+use gis_auth::events::EventSink;
 use gis_auth::layer::CredentialSource;
 use gis_auth::layer::Meter;
 use gis_auth::limits::SharedRateLimiter;
@@ -80,6 +81,9 @@ pub struct Options {
     pub store: Option<Arc<dyn ManagedStore>>,
     /// Enforces clients' rate limits across instances (in this process when `None`).
     pub rate_limiter: Option<Arc<dyn SharedRateLimiter>>,
+    /// Where the layer tells its events (quota thresholds, expiries); the store's own
+    /// sink is set where the store is made.
+    pub events: Option<Arc<dyn EventSink>>,
     /// Signs and verifies the signed tile URLs of `POST /account/tile-urls` and
     /// `GET /tiles.json`; when `None`, one with a fresh random key on [`Options::clock`].
     pub tile_url_signer: Option<TileUrlSigner>,
@@ -273,6 +277,10 @@ where
         Some(limiter) => auth.shared_rate_limiter(limiter),
         None => auth,
     };
+    let auth = match options.events {
+        Some(sink) => auth.event_sink(sink),
+        None => auth,
+    };
     // axum parameters are whole segments, so the tile routes take `{y}` and the handler
     // checks the `.png` suffix; the route table above matches `{y}.png` itself. The token,
     // introspection and revocation endpoints authenticate their callers themselves, so they
@@ -333,10 +341,33 @@ where
         .fallback_service(guarded))
 }
 
+/// The webhook of `--webhook URL --webhook-secret-file FILE`: events POSTed to `url`,
+/// signed with the file's text (surrounding whitespace removed). The error names the flag.
+#[cfg(feature = "webhook")]
+pub fn webhook_sink(url: &str, secret_file: &Path) -> Result<Arc<dyn EventSink>, String> {
+    use gis_auth::events::WebhookSink;
+
+    let secret = std::fs::read_to_string(secret_file)
+        .map_err(|e| format!("--webhook-secret-file `{}`: {e}", secret_file.display()))?;
+    let sink = WebhookSink::options(url, secret.trim().as_bytes())
+        .start()
+        .map_err(|e| format!("--webhook: {e}"))?;
+    Ok(Arc::new(sink))
+}
+
 /// A store with the demo account (roles User and Evaluator) and its two default clients,
 /// one of each kind, with their fresh credentials.
+#[allow(
+    dead_code,
+    reason = "the tests' entry point; the server passes its own store"
+)]
 pub fn demo_store() -> Result<Seeded, ManageError> {
-    let store = Arc::new(InMemoryStore::new());
+    demo_store_in(InMemoryStore::new())
+}
+
+/// [`demo_store`] in `store` (one telling an event sink, say).
+pub fn demo_store_in(store: InMemoryStore) -> Result<Seeded, ManageError> {
+    let store = Arc::new(store);
     let account = Account::new(
         AccountId::new(DEMO_ACCOUNT)?,
         "Demo account",
@@ -351,19 +382,37 @@ pub fn demo_store() -> Result<Seeded, ManageError> {
 }
 
 /// A store filled from the text of a clients file (see `clients.example.json`).
+#[allow(
+    dead_code,
+    reason = "the tests' entry point; the server passes its own store"
+)]
 pub fn load_clients_json(text: &str) -> Result<Seeded, ClientsFileError> {
-    let store = Arc::new(InMemoryStore::new());
+    load_clients_json_in(text, InMemoryStore::new())
+}
+
+/// [`load_clients_json`] into `store`.
+pub fn load_clients_json_in(text: &str, store: InMemoryStore) -> Result<Seeded, ClientsFileError> {
+    let store = Arc::new(store);
     let generated = ClientsFile::from_json(text)?.load_into(&store)?;
     Ok(Seeded { store, generated })
 }
 
 /// A store filled from the clients file at `path`.
+#[allow(
+    dead_code,
+    reason = "the tests' entry point; the server passes its own store"
+)]
 pub fn load_clients_file(path: &Path) -> Result<Seeded, LoadError> {
+    load_clients_file_in(path, InMemoryStore::new())
+}
+
+/// [`load_clients_file`] into `store`.
+pub fn load_clients_file_in(path: &Path, store: InMemoryStore) -> Result<Seeded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Unreadable {
         path: path.to_owned(),
         source,
     })?;
-    load_clients_json(&text).map_err(|source| LoadError::Invalid {
+    load_clients_json_in(&text, store).map_err(|source| LoadError::Invalid {
         path: path.to_owned(),
         source,
     })

@@ -29,6 +29,10 @@
 //!
 //! The account console, a web page over the admin API, is at `/console/`: sign in there with
 //! a NativeConfidential client's printed `client_id` and `client_secret`.
+//! With `--webhook URL --webhook-secret-file FILE` every event (quota at 80 % and 100 %, a
+//! client or account expiring within 7 days, a credential regenerated, a client or account
+//! deactivated) is POSTed to `URL`, signed with the file's secret (README, "Audit log and
+//! events").
 //!
 //! Logs go to stderr, filtered by `RUST_LOG` (`info` by default): one line per refused
 //! request (client, API, rule, status) and one per report-only finding; never a key,
@@ -47,8 +51,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use gis_auth::events::EventSink;
 use gis_auth::restrict::TrustedProxies;
 use gis_auth::signed::{TileUrlKey, TileUrlSigner};
+use gis_auth::store::InMemoryStore;
 use std::time::Duration;
 
 /// A GIS web service guarded by gis-auth API keys.
@@ -111,6 +117,17 @@ struct Flags {
     /// URLs minted within one bucket are one URL (and one cache entry).
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     tile_url_bucket_seconds: u64,
+
+    /// POST events (quota at 80 % and 100 %, expiry within 7 days, a credential
+    /// regenerated, a client or an account deactivated) to this `http://` URL, signed with
+    /// the secret of `--webhook-secret-file`.
+    #[arg(long, value_name = "URL", requires = "webhook_secret_file")]
+    webhook: Option<String>,
+
+    /// The file holding the webhook's signing secret (its text, surrounding whitespace
+    /// removed).
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -130,10 +147,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
+    let events = webhook(&flags)?;
     // Kept to the end: it holds the change listener or the file watch.
     let mut shared_store = match &flags.store {
-        Some(target) => Some(shared::open_store(target).await?),
+        Some(target) => Some(shared::open_store(target, events.clone()).await?),
         None => None,
+    };
+    let memory = || match &events {
+        Some(sink) => InMemoryStore::new().event_sink(sink.clone()),
+        None => InMemoryStore::new(),
     };
     let seeded = match (&mut shared_store, &flags.clients) {
         (Some(opened), _) => {
@@ -144,7 +166,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             }
         }
         (None, Some(path)) => {
-            let seeded = app::load_clients_file(path)?;
+            let seeded = app::load_clients_file_in(path, memory())?;
             eprintln!(
                 "gis_server: loaded {} accounts and {} clients from {}",
                 seeded.store.accounts().len(),
@@ -154,7 +176,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
             seeded
         }
         (None, None) => {
-            let seeded = app::demo_store()?;
+            let seeded = app::demo_store_in(memory())?;
             eprintln!(
                 "gis_server: demo account `{}` (roles User, Evaluator) with its two default clients",
                 app::DEMO_ACCOUNT
@@ -222,6 +244,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
         token_issuer: Some(token_issuer),
         usage,
         rate_limiter,
+        events,
         ..app::Options::default()
     };
     let router = app::router(seeded.store.clone(), options)?;
@@ -272,6 +295,16 @@ async fn run(flags: Flags) -> Result<(), Box<dyn Error>> {
     }
     eprintln!("gis_server: stopped");
     Ok(())
+}
+
+/// The sink of `--webhook` and `--webhook-secret-file`, if given.
+fn webhook(flags: &Flags) -> Result<Option<Arc<dyn EventSink>>, Box<dyn Error>> {
+    let (Some(url), Some(file)) = (&flags.webhook, &flags.webhook_secret_file) else {
+        return Ok(None);
+    };
+    let sink = app::webhook_sink(url, file)?;
+    eprintln!("gis_server: events are posted to the webhook, signed");
+    Ok(Some(sink))
 }
 
 /// Resolves on Ctrl-C; if the handler cannot be installed, never (the process is then

@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use gis_auth::BackendError;
 use gis_auth::client::{Account, AccountId, Role, RoleSet};
+use gis_auth::events::EventSink;
 use gis_auth::limits::SharedRateLimiter;
 use gis_auth::limits::UsageCounter;
 #[cfg(feature = "postgres")]
@@ -59,11 +60,14 @@ pub struct OpenedStore {
 }
 
 /// Opens `--store`: a `postgres://` URL or the path of a clients file.
-pub async fn open_store(target: &str) -> Result<OpenedStore, Box<dyn Error>> {
+pub async fn open_store(
+    target: &str,
+    events: Option<Arc<dyn EventSink>>,
+) -> Result<OpenedStore, Box<dyn Error>> {
     let mut opened = if target.starts_with("postgres://") || target.starts_with("postgresql://") {
-        open_postgres(target).await?
+        open_postgres(target, events).await?
     } else {
-        open_file(Path::new(target))?
+        open_file(Path::new(target), events)?
     };
     if opened.store.list_accounts().await?.is_empty() {
         let demo = seed_demo(&*opened.store).await?;
@@ -73,8 +77,14 @@ pub async fn open_store(target: &str) -> Result<OpenedStore, Box<dyn Error>> {
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<OpenedStore, Box<dyn Error>> {
-    let postgres = PostgresStore::connect(url).await?;
+async fn open_postgres(
+    url: &str,
+    events: Option<Arc<dyn EventSink>>,
+) -> Result<OpenedStore, Box<dyn Error>> {
+    let mut postgres = PostgresStore::connect(url).await?;
+    if let Some(sink) = events {
+        postgres = postgres.event_sink(sink);
+    }
     postgres.migrate().await?;
     let store = Arc::new(CachedStore::new(postgres.clone()));
     let cache = store.clone();
@@ -93,14 +103,24 @@ async fn open_postgres(url: &str) -> Result<OpenedStore, Box<dyn Error>> {
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &str) -> Result<OpenedStore, Box<dyn Error>> {
+async fn open_postgres(
+    _: &str,
+    _: Option<Arc<dyn EventSink>>,
+) -> Result<OpenedStore, Box<dyn Error>> {
     Err("`--store postgres://…` needs the `postgres` feature: \
          cargo run --features postgres,redis --example gis_server -- …"
         .into())
 }
 
-fn open_file(path: &Path) -> Result<OpenedStore, Box<dyn Error>> {
-    let store = Arc::new(FileStore::open(path)?);
+fn open_file(
+    path: &Path,
+    events: Option<Arc<dyn EventSink>>,
+) -> Result<OpenedStore, Box<dyn Error>> {
+    let mut options = FileStore::options(path);
+    if let Some(sink) = events {
+        options = options.event_sink(sink);
+    }
+    let store = Arc::new(options.open()?);
     let watch = store.watch()?;
     Ok(OpenedStore {
         generated: store.take_generated(),

@@ -16,6 +16,7 @@
 //! | `POST /account/clients/{id}/regenerate` | a new credential, once (`{"grace_seconds": n}`) |
 //! | `GET /account/usage?from=&to=` | per client per day |
 //! | `GET /account/quota` | `{"limit", "used", "remaining", "reset"}` |
+//! | `GET /account/audit?from=&to=&limit=` | the account's audit log: `{"entries": [...], "more"}` ([`AuditLog`]) |
 //! | `POST /account/tile-urls` | a signed tile URL template for a client ([`AdminApi::tile_urls`]) |
 //! | `GET /account/openapi.json` | the OpenAPI 3.1 document of these and the token endpoint |
 //!
@@ -84,8 +85,8 @@ pub use openapi::{
     openapi_document,
 };
 pub use schema::{
-    ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl, Usage,
-    UsageDay,
+    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
+    Usage, UsageDay,
 };
 
 use self::reply::{AdminError, Reply};
@@ -101,10 +102,19 @@ use crate::policy::{
     RouteTable, TRANSACTION, TileUrlScope, next_utc_midnight, next_utc_month, transactions,
 };
 use crate::signed::{DEFAULT_TILE_URL_TTL, TileUrlRequest, TileUrlSigner, mint_tile_template};
-use crate::store::{ChangedBy, ManageError, ManagedStore, Precondition, RecordKind};
+use crate::store::{
+    AuditQuery, ChangedBy, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE, ManageError, ManagedStore,
+    Precondition, RecordKind,
+};
 
 /// The largest request body the admin API reads, in bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest range `GET /account/audit` reads, in days.
+pub const MAX_AUDIT_DAYS: i64 = 92;
+
+/// The range `GET /account/audit` reads without `from`, in days before `to`.
+pub const DEFAULT_AUDIT_DAYS: i64 = 7;
 
 /// The longest range `GET /account/usage` reports, in days.
 pub const MAX_USAGE_DAYS: i64 = 92;
@@ -204,6 +214,7 @@ enum Resource {
     Regenerate(String),
     Usage,
     Quota,
+    Audit,
     TileUrls,
     OpenApi,
 }
@@ -219,6 +230,7 @@ impl Resource {
             ["clients", id, "regenerate"] if !id.is_empty() => Resource::Regenerate(decode(id)),
             ["usage"] => Resource::Usage,
             ["quota"] => Resource::Quota,
+            ["audit"] => Resource::Audit,
             ["tile-urls"] => Resource::TileUrls,
             ["openapi.json"] => Resource::OpenApi,
             _ => return None,
@@ -231,7 +243,7 @@ impl Resource {
             Resource::Clients => "GET, POST",
             Resource::Client(_) => "GET, PATCH, DELETE",
             Resource::Regenerate(_) | Resource::TileUrls => "POST",
-            Resource::Usage | Resource::Quota | Resource::OpenApi => "GET",
+            Resource::Usage | Resource::Quota | Resource::Audit | Resource::OpenApi => "GET",
         }
     }
 }
@@ -271,7 +283,7 @@ where
         if_match,
         keep_admin_access: true,
         account: Some(who.account_id().clone()),
-        changed_by: ChangedBy::Request(who.caller_ip()),
+        changed_by: changed_by(&who),
     };
     let query = req.uri().query().map(str::to_owned);
     let (parts, body) = req.into_parts();
@@ -298,11 +310,20 @@ where
         }
         (Resource::Usage, Method::GET) => get_usage(api, &who, query.as_deref()).await,
         (Resource::Quota, Method::GET) => get_quota(api, &who).await,
+        (Resource::Audit, Method::GET) => get_audit(api, &who, query.as_deref()).await,
         (Resource::TileUrls, Method::POST) => {
             let body = read_json(&parts.headers, body, false).await?;
             create_tile_url(api, &who, &body).await
         }
         (resource, _) => Err(AdminError::method_not_allowed(resource.allow())),
+    }
+}
+
+/// The caller as the audit log and the lock-out guard see it.
+fn changed_by(who: &Principal) -> ChangedBy {
+    ChangedBy::Client {
+        id: who.client_id().clone(),
+        from: who.caller_ip(),
     }
 }
 
@@ -428,7 +449,7 @@ async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<
     patch.apply_contact(&mut contact)?;
     let account = api
         .store
-        .update_account(
+        .update_account_by(
             who.account_id(),
             Box::new(move |account| {
                 if let Some(name) = name {
@@ -437,6 +458,7 @@ async fn patch_profile(api: &AdminApi, who: &Principal, body: &Value) -> Result<
                 account.contact = contact;
                 Ok(())
             }),
+            &changed_by(who),
         )
         .await?;
     Ok(Reply::ok(to_json(&Profile::of(&account, who))))
@@ -608,7 +630,10 @@ async fn create_client(api: &AdminApi, who: &Principal, body: &Value) -> Result<
     let new = read::<NewClient>(body)?;
     new.check_self_service()?;
     let spec = new.to_spec()?;
-    let created = api.store.create_client(who.account_id(), spec).await?;
+    let created = api
+        .store
+        .create_client_by(who.account_id(), spec, &changed_by(who))
+        .await?;
     let account = own_account(api, who).await?;
     let view = CreatedClientView::of(&created.client, &account, &created.credential);
     let location = format!("{}/clients/{}", api.prefix, created.client.id());
@@ -880,6 +905,147 @@ async fn get_usage(
             .collect(),
     };
     Ok(Reply::ok(to_json(&usage)))
+}
+
+/// The range and page of `GET /account/audit`.
+#[derive(Debug, PartialEq, Eq)]
+struct AuditRange {
+    from: time::OffsetDateTime,
+    to: time::OffsetDateTime,
+    limit: usize,
+}
+
+impl AuditRange {
+    /// `?from=&to=&limit=` read at `now`: `from` and `to` are RFC 3339 instants or
+    /// YYYY-MM-DD dates (UTC; a `from` date is its first instant, a `to` date includes its
+    /// whole day); `to` defaults to the end of today, `from` to [`DEFAULT_AUDIT_DAYS`] days
+    /// before `to`; the range covers at most [`MAX_AUDIT_DAYS`] days; `limit` is from 1 to
+    /// [`MAX_AUDIT_PAGE`] ([`DEFAULT_AUDIT_PAGE`] when absent).
+    fn of(query: Option<&str>, now: time::OffsetDateTime) -> Result<AuditRange, AdminError> {
+        let params: Vec<(String, String)> =
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let one = |name: &str| -> Result<Option<&str>, AdminError> {
+            let mut values = params.iter().filter(|(k, _)| k == name);
+            let first = values.next().map(|(_, v)| v.as_str());
+            if values.next().is_some() {
+                return Err(AdminError::invalid(
+                    name,
+                    format!("`{name}` is given twice"),
+                ));
+            }
+            Ok(first)
+        };
+        if let Some((k, _)) = params
+            .iter()
+            .find(|(k, _)| !["from", "to", "limit"].contains(&k.as_str()))
+        {
+            return Err(AdminError::invalid(
+                k,
+                format!("`{k}` is not a parameter here"),
+            ));
+        }
+        let instant = |name: &str,
+                       end_of_day: bool|
+         -> Result<Option<time::OffsetDateTime>, AdminError> {
+            let Some(text) = one(name)? else {
+                return Ok(None);
+            };
+            let bad = || {
+                AdminError::invalid(
+                    name,
+                    format!(
+                        "`{name}` is an RFC 3339 time (2026-06-01T12:00:00Z) or a date (2026-06-01)"
+                    ),
+                )
+            };
+            if let Ok(at) =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            {
+                return Ok(Some(at.to_offset(time::UtcOffset::UTC)));
+            }
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let date = time::Date::parse(text, format).map_err(|_| bad())?;
+            let date = if end_of_day {
+                date.next_day().ok_or_else(bad)?
+            } else {
+                date
+            };
+            Ok(Some(date.midnight().assume_utc()))
+        };
+        let to = match instant("to", true)? {
+            Some(to) => to,
+            None => next_utc_midnight(now),
+        };
+        let from = match instant("from", false)? {
+            Some(from) => from,
+            None => to - time::Duration::days(DEFAULT_AUDIT_DAYS),
+        };
+        if from >= to {
+            return Err(AdminError::invalid("from", "`from` is not before `to`"));
+        }
+        if to - from > time::Duration::days(MAX_AUDIT_DAYS) {
+            return Err(AdminError::invalid(
+                "to",
+                format!("a range covers at most {MAX_AUDIT_DAYS} days"),
+            ));
+        }
+        let limit = match one("limit")? {
+            None => DEFAULT_AUDIT_PAGE,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_AUDIT_PAGE).contains(n))
+                .ok_or_else(|| {
+                    AdminError::invalid(
+                        "limit",
+                        format!("`limit` is a whole number from 1 to {MAX_AUDIT_PAGE}"),
+                    )
+                })?,
+        };
+        Ok(AuditRange { from, to, limit })
+    }
+}
+
+/// The caller's account's audit log: its own entries only.
+#[utoipa::path(
+    get, path = "/account/audit", tag = "account",
+    params(
+        ("from" = Option<String>, Query, description = "The first instant (RFC 3339) or day (YYYY-MM-DD, UTC) included; 7 days before `to` by default"),
+        ("to" = Option<String>, Query, description = "The end: an instant (RFC 3339, excluded) or a day (YYYY-MM-DD, included); the end of today (UTC) by default; at most 92 days after `from`"),
+        ("limit" = Option<usize>, Query, description = "At most this many entries, from 1 to 1000 (100 by default)"),
+    ),
+    responses(
+        (status = 200, description = "The account's changes, oldest first: who, what, the names of the fields, the outcome", body = AuditLog),
+        (status = 400, description = "A bad time, range or limit, naming the parameter", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_audit(
+    api: &AdminApi,
+    who: &Principal,
+    query: Option<&str>,
+) -> Result<Reply, AdminError> {
+    let range = AuditRange::of(query, api.clock.now())?;
+    let query = AuditQuery::new(range.from, range.to)
+        .account(who.account_id().clone())
+        .limit(range.limit + 1);
+    let mut entries = api.store.audit(&query).await?;
+    let more = entries.len() > range.limit;
+    entries.truncate(range.limit);
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let log = AuditLog {
+        account_id: who.account_id().to_string(),
+        from: rfc3339(range.from),
+        to: rfc3339(range.to),
+        entries,
+        more,
+    };
+    Ok(Reply::ok(to_json(&log)))
 }
 
 #[utoipa::path(

@@ -15,13 +15,13 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::schema::{
-    ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl, Usage,
-    UsageDay,
+    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
+    Usage, UsageDay,
 };
 use crate::client::{Action, ClientKind, Restriction, Status};
 use crate::document::{
-    ClientDocument, ClientPatch, ClientView, CreatedClientView, GrantDocument, NewClient,
-    ProfilePatch, RateLimitDocument,
+    AuditAction, AuditEntry, AuditOutcome, ClientDocument, ClientPatch, ClientView,
+    CreatedClientView, GrantDocument, NewClient, ProfilePatch, RateLimitDocument,
 };
 use crate::token::ServerMetadata;
 
@@ -201,14 +201,15 @@ fn metadata_endpoint() {}
     paths(
         super::get_profile, super::patch_profile, super::list_clients, super::create_client,
         super::get_client, super::patch_client, super::delete_client, super::regenerate_client,
-        super::get_usage, super::get_quota, super::create_tile_url, token_endpoint,
+        super::get_usage, super::get_quota, super::get_audit, super::create_tile_url, token_endpoint,
         introspection_endpoint, revocation_endpoint, jwks_endpoint, metadata_endpoint,
     ),
     components(schemas(
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
-        ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ErrorBody, TokenRequest, TokenResponse,
+        ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, AuditLog, AuditEntry, AuditAction,
+        AuditOutcome, ErrorBody, TokenRequest, TokenResponse,
         PublicJwk, PublicJwkSet, ServerMetadata, TokenQuery, Introspection, NewTileUrl, TileUrl,
     )),
     modifiers(&SecuritySchemes, &CommonAnswers),

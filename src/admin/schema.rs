@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::client::{ClientKind, Status};
-use crate::document::{ClientView, FieldError, RateLimitDocument};
+use crate::document::{AuditEntry, ClientView, FieldError, RateLimitDocument};
 
 /// `GET /account/clients`: one page of the account's clients.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -119,6 +119,25 @@ pub struct MonthlyQuota {
     /// When the month ends: 00:00 UTC on the first of the next (RFC 3339).
     #[schema(format = DateTime)]
     pub reset: String,
+}
+
+/// `GET /account/audit`: the account's audit entries of a range, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[non_exhaustive]
+pub struct AuditLog {
+    /// The account.
+    pub account_id: String,
+    /// The range's first instant (RFC 3339), included.
+    #[schema(format = DateTime)]
+    pub from: String,
+    /// The range's end (RFC 3339), excluded.
+    #[schema(format = DateTime)]
+    pub to: String,
+    /// At most `limit` entries, oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// Whether the range holds more entries than `limit`: ask again with `from` set to the
+    /// last entry's `at` (entries at that very instant are then listed again).
+    pub more: bool,
 }
 
 /// `GET /account/usage`.

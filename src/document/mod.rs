@@ -8,6 +8,7 @@
 //! - [`NewClient`], [`ClientPatch`] and [`ProfilePatch`]: what creates or changes them;
 //!   [`Nullable`] tells an absent field from `null`.
 //! - [`ClientsFile`]: a file of accounts and clients.
+//! - [`AuditEntry`]: a change as the audit log records it.
 //!
 //! Every document refuses fields it does not know. A document that cannot be read is
 //! refused naming the field (and, in a clients file, the entry), never quoting the value:
@@ -25,6 +26,7 @@
 //! ```
 
 mod account;
+mod audit;
 mod client;
 mod field;
 mod file;
@@ -34,6 +36,7 @@ mod schema;
 mod view;
 
 pub use account::{AccountDocument, ProfilePatch};
+pub use audit::{AuditAction, AuditEntry, AuditOutcome, OPERATOR};
 pub use client::{
     ClientDocument, ClientPatch, GrantDocument, MAX_RULE_BYTES, MAX_SELF_SERVICE_ENTRIES,
     NewClient, RateLimitDocument, etag,

@@ -507,6 +507,12 @@ impl<'c> Check<'c> {
             };
             decide_quota(&mut decision, &who.client, &who.account, usage, self.now);
         }
+        if let Some(events) = &config.events {
+            if cost.is_some() {
+                events.charged(&who, &charged, self.now);
+            }
+            events.used(&who, self.now);
+        }
         if let Some(finding) = decision.denied.take() {
             // The counter counted this refusal itself.
             let denial = decision.deny(finding);

@@ -27,9 +27,11 @@ use bytes::Bytes;
 use http::{Extensions, HeaderMap, Response};
 use tracing::Span;
 
+use super::notify::LayerEvents;
 use super::response::{RejectionTemplates, add_vary_origin};
 use crate::clock::Clock;
 use crate::credentials::{CredentialRules, Realm};
+use crate::events::EventSink;
 use crate::limits::{ClientRateLimiter, SharedRateLimiter, UsageCounter};
 use crate::policy::{Decision, Policy, Rule};
 use crate::rejection::Rejection;
@@ -63,6 +65,7 @@ pub(crate) struct Settings {
     pub(crate) backend_timeout: Option<Duration>,
     pub(crate) responder: Option<Responder>,
     pub(crate) peer_source: Option<PeerSource>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
 }
 
 impl Settings {
@@ -93,6 +96,7 @@ impl Settings {
             backend_timeout: settings.backend_timeout,
             responder: settings.responder,
             peer_source: settings.peer_source,
+            events: settings.events.map(LayerEvents::new),
             proxies_warned: AtomicBool::new(false),
         }
     }
@@ -124,6 +128,8 @@ pub(crate) struct Config {
     pub(crate) backend_timeout: Option<Duration>,
     pub(crate) responder: Option<Responder>,
     pub(crate) peer_source: Option<PeerSource>,
+    /// Where the quota and expiry events go, with the watches that tell each once.
+    pub(crate) events: Option<LayerEvents>,
     pub(crate) proxies_warned: AtomicBool,
 }
 

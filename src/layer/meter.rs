@@ -161,6 +161,9 @@ impl Meter {
             over_monthly: charged.over_monthly,
         };
         decide_quota(&mut decision, &who.client, &who.account, usage, metered.now);
+        if let Some(events) = &config.events {
+            events.charged(who, &charged, metered.now);
+        }
         metered.quota.set(decision.quota);
         match decision.allowed_or_denial() {
             Ok(decision) => {

@@ -41,6 +41,7 @@ mod config;
 mod drive;
 mod future;
 mod meter;
+mod notify;
 mod principal;
 mod response;
 mod service;
@@ -70,6 +71,7 @@ use self::config::{Config, Settings};
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::{CredentialRules, Realm};
 use crate::error::ConfigError;
+use crate::events::EventSink;
 use crate::limits::{DEFAULT_RATE_LIMITER_CAPACITY, SharedRateLimiter};
 use crate::limits::{InMemoryUsageCounter, UsageCounter};
 use crate::policy::{Policy, RouteTable};
@@ -142,6 +144,7 @@ impl AuthLayer {
                 backend_timeout: Some(DEFAULT_BACKEND_TIMEOUT),
                 responder: None,
                 peer_source: None,
+                events: None,
             },
             built: Arc::default(),
         }
@@ -236,6 +239,15 @@ impl AuthLayer {
     /// round trip for both, and does not ask `limiter`.
     pub fn shared_rate_limiter(mut self, limiter: Arc<dyn SharedRateLimiter>) -> Self {
         self.settings().shared_rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Tells `sink` of each account's quota reaching 80 % and 100 % (once per account,
+    /// quota and period) and of a client or an account used within seven days of its
+    /// expiry (once per expiry time). The checks compare numbers the layer has at hand
+    /// after each charge; `emit` must not wait (a `WebhookSink` queues).
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.settings().events = Some(sink);
         self
     }
 

@@ -110,7 +110,7 @@ pub fn wms_api() -> Api {
 /// | `GET /wms` | WMS (layers `streets`, `imagery` open; others need grants; OGC errors) | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PUT /items/{item}/metadata` | Items (item grants) | no | Evaluator, Subscriber | 1 |
 /// | `GET`, `PATCH /account/profile` | Profile | no | User | free |
-/// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate`, `POST /account/tile-urls` | Clients | no | User | free |
+/// | `GET`, `POST /account/clients`, `GET`, `PATCH`, `DELETE /account/clients/{id}`, `POST /account/clients/{id}/regenerate`, `POST /account/tile-urls`, `GET /account/audit` | Clients | no | User | free |
 /// | `GET /account/usage`, `GET /account/quota` | Usage, Quota | no | User | free |
 /// | `GET /account/openapi.json`, `GET /health`, `GET /.well-known/jwks.json`, `GET /.well-known/oauth-authorization-server` | public | | | |
 pub fn standard_routes() -> Result<RouteTable, ConfigError> {
@@ -173,6 +173,7 @@ pub fn standard_routes() -> Result<RouteTable, ConfigError> {
         .route(Method::GET, "/account/usage", account("Usage"))?
         .route(Method::GET, "/account/quota", account("Quota"))?
         .route(Method::POST, "/account/tile-urls", account("Clients"))?
+        .route(Method::GET, "/account/audit", account("Clients"))?
         .public(Method::GET, "/account/openapi.json")?
         .public(Method::GET, "/health")?
         // The token signing keys and the server metadata: what other services and client

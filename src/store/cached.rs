@@ -37,12 +37,15 @@ use moka::sync::Cache;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
+use super::AuditQuery;
 use super::manage::{AccountChange, ClientChange, ManageError, ManagedStore, Precondition};
 use super::{BackendError, ClientStore, CreatedAccount, CreatedClient, Invalidation, Resolved};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, DigestBuildHasher, KeyDigest, PlainCredential,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::document::AuditEntry;
+use crate::events::EventSink;
 
 /// How long a client found stays cached unless told otherwise.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -443,23 +446,39 @@ impl<S: ClientStore> ClientStore for CachedStore<S> {
 
 #[async_trait]
 impl<S: ManagedStore> ManagedStore for CachedStore<S> {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), BackendError> {
+        self.inner.append_audit(entry).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ManageError> {
+        self.inner.audit(query).await
+    }
+
+    fn audit_time(&self) -> time::OffsetDateTime {
+        self.inner.audit_time()
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        self.inner.events()
+    }
+
     async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
         self.inner.list_accounts().await
     }
 
-    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+    async fn apply_create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
         let id = account.id.clone();
-        let created = self.inner.create_account(account).await;
+        let created = self.inner.apply_create_account(account).await;
         self.invalidate(&Invalidation::Account(id));
         created
     }
 
-    async fn update_account(
+    async fn apply_update_account(
         &self,
         id: &AccountId,
         change: AccountChange,
     ) -> Result<Arc<Account>, ManageError> {
-        let updated = self.inner.update_account(id, change).await;
+        let updated = self.inner.apply_update_account(id, change).await;
         self.invalidate(&Invalidation::Account(id.clone()));
         updated
     }
@@ -477,46 +496,46 @@ impl<S: ManagedStore> ManagedStore for CachedStore<S> {
         self.inner.list_clients_page(account, after, limit).await
     }
 
-    async fn create_client(
+    async fn apply_create_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError> {
-        let created = self.inner.create_client(account, spec).await;
+        let created = self.inner.apply_create_client(account, spec).await;
         if let Ok(made) = &created {
             self.invalidate(&Invalidation::Client(made.client.id().clone()));
         }
         created
     }
 
-    async fn update_client(
+    async fn apply_update_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError> {
-        let updated = self.inner.update_client(id, pre, change).await;
+        let updated = self.inner.apply_update_client(id, pre, change).await;
         self.invalidate(&Invalidation::Client(id.clone()));
         updated
     }
 
-    async fn regenerate_client(
+    async fn apply_regenerate_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
         grace: Option<time::Duration>,
     ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
-        let regenerated = self.inner.regenerate_client(id, pre, grace).await;
+        let regenerated = self.inner.apply_regenerate_client(id, pre, grace).await;
         self.invalidate(&Invalidation::Client(id.clone()));
         regenerated
     }
 
-    async fn delete_client(
+    async fn apply_delete_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError> {
-        let deleted = self.inner.delete_client(id, pre).await;
+        let deleted = self.inner.apply_delete_client(id, pre).await;
         self.invalidate(&Invalidation::Client(id.clone()));
         deleted
     }
@@ -1079,5 +1098,37 @@ mod tests {
             cached.invalidate(&Invalidation::Everything);
             assert!(cached.resolve_key(&key).await.unwrap().is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn changes_through_the_cache_are_recorded_once_in_the_stores_audit_log() {
+        let cached = CachedStore::new(InMemoryStore::new());
+        let made = cached
+            .create_account(
+                Account::new(
+                    AccountId::new("acme").unwrap(),
+                    "Acme",
+                    RoleSet::from_iter([Role::USER]),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        cached
+            .delete_client(made.javascript.client.id(), &Precondition::default())
+            .await
+            .unwrap();
+        let all = AuditQuery::new(
+            OffsetDateTime::UNIX_EPOCH,
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        let actions: Vec<_> = cached
+            .audit(&all)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.action.as_str())
+            .collect();
+        assert_eq!(actions, ["create_account", "delete_client"], "each once");
     }
 }

@@ -40,13 +40,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::{Duration, OffsetDateTime};
 
+use super::audit::{AuditQuery, account_fields, client_fields, outcome_of};
 use super::{BackendError, ClientStore};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientKind, ClientSpec, CredentialDigests,
     CredentialKind, Grant, KeyDigest, PlainCredential, Role,
 };
-use crate::document::etag;
+use crate::document::{AuditAction, AuditEntry, AuditOutcome, OPERATOR, etag};
 use crate::error::ConfigError;
+use crate::events::{Event, EventKind, EventSink};
 use crate::policy::ACCOUNT_APIS;
 
 /// A change to a client's settings, applied to its current settings; an error aborts it.
@@ -87,16 +89,33 @@ impl Precondition {
     }
 }
 
-/// Who makes a change, as the lock-out guard sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Who makes a change: the audit log names it, and the lock-out guard counts a client with
+/// IP rules only if they admit the address a request made it from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChangedBy {
-    /// The operator (the command-line tool): no request, so IP rules are not checked.
+    /// The operator (the command-line tool, the clients file, a program using the store):
+    /// no request, so IP rules are not checked.
     #[default]
     Operator,
-    /// A request of the admin API, from this address (`None`: unknown, and then no client
-    /// with IP rules counts).
-    Request(Option<IpAddr>),
+    /// A request of the admin API, made with a token of client `id`, from address `from`
+    /// (`None`: unknown, and then no client with IP rules counts).
+    Client {
+        /// The client whose token made the request.
+        id: ClientId,
+        /// The request's address.
+        from: Option<IpAddr>,
+    },
+}
+
+impl ChangedBy {
+    /// How the audit log names who made the change: the client's id, or `operator`.
+    pub fn name(&self) -> &str {
+        match self {
+            ChangedBy::Operator => OPERATOR,
+            ChangedBy::Client { id, .. } => id.as_str(),
+        }
+    }
 }
 
 /// How long a client must stay unexpired to count for the lock-out guard: a client about
@@ -329,7 +348,7 @@ pub fn can_administer(
     client: &Client,
     account: &Account,
     now: OffsetDateTime,
-    by: ChangedBy,
+    by: &ChangedBy,
 ) -> bool {
     client.kind() == ClientKind::NativeConfidential
         && client.status().is_active()
@@ -344,7 +363,7 @@ pub fn can_administer(
         && (client.ips().is_empty()
             || match by {
                 ChangedBy::Operator => true,
-                ChangedBy::Request(from) => from.is_some_and(|ip| client.ips().allows(ip)),
+                ChangedBy::Client { from, .. } => from.is_some_and(|ip| client.ips().allows(ip)),
             })
 }
 
@@ -433,7 +452,7 @@ pub fn check_precondition<'a>(
             });
         }
     }
-    let by = pre.changed_by;
+    let by = &pre.changed_by;
     if pre.keep_admin_access && can_administer(current, account, now, by) {
         let still = after.is_some_and(|c| can_administer(c, account, now, by))
             || others
@@ -443,7 +462,7 @@ pub fn check_precondition<'a>(
         if !still {
             let from_here = match by {
                 ChangedBy::Operator => "",
-                ChangedBy::Request(_) => ", IP rules that admit this request's address",
+                ChangedBy::Client { .. } => ", IP rules that admit this request's address",
             };
             return Err(ManageError::LockOut(format!(
                 "client `{}` is the account's last client that can manage it (an active \
@@ -469,21 +488,26 @@ pub fn etag_matches(if_match: &str, current: &str) -> bool {
 /// Account and client management, for the admin API and the command-line tool. Every
 /// operation is atomic: it applies wholly or not at all, and a change is enforced on the
 /// very next request that uses the client.
+///
+/// Every change is recorded in the store's audit log, applied or not: the provided methods
+/// ([`create_account`](ManagedStore::create_account), [`update_client`](ManagedStore::update_client)...)
+/// run the store's own operation (the `apply_` methods a store implements) and write one
+/// [`AuditEntry`] through [`append_audit`](ManagedStore::append_audit): when (the store's
+/// clock), who ([`ChangedBy`]; the client's id behind an admin token, `operator`
+/// otherwise), the account and client, the action, the names of the fields changed (never
+/// a value), and the outcome. They also tell the store's [`EventSink`], if it has one, of a
+/// credential regenerated and of a client or an account deactivated.
+///
+/// A backend implements the `apply_` methods, [`append_audit`](ManagedStore::append_audit),
+/// [`audit`](ManagedStore::audit) and [`audit_time`](ManagedStore::audit_time), and
+/// leaves the provided change methods as they are (overriding one would skip its audit
+/// entry); a wrapper such as [`CachedStore`](super::CachedStore) forwards the `apply_`
+/// methods and the log to the store it wraps, so each change is recorded once. Callers
+/// call the provided methods, never an `apply_` one.
 #[async_trait]
 pub trait ManagedStore: ClientStore {
     /// Every account, ordered by id.
     async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError>;
-
-    /// Creates an account and its two default clients, returning their credentials once.
-    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError>;
-
-    /// Changes an account (its id cannot change). A plan whose item ceiling would leave one
-    /// of its clients with a grant outside it is refused, naming the client and the item.
-    async fn update_account(
-        &self,
-        id: &AccountId,
-        change: AccountChange,
-    ) -> Result<Arc<Account>, ManageError>;
 
     /// An account's clients, ordered by id.
     async fn list_clients(&self, account: &AccountId) -> Result<Vec<Arc<Client>>, ManageError>;
@@ -506,37 +530,293 @@ pub trait ManagedStore: ClientStore {
             .collect())
     }
 
-    /// Creates a client with a fresh credential, returned once; refused with
-    /// [`ManageError::TooManyClients`] when the account holds as many as its plan allows.
-    async fn create_client(
+    /// The store's operation behind [`create_account`](ManagedStore::create_account).
+    async fn apply_create_account(&self, account: Account) -> Result<CreatedAccount, ManageError>;
+
+    /// The store's operation behind [`update_account`](ManagedStore::update_account).
+    async fn apply_update_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+    ) -> Result<Arc<Account>, ManageError>;
+
+    /// The store's operation behind [`create_client`](ManagedStore::create_client).
+    async fn apply_create_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
     ) -> Result<CreatedClient, ManageError>;
 
-    /// Changes a client's settings (validated as at creation; id and kind cannot change).
-    async fn update_client(
+    /// The store's operation behind [`update_client`](ManagedStore::update_client).
+    async fn apply_update_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
         change: ClientChange,
     ) -> Result<Arc<Client>, ManageError>;
 
-    /// Replaces a client's credential, returned once; with `grace`, the current one keeps
-    /// working for that long.
-    async fn regenerate_client(
+    /// The store's operation behind [`regenerate_client`](ManagedStore::regenerate_client).
+    async fn apply_regenerate_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
         grace: Option<Duration>,
     ) -> Result<(Arc<Client>, PlainCredential), ManageError>;
 
-    /// Removes a client; its credentials and tokens stop at once.
-    async fn delete_client(
+    /// The store's operation behind [`delete_client`](ManagedStore::delete_client).
+    async fn apply_delete_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
     ) -> Result<Arc<Client>, ManageError>;
+
+    /// Appends one entry to the store's audit log.
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), BackendError>;
+
+    /// The audit log's entries that `query` selects, oldest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ManageError>;
+
+    /// The time the store stamps audit entries and events with (its clock).
+    fn audit_time(&self) -> OffsetDateTime;
+
+    /// Where the store's changes are told as events; `None` (the default) for nowhere.
+    fn events(&self) -> Option<&dyn EventSink> {
+        None
+    }
+
+    /// Creates an account and its two default clients, returning their credentials once;
+    /// made by the operator.
+    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+        self.create_account_by(account, &ChangedBy::Operator).await
+    }
+
+    /// [`create_account`](ManagedStore::create_account), made by `by`.
+    async fn create_account_by(
+        &self,
+        account: Account,
+        by: &ChangedBy,
+    ) -> Result<CreatedAccount, ManageError> {
+        let mut entry = AuditEntry::new(self.audit_time(), by.name(), AuditAction::CreateAccount);
+        entry.account_id = Some(account.id.to_string());
+        entry.fields = account_fields(None, &account);
+        let result = self.apply_create_account(account).await;
+        record(self, entry, &result).await;
+        result
+    }
+
+    /// Changes an account (its id cannot change), made by the operator. A plan whose item
+    /// ceiling would leave one of its clients with a grant outside it is refused, naming
+    /// the client and the item.
+    async fn update_account(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+    ) -> Result<Arc<Account>, ManageError> {
+        self.update_account_by(id, change, &ChangedBy::Operator)
+            .await
+    }
+
+    /// [`update_account`](ManagedStore::update_account), made by `by`.
+    async fn update_account_by(
+        &self,
+        id: &AccountId,
+        change: AccountChange,
+        by: &ChangedBy,
+    ) -> Result<Arc<Account>, ManageError> {
+        let mut entry = AuditEntry::new(self.audit_time(), by.name(), AuditAction::UpdateAccount);
+        entry.account_id = Some(id.to_string());
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let watched: AccountChange = {
+            let seen = seen.clone();
+            Box::new(move |account| {
+                let before = account.clone();
+                change(account)?;
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.fields = account_fields(Some(&before), account);
+                seen.deactivated = before.status.is_active() && !account.status.is_active();
+                Ok(())
+            })
+        };
+        let result = self.apply_update_account(id, watched).await;
+        let seen = std::mem::take(
+            &mut *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        entry.fields = seen.fields;
+        if let (Ok(account), true, Some(sink)) = (&result, seen.deactivated, self.events()) {
+            sink.emit(Event::new(
+                entry.at,
+                account.id.clone(),
+                None,
+                EventKind::AccountDeactivated,
+            ));
+        }
+        record(self, entry, &result).await;
+        result
+    }
+
+    /// Creates a client with a fresh credential, returned once; refused with
+    /// [`ManageError::TooManyClients`] when the account holds as many as its plan allows.
+    /// Made by the operator.
+    async fn create_client(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+    ) -> Result<CreatedClient, ManageError> {
+        self.create_client_by(account, spec, &ChangedBy::Operator)
+            .await
+    }
+
+    /// [`create_client`](ManagedStore::create_client), made by `by`.
+    async fn create_client_by(
+        &self,
+        account: &AccountId,
+        spec: ClientSpec,
+        by: &ChangedBy,
+    ) -> Result<CreatedClient, ManageError> {
+        let mut entry = AuditEntry::new(self.audit_time(), by.name(), AuditAction::CreateClient);
+        entry.account_id = Some(account.to_string());
+        entry.client_id = spec.id.as_ref().map(ToString::to_string);
+        entry.fields = client_fields(&ClientSpec::new(spec.kind, ""), &spec);
+        let result = self.apply_create_client(account, spec).await;
+        if let Ok(created) = &result {
+            entry.client_id = Some(created.client.id().to_string());
+        }
+        record(self, entry, &result).await;
+        result
+    }
+
+    /// Changes a client's settings (validated as at creation; id and kind cannot change),
+    /// made by [`Precondition::changed_by`].
+    async fn update_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        change: ClientChange,
+    ) -> Result<Arc<Client>, ManageError> {
+        let mut entry = client_entry(self.audit_time(), pre, id, AuditAction::UpdateClient);
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let watched: ClientChange = {
+            let seen = seen.clone();
+            Box::new(move |spec| {
+                let before = spec.clone();
+                change(spec)?;
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                seen.fields = client_fields(&before, spec);
+                seen.deactivated = before.status.is_active() && !spec.status.is_active();
+                Ok(())
+            })
+        };
+        let result = self.apply_update_client(id, pre, watched).await;
+        let seen = std::mem::take(
+            &mut *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        entry.fields = seen.fields;
+        if let Ok(client) = &result {
+            entry.account_id = Some(client.account_id().to_string());
+            if let (true, Some(sink)) = (seen.deactivated, self.events()) {
+                sink.emit(Event::new(
+                    entry.at,
+                    client.account_id().clone(),
+                    Some(client.id().clone()),
+                    EventKind::ClientDeactivated {
+                        by: pre.changed_by.name().to_owned(),
+                    },
+                ));
+            }
+        }
+        record(self, entry, &result).await;
+        result
+    }
+
+    /// Replaces a client's credential, returned once; with `grace`, the current one keeps
+    /// working for that long. Made by [`Precondition::changed_by`].
+    async fn regenerate_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+        grace: Option<Duration>,
+    ) -> Result<(Arc<Client>, PlainCredential), ManageError> {
+        let mut entry = client_entry(self.audit_time(), pre, id, AuditAction::RegenerateClient);
+        let result = self.apply_regenerate_client(id, pre, grace).await;
+        if let Ok((client, _)) = &result {
+            entry.account_id = Some(client.account_id().to_string());
+            entry.fields = vec![credential_field(credential_kind(client.kind())).to_owned()];
+            if let Some(sink) = self.events() {
+                sink.emit(Event::new(
+                    entry.at,
+                    client.account_id().clone(),
+                    Some(client.id().clone()),
+                    EventKind::CredentialRegenerated {
+                        by: pre.changed_by.name().to_owned(),
+                    },
+                ));
+            }
+        }
+        record(self, entry, &result).await;
+        result
+    }
+
+    /// Removes a client; its credentials and tokens stop at once. Made by
+    /// [`Precondition::changed_by`].
+    async fn delete_client(
+        &self,
+        id: &ClientId,
+        pre: &Precondition,
+    ) -> Result<Arc<Client>, ManageError> {
+        let mut entry = client_entry(self.audit_time(), pre, id, AuditAction::DeleteClient);
+        let result = self.apply_delete_client(id, pre).await;
+        if let Ok(client) = &result {
+            entry.account_id = Some(client.account_id().to_string());
+        }
+        record(self, entry, &result).await;
+        result
+    }
+}
+
+/// Writes `entry` with the outcome of `result` to `store`'s audit log. A log that cannot
+/// be written is logged at error level: the change itself has applied (or not) already.
+async fn record<S: ManagedStore + ?Sized, T>(
+    store: &S,
+    mut entry: AuditEntry,
+    result: &Result<T, ManageError>,
+) {
+    entry.outcome = match result {
+        Ok(_) => AuditOutcome::Success,
+        Err(e) => outcome_of(e),
+    };
+    let action = entry.action.as_str();
+    if let Err(e) = store.append_audit(entry).await {
+        tracing::error!(action, error = %e, "the audit log could not be written");
+    }
+}
+
+/// What a change closure saw, for the audit entry and the events.
+#[derive(Default)]
+struct Seen {
+    fields: Vec<String>,
+    deactivated: bool,
+}
+
+/// The entry of a change to client `id` made under `pre`: of the account it is limited
+/// to until the change tells the client's own.
+fn client_entry(
+    at: OffsetDateTime,
+    pre: &Precondition,
+    id: &ClientId,
+    action: AuditAction,
+) -> AuditEntry {
+    let mut entry = AuditEntry::new(at, pre.changed_by.name(), action);
+    entry.account_id = pre.account.as_ref().map(ToString::to_string);
+    entry.client_id = Some(id.to_string());
+    entry
 }
 
 #[cfg(test)]
@@ -651,8 +931,13 @@ mod tests {
             )
             .unwrap()
         };
-        let here = ChangedBy::Request(Some("192.0.2.7".parse().unwrap()));
-        let counts = |spec: ClientSpec, by| can_administer(&build(spec), &account, now, by);
+        let by = |from: Option<&str>| ChangedBy::Client {
+            id: ClientId::new("admin").unwrap(),
+            from: from.map(|a| a.parse().unwrap()),
+        };
+        let here = &by(Some("192.0.2.7"));
+        let counts =
+            |spec: ClientSpec, by: &ChangedBy| can_administer(&build(spec), &account, now, by);
         assert!(counts(ClientSpec::native("a"), here));
         assert!(counts(
             ClientSpec::native("a").privileges(ACCOUNT_APIS.iter().copied()),
@@ -667,13 +952,10 @@ mod tests {
         assert!(counts(ClientSpec::native("a").expires_at(at(60)), here));
         let ips = || ClientSpec::native("a").allowed_ips(["192.0.2.0/24"]);
         assert!(counts(ips(), here));
-        assert!(!counts(ips(), ChangedBy::Request(None)));
-        assert!(!counts(
-            ips(),
-            ChangedBy::Request(Some("198.51.100.1".parse().unwrap()))
-        ));
-        assert!(counts(ips(), ChangedBy::Operator));
-        assert!(!counts(ClientSpec::javascript("w"), ChangedBy::Operator));
+        assert!(!counts(ips(), &by(None)));
+        assert!(!counts(ips(), &by(Some("198.51.100.1"))));
+        assert!(counts(ips(), &ChangedBy::Operator));
+        assert!(!counts(ClientSpec::javascript("w"), &ChangedBy::Operator));
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //!
 //! Besides the [`ManagedStore`] operations, the store answers the same operations at once,
 //! under names of their own (`open_account`, `add_client`, `change_client`,
-//! `remove_client`, …), for setting up tests, examples and files without a runtime.
+//! `remove_client`, …), for setting up tests, examples and files without a runtime. Those
+//! set a store up: they are not recorded in its audit log nor told to its event sink; the
+//! [`ManagedStore`] operations are. The audit log is kept in memory, the latest
+//! [`DEFAULT_AUDIT_CAPACITY`] entries unless [`InMemoryStore::audit_capacity`] says
+//! otherwise.
 //!
 //! ```
 //! use gis_auth::client::{Account, AccountId, ClientSpec, Role, RoleSet, Status};
@@ -24,11 +28,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
+use super::audit::AuditQuery;
 use super::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
     NewCredential, Precondition, changed_client, check_item_ceiling, check_precondition,
@@ -40,7 +45,9 @@ use crate::client::{
     DigestBuildHasher, FastBuildHasher, KeyDigest, PlainCredential, Status,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::document::AuditEntry;
 use crate::error::ConfigError;
+use crate::events::EventSink;
 
 #[derive(Default)]
 struct Registry {
@@ -122,7 +129,15 @@ pub struct InMemoryStore {
     state: RwLock<Registry>,
     clock: Arc<dyn Clock>,
     max_grants: usize,
+    /// The audit log: the latest `audit_capacity` entries.
+    audit: Mutex<VecDeque<AuditEntry>>,
+    audit_capacity: usize,
+    events: Option<Arc<dyn EventSink>>,
 }
+
+/// How many audit entries an [`InMemoryStore`] keeps unless
+/// [`InMemoryStore::audit_capacity`] says otherwise: the oldest go first.
+pub const DEFAULT_AUDIT_CAPACITY: usize = 10_000;
 
 impl Default for InMemoryStore {
     fn default() -> Self {
@@ -147,7 +162,26 @@ impl InMemoryStore {
             state: RwLock::new(Registry::default()),
             clock: Arc::new(SystemClock),
             max_grants: crate::client::DEFAULT_MAX_GRANTS,
+            audit: Mutex::new(VecDeque::new()),
+            audit_capacity: DEFAULT_AUDIT_CAPACITY,
+            events: None,
         }
+    }
+
+    /// Keeps the latest `entries` audit entries ([`DEFAULT_AUDIT_CAPACITY`] by default):
+    /// the log is in memory, bounded, and the oldest entries go first.
+    #[must_use]
+    pub fn audit_capacity(mut self, entries: usize) -> Self {
+        self.audit_capacity = entries;
+        self
+    }
+
+    /// Tells `sink` of the store's changes (a credential regenerated, a client or an
+    /// account deactivated).
+    #[must_use]
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// Times rotation grace periods and the lock-out guard on `clock` (the system clock by
@@ -601,15 +635,40 @@ impl InMemoryStore {
 
 #[async_trait]
 impl ManagedStore for InMemoryStore {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), BackendError> {
+        let mut log = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.audit_capacity == 0 {
+            return Ok(());
+        }
+        while log.len() >= self.audit_capacity {
+            log.pop_front();
+        }
+        log.push_back(entry);
+        Ok(())
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ManageError> {
+        let log = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(query.select(log.iter()))
+    }
+
+    fn audit_time(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        self.events.as_deref()
+    }
+
     async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
         Ok(self.accounts())
     }
 
-    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+    async fn apply_create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
         self.open_account(account)
     }
 
-    async fn update_account(
+    async fn apply_update_account(
         &self,
         id: &AccountId,
         change: AccountChange,
@@ -648,7 +707,7 @@ impl ManagedStore for InMemoryStore {
             .collect())
     }
 
-    async fn create_client(
+    async fn apply_create_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
@@ -656,7 +715,7 @@ impl ManagedStore for InMemoryStore {
         self.add_client(account, spec)
     }
 
-    async fn update_client(
+    async fn apply_update_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -665,7 +724,7 @@ impl ManagedStore for InMemoryStore {
         self.change_client_if(id, pre, change)
     }
 
-    async fn regenerate_client(
+    async fn apply_regenerate_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -674,7 +733,7 @@ impl ManagedStore for InMemoryStore {
         self.regenerate_if(id, pre, grace)
     }
 
-    async fn delete_client(
+    async fn apply_delete_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -965,5 +1024,36 @@ mod tests {
                 .change_account(&AccountId::new("nope").unwrap(), |_| {})
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_keeps_the_latest_entries_up_to_its_capacity() {
+        let clock = ManualClock::new(time::macros::datetime!(2026-06-01 12:00 UTC));
+        let store = InMemoryStore::new()
+            .clock(Arc::new(clock.clone()))
+            .audit_capacity(2);
+        for id in ["a", "b", "c"] {
+            store.create_account(account(id)).await.unwrap();
+            clock.advance(time::Duration::seconds(1));
+        }
+        let all = AuditQuery::new(
+            time::OffsetDateTime::UNIX_EPOCH,
+            clock.now() + time::Duration::hours(1),
+        );
+        let kept: Vec<Option<String>> = store
+            .audit(&all)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.account_id)
+            .collect();
+        assert_eq!(kept, [Some("b".to_owned()), Some("c".to_owned())]);
+        let one = store
+            .audit(&all.clone().account(AccountId::new("c").unwrap()))
+            .await;
+        assert_eq!(one.unwrap().len(), 1);
+        let none = InMemoryStore::new().audit_capacity(0);
+        none.create_account(account("a")).await.unwrap();
+        assert!(none.audit(&all).await.unwrap().is_empty());
     }
 }

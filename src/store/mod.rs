@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod budget;
 mod cached;
 mod file;
@@ -45,6 +46,7 @@ pub const DEFAULT_BACKEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) use budget::within_budget;
 
+pub use audit::{AuditQuery, DEFAULT_AUDIT_PAGE, MAX_AUDIT_PAGE, outcome_of};
 pub use cached::{
     CachedStore, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_TTL,
 };
@@ -55,7 +57,7 @@ pub use manage::{
     ManageError, ManagedStore, NewCredential, Precondition, RecordKind, can_administer,
     check_precondition, etag_matches,
 };
-pub use memory::InMemoryStore;
+pub use memory::{DEFAULT_AUDIT_CAPACITY, InMemoryStore};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{ChangeListener, DEFAULT_NOTIFY_CHANNEL, PostgresStore};

@@ -280,3 +280,68 @@ fn lint_warns_about_an_account_whose_clients_hold_grants_without_an_item_ceiling
     store.ok(&["account", "update", "acme", "--items", "roads"]);
     assert!(ceiling_warnings(&store).is_empty());
 }
+
+#[test]
+fn audit_lists_the_operators_changes_for_any_account_or_one() {
+    let (store, _) = Store::with_acme();
+    store.json(&["account", "create", "globex", "--roles", "User"]);
+    let web = create_web(&store, &[]);
+    let web_id = str_of(&web, "id").to_owned();
+    store.ok(&["client", "update", &web_id, "--name", "Renamed"]);
+    // A refused change is recorded with its outcome.
+    store.fails(1, &["account", "create", "acme", "--roles", "User"]);
+
+    let all = store.json(&["audit"]);
+    let rows: Vec<(String, String, String)> = all["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["account_id"].as_str().unwrap_or_default().to_owned(),
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let row = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        rows,
+        [
+            row("create_account", "acme", "success"),
+            row("create_account", "globex", "success"),
+            row("create_client", "acme", "success"),
+            row("update_client", "acme", "success"),
+            row("create_account", "acme", "conflict"),
+        ]
+    );
+    assert!(
+        all["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e["by"] == "operator")
+    );
+    assert_eq!(all["entries"][3]["fields"], serde_json::json!(["name"]));
+
+    let globex = store.json(&["audit", "--account", "globex"]);
+    assert_eq!(globex["entries"].as_array().map(Vec::len), Some(1));
+    let page = store.json(&["audit", "--limit", "2"]);
+    assert_eq!(
+        (
+            page["entries"].as_array().map(Vec::len),
+            page["more"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    let none = store.json(&["audit", "--from", "2000-01-01", "--to", "2000-01-02"]);
+    assert_eq!(none["entries"].as_array().map(Vec::len), Some(0));
+
+    let table = store.ok(&["audit", "--account", "acme"]);
+    assert!(table.contains("update_client"), "{table}");
+    assert!(table.contains("conflict"), "{table}");
+    let err = store.fails(1, &["audit", "--from", "yesterday"]);
+    assert!(err.contains("from"), "{err}");
+    let err = store.fails(1, &["audit", "--limit", "0"]);
+    assert!(err.contains("limit"), "{err}");
+}

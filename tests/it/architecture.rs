@@ -17,6 +17,7 @@ const FLOORS: &[&[&str]] = &[
     &["policy"],
     &["rejection"],
     &["limits"],
+    &["events"],
     &["store"],
     &["token", "signed"],
     &["layer"],

@@ -88,7 +88,11 @@ fn every_write_leaves_a_valid_file_and_no_temporary_files() {
         })
         .collect();
     names.sort();
-    assert_eq!(names, ["clients.json", "clients.json.lock"]);
+    // The audit log sits beside the file; no temporary file is left.
+    assert_eq!(
+        names,
+        ["clients.audit.jsonl", "clients.json", "clients.json.lock"]
+    );
 }
 
 #[test]
@@ -391,4 +395,66 @@ async fn a_slow_write_holds_up_no_request() {
             .is_some()
     );
     release.join().expect("released");
+}
+
+#[test]
+fn the_audit_log_is_json_lines_beside_the_clients_file_and_outlives_the_store() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = clients_file(dir.path(), 1);
+    let store = FileStore::open(&path).expect("opened");
+    let pre = Precondition::default();
+    block(async {
+        store
+            .update_client(
+                &id("c0"),
+                &pre,
+                Box::new(|s| {
+                    s.name = "Renamed".into();
+                    Ok(())
+                }),
+            )
+            .await
+            .expect("renamed");
+        let missing = store.delete_client(&id("nobody"), &pre).await;
+        assert!(missing.is_err());
+        store
+            .regenerate_client(&id("c0"), &pre, None)
+            .await
+            .expect("regenerated");
+    });
+    let log = dir.path().join("clients.audit.jsonl");
+    let text = fs::read_to_string(&log).expect("the log is written");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON entry a line"))
+        .collect();
+    let summary: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default(),
+                e["outcome"].as_str().unwrap_or_default(),
+                e["by"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("update_client", "success", "operator"),
+            ("delete_client", "not_found", "operator"),
+            ("regenerate_client", "success", "operator"),
+        ]
+    );
+    assert_eq!(lines[0]["fields"], serde_json::json!(["name"]));
+    assert!(!text.contains("sha256:"), "no digest in the log: {text}");
+    // Another store on the same file reads the same log.
+    let again = FileStore::open(&path).expect("reopened");
+    let all = gis_auth::store::AuditQuery::new(
+        time::OffsetDateTime::UNIX_EPOCH,
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    );
+    let read =
+        block(again.audit(&all.account(AccountId::new("acme").expect("an id")))).expect("read");
+    assert_eq!(read.len(), 2, "the not-found entry names no account");
 }

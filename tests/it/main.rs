@@ -26,6 +26,8 @@ mod routes;
 
 #[cfg(feature = "admin")]
 mod admin;
+#[cfg(all(feature = "admin", feature = "webhook"))]
+mod events;
 #[cfg(feature = "admin")]
 mod example_server;
 #[cfg(feature = "admin")]

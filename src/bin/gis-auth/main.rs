@@ -6,6 +6,7 @@
 //! gis-auth --store clients.json client create --account acme --kind javascript \
 //!     --name "Store locator" --allowed-origins 'https://*.acme.test'
 //! gis-auth --store clients.json client list --json
+//! gis-auth --store clients.json audit --account acme --from 2026-06-01
 //! gis-auth --store clients.json explain --client acme-web --path /tiles/1/2/3.png \
 //!     --origin https://maps.acme.test
 //! ```
@@ -16,6 +17,7 @@
 //! `client create` and `client regenerate` only, once.
 
 mod account;
+mod audit;
 mod client;
 mod explain;
 mod lint;
@@ -56,6 +58,8 @@ enum Command {
     Client(client::ClientCommand),
     /// An account's usage statistics and quota.
     Usage(usage::UsageArgs),
+    /// The audit log: who changed which account or client, when, and with what outcome.
+    Audit(audit::AuditArgs),
     /// Warn about client settings that rarely do what was meant, over the whole store.
     Lint(lint::LintArgs),
     /// Decide a described request for a client against the standard GIS routes, and say
@@ -114,6 +118,7 @@ async fn run(command: Command, spec: &str, out: &output::Output) -> Result<(), F
                 Command::Account(c) => account::run(c, &store, out).await,
                 Command::Client(c) => client::run(c, &store, out).await,
                 Command::Usage(args) => usage::run(args, &store, out).await,
+                Command::Audit(args) => audit::run(args, &store, out).await,
                 Command::Lint(args) => lint::run(args, &store, out).await,
                 Command::Explain(args) => explain::run(args, &store, out).await,
                 #[cfg(feature = "postgres")]

@@ -61,6 +61,7 @@
 //! worker threads, on the Tokio runtime's blocking pool, so a slow disk or a lock held by
 //! another process never holds up requests. Lookups never touch the disk.
 
+mod audit;
 mod format;
 mod transact;
 mod watch;
@@ -74,6 +75,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use super::audit::AuditQuery;
 use super::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
     Precondition,
@@ -85,7 +87,8 @@ use crate::client::{
     PlainCredential,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::document::ClientsFileError;
+use crate::document::{AuditEntry, ClientsFileError};
+use crate::events::EventSink;
 pub use format::GeneratedCredential;
 
 pub use watch::Watch;
@@ -151,6 +154,7 @@ pub struct FileStoreOptions {
     clock: Arc<dyn Clock>,
     max_grants: usize,
     create: bool,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl fmt::Debug for FileStoreOptions {
@@ -176,6 +180,13 @@ impl FileStoreOptions {
         self
     }
 
+    /// Tells `sink` of the store's changes (a credential regenerated, a client or an
+    /// account deactivated).
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
     /// Creates an empty clients file when there is none (off by default: a mistyped path
     /// is an error).
     pub fn create(mut self, yes: bool) -> Self {
@@ -193,6 +204,8 @@ impl FileStoreOptions {
             PathBuf::from(name)
         };
         let inner = Arc::new(Inner {
+            audit_path: audit::audit_path(&self.path),
+            events: self.events,
             state: RwLock::new(Arc::new(empty_store(&self.clock, self.max_grants))),
             path: self.path,
             lock_path,
@@ -265,6 +278,7 @@ impl FileStore {
             path: path.as_ref().to_path_buf(),
             clock: Arc::new(SystemClock),
             max_grants: DEFAULT_MAX_GRANTS,
+            events: None,
             create: false,
         }
     }
@@ -318,6 +332,9 @@ struct Loaded {
 
 struct Inner {
     path: PathBuf,
+    /// The audit log, beside the file.
+    audit_path: PathBuf,
+    events: Option<Arc<dyn EventSink>>,
     lock_path: PathBuf,
     clock: Arc<dyn Clock>,
     max_grants: usize,
@@ -446,17 +463,50 @@ impl FileStore {
     }
 }
 
+/// Runs `op` on the runtime's blocking pool (inline when there is no Tokio runtime).
+async fn blocking<T, F>(op: F) -> Result<T, BackendError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, BackendError> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(op)
+            .await
+            .map_err(|e| BackendError::new(format!("the audit log's I/O did not complete: {e}")))?,
+        Err(_) => op(),
+    }
+}
+
 #[async_trait]
 impl ManagedStore for FileStore {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), BackendError> {
+        let inner = self.inner.clone();
+        blocking(move || audit::append(&inner.audit_path, &entry)).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ManageError> {
+        let (inner, query) = (self.inner.clone(), query.clone());
+        Ok(blocking(move || audit::read(&inner.audit_path, &query)).await?)
+    }
+
+    fn audit_time(&self) -> time::OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        self.inner.events.as_deref()
+    }
+
     async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
         Ok(self.inner.current().accounts())
     }
 
-    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+    async fn apply_create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
         self.write(|store| store.open_account(account)).await
     }
 
-    async fn update_account(
+    async fn apply_update_account(
         &self,
         id: &AccountId,
         change: AccountChange,
@@ -474,7 +524,7 @@ impl ManagedStore for FileStore {
         Ok(store.clients_of(account))
     }
 
-    async fn create_client(
+    async fn apply_create_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
@@ -484,7 +534,7 @@ impl ManagedStore for FileStore {
             .await
     }
 
-    async fn update_client(
+    async fn apply_update_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -495,7 +545,7 @@ impl ManagedStore for FileStore {
             .await
     }
 
-    async fn regenerate_client(
+    async fn apply_regenerate_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -506,7 +556,7 @@ impl ManagedStore for FileStore {
             .await
     }
 
-    async fn delete_client(
+    async fn apply_delete_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -585,7 +635,11 @@ mod tests {
         assert!(!text.contains(key.expose()));
         assert!(text.contains(&key.digest().to_prefixed_hex()));
         ClientsFile::from_json(&text).unwrap();
-        assert_eq!(names_in(dir.path()), ["clients.json", "clients.json.lock"]);
+        // No temporary file is left; the audit log sits beside the file.
+        assert_eq!(
+            names_in(dir.path()),
+            ["clients.audit.jsonl", "clients.json", "clients.json.lock"]
+        );
         // The key still works, in this store and in one opened afresh.
         for store in [store, FileStore::open(&path).unwrap()] {
             let found = block(store.resolve_key(&key.digest())).unwrap().unwrap();

@@ -13,7 +13,10 @@ use super::{PostgresStore, corrupt, failed};
 use crate::client::{
     Account, AccountId, Client, ClientId, ClientSpec, CredentialDigests, PlainCredential,
 };
-use crate::error::ConfigError;
+use crate::document::AuditEntry;
+use crate::error::{BackendError, ConfigError};
+use crate::events::EventSink;
+use crate::store::AuditQuery;
 use crate::store::Invalidation;
 use crate::store::manage::{
     AccountChange, ClientChange, CreatedAccount, CreatedClient, ManageError, ManagedStore,
@@ -220,6 +223,22 @@ async fn insert_client_rows(
 
 #[async_trait]
 impl ManagedStore for PostgresStore {
+    async fn append_audit(&self, entry: AuditEntry) -> Result<(), BackendError> {
+        self.insert_audit(&entry).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ManageError> {
+        self.select_audit(query).await
+    }
+
+    fn audit_time(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        self.events.as_deref()
+    }
+
     async fn list_accounts(&self) -> Result<Vec<Arc<Account>>, ManageError> {
         let rows = sqlx::query(&format!("{SELECT_ACCOUNT} ORDER BY id COLLATE \"C\""))
             .fetch_all(&self.pool)
@@ -231,7 +250,7 @@ impl ManagedStore for PostgresStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
+    async fn apply_create_account(&self, account: Account) -> Result<CreatedAccount, ManageError> {
         let mut tx = self.begin().await?;
         let outcome: Result<_, ManageError> = async {
             insert_account_row(&mut tx, &account).await?;
@@ -265,7 +284,7 @@ impl ManagedStore for PostgresStore {
         settle(tx, outcome).await
     }
 
-    async fn update_account(
+    async fn apply_update_account(
         &self,
         id: &AccountId,
         change: AccountChange,
@@ -351,7 +370,7 @@ impl ManagedStore for PostgresStore {
             .collect()
     }
 
-    async fn create_client(
+    async fn apply_create_client(
         &self,
         account: &AccountId,
         spec: ClientSpec,
@@ -384,7 +403,7 @@ impl ManagedStore for PostgresStore {
         settle(tx, outcome).await
     }
 
-    async fn update_client(
+    async fn apply_update_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -413,7 +432,7 @@ impl ManagedStore for PostgresStore {
         settle(tx, outcome).await
     }
 
-    async fn regenerate_client(
+    async fn apply_regenerate_client(
         &self,
         id: &ClientId,
         pre: &Precondition,
@@ -456,7 +475,7 @@ impl ManagedStore for PostgresStore {
         settle(tx, outcome).await
     }
 
-    async fn delete_client(
+    async fn apply_delete_client(
         &self,
         id: &ClientId,
         pre: &Precondition,

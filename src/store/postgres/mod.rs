@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod listen;
 mod manage;
 mod revoked;
@@ -38,6 +39,7 @@ use super::{BackendError, ClientStore, Resolved};
 use crate::client::{Account, AccountId, Client, ClientId, DEFAULT_MAX_GRANTS, KeyDigest};
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
+use crate::events::EventSink;
 use rows::{BY_DIGEST, BY_ID, SELECT_ACCOUNT, account_from, client_from};
 
 pub use listen::ChangeListener;
@@ -61,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         20261204000002,
         "revoked tokens",
         include_str!("../../../migrations/20261204000002_revoked_tokens.sql"),
+    ),
+    (
+        20261204000003,
+        "audit log",
+        include_str!("../../../migrations/20261204000003_audit_log.sql"),
     ),
 ];
 
@@ -89,6 +96,7 @@ pub struct PostgresStore {
     clock: Arc<dyn Clock>,
     max_grants: usize,
     channel: Arc<str>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -134,7 +142,16 @@ impl PostgresStore {
             clock: Arc::new(SystemClock),
             max_grants: DEFAULT_MAX_GRANTS,
             channel: Arc::from(DEFAULT_NOTIFY_CHANNEL),
+            events: None,
         }
+    }
+
+    /// Tells `sink` of the changes this instance makes (a credential regenerated, a client
+    /// or an account deactivated).
+    #[must_use]
+    pub fn event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
     }
 
     /// Reads the time (for rotation grace periods and the lock-out guard) from `clock`.

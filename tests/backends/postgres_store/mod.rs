@@ -2,6 +2,7 @@
 //! preconditions held under concurrency, change notification, and an outage. Each test works
 //! in a schema of its own, dropped when it ends.
 
+mod audit;
 mod management;
 mod notifications;
 mod outage;

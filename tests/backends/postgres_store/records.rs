@@ -21,6 +21,7 @@ async fn migrations_create_the_tables_and_running_them_again_changes_nothing() {
         [
             "_sqlx_migrations",
             "accounts",
+            "audit_log",
             "client_grants",
             "clients",
             "credential_digests",

@@ -6,6 +6,7 @@
 //! One module per topic; the way they call the API is here.
 
 mod access;
+mod audit;
 mod boundary;
 mod clients;
 mod credentials;
@@ -18,11 +19,12 @@ mod profile;
 use axum::body::Body;
 use gis_auth::client::{ClientSpec, Role};
 use gis_auth::policy::{RouteAccess, standard_routes};
+use gis_auth::store::{AuditQuery, ManagedStore};
 use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::harness::reply::Reply;
-use crate::harness::server::{Server, roles};
+use crate::harness::server::{self, Server, roles};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

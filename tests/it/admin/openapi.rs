@@ -178,7 +178,7 @@ async fn the_account_operations_use_the_oauth2_client_credentials_scheme() {
             );
         }
     }
-    assert_eq!(account_ops, 11);
+    assert_eq!(account_ops, 12);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use gis_auth::client::{Account, AccountId, ClientId, ClientSpec, Plan, Role, RoleSet};
 use gis_auth::clock::{Clock, ManualClock};
+use gis_auth::events::EventSink;
 use gis_auth::limits::{InMemoryUsageCounter, UsageCounter};
 use gis_auth::store::{CreatedAccount, CreatedClient, InMemoryStore};
 use gis_auth::token::{LockoutPolicy, Revocations, SigningKey, TokenIssuer};
@@ -75,9 +76,16 @@ pub struct ServerBuilder {
     signing_key: Option<SigningKey>,
     lockout: Option<LockoutPolicy>,
     revocations: Option<Arc<dyn Revocations>>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl ServerBuilder {
+    /// Where the store and the layer tell their events (nowhere by default).
+    pub fn events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
     /// `acme`'s daily quota in transactions (none by default).
     pub fn quota(mut self, quota: Option<u64>) -> Self {
         self.quota = quota;
@@ -106,7 +114,11 @@ impl ServerBuilder {
     pub fn build(self) -> Server {
         let clock = ManualClock::new(START);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
-        let store = Arc::new(InMemoryStore::new().clock(shared.clone()));
+        let mut store = InMemoryStore::new().clock(shared.clone());
+        if let Some(sink) = &self.events {
+            store = store.event_sink(sink.clone());
+        }
+        let store = Arc::new(store);
         let usage = Arc::new(InMemoryUsageCounter::new());
         let key = self
             .signing_key
@@ -123,6 +135,7 @@ impl ServerBuilder {
                 token_issuer: Some(issuer.clone()),
                 lockout: self.lockout,
                 revocations: self.revocations,
+                events: self.events,
                 // the default verifier for the issuer's tokens, no trusted proxies
                 ..app::Options::default()
             },
