@@ -210,11 +210,14 @@ async fn a_tampered_or_unknown_signature_is_invalid_token() {
     let server = Server::new();
     let template = template(&server, json!({"max_zoom": 5})).await;
     let url = tile(&template, 3, 0, 0);
+    // Another last character of the signature, one that changes the bits it carries (the
+    // last of 43 characters carries four: its value is a multiple of four).
+    let last = if url.ends_with('Q') { 'A' } else { 'Q' };
     for bad in [
         url.replace("zmax=5", "zmax=9"),
         url.replace("&zmax=5", ""),
         url.replace("kid=", "kid=x"),
-        format!("{}A", &url[..url.len() - 1]),
+        format!("{}{last}", &url[..url.len() - 1]),
         url.replace("sig=", "sig=A"),
     ] {
         server.send(get(&bad)).await.assert_invalid_token();
