@@ -7,6 +7,10 @@
 //! - `layer_cache_hit`: the layer with the cache (digest lookup, deny-list probe, store
 //!   re-check, policy);
 //! - `layer_cache_hit_10k_revoked`: the same with 10,000 other tokens on the deny list;
+//! - `passthrough_apikey` and `layer_apikey`: the API-key path on the same layer, store and
+//!   route (`GET /geocode?q=paris&apikey=…` from the account's JavaScript client, the
+//!   route made a plugin API), beside its own passthrough: what a cached token adds is
+//!   compared with what a key adds, in one run;
 //! - `bearer_floor`: the steps of a cache hit that no implementation of the rules can skip,
 //!   alone: the SHA-256 of the token (the cache keeps digests, never tokens), a hit in a
 //!   moka cache of that size, re-reading the client by id from the store (revocation takes
@@ -38,6 +42,12 @@ const SECRET: [u8; 32] = [42; 32];
 
 async fn tile(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"tile"))))
+}
+
+fn key_request(key: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("/geocode?q=paris&apikey={key}"))
+        .body(Full::default())
+        .expect("a valid request")
 }
 
 fn request(token: &str) -> Request<Full<Bytes>> {
@@ -73,7 +83,7 @@ fn bench(c: &mut Criterion) {
         .route(
             Method::GET,
             "/geocode",
-            Api::new("Geocoder", [Role::EVALUATOR, Role::SUBSCRIBER]),
+            Api::new("Geocoder", [Role::EVALUATOR, Role::SUBSCRIBER]).plugin(true),
         )
         .expect("routes");
     let dyn_store: Arc<dyn ClientStore> = store.clone();
@@ -101,13 +111,18 @@ fn bench(c: &mut Criterion) {
     let hit_revoked = layered(1000, Some(revoked));
     let passthrough = service_fn(tile);
 
-    // Both paths must really succeed, or the figures mean nothing.
+    let api_key = made.javascript.credential.expose().to_owned();
+    // Every path must really succeed, or the figures mean nothing.
     for svc in [miss.clone(), hit.clone(), hit_revoked.clone()] {
         let res = rt
             .block_on(svc.oneshot(request(&token)))
             .expect("infallible");
         assert_eq!(res.status(), 200);
     }
+    let res = rt
+        .block_on(hit.clone().oneshot(key_request(&api_key)))
+        .expect("infallible");
+    assert_eq!(res.status(), 200);
 
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_issuer(&["gis-auth"]);
@@ -138,6 +153,20 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("layer_cache_hit_10k_revoked", |b| {
         b.iter(|| rt.block_on(hit_revoked.clone().oneshot(request(black_box(&token)))))
+    });
+    g.bench_function("passthrough_apikey", |b| {
+        b.iter(|| {
+            let mut svc = passthrough;
+            rt.block_on(svc.call(key_request(black_box(api_key.as_str()))))
+        })
+    });
+    g.bench_function("layer_apikey", |b| {
+        b.iter(|| {
+            rt.block_on(
+                hit.clone()
+                    .oneshot(key_request(black_box(api_key.as_str()))),
+            )
+        })
     });
     g.finish();
 

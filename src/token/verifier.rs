@@ -137,19 +137,21 @@ impl JwtVerifier {
     /// The claims of a token minted by the issuer that has not expired (signature, `iss`,
     /// `aud`, times), whatever became of its client since: what a revocation needs.
     pub(crate) fn signed_claims(&self, token: &str) -> Result<AccessClaims, RejectionKind> {
-        self.verified(token).map(|v| v.claims.clone())
+        self.verified(token, self.issuer.now())
+            .map(|v| v.claims.clone())
     }
 
     /// The token and its claims, if the verifier accepts it now: exactly
     /// [`TokenVerifier::verify`].
     pub(crate) async fn inspect(&self, token: &str) -> Result<Inspected, VerifyError> {
-        let verified = self.verified(token).map_err(invalid)?;
+        let verified = self.verified(token, self.issuer.now()).map_err(invalid)?;
         if self.revocations.is_revoked(&verified.claims.jti).await? {
             return Err(invalid(RejectionKind::Revoked));
         }
         let found = self.store.resolve_id(&verified.client).await?;
         Ok(Inspected {
-            token: self.admit(&verified, found)?,
+            // After the awaits: the time now.
+            token: self.admit(&verified, found, self.issuer.now())?,
             claims: verified.claims.clone(),
         })
     }
@@ -177,8 +179,7 @@ impl JwtVerifier {
     }
 
     /// The claims of a valid token, from the cache or by verifying it.
-    fn verified(&self, token: &str) -> Result<Arc<Verified>, RejectionKind> {
-        let now = self.issuer.now();
+    fn verified(&self, token: &str, now: OffsetDateTime) -> Result<Arc<Verified>, RejectionKind> {
         let Some(cache) = &self.cache else {
             return self.decoded(token, now);
         };
@@ -235,11 +236,12 @@ impl JwtVerifier {
         }))
     }
 
-    /// The token's client as the store has it now, if its credential still stands.
+    /// The token's client as the store has it at `now`, if its credential still stands.
     fn admit(
         &self,
         verified: &Verified,
         found: Option<Resolved>,
+        now: OffsetDateTime,
     ) -> Result<VerifiedToken, VerifyError> {
         let found = found.ok_or(invalid(RejectionKind::UnknownCredential))?;
         let client = &found.client;
@@ -261,7 +263,7 @@ impl JwtVerifier {
             }
             matches
         });
-        if !bound || !credentials.generation_live(generation, self.issuer.now()) {
+        if !bound || !credentials.generation_live(generation, now) {
             return Err(invalid(RejectionKind::Revoked));
         }
         Ok(VerifiedToken {
@@ -281,7 +283,9 @@ impl TokenVerifier for JwtVerifier {
     /// At once when the deny list and the store answer at once. Otherwise `None`, after the signature was
     /// checked and cached, so `verify` does not check it again (unless the cache is off).
     fn verify_now(&self, token: &str) -> Option<Result<VerifiedToken, VerifyError>> {
-        let verified = match self.verified(token) {
+        // One clock read for the whole check: nothing here waits.
+        let now = self.issuer.now();
+        let verified = match self.verified(token, now) {
             Ok(v) => v,
             Err(kind) => return Some(Err(invalid(kind))),
         };
@@ -291,7 +295,7 @@ impl TokenVerifier for JwtVerifier {
             Err(e) => return Some(Err(e.into())),
         }
         Some(match self.store.resolve_id_now(&verified.client)? {
-            Ok(found) => self.admit(&verified, found),
+            Ok(found) => self.admit(&verified, found, now),
             Err(e) => Err(e.into()),
         })
     }
