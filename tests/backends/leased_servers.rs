@@ -26,7 +26,7 @@ const API_KEY: &str = "gis_apikey_ektRtRMqFc47j6xFAhr1KJug4Swt37NRpbbW-G26-1AWVd
 
 /// Builds the example server with this binary's features (once), and gives its path.
 fn example_server() -> PathBuf {
-    let mut features = vec!["admin"];
+    let mut features = vec!["admin", "webhook"];
     for (on, feature) in [
         (cfg!(feature = "axum"), "axum"),
         (cfg!(feature = "cli"), "cli"),
