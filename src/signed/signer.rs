@@ -296,13 +296,7 @@ impl TileUrlSigner {
                 .map(|v| v.url.clone())
         });
         if let Some(parsed) = again {
-            let live = self
-                .keys
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .verifying(parsed.key.kid(), now)
-                .is_some_and(|key| Arc::ptr_eq(key, &parsed.key));
-            if !live {
+            if !self.with_live_key(parsed.key.kid(), now, |key| Arc::ptr_eq(key, &parsed.key))? {
                 return Err(RejectionKind::UnknownCredential);
             }
             self.check_expiry(parsed.expires, now)?;
@@ -356,7 +350,7 @@ impl TileUrlSigner {
                 .collect::<Option<Vec<_>>>()
                 .ok_or(RejectionKind::MalformedCredential)?,
         };
-        let key = self.live_key(kid, now)?;
+        let key = self.with_live_key(kid, now, Arc::clone)?;
         self.check_expiry(expires, now)?;
         let parsed = ParsedUrl {
             query: query.into(),
@@ -378,13 +372,19 @@ impl TileUrlSigner {
         })
     }
 
-    /// The key `kid`, if it verifies at `now`.
-    fn live_key(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<TileUrlKey>, RejectionKind> {
+    /// `use_key` applied to the key `kid`, if it verifies at `now` (`UnknownCredential`
+    /// otherwise), under the ring's read lock.
+    fn with_live_key<T>(
+        &self,
+        kid: &str,
+        now: OffsetDateTime,
+        use_key: impl FnOnce(&Arc<TileUrlKey>) -> T,
+    ) -> Result<T, RejectionKind> {
         self.keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .verifying(kid, now)
-            .cloned()
+            .map(use_key)
             .ok_or(RejectionKind::UnknownCredential)
     }
 
