@@ -42,13 +42,14 @@ use crate::client::{ClientKind, CredentialKind, KeyDigest, RateLimit, Restrictio
 use crate::credentials::{CredentialRules, PresentedCredential};
 use crate::error::BackendError;
 use crate::limits::{
-    Charge, ChargeRateLimits, Charged, RateLimited, RateVerdict, SharedRateLimiter,
+    Charge, ChargeRateLimits, Charged, RateLimited, RateVerdict, Refused, Seen, SharedRateLimiter,
 };
 use crate::policy::{
     Api, Decision, OriginEvidence, PathPattern, QuotaFacts, RateScope, RequestFacts, Rule,
     daily_limit, decide, decide_quota, rate_limit_finding,
 };
 use crate::rejection::{Denial, Rejection};
+use crate::restrict::RequestOrigin;
 use crate::rule::RejectionKind;
 use crate::signed::{SignedTileUrl, is_signed_url_param};
 use crate::store::Resolved;
@@ -154,6 +155,8 @@ pub(crate) struct Admitted {
     /// The rate limits its charge applies, when the usage counter applies them (none when
     /// they were checked before the charge).
     rate_limits: ChargeRateLimits,
+    /// Where it came from, for a request report-only findings would have refused.
+    seen: Option<Seen>,
 }
 
 /// What a signed URL says of its answer and its request.
@@ -189,11 +192,13 @@ impl SharedRateCheck {
     }
 }
 
-/// The refusal of an identified client: who, by which rule, and the rejection.
+/// The refusal of an identified client: who, by which rule, the rejection, and where the
+/// request came from (not known for a rate limit's refusal).
 pub(crate) struct Refusal {
     pub(crate) who: Resolved,
     pub(crate) rule: Rule,
     pub(crate) rejection: Rejection,
+    pub(crate) seen: Option<Seen>,
 }
 
 /// An admitted request: who is calling, and what its response must carry.
@@ -236,6 +241,33 @@ impl<'c> Check<'c> {
     /// The UTC day the request is counted on.
     pub(crate) fn day(&self) -> Date {
         self.now.date()
+    }
+
+    /// The one counter call that charges an admitted request: its cost and statistics on
+    /// the request's day, its API, and its client's last use.
+    pub(crate) fn charge<'a>(&'a self, admitted: &'a Admitted) -> Charge<'a> {
+        let (client, account) = (&admitted.who.client, &admitted.who.account);
+        let cost = admitted.cost;
+        Charge {
+            limit: cost.and(account.plan.daily_quota).map(daily_limit),
+            monthly_limit: cost.and(account.plan.monthly_quota).map(daily_limit),
+            enforce: !client.shadow().contains(Restriction::Quota),
+            shadowed: &admitted.shadowed,
+            rate_limits: admitted.rate_limits,
+            api: Some(self.target.api.name()),
+            seen: admitted.seen.as_ref(),
+            at: Some(self.now),
+            ..Charge::new(&account.id, client.id(), self.day(), cost.unwrap_or(0))
+        }
+    }
+
+    /// The counter's record of a refusal: its rule, where it came from, and its client's
+    /// last use.
+    pub(crate) fn refused<'a>(&self, refusal: &'a Refusal) -> Refused<'a> {
+        let who = &refusal.who;
+        Refused::new(&who.account.id, who.client.id(), self.day(), refusal.rule)
+            .seen(refusal.seen.as_ref())
+            .at(self.now)
     }
 
     /// The first step: the credential. A malformed or mis-checksummed key never reaches the
@@ -406,6 +438,7 @@ impl<'c> Check<'c> {
                 who,
                 rule,
                 rejection,
+                seen: Some(seen_of(&facts, req.headers(), caller_ip)),
             });
         }
         // A request the API cannot price within its limits is refused before any charge.
@@ -419,7 +452,9 @@ impl<'c> Check<'c> {
                 return refuse(RejectionKind::Unpriceable);
             }
         };
+        let seen = (!decision.shadowed.is_empty()).then(|| seen_of(&facts, req.headers(), caller_ip));
         let admitted = Admitted {
+            seen,
             shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
             cost,
             who,
@@ -552,6 +587,21 @@ impl<'c> Check<'c> {
     }
 }
 
+/// Where a refused or report-only request came from, for the statistics: its origin (read
+/// again when the policy did not need it) and its caller's network.
+fn seen_of(facts: &RequestFacts<'_>, headers: &http::HeaderMap, caller_ip: Option<IpAddr>) -> Seen {
+    let evidence = match facts.origin {
+        OriginEvidence::Missing => OriginEvidence::from_headers(headers),
+        read => read,
+    };
+    let origin = match evidence {
+        OriginEvidence::Origin(value) => RequestOrigin::from_origin_header(value),
+        OriginEvidence::Referer(value) => RequestOrigin::from_referer_header(value),
+        OriginEvidence::Missing | OriginEvidence::Unusable => None,
+    };
+    Seen::new(origin, caller_ip)
+}
+
 /// The store lookup of an API key, once its format and checksum are right.
 fn api_key_step<T>(key: &str, source: CredentialSource) -> Step<T> {
     if CredentialKind::ApiKey.check(key).is_err() {
@@ -618,21 +668,7 @@ fn rate_refusal(
         who,
         rule,
         rejection: rejection.with_retry_after(wait.as_secs().max(1)),
-    }
-}
-
-impl Admitted {
-    /// The one counter call that charges this request on `day`.
-    pub(crate) fn charge(&self, day: Date) -> Charge<'_> {
-        let (client, account) = (&self.who.client, &self.who.account);
-        Charge {
-            limit: self.cost.and(account.plan.daily_quota).map(daily_limit),
-            monthly_limit: self.cost.and(account.plan.monthly_quota).map(daily_limit),
-            enforce: !client.shadow().contains(Restriction::Quota),
-            shadowed: &self.shadowed,
-            rate_limits: self.rate_limits,
-            ..Charge::new(&account.id, client.id(), day, self.cost.unwrap_or(0))
-        }
+        seen: None,
     }
 }
 

@@ -80,7 +80,7 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request
                 None => return wait(&check, Step::NeedSignedClient(url)),
             },
             Step::NeedCharge(admitted) => {
-                match config.usage.charge_now(&admitted.charge(check.day())) {
+                match config.usage.charge_now(&check.charge(&admitted)) {
                     Some(answer) => {
                         let answer = answer.map_err(|e| backend_failed("usage counter", &e));
                         check.charged(config, admitted, answer)
@@ -132,7 +132,7 @@ pub(crate) async fn drive<B>(
                 check.rate_checked(&config, rate, answer)
             }
             Step::NeedCharge(admitted) => {
-                let charge = admitted.charge(check.day());
+                let charge = check.charge(&admitted);
                 let answer =
                     fail_closed(&config, "usage counter", config.usage.charge(&charge)).await;
                 check.charged(&config, admitted, answer)
@@ -151,14 +151,7 @@ pub(crate) async fn drive<B>(
 /// when it has to wait. The request is refused whatever the counter does, so a counter
 /// failure is only logged.
 fn record_refusal_now(config: &Config, check: &Check<'_>, refusal: &Refusal) -> bool {
-    let who = &refusal.who;
-    let recorded = config.usage.record_refusal_now(
-        &who.account.id,
-        who.client.id(),
-        check.day(),
-        refusal.rule,
-    );
-    match recorded {
+    match config.usage.record_refusal_now(&check.refused(refusal)) {
         None => false,
         Some(Ok(())) => true,
         Some(Err(e)) => {
@@ -170,12 +163,8 @@ fn record_refusal_now(config: &Config, check: &Check<'_>, refusal: &Refusal) -> 
 
 /// Counts the refusal of an identified client, for a counter that has to wait.
 async fn record_refusal(config: &Config, check: &Check<'_>, refusal: &Refusal) {
-    let who = &refusal.who;
-    let record =
-        config
-            .usage
-            .record_refusal(&who.account.id, who.client.id(), check.day(), refusal.rule);
-    match within_budget(config, record).await {
+    let refused = check.refused(refusal);
+    match within_budget(config, config.usage.record_refusal(&refused)).await {
         Some(Ok(())) | None => {}
         Some(Err(e)) => tracing::warn!(error = %e, "usage counter failed to record a refusal"),
     }

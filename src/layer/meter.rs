@@ -148,6 +148,7 @@ impl Meter {
             monthly_limit: who.account.plan.monthly_quota.map(daily_limit),
             enforce: !who.client.shadow().contains(Restriction::Quota),
             requests: 0,
+            api: metered.decision.api.as_deref(),
             ..Charge::new(&who.account.id, who.client.id(), metered.now.date(), cost)
         };
         let charged = fail_closed(config, "usage counter", config.usage.charge(&charge))

@@ -20,9 +20,12 @@ use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use time::Date;
+use time::{Date, OffsetDateTime};
 
-use super::usage::{Charge, Charged, DailyUsage, UsageCounter};
+use super::usage::{
+    ApiUsage, Charge, Charged, DailyUsage, Refused, SEEN_REPORTED, Seen, TopCounts, UsageCounter,
+    last_use_minute,
+};
 use crate::client::{AccountId, ClientId};
 use crate::error::BackendError;
 use crate::policy::quota_admits;
@@ -47,6 +50,29 @@ struct Counts {
     cost: u64,
     refusals: BTreeMap<&'static str, u64>,
     shadowed: BTreeMap<&'static str, u64>,
+    apis: BTreeMap<Box<str>, ApiUsage>,
+    origins: TopCounts,
+    networks: TopCounts,
+}
+
+impl Counts {
+    fn api(&mut self, api: &str, requests: u64, cost: u64) {
+        let usage = match self.apis.get_mut(api) {
+            Some(usage) => usage,
+            None => self.apis.entry(api.into()).or_default(),
+        };
+        usage.requests = usage.requests.saturating_add(requests);
+        usage.cost = usage.cost.saturating_add(cost);
+    }
+
+    fn seen(&mut self, seen: &Seen) {
+        if let Some(origin) = seen.origin() {
+            self.origins.add(&origin.to_string(), 1);
+        }
+        if let Some(network) = seen.network() {
+            self.networks.add(&network.to_string(), 1);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -75,11 +101,23 @@ fn previous(month: Month) -> Month {
     }
 }
 
-/// The days, and each account's total of each month.
+/// The days, each account's total of each month, and each client's last use.
 #[derive(Debug, Default)]
 struct Counters {
     days: BTreeMap<Date, Day>,
     months: BTreeMap<Month, IdMap<AccountId, u64>>,
+    last_used: IdMap<AccountId, IdMap<ClientId, OffsetDateTime>>,
+}
+
+impl Counters {
+    fn used_at(&mut self, account: &AccountId, client: &ClientId, at: Option<OffsetDateTime>) {
+        let Some(at) = at else { return };
+        let minute = last_use_minute(at);
+        slot(&mut self.last_used, account)
+            .entry(client.clone())
+            .and_modify(|last| *last = (*last).max(minute))
+            .or_insert(minute);
+    }
 }
 
 /// Usage counters in memory: exact under any concurrency (one short lock per request),
@@ -142,7 +180,8 @@ impl InMemoryUsageCounter {
 
     fn charge_locked(&self, charge: &Charge<'_>) -> Charged {
         let mut counters = self.lock();
-        let Counters { days, months } = &mut *counters;
+        counters.used_at(charge.account, charge.client, charge.at);
+        let Counters { days, months, .. } = &mut *counters;
         let month = slot(Self::month(months, charge.day), charge.account);
         let account = slot(&mut self.day(days, charge.day).accounts, charge.account);
         let daily_fits = charge
@@ -159,9 +198,16 @@ impl InMemoryUsageCounter {
         }
         let (used, monthly_used) = (account.used, *month);
         let counts = slot(&mut account.clients, charge.client);
+        let charged = Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
+        if let Some(seen) = charge.seen {
+            counts.seen(seen);
+        }
         if admitted {
             counts.requests += charge.requests;
             counts.cost = counts.cost.saturating_add(charge.cost);
+            if let Some(api) = charge.api {
+                counts.api(api, charge.requests, charge.cost);
+            }
             for rule in charge.shadowed {
                 *counts.shadowed.entry(rule.as_str()).or_default() += 1;
             }
@@ -171,14 +217,21 @@ impl InMemoryUsageCounter {
         } else {
             *counts.refusals.entry("quota_exceeded").or_default() += 1;
         }
-        Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used)
+        charged
     }
 
-    fn record_refusal_locked(&self, account: &AccountId, client: &ClientId, day: Date, rule: Rule) {
+    fn record_refusal_locked(&self, refused: &Refused<'_>) {
         let mut counters = self.lock();
-        let account = slot(&mut self.day(&mut counters.days, day).accounts, account);
-        let counts = slot(&mut account.clients, client);
-        *counts.refusals.entry(rule.as_str()).or_default() += 1;
+        counters.used_at(refused.account, refused.client, refused.at);
+        let account = slot(
+            &mut self.day(&mut counters.days, refused.day).accounts,
+            refused.account,
+        );
+        let counts = slot(&mut account.clients, refused.client);
+        *counts.refusals.entry(refused.rule.as_str()).or_default() += 1;
+        if let Some(seen) = refused.seen {
+            counts.seen(seen);
+        }
     }
 }
 
@@ -188,14 +241,8 @@ impl UsageCounter for InMemoryUsageCounter {
         Ok(self.charge_locked(charge))
     }
 
-    async fn record_refusal(
-        &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) -> Result<(), BackendError> {
-        self.record_refusal_locked(account, client, day, rule);
+    async fn record_refusal(&self, refused: &Refused<'_>) -> Result<(), BackendError> {
+        self.record_refusal_locked(refused);
         Ok(())
     }
 
@@ -203,15 +250,21 @@ impl UsageCounter for InMemoryUsageCounter {
         Some(Ok(self.charge_locked(charge)))
     }
 
-    fn record_refusal_now(
+    fn record_refusal_now(&self, refused: &Refused<'_>) -> Option<Result<(), BackendError>> {
+        self.record_refusal_locked(refused);
+        Some(Ok(()))
+    }
+
+    async fn last_used(
         &self,
         account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) -> Option<Result<(), BackendError>> {
-        self.record_refusal_locked(account, client, day, rule);
-        Some(Ok(()))
+    ) -> Result<BTreeMap<ClientId, OffsetDateTime>, BackendError> {
+        let counters = self.lock();
+        Ok(counters
+            .last_used
+            .get(account)
+            .map(|clients| clients.iter().map(|(c, at)| (c.clone(), *at)).collect())
+            .unwrap_or_default())
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
@@ -256,6 +309,9 @@ impl UsageCounter for InMemoryUsageCounter {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
+                    apis: c.apis.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    origins: c.origins.top(SEEN_REPORTED),
+                    networks: c.networks.top(SEEN_REPORTED),
                 })
                 .collect();
             rows.sort_by(|a, b| a.client.as_str().cmp(b.client.as_str()));
@@ -441,21 +497,57 @@ mod tests {
         let (a, c) = ids();
         let other = AccountId::new("other").unwrap();
         let day = date!(2026 - 06 - 01);
-        counter
-            .record_refusal(&a, &c, day, Rule::Origins)
-            .await
-            .unwrap();
-        counter
-            .record_refusal(&a, &c, day, Rule::Origins)
-            .await
-            .unwrap();
-        counter
-            .record_refusal(&other, &c, day, Rule::Ips)
-            .await
-            .unwrap();
+        for (account, rule) in [(&a, Rule::Origins), (&a, Rule::Origins), (&other, Rule::Ips)] {
+            counter
+                .record_refusal(&Refused::new(account, &c, day, rule))
+                .await
+                .unwrap();
+        }
         let usage = counter.usage(&a, day, day).await.unwrap();
         assert_eq!(usage.len(), 1);
         assert_eq!(usage[0].refusals["origins"], 2);
         assert!(!usage[0].refusals.contains_key("ips"));
+    }
+
+    #[tokio::test]
+    async fn usage_is_broken_down_by_api_with_where_refusals_came_from() {
+        let counter = InMemoryUsageCounter::new();
+        let (a, c) = ids();
+        let day = date!(2026 - 06 - 01);
+        let origin = crate::restrict::RequestOrigin::from_origin_header("https://x.example");
+        let seen = Seen::new(origin, Some("203.0.113.9".parse().unwrap()));
+        let at = time::macros::datetime!(2026-06-01 10:15:42 UTC);
+        let tiles = Charge {
+            api: Some("WorldStreets"),
+            at: Some(at),
+            ..Charge::new(&a, &c, day, 1_000)
+        };
+        counter.charge(&tiles).await.unwrap();
+        counter.charge(&tiles).await.unwrap();
+        let geocode = Charge {
+            api: Some("ReverseGeocoding"),
+            shadowed: &[Rule::Origins],
+            seen: Some(&seen),
+            ..Charge::new(&a, &c, day, 5_000)
+        };
+        counter.charge(&geocode).await.unwrap();
+        let refused = Refused::new(&a, &c, day, Rule::Ips)
+            .seen(Some(&seen))
+            .at(at + time::Duration::minutes(3));
+        counter.record_refusal(&refused).await.unwrap();
+        let row = &counter.usage(&a, day, day).await.unwrap()[0];
+        assert_eq!(row.apis["WorldStreets"], ApiUsage::new(2, 2_000));
+        assert_eq!(row.apis["ReverseGeocoding"], ApiUsage::new(1, 5_000));
+        // Where the layer gave it: a report-only finding, a refusal.
+        assert_eq!(row.origins.len(), 1);
+        assert_eq!((row.origins[0].value.as_str(), row.origins[0].count), ("https://x.example", 2));
+        assert_eq!((row.networks[0].value.as_str(), row.networks[0].count), ("203.0.113.0/24", 2));
+        let last = counter.last_used(&a).await.unwrap();
+        assert_eq!(last[&c], time::macros::datetime!(2026-06-01 10:18:00 UTC));
+        // An older time never moves the last use back.
+        counter.charge(&tiles).await.unwrap();
+        assert_eq!(counter.last_used(&a).await.unwrap()[&c], last[&c]);
+        let other = AccountId::new("other").unwrap();
+        assert!(counter.last_used(&other).await.unwrap().is_empty());
     }
 }

@@ -58,4 +58,8 @@ pub use rate::{ClientRateLimiter, DEFAULT_RATE_LIMITER_CAPACITY, RateVerdict, Sh
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_rate::RedisRateLimiter;
-pub use usage::{Charge, ChargeRateLimits, Charged, DailyUsage, RateLimited, UsageCounter};
+pub use usage::{
+    ApiUsage, Charge, ChargeRateLimits, Charged, DailyUsage, IPV4_NETWORK_PREFIX,
+    IPV6_NETWORK_PREFIX, RateLimited, Refused, SEEN_KEPT, SEEN_REPORTED, Seen, SeenCount,
+    TopCounts, UsageCounter, last_use_minute,
+};
