@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
-use gis_auth::client::{AccountId, ClientId, ClientKind, CredentialKind, PlainCredential};
+use gis_auth::client::{AccountId, ClientKind, CredentialKind, PlainCredential};
 use gis_auth::limits::{Charge, Charged, DailyUsage, UsageCounter};
 use gis_auth::store::BackendError;
 use http::{Method, Request, StatusCode, header};
@@ -81,13 +81,7 @@ impl UsageCounter for DownCounter {
         Err(BackendError::new("usage counter connection reset"))
     }
 
-    async fn record_refusal(
-        &self,
-        _: &AccountId,
-        _: &ClientId,
-        _: Date,
-        _: gis_auth::policy::Rule,
-    ) -> Result<(), BackendError> {
+    async fn record_refusal(&self, _: &gis_auth::limits::Refused<'_>) -> Result<(), BackendError> {
         Err(BackendError::new("usage counter connection reset"))
     }
 

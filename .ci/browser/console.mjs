@@ -166,19 +166,29 @@ try {
   check(await tile(newKey) === 200 && await tile(key) === 200, 'the new key works, and the old one in its grace period');
   await page.click('#credential-done');
 
-  // --- the README's screenshot: the clients and today's usage
+  // --- the server's own usage by API and last use: the tiles above were WorldStreets
   await page.waitForSelector('#chart-drawing svg rect');
+  await page.waitForFunction(() => document.getElementById('chart-caption').textContent.endsWith('by API'));
+  const realLegend = await page.textContent('#chart-legend');
+  check(realLegend.includes('WorldStreets'), `the server's usage is charted by API (${realLegend.trim()})`);
+  const thisYear = String(new Date().getUTCFullYear());
+  const usedCell = await row(id).locator('time').first();
+  check((await usedCell.count()) === 1 && (await usedCell.textContent()).includes(thisYear),
+    'the client shows when it was last used, as the server recorded it');
+
+  // --- the README's screenshot: the clients and today's usage
   await shot('console');
   if (readmeShot) await shot('readme', { path: readmeShot, fullPage: false });
 
-  // --- usage by API and the quota gauge, as a server that reports them answers
+  // --- several APIs, and the quota gauges of an account near its quotas
   await page.route('**/account/usage?*', async (route) => {
     const res = await route.fetch();
     const body = await res.json();
     const today = body.to;
     body.days = [
       { date: today, client_id: id, requests: 30, transactions: 30, refusals: {}, shadowed: {},
-        apis: { WorldStreets: { requests: 20, transactions: 20 }, Geocoder: { requests: 10, transactions: 10 } } },
+        apis: { WorldStreets: { requests: 20, transactions: 20 }, Geocoder: { requests: 10, transactions: 10 } },
+        origins: [], networks: [] },
     ];
     await route.fulfill({ response: res, json: body });
   });

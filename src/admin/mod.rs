@@ -85,8 +85,8 @@ pub use openapi::{
     openapi_document,
 };
 pub use schema::{
-    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
-    Usage, UsageDay,
+    ApiUsageView, AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota,
+    Regenerate, SeenNetworkView, SeenOriginView, TileUrl, Usage, UsageDay,
 };
 
 use self::reply::{AdminError, Reply};
@@ -507,6 +507,18 @@ async fn own_client(
     Ok((found.client, found.account))
 }
 
+/// When the clients of `account` were last used. A counter that fails leaves them unknown
+/// (`null`) rather than failing the representation: it is logged.
+async fn last_used(
+    api: &AdminApi,
+    account: &crate::client::AccountId,
+) -> std::collections::BTreeMap<ClientId, time::OffsetDateTime> {
+    api.usage.last_used(account).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "usage counter failed to tell when clients were last used");
+        std::collections::BTreeMap::new()
+    })
+}
+
 /// Where a page of `GET /account/clients` starts and how long it is.
 #[derive(Debug, PartialEq, Eq)]
 struct Page {
@@ -605,10 +617,11 @@ async fn list_clients(
     } else {
         None
     };
+    let used = last_used(api, &account.id).await;
     let list = ClientList {
         clients: clients
             .iter()
-            .map(|c| ClientView::of(c, &account))
+            .map(|c| ClientView::of(c, &account).last_used(used.get(c.id()).copied()))
             .collect(),
         next,
     };
@@ -696,7 +709,8 @@ async fn create_tile_url(
 )]
 async fn get_client(api: &AdminApi, who: &Principal, id: &str) -> Result<Reply, AdminError> {
     let (client, account) = own_client(api, who, id).await?;
-    let view = ClientView::of(&client, &account);
+    let used = last_used(api, &account.id).await;
+    let view = ClientView::of(&client, &account).last_used(used.get(client.id()).copied());
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
 }
@@ -771,7 +785,8 @@ async fn patch_client(
         )
         .await?;
     let account = own_account(api, who).await?;
-    let view = ClientView::of(&changed, &account);
+    let used = last_used(api, &account.id).await;
+    let view = ClientView::of(&changed, &account).last_used(used.get(changed.id()).copied());
     let tag = view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
 }
@@ -822,7 +837,9 @@ async fn regenerate_client(
         .regenerate_client(&client_id(id)?, pre, grace)
         .await?;
     let account = own_account(api, who).await?;
-    let view = CreatedClientView::of(&client, &account, &credential);
+    let used = last_used(api, &account.id).await;
+    let mut view = CreatedClientView::of(&client, &account, &credential);
+    view.view.last_used_at = used.get(client.id()).copied();
     let tag = view.view.etag.clone();
     Ok(Reply::ok(to_json(&view)).with_etag(tag))
 }
@@ -901,6 +918,13 @@ async fn get_usage(
                 transactions: transactions(r.cost),
                 refusals: r.refusals.clone(),
                 shadowed: r.shadowed.clone(),
+                apis: r
+                    .apis
+                    .iter()
+                    .map(|(name, u)| (name.clone(), ApiUsageView::of(u)))
+                    .collect(),
+                origins: r.origins.iter().map(SeenOriginView::of).collect(),
+                networks: r.networks.iter().map(SeenNetworkView::of).collect(),
             })
             .collect(),
     };

@@ -15,8 +15,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::schema::{
-    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
-    Usage, UsageDay,
+    ApiUsageView, AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota,
+    Regenerate, SeenNetworkView, SeenOriginView, TileUrl, Usage, UsageDay,
 };
 use crate::client::{Action, ClientKind, Restriction, Status};
 use crate::document::{
@@ -208,7 +208,7 @@ fn metadata_endpoint() {}
         ClientDocument, GrantDocument, Action, ClientKind, Status, Restriction,
         RateLimitDocument, ClientView,
         CreatedClientView, ClientList, NewClient, ClientPatch, Regenerate, Profile,
-        ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, AuditLog, AuditEntry, AuditAction,
+        ProfilePatch, Quota, MonthlyQuota, Usage, UsageDay, ApiUsageView, SeenOriginView, SeenNetworkView, AuditLog, AuditEntry, AuditAction,
         AuditOutcome, ErrorBody, TokenRequest, TokenResponse,
         PublicJwk, PublicJwkSet, ServerMetadata, TokenQuery, Introspection, NewTileUrl, TileUrl,
     )),

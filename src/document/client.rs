@@ -238,7 +238,8 @@ macro_rules! client_inputs {
         /// the fields present replace the client's, `null` resets one to its default
         /// (`roles` back to all of the account's; no expiry, API limit, grants or rate
         /// limit). `id`, `account` and `kind` may be sent back unchanged (as a document
-        /// read with `GET` has them), never changed.
+        /// read with `GET` has them), never changed; `last_used_at` may be sent back with
+        /// any value, and is ignored (the usage counter records it).
         #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
         #[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
@@ -254,6 +255,10 @@ macro_rules! client_inputs {
             /// The kind (read-only).
             #[serde(default)]
             pub kind: Option<ClientKind>,
+            /// When the client was last used (read-only: ignored).
+            #[serde(default)]
+            #[cfg_attr(feature = "admin", schema(value_type = Option<String>, format = DateTime))]
+            pub last_used_at: Option<ReadOnly>,
             /// A display name.
             #[serde(default)]
             #[cfg_attr(feature = "admin", schema(value_type = Option<String>))]
@@ -267,6 +272,7 @@ macro_rules! client_inputs {
                     id: new.id,
                     account: None,
                     kind: new.kind,
+                    last_used_at: None,
                     name: Nullable::Value(new.name),
                     $($field: new.$field,)*
                 }
@@ -314,6 +320,16 @@ client_inputs! {
     /// only by the operator, never through the admin API).
     #[cfg_attr(feature = "admin", schema(value_type = Option<Vec<Restriction>>))]
     shadow: Nullable<Vec<Restriction>>,
+}
+
+/// A read-only field a document may send back: accepted with any value, and ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOnly;
+
+impl<'de> Deserialize<'de> for ReadOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| ReadOnly)
+    }
 }
 
 impl NewClient {

@@ -39,7 +39,7 @@ pub use account::{AccountDocument, ProfilePatch};
 pub use audit::{AuditAction, AuditEntry, AuditOutcome, OPERATOR};
 pub use client::{
     ClientDocument, ClientPatch, GrantDocument, MAX_RULE_BYTES, MAX_SELF_SERVICE_ENTRIES,
-    NewClient, RateLimitDocument, etag,
+    NewClient, RateLimitDocument, ReadOnly, etag,
 };
 pub use field::{FieldError, read};
 pub use file::{ClientsFile, ClientsFileError, FileClient};

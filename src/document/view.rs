@@ -14,6 +14,7 @@
 //! let json = serde_json::to_value(&view)?;
 //! assert_eq!(json["api_key"], key.expose());
 //! assert_eq!(json["etag"], view.view.etag);
+//! assert!(json["last_used_at"].is_null(), "a new client was never used");
 //! assert!(!format!("{view:?}").contains(key.expose()), "never in Debug");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -21,6 +22,7 @@
 use std::fmt;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use super::{ClientDocument, etag};
 use crate::client::{Account, Client, ClientKind, PlainCredential};
@@ -33,17 +35,32 @@ pub struct ClientView {
     /// The client's settings (`roles` always explicit).
     #[serde(flatten)]
     pub client: ClientDocument,
-    /// The ETag of this representation (also the `ETag` header).
+    /// The ETag of this representation (also the `ETag` header). It covers the settings,
+    /// not `last_used_at`: using a client does not change it.
     pub etag: String,
+    /// When the client was last used, to the minute (RFC 3339); `null` when never, or
+    /// when the usage counter cannot tell (see
+    /// [`UsageCounter::last_used`](crate::limits::UsageCounter::last_used)).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "admin", schema(value_type = Option<String>, format = DateTime))]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl ClientView {
-    /// The client as `account` shows it.
+    /// The client as `account` shows it, with no last use known.
     pub fn of(client: &Client, account: &Account) -> ClientView {
         ClientView {
             client: ClientDocument::of(client, account),
             etag: etag(client, account),
+            last_used_at: None,
         }
+    }
+
+    /// The same view, with the client's last use (`None` for never or not known).
+    #[must_use]
+    pub fn last_used(mut self, at: Option<OffsetDateTime>) -> ClientView {
+        self.last_used_at = at;
+        self
     }
 }
 

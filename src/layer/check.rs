@@ -155,8 +155,9 @@ pub(crate) struct Admitted {
     /// The rate limits its charge applies, when the usage counter applies them (none when
     /// they were checked before the charge).
     rate_limits: ChargeRateLimits,
-    /// Where it came from, for a request report-only findings would have refused.
-    seen: Option<Seen>,
+    /// Where it came from, for a request report-only findings would have refused (boxed:
+    /// rare, and the steps stay small).
+    seen: Option<Box<Seen>>,
 }
 
 /// What a signed URL says of its answer and its request.
@@ -198,7 +199,7 @@ pub(crate) struct Refusal {
     pub(crate) who: Resolved,
     pub(crate) rule: Rule,
     pub(crate) rejection: Rejection,
-    pub(crate) seen: Option<Seen>,
+    pub(crate) seen: Option<Box<Seen>>,
 }
 
 /// An admitted request: who is calling, and what its response must carry.
@@ -255,7 +256,7 @@ impl<'c> Check<'c> {
             shadowed: &admitted.shadowed,
             rate_limits: admitted.rate_limits,
             api: Some(self.target.api.name()),
-            seen: admitted.seen.as_ref(),
+            seen: admitted.seen.as_deref(),
             at: Some(self.now),
             ..Charge::new(&account.id, client.id(), self.day(), cost.unwrap_or(0))
         }
@@ -266,7 +267,7 @@ impl<'c> Check<'c> {
     pub(crate) fn refused<'a>(&self, refusal: &'a Refusal) -> Refused<'a> {
         let who = &refusal.who;
         Refused::new(&who.account.id, who.client.id(), self.day(), refusal.rule)
-            .seen(refusal.seen.as_ref())
+            .seen(refusal.seen.as_deref())
             .at(self.now)
     }
 
@@ -452,7 +453,8 @@ impl<'c> Check<'c> {
                 return refuse(RejectionKind::Unpriceable);
             }
         };
-        let seen = (!decision.shadowed.is_empty()).then(|| seen_of(&facts, req.headers(), caller_ip));
+        let seen =
+            (!decision.shadowed.is_empty()).then(|| seen_of(&facts, req.headers(), caller_ip));
         let admitted = Admitted {
             seen,
             shadowed: decision.shadowed.iter().map(|f| f.rule).collect(),
@@ -589,7 +591,11 @@ impl<'c> Check<'c> {
 
 /// Where a refused or report-only request came from, for the statistics: its origin (read
 /// again when the policy did not need it) and its caller's network.
-fn seen_of(facts: &RequestFacts<'_>, headers: &http::HeaderMap, caller_ip: Option<IpAddr>) -> Seen {
+fn seen_of(
+    facts: &RequestFacts<'_>,
+    headers: &http::HeaderMap,
+    caller_ip: Option<IpAddr>,
+) -> Box<Seen> {
     let evidence = match facts.origin {
         OriginEvidence::Missing => OriginEvidence::from_headers(headers),
         read => read,
@@ -599,7 +605,7 @@ fn seen_of(facts: &RequestFacts<'_>, headers: &http::HeaderMap, caller_ip: Optio
         OriginEvidence::Referer(value) => RequestOrigin::from_referer_header(value),
         OriginEvidence::Missing | OriginEvidence::Unusable => None,
     };
-    Seen::new(origin, caller_ip)
+    Box::new(Seen::new(origin, caller_ip))
 }
 
 /// The store lookup of an API key, once its format and checksum are right.

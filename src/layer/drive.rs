@@ -79,15 +79,13 @@ pub(crate) fn drive_now<B>(config: &Arc<Config>, check: Check<'_>, req: &Request
                 }
                 None => return wait(&check, Step::NeedSignedClient(url)),
             },
-            Step::NeedCharge(admitted) => {
-                match config.usage.charge_now(&check.charge(&admitted)) {
-                    Some(answer) => {
-                        let answer = answer.map_err(|e| backend_failed("usage counter", &e));
-                        check.charged(config, admitted, answer)
-                    }
-                    None => return wait(&check, Step::NeedCharge(admitted)),
+            Step::NeedCharge(admitted) => match config.usage.charge_now(&check.charge(&admitted)) {
+                Some(answer) => {
+                    let answer = answer.map_err(|e| backend_failed("usage counter", &e));
+                    check.charged(config, admitted, answer)
                 }
-            }
+                None => return wait(&check, Step::NeedCharge(admitted)),
+            },
             Step::NeedRefusalRecord(refusal) => {
                 if !record_refusal_now(config, &check, &refusal) {
                     return wait(&check, Step::NeedRefusalRecord(refusal));

@@ -53,9 +53,17 @@ struct Counts {
     apis: BTreeMap<Box<str>, ApiUsage>,
     origins: TopCounts,
     networks: TopCounts,
+    /// The latest request of the day (kept as it came, read to the minute).
+    last_used: Option<OffsetDateTime>,
 }
 
 impl Counts {
+    fn used_at(&mut self, at: Option<OffsetDateTime>) {
+        if at > self.last_used {
+            self.last_used = at;
+        }
+    }
+
     fn api(&mut self, api: &str, requests: u64, cost: u64) {
         let usage = match self.apis.get_mut(api) {
             Some(usage) => usage,
@@ -101,28 +109,17 @@ fn previous(month: Month) -> Month {
     }
 }
 
-/// The days, each account's total of each month, and each client's last use.
+/// The days, and each account's total of each month.
 #[derive(Debug, Default)]
 struct Counters {
     days: BTreeMap<Date, Day>,
     months: BTreeMap<Month, IdMap<AccountId, u64>>,
-    last_used: IdMap<AccountId, IdMap<ClientId, OffsetDateTime>>,
-}
-
-impl Counters {
-    fn used_at(&mut self, account: &AccountId, client: &ClientId, at: Option<OffsetDateTime>) {
-        let Some(at) = at else { return };
-        let minute = last_use_minute(at);
-        slot(&mut self.last_used, account)
-            .entry(client.clone())
-            .and_modify(|last| *last = (*last).max(minute))
-            .or_insert(minute);
-    }
 }
 
 /// Usage counters in memory: exact under any concurrency (one short lock per request),
 /// keeping [`DEFAULT_RETENTION_DAYS`] days and the monthly totals of this month and the
-/// one before.
+/// one before. A client's last use is read from the days kept: one not used within them
+/// counts as never used.
 #[derive(Debug)]
 pub struct InMemoryUsageCounter {
     counters: Mutex<Counters>,
@@ -180,8 +177,7 @@ impl InMemoryUsageCounter {
 
     fn charge_locked(&self, charge: &Charge<'_>) -> Charged {
         let mut counters = self.lock();
-        counters.used_at(charge.account, charge.client, charge.at);
-        let Counters { days, months, .. } = &mut *counters;
+        let Counters { days, months } = &mut *counters;
         let month = slot(Self::month(months, charge.day), charge.account);
         let account = slot(&mut self.day(days, charge.day).accounts, charge.account);
         let daily_fits = charge
@@ -198,7 +194,9 @@ impl InMemoryUsageCounter {
         }
         let (used, monthly_used) = (account.used, *month);
         let counts = slot(&mut account.clients, charge.client);
-        let charged = Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
+        counts.used_at(charge.at);
+        let charged =
+            Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
         if let Some(seen) = charge.seen {
             counts.seen(seen);
         }
@@ -222,12 +220,12 @@ impl InMemoryUsageCounter {
 
     fn record_refusal_locked(&self, refused: &Refused<'_>) {
         let mut counters = self.lock();
-        counters.used_at(refused.account, refused.client, refused.at);
         let account = slot(
             &mut self.day(&mut counters.days, refused.day).accounts,
             refused.account,
         );
         let counts = slot(&mut account.clients, refused.client);
+        counts.used_at(refused.at);
         *counts.refusals.entry(refused.rule.as_str()).or_default() += 1;
         if let Some(seen) = refused.seen {
             counts.seen(seen);
@@ -260,11 +258,21 @@ impl UsageCounter for InMemoryUsageCounter {
         account: &AccountId,
     ) -> Result<BTreeMap<ClientId, OffsetDateTime>, BackendError> {
         let counters = self.lock();
-        Ok(counters
-            .last_used
-            .get(account)
-            .map(|clients| clients.iter().map(|(c, at)| (c.clone(), *at)).collect())
-            .unwrap_or_default())
+        let mut last = BTreeMap::new();
+        for day in counters.days.values() {
+            let Some(account) = day.accounts.get(account) else {
+                continue;
+            };
+            for (client, counts) in &account.clients {
+                if let Some(at) = counts.last_used {
+                    let minute = last_use_minute(at);
+                    last.entry(client.clone())
+                        .and_modify(|known: &mut OffsetDateTime| *known = (*known).max(minute))
+                        .or_insert(minute);
+                }
+            }
+        }
+        Ok(last)
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
@@ -497,7 +505,11 @@ mod tests {
         let (a, c) = ids();
         let other = AccountId::new("other").unwrap();
         let day = date!(2026 - 06 - 01);
-        for (account, rule) in [(&a, Rule::Origins), (&a, Rule::Origins), (&other, Rule::Ips)] {
+        for (account, rule) in [
+            (&a, Rule::Origins),
+            (&a, Rule::Origins),
+            (&other, Rule::Ips),
+        ] {
             counter
                 .record_refusal(&Refused::new(account, &c, day, rule))
                 .await
@@ -540,8 +552,14 @@ mod tests {
         assert_eq!(row.apis["ReverseGeocoding"], ApiUsage::new(1, 5_000));
         // Where the layer gave it: a report-only finding, a refusal.
         assert_eq!(row.origins.len(), 1);
-        assert_eq!((row.origins[0].value.as_str(), row.origins[0].count), ("https://x.example", 2));
-        assert_eq!((row.networks[0].value.as_str(), row.networks[0].count), ("203.0.113.0/24", 2));
+        assert_eq!(
+            (row.origins[0].value.as_str(), row.origins[0].count),
+            ("https://x.example", 2)
+        );
+        assert_eq!(
+            (row.networks[0].value.as_str(), row.networks[0].count),
+            ("203.0.113.0/24", 2)
+        );
         let last = counter.last_used(&a).await.unwrap();
         assert_eq!(last[&c], time::macros::datetime!(2026-06-01 10:18:00 UTC));
         // An older time never moves the last use back.

@@ -223,6 +223,26 @@ fn usage_without_a_usage_source_reports_the_quota_and_where_the_counts_are() {
 }
 
 #[test]
+fn without_shared_counters_last_use_is_not_known_here_and_recommend_says_what_it_needs() {
+    let (store, created) = Store::with_acme();
+    let web = created["clients"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let show = store.json(&["client", "show", &web]);
+    assert_eq!(show["last_used_at"], Value::Null);
+    let table = store.ok(&["client", "show", &web]);
+    assert!(
+        table.contains("last_used") && table.contains("not known here"),
+        "{table}"
+    );
+    let err = store.fails(1, &["recommend", "--client", &web]);
+    assert!(err.contains("--redis"), "{err}");
+    let err = store.fails(2, &["recommend", "--client", &web, "--days", "0"]);
+    assert!(err.contains("--days"), "{err}");
+}
+
+#[test]
 fn a_client_the_file_gave_no_credential_gets_one_shown_once() {
     let store = Store::new();
     fs::write(

@@ -116,7 +116,8 @@ impl Drop for RedisPrefix {
 #[cfg(feature = "redis")]
 #[test]
 fn usage_reads_the_counters_the_servers_share_in_redis() {
-    use gis_auth::limits::{Charge, RedisUsageCounter, UsageCounter};
+    use gis_auth::limits::{Charge, RedisUsageCounter, Refused, Seen, UsageCounter};
+    use gis_auth::restrict::RequestOrigin;
 
     let (store, created) = Store::with_acme();
     let web = ClientId::new(str_of(&created["clients"][0], "id")).expect("an id");
@@ -124,22 +125,28 @@ fn usage_reads_the_counters_the_servers_share_in_redis() {
     let prefix = RedisPrefix::new();
     let url = prefix.url.clone();
     // The counter keeps days on the system clock: count today.
-    let today = time::OffsetDateTime::now_utc().date();
+    let now = time::OffsetDateTime::now_utc();
+    let today = now.date();
     block(async {
         let counter = RedisUsageCounter::connect(&url)
             .await
             .expect("Redis at REDIS_URL")
             .key_prefix(prefix.prefix.clone());
         for _ in 0..3 {
-            counter
-                .charge(&Charge::new(&acme, &web, today, 100))
-                .await
-                .expect("charged");
+            let charge = Charge {
+                api: Some("WorldStreets"),
+                at: Some(now),
+                ..Charge::new(&acme, &web, today, 100)
+            };
+            counter.charge(&charge).await.expect("charged");
         }
-        counter
-            .record_refusal(&acme, &web, today, gis_auth::policy::Rule::Origins)
-            .await
-            .expect("recorded");
+        let seen = Seen::new(
+            RequestOrigin::from_origin_header("https://partner.example"),
+            Some("203.0.113.40".parse().expect("an address")),
+        );
+        let refused =
+            Refused::new(&acme, &web, today, gis_auth::policy::Rule::Origins).seen(Some(&seen));
+        counter.record_refusal(&refused).await.expect("recorded");
     });
     let day = format!(
         "{:04}-{:02}-{:02}",
@@ -167,9 +174,53 @@ fn usage_reads_the_counters_the_servers_share_in_redis() {
     assert_eq!(row["requests"], 3);
     assert_eq!(row["transactions"], 0.3);
     assert_eq!(row["refusals"]["origins"], 1);
+    assert_eq!(row["apis"]["WorldStreets"]["requests"], 3);
+    assert_eq!(row["origins"][0]["origin"], "https://partner.example");
+    assert_eq!(row["networks"][0]["network"], "203.0.113.0/24");
     let table = store.ok(&args);
     assert!(table.contains("DATE"), "{table}");
     assert!(table.contains("origins 1"), "{table}");
+    assert!(table.contains("WorldStreets 3/0.3"), "{table}");
+    assert!(table.contains("203.0.113.0/24"), "{table}");
+
+    // Every client representation has its last use, to the minute.
+    let shared = ["--redis", url.as_str(), "--redis-prefix", &prefix.prefix];
+    let minute = gis_auth::limits::last_use_minute(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    let show = store.json(&[&["client", "show", web.as_str()][..], &shared].concat());
+    assert_eq!(show["last_used_at"], minute.as_str());
+    let list = store.json(&[&["client", "list"][..], &shared].concat());
+    let clients = list["clients"].as_array().expect("a list");
+    assert!(
+        clients.iter().any(|c| c["last_used_at"] == minute.as_str()),
+        "{list}"
+    );
+    assert!(
+        clients.iter().any(|c| c["last_used_at"].is_null()),
+        "one never used: {list}"
+    );
+    let table = store.ok(&[&["client", "list"][..], &shared].concat());
+    assert!(
+        table.contains("LAST USED") && table.contains("never"),
+        "{table}"
+    );
+
+    // recommend proposes what was seen, to try report-only.
+    let advice = store.json(&[&["recommend", "--client", web.as_str()][..], &shared].concat());
+    assert_eq!(advice["allowed_ips"], serde_json::json!(["203.0.113.0/24"]));
+    assert!(
+        advice["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("--shadow")),
+        "{advice}"
+    );
+    let text = store.ok(&[
+        &["recommend", "--client", web.as_str(), "--days", "1"][..],
+        &shared,
+    ]
+    .concat());
+    assert!(text.contains("https://partner.example"), "{text}");
 }
 
 /// A PostgreSQL schema of one test's own, dropped with everything in it when dropped; its

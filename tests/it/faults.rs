@@ -81,13 +81,7 @@ impl UsageCounter for FaultyCounter {
         self.misbehave().await
     }
 
-    async fn record_refusal(
-        &self,
-        _: &AccountId,
-        _: &ClientId,
-        _: Date,
-        _: gis_auth::policy::Rule,
-    ) -> Result<(), BackendError> {
+    async fn record_refusal(&self, _: &gis_auth::limits::Refused<'_>) -> Result<(), BackendError> {
         self.misbehave().await
     }
 

@@ -8,6 +8,7 @@ use gis_auth::document::{AccountDocument, ClientView, CreatedClientView};
 use gis_auth::store::{CreatedClient, ManageError, ManagedStore};
 use serde_json::json;
 
+use crate::counter::Counters;
 use crate::output::{
     Failure, Output, Table, account_fields, credential_fields, note, roles_text, time_text,
     unlimited_or,
@@ -86,12 +87,13 @@ pub struct UpdateArgs {
 pub async fn run(
     command: AccountCommand,
     store: &Arc<dyn ManagedStore>,
+    counters: &Counters,
     out: &Output,
 ) -> Result<(), Failure> {
     match command {
         AccountCommand::Create(args) => create(new_account(args)?, store, *out).await,
         AccountCommand::List => list(store, *out).await,
-        AccountCommand::Show(IdArg { id }) => show(&id, store, *out).await,
+        AccountCommand::Show(IdArg { id }) => show(&id, store, counters, *out).await,
         AccountCommand::Update(args) => update(args, store, *out).await,
         AccountCommand::Deactivate(IdArg { id }) => {
             set_status(&id, Status::Inactive, store, *out).await
@@ -196,19 +198,33 @@ pub async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Arc<Account
         .ok_or_else(|| ManageError::unknown_account(&id).into())
 }
 
-async fn show(id: &str, store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {
+async fn show(
+    id: &str,
+    store: &Arc<dyn ManagedStore>,
+    counters: &Counters,
+    out: Output,
+) -> Result<(), Failure> {
     let account = find(store, id).await?;
     let clients = store.list_clients(&account.id).await?;
+    let used = counters.last_used(&account.id).await?;
     if out.is_json() {
         let clients: Vec<ClientView> = clients
             .iter()
-            .map(|c| ClientView::of(c, &account))
+            .map(|c| ClientView::of(c, &account).last_used(used.of(c.id())))
             .collect();
         return out.json(&json!({"account": AccountDocument::of(&account), "clients": clients}));
     }
     out.fields(&account_fields(&account))?;
     out.line("")?;
-    let mut table = Table::new(["CLIENT", "KIND", "NAME", "STATUS", "ROLES", "EXPIRES"]);
+    let mut table = Table::new([
+        "CLIENT",
+        "KIND",
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "EXPIRES",
+        "LAST USED",
+    ]);
     for c in &clients {
         table.row(vec![
             c.id().to_string(),
@@ -217,6 +233,7 @@ async fn show(id: &str, store: &Arc<dyn ManagedStore>, out: Output) -> Result<()
             c.status().to_string(),
             roles_text(&c.effective_roles(&account)),
             time_text(c.expires_at()),
+            used.text(c.id()),
         ]);
     }
     out.table(&table, "no clients")

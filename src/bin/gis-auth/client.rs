@@ -1,5 +1,6 @@
 //! `gis-auth client create|list|show|update|regenerate|deactivate|activate|delete`.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -10,6 +11,7 @@ use gis_auth::store::{ChangedBy, ManageError, ManagedStore, Precondition, Resolv
 use serde_json::json;
 
 use crate::account::created_fields;
+use crate::counter::{Counters, LastUse};
 use crate::output::{
     Failure, Output, Table, client_fields, credential_fields, note, roles_text, time_text,
 };
@@ -130,15 +132,17 @@ pub struct ChangeArgs {
 pub async fn run(
     command: ClientCommand,
     store: &Arc<dyn ManagedStore>,
+    counters: &Counters,
     out: &Output,
 ) -> Result<(), Failure> {
     let out = *out;
     match command {
         ClientCommand::Create(args) => create(args, store, out).await,
-        ClientCommand::List(args) => list(args, store, out).await,
+        ClientCommand::List(args) => list(args, store, counters, out).await,
         ClientCommand::Show(IdArg { id }) => {
             let found = find(store, &id).await?;
-            print_client(&found.client, &found, out)
+            let used = counters.last_used(&found.account.id).await?;
+            show(&found, &used, out)
         }
         ClientCommand::Update(args) => {
             let patch = args.settings.patch()?;
@@ -217,7 +221,7 @@ fn precondition(if_match: Option<String>) -> Precondition {
 }
 
 /// The client with this id and its account, or a failure naming it.
-async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Resolved, Failure> {
+pub async fn find(store: &Arc<dyn ManagedStore>, id: &str) -> Result<Resolved, Failure> {
     let id = ClientId::new(id)?;
     store
         .resolve_id(&id)
@@ -263,25 +267,41 @@ async fn find_account(
     crate::account::find(store, id.as_str()).await
 }
 
-async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Result<(), Failure> {
+async fn list(
+    args: ListArgs,
+    store: &Arc<dyn ManagedStore>,
+    counters: &Counters,
+    out: Output,
+) -> Result<(), Failure> {
     let accounts = match &args.account {
         Some(id) => vec![crate::account::find(store, id).await?],
         None => store.list_accounts().await?,
     };
     let mut rows = Vec::new();
     for account in &accounts {
+        let used = Rc::new(counters.last_used(&account.id).await?);
         for client in store.list_clients(&account.id).await? {
-            rows.push((client, account.clone()));
+            rows.push((client, account.clone(), used.clone()));
         }
     }
     if out.is_json() {
-        let clients: Vec<ClientView> = rows.iter().map(|(c, a)| ClientView::of(c, a)).collect();
+        let clients: Vec<ClientView> = rows
+            .iter()
+            .map(|(c, a, used)| ClientView::of(c, a).last_used(used.of(c.id())))
+            .collect();
         return out.json(&json!({ "clients": clients }));
     }
     let mut table = Table::new([
-        "ID", "ACCOUNT", "KIND", "NAME", "STATUS", "ROLES", "EXPIRES",
+        "ID",
+        "ACCOUNT",
+        "KIND",
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "EXPIRES",
+        "LAST USED",
     ]);
-    for (c, a) in &rows {
+    for (c, a, used) in &rows {
         table.row(vec![
             c.id().to_string(),
             a.id.to_string(),
@@ -290,9 +310,22 @@ async fn list(args: ListArgs, store: &Arc<dyn ManagedStore>, out: Output) -> Res
             c.status().to_string(),
             roles_text(&c.effective_roles(a)),
             time_text(c.expires_at()),
+            used.text(c.id()),
         ]);
     }
     out.table(&table, "no clients")
+}
+
+/// `client show`: the client with its last use.
+fn show(found: &Resolved, used: &LastUse, out: Output) -> Result<(), Failure> {
+    let (client, account) = (&found.client, &found.account);
+    if out.is_json() {
+        out.json(&ClientView::of(client, account).last_used(used.of(client.id())))
+    } else {
+        let mut fields = client_fields(client, account);
+        fields.push(("last_used", used.text(client.id())));
+        out.fields(&fields)
+    }
 }
 
 fn print_client(client: &Client, found: &Resolved, out: Output) -> Result<(), Failure> {

@@ -7,6 +7,7 @@
 //!     --name "Store locator" --allowed-origins 'https://*.acme.test'
 //! gis-auth --store clients.json client list --json
 //! gis-auth --store clients.json audit --account acme --from 2026-06-01
+//! gis-auth --store clients.json --redis redis://127.0.0.1 recommend --client acme-web
 //! gis-auth --store clients.json explain --client acme-web --path /tiles/1/2/3.png \
 //!     --origin https://maps.acme.test
 //! ```
@@ -19,9 +20,11 @@
 mod account;
 mod audit;
 mod client;
+mod counter;
 mod explain;
 mod lint;
 mod output;
+mod recommend;
 mod settings;
 mod store;
 mod usage;
@@ -44,6 +47,15 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Read the usage counters the servers share in Redis (needs the `redis` feature): for
+    /// `usage`, `recommend` and the clients' `last_used_at`.
+    #[arg(long, global = true, value_name = "URL")]
+    redis: Option<String>,
+
+    /// The key prefix the servers' Redis counters use (`gis-auth:` by default).
+    #[arg(long, global = true, value_name = "PREFIX")]
+    redis_prefix: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +72,9 @@ enum Command {
     Usage(usage::UsageArgs),
     /// The audit log: who changed which account or client, when, and with what outcome.
     Audit(audit::AuditArgs),
+    /// Propose a client's `allowed_origins` and `allowed_ips` from where its refused and
+    /// report-only requests came from, to try in shadow mode first (needs `--redis`).
+    Recommend(recommend::RecommendArgs),
     /// Warn about client settings that rarely do what was meant, over the whole store.
     Lint(lint::LintArgs),
     /// Decide a described request for a client against the standard GIS routes, and say
@@ -92,7 +107,8 @@ fn main() -> ExitCode {
         }
     };
     let out = output::Output::new(cli.json);
-    match runtime.block_on(run(cli.command, &store, &out)) {
+    let shared = (cli.redis, cli.redis_prefix);
+    match runtime.block_on(run(cli.command, &store, shared, &out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("gis-auth: {failure}");
@@ -101,7 +117,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, spec: &str, out: &output::Output) -> Result<(), Failure> {
+async fn run(
+    command: Command,
+    spec: &str,
+    (redis, redis_prefix): (Option<String>, Option<String>),
+    out: &output::Output,
+) -> Result<(), Failure> {
     match command {
         // Only creating an account may create a clients file, and only once its flags are
         // valid: a mistyped path elsewhere is an error, not an empty store.
@@ -114,10 +135,13 @@ async fn run(command: Command, spec: &str, out: &output::Output) -> Result<(), F
         Command::Migrate => store::migrate(spec, *out).await,
         command => {
             let store = store::open(spec, false).await?;
+            let counters =
+                counter::Counters::open(redis.as_deref(), redis_prefix.as_deref()).await?;
             match command {
-                Command::Account(c) => account::run(c, &store, out).await,
-                Command::Client(c) => client::run(c, &store, out).await,
-                Command::Usage(args) => usage::run(args, &store, out).await,
+                Command::Account(c) => account::run(c, &store, &counters, out).await,
+                Command::Client(c) => client::run(c, &store, &counters, out).await,
+                Command::Usage(args) => usage::run(args, &store, &counters, out).await,
+                Command::Recommend(args) => recommend::run(args, &store, &counters, out).await,
                 Command::Audit(args) => audit::run(args, &store, out).await,
                 Command::Lint(args) => lint::run(args, &store, out).await,
                 Command::Explain(args) => explain::run(args, &store, out).await,

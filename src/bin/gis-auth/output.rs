@@ -122,6 +122,10 @@ impl Table {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells.iter().map(|c| printable(c)).collect());
     }

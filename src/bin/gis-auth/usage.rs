@@ -4,19 +4,21 @@
 //! the default in-memory counter keeps its counts in its own process, out of this tool's
 //! reach: then this command reports the account's quota and says so, and the counts are at
 //! the server's `GET /account/usage`. Counters shared through Redis (`--redis URL`, with
-//! the `redis` feature) are read directly.
+//! the `redis` feature) are read directly: each client's day by API, and the origins and
+//! networks its refused or report-only requests came from.
 
 use std::sync::Arc;
 
 use clap::Args;
 use gis_auth::ConfigError;
 use gis_auth::client::Account;
-use gis_auth::limits::{DailyUsage, UsageCounter};
+use gis_auth::limits::DailyUsage;
 use gis_auth::policy::transactions;
 use gis_auth::store::ManagedStore;
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 
+use crate::counter::Counters;
 use crate::output::{Failure, Output, Table, list_text, note};
 
 /// The longest range one report covers.
@@ -35,14 +37,6 @@ pub struct UsageArgs {
     /// The last UTC day (YYYY-MM-DD; today when absent).
     #[arg(long, value_name = "DATE")]
     to: Option<String>,
-
-    /// Read the usage counters the servers share in Redis (needs the `redis` feature).
-    #[arg(long, value_name = "URL")]
-    redis: Option<String>,
-
-    /// The key prefix the servers' Redis counters use (`gis-auth:` by default).
-    #[arg(long, value_name = "PREFIX")]
-    redis_prefix: Option<String>,
 }
 
 /// What a report covers.
@@ -56,20 +50,20 @@ struct Range {
 pub async fn run(
     args: UsageArgs,
     store: &Arc<dyn ManagedStore>,
+    counters: &Counters,
     out: &Output,
 ) -> Result<(), Failure> {
     let today = OffsetDateTime::now_utc().date();
     let range = range(args.from.as_deref(), args.to.as_deref(), today)?;
     let account = crate::account::find(store, &args.account).await?;
-    let source = source(args.redis.as_deref(), args.redis_prefix.as_deref()).await?;
-    let report = match &source {
+    let report = match counters.shared() {
         Some((_, counter)) => Some(Report {
             rows: counter.usage(&account.id, range.from, range.to).await?,
             used_today: counter.used(&account.id, range.today).await?,
         }),
         None => None,
     };
-    let source_name = source.as_ref().map(|(name, _)| *name);
+    let source_name = counters.shared().map(|(name, _)| name);
     if out.is_json() {
         out.json(&usage_json(&account, range, source_name, report.as_ref()))
     } else {
@@ -77,7 +71,14 @@ pub async fn run(
         match &report {
             Some(report) => {
                 out.line("")?;
-                out.table(&usage_table(&report.rows), "no requests in this range")
+                out.table(&usage_table(&report.rows), "no requests in this range")?;
+                let seen = seen_table(&report.rows);
+                if !seen.is_empty() {
+                    out.line("")?;
+                    out.line("Where refused or report-only requests came from:")?;
+                    out.table(&seen, "")?;
+                }
+                Ok(())
             }
             None => {
                 note(NO_SOURCE);
@@ -129,38 +130,6 @@ fn range(from: Option<&str>, to: Option<&str>, today: Date) -> Result<Range, Con
     })
 }
 
-type Source = (&'static str, Arc<dyn UsageCounter>);
-
-#[cfg(feature = "redis")]
-async fn source(redis: Option<&str>, prefix: Option<&str>) -> Result<Option<Source>, Failure> {
-    let Some(url) = redis else {
-        if prefix.is_some() {
-            crate::usage_error("--redis-prefix goes with --redis");
-        }
-        return Ok(None);
-    };
-    // The URL may hold a password: it is never echoed.
-    let mut counter = gis_auth::limits::RedisUsageCounter::connect(url)
-        .await
-        .map_err(|e| Failure::new(format!("cannot read the Redis usage counters: {e}")))?;
-    if let Some(prefix) = prefix {
-        counter = counter.key_prefix(prefix);
-    }
-    Ok(Some(("redis", Arc::new(counter))))
-}
-
-#[cfg(not(feature = "redis"))]
-async fn source(redis: Option<&str>, prefix: Option<&str>) -> Result<Option<Source>, Failure> {
-    match (redis, prefix) {
-        (None, None) => Ok(None),
-        // The URL may hold a password: it is never echoed.
-        _ => Err(Failure::new(
-            "invalid redis: reading Redis usage counters needs gis-auth built with the \
-             `redis` feature (cargo install gis-auth --features cli,redis)",
-        )),
-    }
-}
-
 fn day_text(d: Date) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     d.format(format).unwrap_or_default()
@@ -183,6 +152,12 @@ fn usage_json(
                     "transactions": transactions(u.cost),
                     "refusals": u.refusals,
                     "shadowed": u.shadowed,
+                    "apis": u.apis.iter().map(|(api, use_)| (api.clone(), json!({
+                        "requests": use_.requests,
+                        "transactions": transactions(use_.cost),
+                    }))).collect::<serde_json::Map<_, _>>(),
+                    "origins": u.origins.iter().map(|s| json!({"origin": s.value, "count": s.count})).collect::<Vec<_>>(),
+                    "networks": u.networks.iter().map(|s| json!({"network": s.value, "count": s.count})).collect::<Vec<_>>(),
                 })
             })
             .collect::<Vec<_>>()
@@ -236,6 +211,7 @@ fn usage_table(rows: &[DailyUsage]) -> Table {
         "TRANSACTIONS",
         "REFUSALS",
         "REPORT-ONLY",
+        "BY API (REQUESTS/TRANSACTIONS)",
     ]);
     for u in rows {
         table.row(vec![
@@ -245,7 +221,28 @@ fn usage_table(rows: &[DailyUsage]) -> Table {
             transactions(u.cost).to_string(),
             counts_text(&u.refusals),
             counts_text(&u.shadowed),
+            list_text(
+                u.apis.iter().map(|(api, use_)| {
+                    format!("{api} {}/{}", use_.requests, transactions(use_.cost))
+                }),
+            ),
         ]);
+    }
+    table
+}
+
+/// The origins and networks of each client's refused or report-only requests, a row each.
+fn seen_table(rows: &[DailyUsage]) -> Table {
+    let mut table = Table::new(["DATE", "CLIENT", "FROM", "REQUESTS"]);
+    for u in rows {
+        for seen in u.origins.iter().chain(&u.networks) {
+            table.row(vec![
+                day_text(u.day),
+                u.client.to_string(),
+                seen.value.clone(),
+                seen.count.to_string(),
+            ]);
+        }
     }
     table
 }
@@ -254,8 +251,9 @@ fn usage_table(rows: &[DailyUsage]) -> Table {
 mod tests {
     use super::*;
     use gis_auth::client::{AccountId, ClientId, Role, RoleSet};
-    use gis_auth::limits::{Charge, InMemoryUsageCounter};
+    use gis_auth::limits::{Charge, InMemoryUsageCounter, Refused, Seen, UsageCounter};
     use gis_auth::policy::Rule;
+    use gis_auth::restrict::RequestOrigin;
     use time::macros::date;
 
     fn field(e: ConfigError) -> &'static str {
@@ -298,15 +296,18 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             for _ in 0..3 {
-                counter
-                    .charge(&Charge::new(&acme, &web, day, 100))
-                    .await
-                    .unwrap();
+                let charge = Charge {
+                    api: Some("WorldStreets"),
+                    ..Charge::new(&acme, &web, day, 100)
+                };
+                counter.charge(&charge).await.unwrap();
             }
-            counter
-                .record_refusal(&acme, &web, day, Rule::Origins)
-                .await
-                .unwrap();
+            let seen = Seen::new(
+                RequestOrigin::from_origin_header("https://other.example"),
+                Some("203.0.113.7".parse().unwrap()),
+            );
+            let refused = Refused::new(&acme, &web, day, Rule::Origins).seen(Some(&seen));
+            counter.record_refusal(&refused).await.unwrap();
         });
         let report = Report {
             rows: rt.block_on(counter.usage(&acme, day, day)).unwrap(),
@@ -324,12 +325,24 @@ mod tests {
         assert_eq!(json["days"][0]["requests"], 3);
         assert_eq!(json["days"][0]["transactions"], 0.3);
         assert_eq!(json["days"][0]["refusals"]["origins"], 1);
+        assert_eq!(json["days"][0]["apis"]["WorldStreets"]["requests"], 3);
+        assert_eq!(json["days"][0]["apis"]["WorldStreets"]["transactions"], 0.3);
+        assert_eq!(
+            json["days"][0]["origins"][0]["origin"],
+            "https://other.example"
+        );
+        assert_eq!(json["days"][0]["networks"][0]["network"], "203.0.113.0/24");
+        assert_eq!(json["days"][0]["networks"][0]["count"], 1);
+        let seen = seen_table(&report.rows).render();
+        assert!(seen.contains("203.0.113.0/24"), "{seen}");
         assert_eq!(json["used_today"], 0.3);
         assert_eq!(json["daily_quota"], 1_000);
         let rendered = usage_table(&report.rows).render();
         assert!(rendered.starts_with("DATE"), "{rendered}");
         assert!(
-            rendered.contains("2026-06-10  web     3         0.3           origins 1  -"),
+            rendered.contains(
+                "2026-06-10  web     3         0.3           origins 1  -            WorldStreets 3/0.3"
+            ),
             "{rendered}"
         );
 

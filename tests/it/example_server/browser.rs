@@ -70,13 +70,7 @@ impl UsageCounter for DownCounter {
         Err(BackendError::new("down"))
     }
 
-    async fn record_refusal(
-        &self,
-        _: &AccountId,
-        _: &ClientId,
-        _: Date,
-        _: gis_auth::policy::Rule,
-    ) -> Result<(), BackendError> {
+    async fn record_refusal(&self, _: &gis_auth::limits::Refused<'_>) -> Result<(), BackendError> {
         Err(BackendError::new("down"))
     }
 

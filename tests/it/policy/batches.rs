@@ -182,12 +182,9 @@ impl UsageCounter for FailingFollowUps {
 
     async fn record_refusal(
         &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: time::Date,
-        rule: Rule,
+        refused: &gis_auth::limits::Refused<'_>,
     ) -> Result<(), BackendError> {
-        self.0.record_refusal(account, client, day, rule).await
+        self.0.record_refusal(refused).await
     }
 
     async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {

@@ -227,3 +227,96 @@ async fn bad_usage_dates_are_refused_with_400() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn usage_breaks_each_day_down_by_api_and_names_where_refusals_came_from() -> TestResult {
+    let server = Server::new();
+    let site = server.client(
+        ClientSpec::javascript("Site")
+            .allowed_origins([MAPS])
+            .allowed_ips([OFFICE_BLOCK])
+            .shadow([Restriction::Ips]),
+    );
+    // Allowed outright: counted by API, but not as seen.
+    let ok = keyed(TILE, &site).origin(MAPS).peer(OFFICE);
+    server.send(ok).await.assert_ok();
+    // Admitted, but the report-only IP rule would have refused it: seen.
+    server
+        .send(keyed(TILE, &site).origin(MAPS))
+        .await
+        .assert_ok();
+    server
+        .send(keyed(REVERSE, &site).origin(MAPS).peer("2001:db8:5:6::1"))
+        .await
+        .assert_ok();
+    // Refused by the origin rule: seen.
+    let refused = server
+        .send(keyed(REVERSE, &site).origin(EVIL).peer(OFFICE))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let page = usage_page(&server, &server.acme, "").await;
+    let row = usage_row(&page, "2026-05-01", site.client.id());
+    assert_eq!(
+        row["apis"],
+        json!({
+            "WorldStreets": {"requests": 2, "transactions": 0.2},
+            "ReverseGeocoder": {"requests": 1, "transactions": 1.0},
+        })
+    );
+    assert_eq!(
+        row["origins"],
+        json!([{"origin": MAPS, "count": 2}, {"origin": EVIL, "count": 1}])
+    );
+    assert_eq!(
+        row["networks"],
+        json!([
+            {"network": "198.51.100.0/24", "count": 1},
+            {"network": "2001:db8:5::/48", "count": 1},
+            {"network": OFFICE_BLOCK, "count": 1},
+        ])
+    );
+    let text = page.to_string();
+    for address in [CALLER, OFFICE, "2001:db8:5:6::1"] {
+        assert!(
+            !text.contains(&format!("\"{address}")),
+            "a whole address: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_shows_when_it_was_last_used_to_the_minute_and_use_keeps_its_etag() -> TestResult {
+    let server = Server::new();
+    let web = &server.acme.javascript;
+    let token = server.token_of(&server.acme.native).await;
+    let path = format!("/account/clients/{}", web.client.id());
+    let before = server.send(get(&path).bearer(&token)).await;
+    assert_eq!(before.json()["last_used_at"], Value::Null, "never used");
+    server.clock.set(START + time::Duration::seconds(75));
+    server.send(keyed(TILE, web)).await.assert_ok();
+    let after = server.send(get(&path).bearer(&token)).await;
+    assert_eq!(after.json()["last_used_at"], "2026-05-01T10:01:00Z");
+    assert_eq!(
+        after.headers.get(header::ETAG),
+        before.headers.get(header::ETAG),
+        "using a client does not change its ETag"
+    );
+    // A refused request is a use too, and the list shows it.
+    server.clock.set(START + time::Duration::minutes(5));
+    let refused = server.send(keyed(ROADS, web)).await;
+    assert!(refused.status.is_client_error(), "{}", refused.describe());
+    let list = server
+        .send(get("/account/clients").bearer(&token))
+        .await
+        .json();
+    let listed = list["clients"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|c| c["id"] == web.client.id().as_str())
+        .expect("the client");
+    assert_eq!(listed["last_used_at"], "2026-05-01T10:05:00Z");
+    Ok(())
+}
