@@ -198,7 +198,8 @@ impl InMemoryUsageCounter {
         }
         let (used, monthly_used) = (account.used, *month);
         let counts = slot(&mut account.clients, charge.client);
-        let charged = Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
+        let charged =
+            Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
         if let Some(seen) = charge.seen {
             counts.seen(seen);
         }
@@ -497,7 +498,11 @@ mod tests {
         let (a, c) = ids();
         let other = AccountId::new("other").unwrap();
         let day = date!(2026 - 06 - 01);
-        for (account, rule) in [(&a, Rule::Origins), (&a, Rule::Origins), (&other, Rule::Ips)] {
+        for (account, rule) in [
+            (&a, Rule::Origins),
+            (&a, Rule::Origins),
+            (&other, Rule::Ips),
+        ] {
             counter
                 .record_refusal(&Refused::new(account, &c, day, rule))
                 .await
@@ -540,8 +545,14 @@ mod tests {
         assert_eq!(row.apis["ReverseGeocoding"], ApiUsage::new(1, 5_000));
         // Where the layer gave it: a report-only finding, a refusal.
         assert_eq!(row.origins.len(), 1);
-        assert_eq!((row.origins[0].value.as_str(), row.origins[0].count), ("https://x.example", 2));
-        assert_eq!((row.networks[0].value.as_str(), row.networks[0].count), ("203.0.113.0/24", 2));
+        assert_eq!(
+            (row.origins[0].value.as_str(), row.origins[0].count),
+            ("https://x.example", 2)
+        );
+        assert_eq!(
+            (row.networks[0].value.as_str(), row.networks[0].count),
+            ("203.0.113.0/24", 2)
+        );
         let last = counter.last_used(&a).await.unwrap();
         assert_eq!(last[&c], time::macros::datetime!(2026-06-01 10:18:00 UTC));
         // An older time never moves the last use back.

@@ -251,7 +251,6 @@ impl<'a> Charge<'a> {
             rate_limits: ChargeRateLimits::default(),
         }
     }
-
 }
 
 /// A request of a known client that a rule refused, to count.
