@@ -586,12 +586,9 @@ mod tests {
 
         async fn record_refusal(
             &self,
-            account: &AccountId,
-            client: &ClientId,
-            day: time::Date,
-            rule: crate::rule::Rule,
+            refused: &crate::limits::Refused<'_>,
         ) -> Result<(), BackendError> {
-            self.inner.record_refusal(account, client, day, rule).await
+            self.inner.record_refusal(refused).await
         }
 
         async fn used(&self, account: &AccountId, day: time::Date) -> Result<u64, BackendError> {
