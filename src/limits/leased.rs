@@ -185,12 +185,18 @@ impl Drop for Shared {
 /// its own.
 ///
 /// **Keys.** It writes what [`RedisUsageCounter`] writes, under the same keys (the day's
-/// hash `<prefix>usage:<account>:<YYYY-MM-DD>` with `used` and the per-client fields, the
-/// month's total `<prefix>usage-month:<account>:<YYYY-MM>`), so [`used`](UsageCounter::used),
-/// [`usage`](UsageCounter::usage), the admin API, the CLI's `usage --redis` and a
-/// `RedisUsageCounter` on another instance all read one truth. A block counts as used in
-/// Redis from the moment it is taken: what an instance holds but has not spent yet is
-/// included in `used` until it is spent or given back.
+/// hash `<prefix>usage:<account>:<YYYY-MM-DD>` with `used` and the per-client fields, by
+/// API too, the month's total `<prefix>usage-month:<account>:<YYYY-MM>`, the seen sets
+/// `<prefix>seen-origins:…` and `<prefix>seen-networks:…` of each client and day, and the
+/// last uses `<prefix>last-used:<account>`), so [`used`](UsageCounter::used),
+/// [`usage`](UsageCounter::usage), [`last_used`](UsageCounter::last_used), the admin API,
+/// the CLI's `usage --redis` and a `RedisUsageCounter` on another instance all read one
+/// truth. A block counts as used in Redis from the moment it is taken: what an instance
+/// holds but has not spent yet is included in `used` until it is spent or given back.
+/// Where requests came from is counted in memory (bounded, as
+/// [`TopCounts`](super::TopCounts)) and merged into the seen sets at each flush, with the
+/// same space-saving step; a client's last use is written at a flush only when its minute
+/// is newer than the one this instance last wrote (at most once a minute per client).
 ///
 /// **Blocks.** A charge that the block in hand covers is answered at once, in memory
 /// ([`charge_now`](UsageCounter::charge_now)), with no future and no round trip. When the
