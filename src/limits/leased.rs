@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -32,14 +32,15 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::lease::{ROOM_SHARE, RateMeter, block_wanted};
-use super::redis::{MAX_EXACT, RedisLink, RedisUsageCounter, redis_connection};
+use super::redis::{
+    LastWrites, MAX_EXACT, RedisLink, RedisUsageCounter, SEEN_FUNCTIONS, redis_connection,
+};
 use super::tally::{Outcome, Tally, field};
-use super::usage::{Charge, Charged, DailyUsage, UsageCounter};
+use super::usage::{Charge, Charged, DailyUsage, Refused, UsageCounter};
 use crate::client::{AccountId, ClientId, FastBuildHasher};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
 use crate::policy::quota_admits;
-use crate::rule::Rule;
 
 /// How long a block may be held before what is left of it goes back, unless told
 /// otherwise.
@@ -89,6 +90,34 @@ return {grant, used, month}
     )
 });
 
+/// Merges a flush's seen values and last uses into Redis with the steps of
+/// [`RedisUsageCounter`]'s scripts: each value's count added to its sorted set with the
+/// space-saving step, each last use raised. Sent whole (`EVAL`) inside the flush's
+/// transaction, once per flush.
+static MERGE: LazyLock<String> = LazyLock::new(|| {
+    let body = r"
+-- KEYS: seen sets and last-used hashes
+-- ARGV: for each key in turn: 'seen' or 'last', seconds to keep it, the number n of pairs,
+--       then n pairs: (value, increment) for a seen set, (client, last use in s since
+--       1970) for a last-used hash
+local at = 1
+for k = 1, #KEYS do
+  local kind, keep, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  at = at + 3
+  for _ = 1, n do
+    if kind == 'seen' then
+      seen_add(KEYS[k], ARGV[at], ARGV[at + 1], keep)
+    else
+      last_use_raise(KEYS[k], ARGV[at], ARGV[at + 1], keep)
+    end
+    at = at + 2
+  end
+end
+return 1
+";
+    [SEEN_FUNCTIONS.as_str(), body].concat()
+});
+
 /// The settings, fixed once the counter is built.
 #[derive(Clone)]
 struct Settings {
@@ -133,6 +162,8 @@ struct State {
 struct Shared {
     settings: Settings,
     state: Mutex<State>,
+    /// The last-use minute this instance last wrote for each client.
+    last_writes: LastWrites,
     calls: AtomicU64,
     started: AtomicBool,
     task: Mutex<Option<AbortHandle>>,
@@ -154,12 +185,18 @@ impl Drop for Shared {
 /// its own.
 ///
 /// **Keys.** It writes what [`RedisUsageCounter`] writes, under the same keys (the day's
-/// hash `<prefix>usage:<account>:<YYYY-MM-DD>` with `used` and the per-client fields, the
-/// month's total `<prefix>usage-month:<account>:<YYYY-MM>`), so [`used`](UsageCounter::used),
-/// [`usage`](UsageCounter::usage), the admin API, the CLI's `usage --redis` and a
-/// `RedisUsageCounter` on another instance all read one truth. A block counts as used in
-/// Redis from the moment it is taken: what an instance holds but has not spent yet is
-/// included in `used` until it is spent or given back.
+/// hash `<prefix>usage:<account>:<YYYY-MM-DD>` with `used` and the per-client fields, by
+/// API too, the month's total `<prefix>usage-month:<account>:<YYYY-MM>`, the seen sets
+/// `<prefix>seen-origins:…` and `<prefix>seen-networks:…` of each client and day, and the
+/// last uses `<prefix>last-used:<account>`), so [`used`](UsageCounter::used),
+/// [`usage`](UsageCounter::usage), [`last_used`](UsageCounter::last_used), the admin API,
+/// the CLI's `usage --redis` and a `RedisUsageCounter` on another instance all read one
+/// truth. A block counts as used in Redis from the moment it is taken: what an instance
+/// holds but has not spent yet is included in `used` until it is spent or given back.
+/// Where requests came from is counted in memory (bounded, as
+/// [`TopCounts`](super::TopCounts)) and merged into the seen sets at each flush, with the
+/// same space-saving step; a client's last use is written at a flush only when its minute
+/// is newer than the one this instance last wrote (at most once a minute per client).
 ///
 /// **Blocks.** A charge that the block in hand covers is answered at once, in memory
 /// ([`charge_now`](UsageCounter::charge_now)), with no future and no round trip. When the
@@ -273,6 +310,7 @@ impl LeasedUsageCounter {
             shared: Arc::new(Shared {
                 settings,
                 state: Mutex::new(State::default()),
+                last_writes: LastWrites::default(),
                 calls: AtomicU64::new(0),
                 started: AtomicBool::new(false),
                 task: Mutex::new(None),
@@ -599,6 +637,11 @@ impl Shared {
             let yesterday = now.date().saturating_sub(time::Duration::days(1));
             seen.retain(|(_, day), _| *day >= yesterday);
             meters.retain(|_, meter| !meter.idle(now, settings.window));
+            // A last use is written only when its minute is newer than the last written.
+            let last_writes = &self.last_writes;
+            tally
+                .last_use
+                .retain(|(account, client), minute| last_writes.due(account, client, *minute));
             std::mem::take(tally)
         };
         if tally.is_empty() {
@@ -636,12 +679,20 @@ impl Shared {
             totals.push(Total::Month(account.clone(), *first));
             pipe.expire(&key, reads.keep_month_seconds(*first)).ignore();
         }
+        if let Some(merge) = merge_of(reads, &tally) {
+            pipe.add_command(merge).ignore();
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let written: Result<Vec<i64>, BackendError> = self
             .settings
             .link
             .call(|mut conn| async move { pipe.query_async(&mut conn).await })
             .await;
+        if written.is_ok() {
+            for ((account, client), minute) in &tally.last_use {
+                self.last_writes.wrote(account, client, *minute);
+            }
+        }
         let mut state = self.lock();
         match written {
             Ok(values) => {
@@ -669,6 +720,53 @@ impl Shared {
             }
         }
     }
+}
+
+/// The `EVAL` of [`MERGE`] that writes `tally`'s seen values and last uses; none when it
+/// has none.
+fn merge_of(reads: &RedisUsageCounter, tally: &Tally) -> Option<::redis::Cmd> {
+    if tally.seen.is_empty() && tally.last_use.is_empty() {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    for ((account, day, client), seen) in &tally.seen {
+        let keep = reads.keep_seconds(*day).to_string();
+        let sets = [
+            (reads.seen_origins_key(account, *day, client), &seen.origins),
+            (
+                reads.seen_networks_key(account, *day, client),
+                &seen.networks,
+            ),
+        ];
+        for (key, counts) in sets {
+            if counts.is_empty() {
+                continue;
+            }
+            keys.push(key);
+            args.extend([
+                "seen".to_owned(),
+                keep.clone(),
+                counts.kept().len().to_string(),
+            ]);
+            for kept in counts.kept() {
+                args.extend([kept.value.clone(), kept.count.to_string()]);
+            }
+        }
+    }
+    for ((account, client), minute) in &tally.last_use {
+        keys.push(reads.last_used_key(account));
+        args.extend([
+            "last".to_owned(),
+            reads.keep_seconds(minute.date()).to_string(),
+            "1".to_owned(),
+            client.to_string(),
+            minute.unix_timestamp().to_string(),
+        ]);
+    }
+    let mut cmd = ::redis::cmd("EVAL");
+    cmd.arg(MERGE.as_str()).arg(keys.len()).arg(keys).arg(args);
+    Some(cmd)
 }
 
 impl State {
@@ -811,14 +909,8 @@ impl UsageCounter for LeasedUsageCounter {
         }
     }
 
-    async fn record_refusal(
-        &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) -> Result<(), BackendError> {
-        self.record_refusal_now(account, client, day, rule)
+    async fn record_refusal(&self, refused: &Refused<'_>) -> Result<(), BackendError> {
+        self.record_refusal_now(refused)
             .unwrap_or_else(|| Err(stopped()))
     }
 
@@ -843,20 +935,31 @@ impl UsageCounter for LeasedUsageCounter {
         Some(Ok(charged))
     }
 
-    fn record_refusal_now(
-        &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) -> Option<Result<(), BackendError>> {
+    fn record_refusal_now(&self, refused: &Refused<'_>) -> Option<Result<(), BackendError>> {
         self.shared.start();
         let mut state = self.shared.lock();
         if state.stopped {
             return Some(Err(stopped()));
         }
-        state.tally.refusal(account, client, day, rule);
+        state.tally.refusal(refused);
         Some(Ok(()))
+    }
+
+    /// What Redis holds, raised by the last uses this instance counted and has not
+    /// written yet.
+    async fn last_used(
+        &self,
+        account: &AccountId,
+    ) -> Result<BTreeMap<ClientId, OffsetDateTime>, BackendError> {
+        let mut last = self.shared.settings.reads.last_used(account).await?;
+        let state = self.shared.lock();
+        for ((of, client), minute) in &state.tally.last_use {
+            if of == account {
+                let at = last.entry(client.clone()).or_insert(*minute);
+                *at = (*at).max(*minute);
+            }
+        }
+        Ok(last)
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {

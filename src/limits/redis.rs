@@ -18,10 +18,10 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -32,8 +32,11 @@ use time::{Date, OffsetDateTime};
 use super::memory::DEFAULT_RETENTION_DAYS;
 use super::rate::whole_seconds_up;
 use super::redis_gcra::{GCRA_FUNCTION, GcraArgs, account_key, client_key, micros_now};
-use super::usage::{Charge, Charged, DailyUsage, RateLimited, UsageCounter};
-use crate::client::{AccountId, ClientId};
+use super::usage::{
+    ApiUsage, Charge, Charged, DailyUsage, RateLimited, Refused, SEEN_KEPT, SEEN_REPORTED, Seen,
+    SeenCount, UsageCounter, last_use_minute, top_of,
+};
+use crate::client::{AccountId, ClientId, FastBuildHasher};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BackendError;
 use crate::rule::Rule;
@@ -48,6 +51,39 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// billion transactions a day), and larger ones are capped there.
 pub(super) const MAX_EXACT: u64 = 1 << 53;
 
+/// The Lua steps that note where requests came from and when a client was last used,
+/// shared by the scripts of [`RedisUsageCounter`] and
+/// [`LeasedUsageCounter`](super::LeasedUsageCounter): `seen_add` counts a value `by` more
+/// times in a sorted set bounded at [`SEEN_KEPT`] members (the space-saving step of
+/// [`TopCounts`](super::TopCounts): a new value when the set is full replaces the lowest
+/// scored member and gets its score plus its own), and `last_use_raise` sets a client's
+/// last use in the account's hash, only ever raising it.
+pub(super) static SEEN_FUNCTIONS: LazyLock<String> = LazyLock::new(|| {
+    r"
+local function seen_add(key, member, by, keep)
+  by = tonumber(by)
+  if redis.call('ZSCORE', key, member) then
+    redis.call('ZINCRBY', key, by, member)
+  elseif redis.call('ZCARD', key) < $SEEN_KEPT then
+    redis.call('ZADD', key, by, member)
+  else
+    local least = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    redis.call('ZREM', key, least[1])
+    redis.call('ZADD', key, string.format('%.0f', tonumber(least[2]) + by), member)
+  end
+  redis.call('EXPIRE', key, keep)
+end
+local function last_use_raise(key, client, at, keep)
+  local was = tonumber(redis.call('HGET', key, client) or '0') or 0
+  if tonumber(at) > was then
+    redis.call('HSET', key, client, at)
+  end
+  redis.call('EXPIRE', key, keep)
+end
+"
+    .replace("$SEEN_KEPT", &SEEN_KEPT.to_string())
+});
+
 /// The atomic increment-and-compare against the daily and the monthly quota, the client's
 /// statistics and the expiries, in one step; first the request's rate limits, if it is given
 /// any, with the GCRA step of [`RedisRateLimiter`](super::RedisRateLimiter) on the same keys.
@@ -55,11 +91,20 @@ static CHARGE: LazyLock<Script> = LazyLock::new(|| {
     let body = r"
 -- KEYS[1]: the account's usage hash of the day; KEYS[2]: its usage total of the month;
 -- KEYS[3], KEYS[4]: the client's and the account's rate-limit keys ('' for no limit)
+-- KEYS[5], KEYS[6]: the client's seen origins and networks of the day ('' for none)
+-- KEYS[7]: the account's last-used hash ('' to leave it alone)
 -- ARGV: client, cost, requests, daily limit ('' for none), monthly limit ('' for none),
 --       enforce ('1'/'0'), seconds to keep the day, seconds to keep the month,
 --       now (us since 1970), the client's GCRA interval and tolerance, the account's (us),
---       then the report-only rules that would have refused the request
+--       the API ('' for none), the origin, the network, the last use (s since 1970; ''
+--       for none), then the report-only rules that would have refused the request
 local key, month_key, client = KEYS[1], KEYS[2], ARGV[1]
+local function note()
+  if KEYS[5] ~= '' then seen_add(KEYS[5], ARGV[15], 1, ARGV[7]) end
+  if KEYS[6] ~= '' then seen_add(KEYS[6], ARGV[16], 1, ARGV[7]) end
+  if KEYS[7] ~= '' then last_use_raise(KEYS[7], client, ARGV[17], ARGV[7]) end
+end
+note()
 local limits = {
   {KEYS[3], ARGV[10], ARGV[11], 1, '$CLIENT_RULE'},
   {KEYS[4], ARGV[12], ARGV[13], 2, '$ACCOUNT_RULE'},
@@ -86,7 +131,11 @@ if admitted then
   month = redis.call('INCRBY', month_key, ARGV[2])
   redis.call('HINCRBY', key, 'requests:' .. client, ARGV[3])
   redis.call('HINCRBY', key, 'cost:' .. client, ARGV[2])
-  for i = 14, #ARGV do
+  if ARGV[14] ~= '' then
+    redis.call('HINCRBY', key, 'apireq:' .. client .. ':' .. ARGV[14], ARGV[3])
+    redis.call('HINCRBY', key, 'apicost:' .. client .. ':' .. ARGV[14], ARGV[2])
+  end
+  for i = 18, #ARGV do
     redis.call('HINCRBY', key, 'shadowed:' .. client .. ':' .. ARGV[i], 1)
   end
   if not fits then
@@ -103,7 +152,25 @@ return {admitted and 1 or 0, fits_day and 0 or 1, used, fits_month and 0 or 1, m
 "
     .replace("$CLIENT_RULE", Rule::RateLimit.as_str())
     .replace("$ACCOUNT_RULE", Rule::AccountRateLimit.as_str());
-    Script::new(&[GCRA_FUNCTION, &body].concat())
+    Script::new(&[GCRA_FUNCTION, &SEEN_FUNCTIONS, &body].concat())
+});
+
+/// A refusal by a rule, where it came from and the client's last use, in one step.
+static REFUSE: LazyLock<Script> = LazyLock::new(|| {
+    let body = r"
+-- KEYS[1]: the account's usage hash of the day; KEYS[2], KEYS[3]: the client's seen
+-- origins and networks of the day ('' for none); KEYS[4]: the account's last-used hash
+-- ('' to leave it alone)
+-- ARGV: the refusal's field, seconds to keep the day, client, origin, network, last use
+--       (s since 1970)
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if KEYS[2] ~= '' then seen_add(KEYS[2], ARGV[4], 1, ARGV[2]) end
+if KEYS[3] ~= '' then seen_add(KEYS[3], ARGV[5], 1, ARGV[2]) end
+if KEYS[4] ~= '' then last_use_raise(KEYS[4], ARGV[3], ARGV[6], ARGV[2]) end
+return 1
+";
+    Script::new(&[&SEEN_FUNCTIONS, body].concat())
 });
 
 /// What the charge script answers: admitted, over the day, the day's usage, over the month,
@@ -204,15 +271,27 @@ impl RedisLink {
 ///
 /// Each account has one hash per UTC day, `<prefix>usage:<account>:<YYYY-MM-DD>`, holding
 /// the day's usage (`used`) and each client's statistics (`requests:<client>`,
-/// `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`), and one
-/// total per UTC calendar month, `<prefix>usage-month:<account>:<YYYY-MM>`, kept until the
-/// end of the following month. A charge is one round trip: one Lua script (sent by digest,
-/// `EVALSHA`) compares the usage with the daily and the monthly quota and increments both
-/// or neither, counts the request for the client and sets the hash to expire at the end of
-/// the retention window (the end of the day plus
+/// `cost:<client>`, `refused:<client>:<reason>`, `shadowed:<client>:<rule>`, and by API
+/// `apireq:<client>:<api>` and `apicost:<client>:<api>`), and one total per UTC calendar
+/// month, `<prefix>usage-month:<account>:<YYYY-MM>`, kept until the end of the following
+/// month. Where refused and report-only requests came from is kept per client and day in
+/// two sorted sets, `<prefix>seen-origins:<account>:<YYYY-MM-DD>:<client>` and
+/// `<prefix>seen-networks:<account>:<YYYY-MM-DD>:<client>` (member: the origin or the
+/// network, score: its count), each bounded at [`SEEN_KEPT`] members by the space-saving
+/// step of [`TopCounts`](super::TopCounts) and kept as long as the day's hash. Each
+/// client's last use is a field of one hash per account, `<prefix>last-used:<account>`
+/// (field: the client, value: the minute in seconds since 1970), only ever raised, kept
+/// for the retention window after its last write; each counter (with its clones) writes a
+/// client's last use at most once a minute, in the call that counts the request.
+///
+/// A charge is one round trip: one Lua script (sent by digest, `EVALSHA`) compares the
+/// usage with the daily and the monthly quota and increments both or neither, counts the
+/// request for the client (and where it came from, and its last use) and sets the keys to
+/// expire at the end of the retention window (the end of the day plus
 /// [`retention_days`](RedisUsageCounter::retention_days) − 1 days, measured on the
 /// counter's clock). Redis runs a script alone, so any number of concurrent requests from
-/// any number of instances admit exactly as many as fit.
+/// any number of instances admit exactly as many as fit. A refusal by a rule is one
+/// script call too.
 ///
 /// Behind a layer with a shared rate limiter, the same script applies the request's rate
 /// limits first ([`rate_limits_in_charge`](RedisUsageCounter::rate_limits_in_charge), on by
@@ -233,6 +312,82 @@ pub struct RedisUsageCounter {
     retention: u16,
     clock: Arc<dyn Clock>,
     rate_limits: bool,
+    last_writes: LastWrites,
+}
+
+/// How many (account, client) pairs [`LastWrites`] remembers before it starts again.
+const LAST_WRITES_KEPT: usize = 100_000;
+
+/// The last-use minute an instance last wrote for each client: a client's last use is
+/// written only when its minute is newer, so at most once a minute per client and
+/// instance. Shared by clones. Forgetting (past [`LAST_WRITES_KEPT`] pairs) costs one
+/// more write per client, never a wrong answer: Redis only ever raises a last use.
+#[derive(Clone, Default)]
+pub(super) struct LastWrites {
+    minutes: Arc<Mutex<MinuteByClient>>,
+}
+
+/// A minute per (account, client).
+type MinuteByClient = HashMap<(AccountId, ClientId), OffsetDateTime, FastBuildHasher>;
+
+impl LastWrites {
+    /// Whether `minute` is newer than what was last written for `client`.
+    pub(super) fn due(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        minute: OffsetDateTime,
+    ) -> bool {
+        let minutes = self.minutes.lock().unwrap_or_else(PoisonError::into_inner);
+        minutes
+            .get(&(account.clone(), client.clone()))
+            .is_none_or(|written| minute > *written)
+    }
+
+    /// Notes that `minute` was written for `client`.
+    pub(super) fn wrote(&self, account: &AccountId, client: &ClientId, minute: OffsetDateTime) {
+        let mut minutes = self.minutes.lock().unwrap_or_else(PoisonError::into_inner);
+        if minutes.len() >= LAST_WRITES_KEPT {
+            minutes.clear();
+        }
+        let written = minutes
+            .entry((account.clone(), client.clone()))
+            .or_insert(minute);
+        *written = (*written).max(minute);
+    }
+}
+
+/// What a call notes besides its counts: the seen sets to count a value in and the
+/// last-use hash to raise (each `None` when there is nothing to write).
+struct Notes {
+    origin: Option<(String, String)>,
+    network: Option<(String, String)>,
+    last_use: Option<(String, OffsetDateTime)>,
+}
+
+impl Notes {
+    /// The keys and the values of the seen sets and the last-use hash, in the scripts'
+    /// order, with '' for a note not to write.
+    fn keys_and_values(&self) -> ([&str; 3], [String; 3]) {
+        let (origin_key, origin) = self
+            .origin
+            .as_ref()
+            .map_or(("", ""), |(key, value)| (key.as_str(), value.as_str()));
+        let (network_key, network) = self
+            .network
+            .as_ref()
+            .map_or(("", ""), |(key, value)| (key.as_str(), value.as_str()));
+        let (last_key, last) = self
+            .last_use
+            .as_ref()
+            .map_or(("", String::new()), |(key, at)| {
+                (key.as_str(), at.unix_timestamp().to_string())
+            });
+        (
+            [origin_key, network_key, last_key],
+            [origin.to_owned(), network.to_owned(), last],
+        )
+    }
 }
 
 impl std::fmt::Debug for RedisUsageCounter {
@@ -257,6 +412,7 @@ impl RedisUsageCounter {
             retention: DEFAULT_RETENTION_DAYS,
             clock: Arc::new(SystemClock),
             rate_limits: true,
+            last_writes: LastWrites::default(),
         }
     }
 
@@ -328,6 +484,73 @@ impl RedisUsageCounter {
         )
     }
 
+    /// The sorted set of the origins `client`'s refused or report-only requests came from
+    /// on `day`.
+    pub(super) fn seen_origins_key(
+        &self,
+        account: &AccountId,
+        day: Date,
+        client: &ClientId,
+    ) -> String {
+        format!("{}seen-origins:{account}:{day}:{client}", self.link.prefix)
+    }
+
+    /// The sorted set of the networks `client`'s refused or report-only requests came from
+    /// on `day`.
+    pub(super) fn seen_networks_key(
+        &self,
+        account: &AccountId,
+        day: Date,
+        client: &ClientId,
+    ) -> String {
+        format!("{}seen-networks:{account}:{day}:{client}", self.link.prefix)
+    }
+
+    /// The hash of the account's clients' last uses.
+    pub(super) fn last_used_key(&self, account: &AccountId) -> String {
+        format!("{}last-used:{account}", self.link.prefix)
+    }
+
+    /// What a request of `client` on `day` from `seen` at `at` writes besides its counts:
+    /// the last use only when this counter has not written that minute (or a later one).
+    fn notes(
+        &self,
+        account: &AccountId,
+        client: &ClientId,
+        day: Date,
+        seen: Option<&Seen>,
+        at: Option<OffsetDateTime>,
+    ) -> Notes {
+        let origin = seen.and_then(Seen::origin).map(|origin| {
+            (
+                self.seen_origins_key(account, day, client),
+                origin.to_string(),
+            )
+        });
+        let network = seen.and_then(Seen::network).map(|network| {
+            (
+                self.seen_networks_key(account, day, client),
+                network.to_string(),
+            )
+        });
+        let last_use = at
+            .map(last_use_minute)
+            .filter(|minute| self.last_writes.due(account, client, *minute))
+            .map(|minute| (self.last_used_key(account), minute));
+        Notes {
+            origin,
+            network,
+            last_use,
+        }
+    }
+
+    /// Notes that the last use of `notes` was written.
+    fn noted(&self, account: &AccountId, client: &ClientId, notes: &Notes) {
+        if let Some((_, minute)) = &notes.last_use {
+            self.last_writes.wrote(account, client, *minute);
+        }
+    }
+
     /// Seconds from now until the total of `day`'s month is dropped: the end of the month
     /// after it.
     pub(super) fn keep_month_seconds(&self, day: Date) -> i64 {
@@ -368,6 +591,7 @@ struct Counts {
     cost: u64,
     refusals: BTreeMap<String, u64>,
     shadowed: BTreeMap<String, u64>,
+    apis: BTreeMap<String, ApiUsage>,
 }
 
 fn counts_of(fields: Vec<(String, i64)>) -> BTreeMap<String, Counts> {
@@ -378,27 +602,49 @@ fn counts_of(fields: Vec<(String, i64)>) -> BTreeMap<String, Counts> {
         let (Some(kind), Some(client)) = (parts.next(), parts.next()) else {
             continue;
         };
-        let rule = parts.next();
+        let rest = parts.next();
         if !matches!(
-            (kind, rule),
-            ("requests" | "cost", None) | ("refused" | "shadowed", Some(_))
+            (kind, rest),
+            ("requests" | "cost", None) | ("refused" | "shadowed" | "apireq" | "apicost", Some(_))
         ) {
             continue;
         }
         let counts = clients.entry(client.to_owned()).or_default();
-        match (kind, rule) {
+        match (kind, rest) {
             ("requests", _) => counts.requests = value,
             ("cost", _) => counts.cost = value,
             ("refused", Some(reason)) => {
                 counts.refusals.insert(reason.to_owned(), value);
             }
-            (_, Some(rule)) => {
+            ("shadowed", Some(rule)) => {
                 counts.shadowed.insert(rule.to_owned(), value);
             }
+            ("apireq", Some(api)) => {
+                counts.apis.entry(api.to_owned()).or_default().requests = value
+            }
+            ("apicost", Some(api)) => counts.apis.entry(api.to_owned()).or_default().cost = value,
             _ => {}
         }
     }
     clients
+}
+
+/// The most counted members of a seen set (as `ZREVRANGE … WITHSCORES` gives them), in
+/// the order [`DailyUsage`] reports them.
+fn seen_of(members: Vec<(String, f64)>) -> Vec<SeenCount> {
+    let counts = members
+        .into_iter()
+        .map(|(value, score)| SeenCount {
+            value,
+            count: count_of(score),
+        })
+        .collect();
+    top_of(counts, SEEN_REPORTED)
+}
+
+/// A sorted set's score as a count: scores are whole numbers below 2^53, the rest is 0.
+fn count_of(score: f64) -> u64 {
+    format!("{score:.0}").parse().unwrap_or(0)
 }
 
 #[async_trait]
@@ -428,6 +674,14 @@ impl UsageCounter for RedisUsageCounter {
         } else {
             micros_now(&*self.clock)
         };
+        let notes = self.notes(
+            charge.account,
+            charge.client,
+            charge.day,
+            charge.seen,
+            charge.at,
+        );
+        let (note_keys, note_values) = notes.keys_and_values();
         let called = self
             .link
             .call(|mut conn| async move {
@@ -435,6 +689,9 @@ impl UsageCounter for RedisUsageCounter {
                 script.key(&month_key);
                 for rate in [&client_rate, &account_rate] {
                     script.key(rate.as_ref().map_or("", |(key, _)| key.as_str()));
+                }
+                for note in note_keys {
+                    script.key(note);
                 }
                 script
                     .arg(charge.client.as_str())
@@ -452,6 +709,10 @@ impl UsageCounter for RedisUsageCounter {
                         None => script.arg("").arg(""),
                     };
                 }
+                script.arg(charge.api.unwrap_or(""));
+                for value in &note_values {
+                    script.arg(value.as_str());
+                }
                 for rule in charge.shadowed {
                     script.arg(rule.as_str());
                 }
@@ -459,6 +720,9 @@ impl UsageCounter for RedisUsageCounter {
             })
             .await;
         let amount = |n: i64| u64::try_from(n).unwrap_or(0);
+        if called.is_ok() {
+            self.noted(charge.account, charge.client, &notes);
+        }
         match called {
             Ok((_, _, _, _, _, refused @ (1 | 2), wait)) => {
                 let wait = whole_seconds_up(Duration::from_micros(wait));
@@ -481,33 +745,64 @@ impl UsageCounter for RedisUsageCounter {
         self.rate_limits
     }
 
-    async fn record_refusal(
-        &self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) -> Result<(), BackendError> {
+    async fn record_refusal(&self, refused: &Refused<'_>) -> Result<(), BackendError> {
+        let (account, client, day) = (refused.account, refused.client, refused.day);
         let key = self.key(account, day);
-        let field = format!("refused:{client}:{}", rule.as_str());
+        let field = format!("refused:{client}:{}", refused.rule.as_str());
         let keep = self.keep_seconds(day);
+        let notes = self.notes(account, client, day, refused.seen, refused.at);
+        let (note_keys, note_values) = notes.keys_and_values();
+        let [origin, network, last_use] = &note_values;
         let recorded = self
             .link
             .call(|mut conn| async move {
-                ::redis::pipe()
-                    .atomic()
-                    .hincr(&key, field, 1)
-                    .ignore()
-                    .expire(&key, keep)
-                    .ignore()
-                    .query_async::<()>(&mut conn)
+                let mut script = REFUSE.key(&key);
+                for note in note_keys {
+                    script.key(note);
+                }
+                script
+                    .arg(field)
+                    .arg(keep)
+                    .arg(client.as_str())
+                    .arg(origin.as_str())
+                    .arg(network.as_str())
+                    .arg(last_use.as_str())
+                    .invoke_async::<i64>(&mut conn)
                     .await
             })
             .await;
         match recorded {
+            Ok(_) => {
+                self.noted(account, client, &notes);
+                Ok(())
+            }
             Err(_) if self.link.fail_open => Ok(()),
-            other => other,
+            Err(e) => Err(e),
         }
+    }
+
+    async fn last_used(
+        &self,
+        account: &AccountId,
+    ) -> Result<BTreeMap<ClientId, OffsetDateTime>, BackendError> {
+        let key = self.last_used_key(account);
+        let fields: Vec<(String, String)> = self
+            .link
+            .call(|mut conn| async move {
+                ::redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(fields
+            .into_iter()
+            .filter_map(|(client, at)| {
+                let client = ClientId::new(&client).ok()?;
+                let at = OffsetDateTime::from_unix_timestamp(at.parse().ok()?).ok()?;
+                Some((client, at))
+            })
+            .collect())
     }
 
     async fn used(&self, account: &AccountId, day: Date) -> Result<u64, BackendError> {
@@ -583,8 +878,44 @@ impl UsageCounter for RedisUsageCounter {
                     cost: counts.cost,
                     refusals: counts.refusals,
                     shadowed: counts.shadowed,
+                    apis: counts.apis,
+                    origins: Vec::new(),
+                    networks: Vec::new(),
                 });
             }
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        // Each client's seen sets, in one more round trip: every member (at most
+        // SEEN_KEPT), so that ties at the cut are broken as `top_of` breaks them.
+        let seen_keys: Vec<[String; 2]> = out
+            .iter()
+            .map(|row| {
+                [
+                    self.seen_origins_key(account, row.day, &row.client),
+                    self.seen_networks_key(account, row.day, &row.client),
+                ]
+            })
+            .collect();
+        let seen: Vec<Vec<(String, f64)>> = self
+            .link
+            .call(|mut conn| async move {
+                let mut pipe = ::redis::pipe();
+                for key in seen_keys.iter().flatten() {
+                    pipe.cmd("ZREVRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(SEEN_KEPT - 1)
+                        .arg("WITHSCORES");
+                }
+                pipe.query_async(&mut conn).await
+            })
+            .await?;
+        let mut seen = seen.into_iter();
+        for row in &mut out {
+            row.origins = seen_of(seen.next().unwrap_or_default());
+            row.networks = seen_of(seen.next().unwrap_or_default());
         }
         Ok(out)
     }
@@ -603,6 +934,8 @@ mod tests {
             ("refused:web:quota_exceeded".to_owned(), 2),
             ("shadowed:web:origins".to_owned(), 1),
             ("refused:batch:ips".to_owned(), 4),
+            ("apireq:web:WorldStreets".to_owned(), 2),
+            ("apicost:web:WorldStreets".to_owned(), 2_000),
             ("unknown:field:with:colons".to_owned(), 9),
         ];
         let counts = counts_of(fields);
@@ -611,6 +944,7 @@ mod tests {
         assert_eq!((web.requests, web.cost), (3, 3_000));
         assert_eq!(web.refusals["quota_exceeded"], 2);
         assert_eq!(web.shadowed["origins"], 1);
+        assert_eq!(web.apis["WorldStreets"], ApiUsage::new(2, 2_000));
         let batch = &counts["batch"];
         assert_eq!((batch.requests, batch.cost), (0, 0));
         assert_eq!(batch.refusals["ips"], 4);

@@ -1,15 +1,16 @@
 //! Counts waiting to be written to Redis, as plain increments: per account and day, "hash
 //! field → increment" for the day's usage hash, and per account and month, an increment
-//! of the month's total. The field names are those of the CHARGE script of
-//! [`RedisUsageCounter`](crate::limits::RedisUsageCounter), named in one place ([`field`]),
-//! and what one charge adds is decided in one place ([`Tally::charge`]): a new statistic is
-//! a new field there.
+//! of the month's total; per client and day, where refused and report-only requests came
+//! from (bounded, as [`TopCounts`]); per client, its latest last use. The field names are
+//! those of the CHARGE script of [`RedisUsageCounter`](crate::limits::RedisUsageCounter),
+//! named in one place ([`field`]), and what one charge adds is decided in one place
+//! ([`Tally::charge`]): a new statistic is a new field there.
 
 use std::collections::{BTreeMap, HashMap};
 
-use time::Date;
+use time::{Date, OffsetDateTime};
 
-use super::usage::Charge;
+use super::usage::{Charge, Refused, Seen, TopCounts, last_use_minute};
 use crate::client::{AccountId, ClientId, FastBuildHasher};
 use crate::rule::Rule;
 
@@ -42,6 +43,16 @@ pub(crate) mod field {
     pub(crate) fn shadowed(client: &ClientId, rule: &str) -> String {
         format!("shadowed:{client}:{rule}")
     }
+
+    /// Authorised requests of `client` to `api`.
+    pub(crate) fn api_requests(client: &ClientId, api: &str) -> String {
+        format!("apireq:{client}:{api}")
+    }
+
+    /// Their cost, in milli-transactions.
+    pub(crate) fn api_cost(client: &ClientId, api: &str) -> String {
+        format!("apicost:{client}:{api}")
+    }
 }
 
 /// Increments of the fields of one usage hash.
@@ -59,12 +70,38 @@ pub(crate) struct Outcome {
     pub(crate) counts_usage: bool,
 }
 
+/// Where one client's refused or report-only requests of one day came from.
+#[derive(Debug, Default)]
+pub(crate) struct SeenTally {
+    pub(crate) origins: TopCounts,
+    pub(crate) networks: TopCounts,
+}
+
+impl SeenTally {
+    fn add(&mut self, seen: &Seen) {
+        if let Some(origin) = seen.origin() {
+            self.origins.add(&origin.to_string(), 1);
+        }
+        if let Some(network) = seen.network() {
+            self.networks.add(&network.to_string(), 1);
+        }
+    }
+
+    fn merge(&mut self, other: &SeenTally) {
+        self.origins.merge(&other.origins);
+        self.networks.merge(&other.networks);
+    }
+}
+
 /// Increments not yet written: per (account, day) the usage hash's fields, per (account,
-/// first day of the month) the month's total.
+/// first day of the month) the month's total, per (account, day, client) where requests
+/// came from, and per (account, client) the latest last-use minute.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     pub(crate) days: HashMap<(AccountId, Date), Fields, FastBuildHasher>,
     pub(crate) months: HashMap<(AccountId, Date), i64, FastBuildHasher>,
+    pub(crate) seen: HashMap<(AccountId, Date, ClientId), SeenTally, FastBuildHasher>,
+    pub(crate) last_use: HashMap<(AccountId, ClientId), OffsetDateTime, FastBuildHasher>,
 }
 
 fn bump(fields: &mut Fields, field: String, by: i64) {
@@ -84,7 +121,35 @@ fn first_of_month(day: Date) -> Date {
 impl Tally {
     /// Whether nothing waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.days.is_empty() && self.months.is_empty()
+        self.days.is_empty()
+            && self.months.is_empty()
+            && self.seen.is_empty()
+            && self.last_use.is_empty()
+    }
+
+    /// Counts where a request of `client` on `day` came from.
+    fn seen(&mut self, account: &AccountId, day: Date, client: &ClientId, seen: Option<&Seen>) {
+        if let Some(seen) = seen.filter(|seen| !seen.is_empty()) {
+            self.seen
+                .entry((account.clone(), day, client.clone()))
+                .or_default()
+                .add(seen);
+        }
+    }
+
+    /// Notes `at`, to the minute, as `client`'s last use, if it is the latest.
+    fn used_at(&mut self, account: &AccountId, client: &ClientId, at: Option<OffsetDateTime>) {
+        if let Some(at) = at {
+            self.raise(account, client, last_use_minute(at));
+        }
+    }
+
+    fn raise(&mut self, account: &AccountId, client: &ClientId, minute: OffsetDateTime) {
+        let last = self
+            .last_use
+            .entry((account.clone(), client.clone()))
+            .or_insert(minute);
+        *last = (*last).max(minute);
     }
 
     fn fields(&mut self, account: &AccountId, day: Date) -> &mut Fields {
@@ -103,11 +168,14 @@ impl Tally {
             .or_default() += by;
     }
 
-    /// Counts one charge as the CHARGE script does: the request, its cost and its
-    /// report-only findings for the client when admitted (and the quota's, when it did not
-    /// fit), a `quota_exceeded` refusal when not.
+    /// Counts one charge as the CHARGE script does: where it came from and its last use
+    /// whatever the answer; the request, its cost (by API too) and its report-only findings
+    /// for the client when admitted (and the quota's, when it did not fit), a
+    /// `quota_exceeded` refusal when not.
     pub(crate) fn charge(&mut self, charge: &Charge<'_>, outcome: Outcome) {
         let client = charge.client;
+        self.seen(charge.account, charge.day, client, charge.seen);
+        self.used_at(charge.account, client, charge.at);
         if outcome.admitted && outcome.counts_usage {
             self.usage(charge.account, charge.day, amount(charge.cost));
         }
@@ -118,6 +186,14 @@ impl Tally {
         }
         bump(fields, field::requests(client), amount(charge.requests));
         bump(fields, field::cost(client), amount(charge.cost));
+        if let Some(api) = charge.api {
+            bump(
+                fields,
+                field::api_requests(client, api),
+                amount(charge.requests),
+            );
+            bump(fields, field::api_cost(client, api), amount(charge.cost));
+        }
         for rule in charge.shadowed {
             bump(fields, field::shadowed(client, rule.as_str()), 1);
         }
@@ -126,19 +202,16 @@ impl Tally {
         }
     }
 
-    /// Counts a request of `client` that `rule` refused.
-    pub(crate) fn refusal(
-        &mut self,
-        account: &AccountId,
-        client: &ClientId,
-        day: Date,
-        rule: Rule,
-    ) {
+    /// Counts a request that a rule refused, where it came from and its last use.
+    pub(crate) fn refusal(&mut self, refused: &Refused<'_>) {
+        let (account, client, day) = (refused.account, refused.client, refused.day);
         bump(
             self.fields(account, day),
-            field::refused(client, rule.as_str()),
+            field::refused(client, refused.rule.as_str()),
             1,
         );
+        self.seen(account, day, client, refused.seen);
+        self.used_at(account, client, refused.at);
     }
 
     /// Adds everything `other` holds (what a failed write gives back).
@@ -151,6 +224,12 @@ impl Tally {
         }
         for (key, by) in other.months {
             *self.months.entry(key).or_default() += by;
+        }
+        for (key, seen) in other.seen {
+            self.seen.entry(key).or_default().merge(&seen);
+        }
+        for ((account, client), minute) in other.last_use {
+            self.raise(&account, &client, minute);
         }
     }
 
@@ -183,8 +262,12 @@ mod tests {
         );
         let day = date!(2026 - 06 - 01);
         let mut tally = Tally::default();
+        let seen = Seen::new(None, Some("203.0.113.9".parse().unwrap()));
         let charge = Charge {
             shadowed: &[Rule::Origins],
+            api: Some("WorldStreets"),
+            seen: Some(&seen),
+            at: Some(time::macros::datetime!(2026-06-01 10:15:42 UTC)),
             ..Charge::new(&acme, &web, day, 1_000)
         };
         let admitted = Outcome {
@@ -200,12 +283,14 @@ mod tests {
                 ..admitted
             },
         );
-        tally.refusal(&acme, &web, day, Rule::Ips);
+        tally.refusal(&Refused::new(&acme, &web, day, Rule::Ips));
         let fields = &tally.days[&(acme.clone(), day)];
         let expected: Fields = [
             ("used", 1_000),
             ("requests:web", 1),
             ("cost:web", 1_000),
+            ("apireq:web:WorldStreets", 1),
+            ("apicost:web:WorldStreets", 1_000),
             ("shadowed:web:origins", 1),
             ("shadowed:web:quota", 1),
             ("refused:web:quota_exceeded", 1),
@@ -215,6 +300,13 @@ mod tests {
         .map(|(f, n)| (f.to_owned(), n))
         .collect();
         assert_eq!(fields, &expected);
+        // Where it came from and the last use, whatever the answer.
+        let networks = &tally.seen[&(acme.clone(), day, web.clone())].networks;
+        assert_eq!(networks.top(1)[0].count, 2);
+        assert_eq!(
+            tally.last_use[&(acme.clone(), web.clone())],
+            time::macros::datetime!(2026-06-01 10:15:00 UTC)
+        );
         assert_eq!(tally.months[&(acme, date!(2026 - 06 - 01))], 1_000);
     }
 

@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gis_auth::client::{AccountId, ClientId};
-use gis_auth::clock::ManualClock;
-use gis_auth::limits::{Charge, LeasedUsageCounter, RedisUsageCounter, UsageCounter};
+use gis_auth::clock::{Clock, ManualClock};
+use gis_auth::limits::{
+    ApiUsage, Charge, LeasedUsageCounter, RedisUsageCounter, Refused, SEEN_KEPT, Seen, UsageCounter,
+};
 use gis_auth::policy::{Rule, TRANSACTION};
+use gis_auth::restrict::RequestOrigin;
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use time::Date;
 use time::macros::{date, datetime};
@@ -298,7 +302,7 @@ async fn statistics_and_unleased_usage_are_written_within_a_second_in_one_call()
     assert!(second.admitted && second.over);
     assert_eq!(second.used, 1_600);
     counter
-        .record_refusal(&a, &c, DAY, Rule::Ips)
+        .record_refusal(&Refused::new(&a, &c, DAY, Rule::Ips))
         .await
         .unwrap();
     assert_eq!(counter.redis_calls(), 0, "nothing needed a round trip");
@@ -452,4 +456,117 @@ async fn through_the_layer_the_block_in_hand_is_served_then_redis_away_is_a_503_
         StatusCode::SERVICE_UNAVAILABLE,
         "never beyond the block"
     );
+}
+
+#[tokio::test]
+async fn apis_seen_values_and_last_uses_reach_redis_at_flush_as_the_exact_counter_writes_them() {
+    let prefix = Prefix::new("lease_seen");
+    let clock = clock();
+    let counter =
+        leased(connection().await, &prefix, &clock).flush_interval(Duration::from_secs(3600));
+    let (a, c) = ids();
+    let from_x = Seen::new(
+        RequestOrigin::from_origin_header("https://x.example"),
+        Some("203.0.113.9".parse().unwrap()),
+    );
+    let tiles = Charge {
+        api: Some("WorldStreets"),
+        at: Some(clock.now()),
+        ..tile(&a, &c, 1_000)
+    };
+    counter.charge(&tiles).await.unwrap();
+    counter.charge(&tiles).await.unwrap();
+    let geocode = Charge {
+        api: Some("ReverseGeocoding"),
+        shadowed: &[Rule::Origins],
+        seen: Some(&from_x),
+        ..Charge::new(&a, &c, DAY, 5 * TRANSACTION)
+    };
+    counter.charge(&geocode).await.unwrap();
+    let refused = Refused::new(&a, &c, DAY, Rule::Ips)
+        .seen(Some(&from_x))
+        .at(clock.now() + time::Duration::minutes(3));
+    counter.record_refusal(&refused).await.unwrap();
+    // Unflushed, the instance's own last use already answers.
+    assert_eq!(
+        counter.last_used(&a).await.unwrap()[&c],
+        datetime!(2026-06-01 12:03 UTC)
+    );
+    let reader = reader(&prefix).await;
+    assert!(
+        reader.last_used(&a).await.unwrap().is_empty(),
+        "not written yet"
+    );
+
+    // Many origins of one client and day go to Redis bounded; a heavy one survives.
+    for i in 0..40 {
+        let once = Seen::new(
+            RequestOrigin::from_origin_header(&format!("https://o{i}.example")),
+            None,
+        );
+        let refused = Refused::new(&a, &c, DAY, Rule::Origins);
+        counter
+            .record_refusal(&refused.seen(Some(&once)))
+            .await
+            .unwrap();
+        if i % 4 == 0 {
+            counter
+                .record_refusal(&refused.seen(Some(&from_x)))
+                .await
+                .unwrap();
+        }
+    }
+    counter.flush().await.unwrap();
+    let row = &reader.usage(&a, DAY, DAY).await.unwrap()[0];
+    assert_eq!(row.apis["WorldStreets"], ApiUsage::new(2, 2 * TRANSACTION));
+    assert_eq!(
+        row.apis["ReverseGeocoding"],
+        ApiUsage::new(1, 5 * TRANSACTION)
+    );
+    assert_eq!(
+        (row.origins[0].value.as_str(), row.origins[0].count),
+        ("https://x.example", 12),
+        "the heavy origin survives"
+    );
+    assert_eq!(
+        (row.networks[0].value.as_str(), row.networks[0].count),
+        ("203.0.113.0/24", 12)
+    );
+    let mut conn = connection().await;
+    let key = format!("{}seen-origins:acme:2026-06-01:web", prefix.prefix);
+    let members: usize = conn.zcard(&key).await.unwrap();
+    assert!(members <= SEEN_KEPT, "bounded: {members}");
+    assert_eq!(
+        reader.last_used(&a).await.unwrap()[&c],
+        datetime!(2026-06-01 12:03 UTC)
+    );
+
+    // At most once a minute: the same minute is not written again.
+    let last_key = format!("{}last-used:acme", prefix.prefix);
+    let () = conn.del(&last_key).await.unwrap();
+    clock.advance(time::Duration::minutes(3) + time::Duration::seconds(30));
+    counter
+        .charge(&Charge {
+            at: Some(clock.now()),
+            ..tiles
+        })
+        .await
+        .unwrap();
+    counter.flush().await.unwrap();
+    let exists: bool = conn.exists(&last_key).await.unwrap();
+    assert!(!exists, "12:03 was written already");
+    clock.advance(time::Duration::minutes(1));
+    counter
+        .charge(&Charge {
+            at: Some(clock.now()),
+            ..tiles
+        })
+        .await
+        .unwrap();
+    counter.flush().await.unwrap();
+    assert_eq!(
+        reader.last_used(&a).await.unwrap()[&c],
+        datetime!(2026-06-01 12:04 UTC)
+    );
+    counter.shutdown().await.unwrap();
 }

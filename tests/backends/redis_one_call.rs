@@ -646,9 +646,9 @@ async fn a_request_with_client_and_account_rate_limits_and_a_quota_costs_one_red
     assert_eq!(
         calls,
         [
-            // The client's limit, the account's, the charge; a refusal counted apart (two commands in one pipeline); no client limit on the
-            // quota's requests.
-            (Path::Separate, 30, 3, 4),
+            // The client's limit, the account's, the charge; a refusal counted apart (one
+            // script call); no client limit on the quota's requests.
+            (Path::Separate, 30, 2, 4),
             (Path::Combined, 10, 1, 2),
         ],
         "(path, calls for 10 admitted requests, for 1 rate-limited, for 2 charged of which \

@@ -10,10 +10,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use gis_auth::AuthLayer;
 use gis_auth::client::{AccountId, ClientId, RateLimit, Role, RoleSet};
-use gis_auth::clock::ManualClock;
-use gis_auth::limits::{Charge, RedisUsageCounter, UsageCounter, redis_connection};
+use gis_auth::clock::{Clock, ManualClock};
+use gis_auth::limits::{
+    ApiUsage, Charge, RedisUsageCounter, Refused, SEEN_KEPT, SEEN_REPORTED, Seen, UsageCounter,
+    redis_connection,
+};
 use gis_auth::limits::{RateVerdict, RedisRateLimiter, SharedRateLimiter};
 use gis_auth::policy::{Api, Cost, RouteTable, Rule, TRANSACTION};
+use gis_auth::restrict::RequestOrigin;
 use gis_auth::store::InMemoryStore;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -198,7 +202,7 @@ async fn a_days_hash_expires_at_the_end_of_its_retention_window() {
         .await
         .unwrap();
     counter
-        .record_refusal(&a, &c, date!(2026 - 06 - 01), Rule::Origins)
+        .record_refusal(&Refused::new(&a, &c, date!(2026 - 06 - 01), Rule::Origins))
         .await
         .unwrap();
     let key = format!("{}usage:acme:2026-06-01", prefix.prefix);
@@ -226,15 +230,15 @@ async fn refusals_are_counted_by_reason_for_their_account_only() {
     let other = AccountId::new("other").unwrap();
     let day = date!(2026 - 06 - 01);
     counter
-        .record_refusal(&a, &c, day, Rule::Origins)
+        .record_refusal(&Refused::new(&a, &c, day, Rule::Origins))
         .await
         .unwrap();
     counter
-        .record_refusal(&a, &c, day, Rule::Origins)
+        .record_refusal(&Refused::new(&a, &c, day, Rule::Origins))
         .await
         .unwrap();
     counter
-        .record_refusal(&other, &c, day, Rule::Ips)
+        .record_refusal(&Refused::new(&other, &c, day, Rule::Ips))
         .await
         .unwrap();
     let usage = counter.usage(&a, day, day).await.unwrap();
@@ -325,7 +329,7 @@ async fn fail_open_admits_uncounted_while_redis_is_unreachable() {
     let charged = counter.charge(&full).await.unwrap();
     assert!(charged.admitted && !charged.over, "admitted while away");
     counter
-        .record_refusal(&a, &c, day, Rule::Origins)
+        .record_refusal(&Refused::new(&a, &c, day, Rule::Origins))
         .await
         .expect("nothing to report while away");
     assert!(counter.used(&a, day).await.is_err(), "reads still fail");
@@ -565,4 +569,177 @@ async fn the_layer_answers_503_while_redis_is_away_unless_told_to_fail_open() {
     })
     .await;
     assert!(back, "served again once Redis is back");
+}
+
+/// Where a request came from: `origin`, and an address in `ip`'s network.
+fn seen(origin: &str, ip: &str) -> Seen {
+    Seen::new(
+        RequestOrigin::from_origin_header(origin),
+        Some(ip.parse().unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn usage_is_broken_down_by_api_with_where_refusals_came_from() {
+    let prefix = Prefix::new("by_api");
+    let clock = clock_at(datetime!(2026-06-01 10:15:42 UTC));
+    let counter = counter(&prefix, &clock).await;
+    let (a, c) = ids();
+    let day = date!(2026 - 06 - 01);
+    let from_x = seen("https://x.example", "203.0.113.9");
+    let tiles = Charge {
+        api: Some("WorldStreets"),
+        at: Some(clock.now()),
+        ..Charge::new(&a, &c, day, 1_000)
+    };
+    counter.charge(&tiles).await.unwrap();
+    counter.charge(&tiles).await.unwrap();
+    let geocode = Charge {
+        api: Some("ReverseGeocoding"),
+        shadowed: &[Rule::Origins],
+        seen: Some(&from_x),
+        ..Charge::new(&a, &c, day, 5_000)
+    };
+    counter.charge(&geocode).await.unwrap();
+    // Counted whatever the answer: a charge the quota refuses, a refusal by a rule.
+    let refused_charge = Charge {
+        limit: Some(1),
+        seen: Some(&from_x),
+        ..Charge::new(&a, &c, day, 5_000)
+    };
+    assert!(!counter.charge(&refused_charge).await.unwrap().admitted);
+    let from_y = seen("https://y.example:8443", "2001:db8:1:2::9");
+    let refused = Refused::new(&a, &c, day, Rule::Ips)
+        .seen(Some(&from_y))
+        .at(clock.now() + time::Duration::minutes(3));
+    counter.record_refusal(&refused).await.unwrap();
+
+    let row = &counter.usage(&a, day, day).await.unwrap()[0];
+    assert_eq!(row.apis["WorldStreets"], ApiUsage::new(2, 2_000));
+    assert_eq!(row.apis["ReverseGeocoding"], ApiUsage::new(1, 5_000));
+    assert_eq!(
+        row.apis.len(),
+        2,
+        "the refused charge is not counted by API"
+    );
+    let origins: Vec<_> = row
+        .origins
+        .iter()
+        .map(|s| (s.value.as_str(), s.count))
+        .collect();
+    assert_eq!(
+        origins,
+        [("https://x.example", 2), ("https://y.example:8443", 1)]
+    );
+    let networks: Vec<_> = row
+        .networks
+        .iter()
+        .map(|s| (s.value.as_str(), s.count))
+        .collect();
+    assert_eq!(networks, [("203.0.113.0/24", 2), ("2001:db8:1::/48", 1)]);
+    let last = counter.last_used(&a).await.unwrap();
+    assert_eq!(last[&c], datetime!(2026-06-01 10:18:00 UTC));
+    // An older time never moves the last use back.
+    counter.charge(&tiles).await.unwrap();
+    assert_eq!(counter.last_used(&a).await.unwrap()[&c], last[&c]);
+    let other = AccountId::new("other").unwrap();
+    assert!(counter.last_used(&other).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn many_origins_keep_a_bounded_set_that_reports_the_most_counted_first() {
+    let prefix = Prefix::new("seen_bound");
+    let clock = clock_at(datetime!(2026-06-01 12:00 UTC));
+    let counter = counter(&prefix, &clock).await;
+    let (a, c) = ids();
+    let day = date!(2026 - 06 - 01);
+    let heavy = seen("https://heavy.example", "198.51.100.7");
+    for i in 0..45 {
+        let once = seen(&format!("https://o{i}.example"), &format!("10.0.{i}.1"));
+        counter
+            .record_refusal(&Refused::new(&a, &c, day, Rule::Origins).seen(Some(&once)))
+            .await
+            .unwrap();
+        if i % 3 == 0 {
+            let report_only = Charge {
+                shadowed: &[Rule::Origins],
+                seen: Some(&heavy),
+                ..Charge::new(&a, &c, day, 100)
+            };
+            counter.charge(&report_only).await.unwrap();
+        }
+    }
+    let mut conn = connection().await;
+    for set in ["seen-origins", "seen-networks"] {
+        let key = format!("{}{set}:acme:2026-06-01:web", prefix.prefix);
+        let members: usize = conn.zcard(&key).await.unwrap();
+        assert_eq!(members, SEEN_KEPT, "{set} is bounded");
+        let ttl: i64 = conn.ttl(&key).await.unwrap();
+        assert!(ttl > 0, "{set} expires with the day");
+    }
+    let row = &counter.usage(&a, day, day).await.unwrap()[0];
+    assert_eq!(row.origins.len(), SEEN_REPORTED);
+    assert_eq!(
+        row.origins[0].value, "https://heavy.example",
+        "a heavy origin survives"
+    );
+    assert!(
+        row.origins[0].count >= 15,
+        "never too low: {}",
+        row.origins[0].count
+    );
+    assert_eq!(row.networks[0].value, "198.51.100.0/24");
+    for rows in [&row.origins, &row.networks] {
+        assert!(
+            rows.windows(2)
+                .all(|w| (w[0].count, &w[1].value) >= (w[1].count, &w[0].value)),
+            "most counted first, ties by value: {rows:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_clients_last_use_is_written_at_most_once_a_minute() {
+    let prefix = Prefix::new("last_use");
+    let clock = clock_at(datetime!(2026-06-01 12:00:10 UTC));
+    let counter = counter(&prefix, &clock).await;
+    let (a, c) = ids();
+    let day = date!(2026 - 06 - 01);
+    let charge_now = || Charge {
+        at: Some(clock.now()),
+        ..Charge::new(&a, &c, day, 100)
+    };
+    counter.charge(&charge_now()).await.unwrap();
+    assert_eq!(
+        counter.last_used(&a).await.unwrap()[&c],
+        datetime!(2026-06-01 12:00 UTC),
+        "to the minute"
+    );
+    let key = format!("{}last-used:acme", prefix.prefix);
+    let mut conn = connection().await;
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!(ttl > 86_400, "kept for the retention window: {ttl}");
+    let () = conn.del(&key).await.unwrap();
+    // The same minute, by a charge or a refusal: nothing written.
+    clock.advance(time::Duration::seconds(40));
+    counter.charge(&charge_now()).await.unwrap();
+    let refused = Refused::new(&a, &c, day, Rule::Ips).at(clock.now());
+    counter.record_refusal(&refused).await.unwrap();
+    let exists: bool = conn.exists(&key).await.unwrap();
+    assert!(!exists, "no second write in the same minute");
+    // The next minute is written again.
+    clock.advance(time::Duration::seconds(15));
+    counter.charge(&charge_now()).await.unwrap();
+    assert_eq!(
+        counter.last_used(&a).await.unwrap()[&c],
+        datetime!(2026-06-01 12:01 UTC)
+    );
+    // A refusal in a later minute writes it too, and a clone shares what was written.
+    clock.advance(time::Duration::minutes(2));
+    let refused = Refused::new(&a, &c, day, Rule::Ips).at(clock.now());
+    counter.clone().record_refusal(&refused).await.unwrap();
+    let () = conn.del(&key).await.unwrap();
+    counter.charge(&charge_now()).await.unwrap();
+    let exists: bool = conn.exists(&key).await.unwrap();
+    assert!(!exists, "the clone wrote this minute already");
 }
