@@ -203,7 +203,11 @@ try {
     await route.fulfill({ response: res, json: body });
   });
   await row(id).getByRole('button', { name: 'Deactivate CI web map, renamed elsewhere' }).click();
-  await page.waitForFunction(() => document.getElementById('chart-caption').textContent.endsWith('by API'));
+  // The table and the chart are read again after the change: wait for the answers above.
+  await page.waitForFunction(() => document.getElementById('chart-legend').textContent.includes('Geocoder')
+    && document.getElementById('quota-gauges').textContent.includes('42 %')
+    && document.getElementById('clients').textContent.includes('2030-01-01 12:34 UTC'), null, { timeout: 10000 })
+    .catch(() => {});
   const legend = await page.textContent('#chart-legend');
   check(legend.includes('WorldStreets') && legend.includes('Geocoder'), `with apis the chart is by API (${legend.trim()})`);
   const gauges = await page.locator('#quota-gauges .gauge-svg').count();
