@@ -51,7 +51,7 @@ impl CredentialSource {
 ///
 /// With the `axum` feature it is an extractor: a handler takes `who: Principal` (or
 /// `Option<Principal>` on a route that may be public). On a route the layer does not guard
-/// it rejects with [`MissingPrincipal`], a 500: that is a server misconfiguration, not
+/// it rejects with `MissingPrincipal` (feature `axum`), a 500: that is a server misconfiguration, not
 /// the caller's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

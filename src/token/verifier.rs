@@ -121,7 +121,7 @@ impl JwtVerifier {
     }
 
     /// Refuses the tokens on `list` (401 `invalid_token`), instead of those on a list of
-    /// its own in memory; [`PostgresRevocations`](super::PostgresRevocations) shares one
+    /// its own in memory; `PostgresRevocations` (feature `postgres`) shares one
     /// list between instances.
     #[must_use]
     pub fn revocations(mut self, list: Arc<dyn Revocations>) -> Self {
