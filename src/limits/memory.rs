@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 
 use super::usage::{
-    ApiUsage, Charge, Charged, DailyUsage, Refused, SEEN_REPORTED, Seen, TopCounts, UsageCounter,
+    ApiUsage, Charge, Charged, DailyUsage, Refused, SEEN_REPORTED, SeenCounts, UsageCounter,
     last_use_minute,
 };
 use crate::client::{AccountId, ClientId};
@@ -51,8 +51,7 @@ struct Counts {
     refusals: BTreeMap<&'static str, u64>,
     shadowed: BTreeMap<&'static str, u64>,
     apis: BTreeMap<Box<str>, ApiUsage>,
-    origins: TopCounts,
-    networks: TopCounts,
+    seen: SeenCounts,
     /// The latest request of the day (kept as it came, read to the minute).
     last_used: Option<OffsetDateTime>,
 }
@@ -71,15 +70,6 @@ impl Counts {
         };
         usage.requests = usage.requests.saturating_add(requests);
         usage.cost = usage.cost.saturating_add(cost);
-    }
-
-    fn seen(&mut self, seen: &Seen) {
-        if let Some(origin) = seen.origin() {
-            self.origins.add(&origin.to_string(), 1);
-        }
-        if let Some(network) = seen.network() {
-            self.networks.add(&network.to_string(), 1);
-        }
     }
 }
 
@@ -198,7 +188,7 @@ impl InMemoryUsageCounter {
         let charged =
             Charged::new(admitted, !daily_fits, used).monthly(!monthly_fits, monthly_used);
         if let Some(seen) = charge.seen {
-            counts.seen(seen);
+            counts.seen.add(seen);
         }
         if admitted {
             counts.requests += charge.requests;
@@ -228,7 +218,7 @@ impl InMemoryUsageCounter {
         counts.used_at(refused.at);
         *counts.refusals.entry(refused.rule.as_str()).or_default() += 1;
         if let Some(seen) = refused.seen {
-            counts.seen(seen);
+            counts.seen.add(seen);
         }
     }
 }
@@ -318,8 +308,8 @@ impl UsageCounter for InMemoryUsageCounter {
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
                     apis: c.apis.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-                    origins: c.origins.top(SEEN_REPORTED),
-                    networks: c.networks.top(SEEN_REPORTED),
+                    origins: c.seen.origins.top(SEEN_REPORTED),
+                    networks: c.seen.networks.top(SEEN_REPORTED),
                 })
                 .collect();
             rows.sort_by(|a, b| a.client.as_str().cmp(b.client.as_str()));
@@ -342,6 +332,7 @@ impl UsageCounter for InMemoryUsageCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::Seen;
     use std::sync::Arc;
     use time::macros::date;
 

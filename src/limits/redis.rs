@@ -32,6 +32,7 @@ use time::{Date, OffsetDateTime};
 use super::memory::DEFAULT_RETENTION_DAYS;
 use super::rate::whole_seconds_up;
 use super::redis_gcra::{GCRA_FUNCTION, GcraArgs, account_key, client_key, micros_now};
+use super::tally::field;
 use super::usage::{
     ApiUsage, Charge, Charged, DailyUsage, RateLimited, Refused, SEEN_KEPT, SEEN_REPORTED, Seen,
     SeenCount, UsageCounter, last_use_minute, top_of,
@@ -748,7 +749,7 @@ impl UsageCounter for RedisUsageCounter {
     async fn record_refusal(&self, refused: &Refused<'_>) -> Result<(), BackendError> {
         let (account, client, day) = (refused.account, refused.client, refused.day);
         let key = self.key(account, day);
-        let field = format!("refused:{client}:{}", refused.rule.as_str());
+        let field = field::refused(client, refused.rule.as_str());
         let keep = self.keep_seconds(day);
         let notes = self.notes(account, client, day, refused.seen, refused.at);
         let (note_keys, note_values) = notes.keys_and_values();

@@ -1,7 +1,7 @@
 //! Counts waiting to be written to Redis, as plain increments: per account and day, "hash
 //! field → increment" for the day's usage hash, and per account and month, an increment
 //! of the month's total; per client and day, where refused and report-only requests came
-//! from (bounded, as [`TopCounts`]); per client, its latest last use. The field names are
+//! from (bounded, as [`TopCounts`](super::TopCounts)); per client, its latest last use. The field names are
 //! those of the CHARGE script of [`RedisUsageCounter`](crate::limits::RedisUsageCounter),
 //! named in one place ([`field`]), and what one charge adds is decided in one place
 //! ([`Tally::charge`]): a new statistic is a new field there.
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use time::{Date, OffsetDateTime};
 
-use super::usage::{Charge, Refused, Seen, TopCounts, last_use_minute};
+use super::usage::{Charge, Refused, Seen, SeenCounts, last_use_minute};
 use crate::client::{AccountId, ClientId, FastBuildHasher};
 use crate::rule::Rule;
 
@@ -70,29 +70,6 @@ pub(crate) struct Outcome {
     pub(crate) counts_usage: bool,
 }
 
-/// Where one client's refused or report-only requests of one day came from.
-#[derive(Debug, Default)]
-pub(crate) struct SeenTally {
-    pub(crate) origins: TopCounts,
-    pub(crate) networks: TopCounts,
-}
-
-impl SeenTally {
-    fn add(&mut self, seen: &Seen) {
-        if let Some(origin) = seen.origin() {
-            self.origins.add(&origin.to_string(), 1);
-        }
-        if let Some(network) = seen.network() {
-            self.networks.add(&network.to_string(), 1);
-        }
-    }
-
-    fn merge(&mut self, other: &SeenTally) {
-        self.origins.merge(&other.origins);
-        self.networks.merge(&other.networks);
-    }
-}
-
 /// Increments not yet written: per (account, day) the usage hash's fields, per (account,
 /// first day of the month) the month's total, per (account, day, client) where requests
 /// came from, and per (account, client) the latest last-use minute.
@@ -100,7 +77,7 @@ impl SeenTally {
 pub(crate) struct Tally {
     pub(crate) days: HashMap<(AccountId, Date), Fields, FastBuildHasher>,
     pub(crate) months: HashMap<(AccountId, Date), i64, FastBuildHasher>,
-    pub(crate) seen: HashMap<(AccountId, Date, ClientId), SeenTally, FastBuildHasher>,
+    pub(crate) seen: HashMap<(AccountId, Date, ClientId), SeenCounts, FastBuildHasher>,
     pub(crate) last_use: HashMap<(AccountId, ClientId), OffsetDateTime, FastBuildHasher>,
 }
 

@@ -151,6 +151,32 @@ impl TopCounts {
     }
 }
 
+/// Where one client's refused or report-only requests of one day came from: its origins
+/// and its networks, each bounded as [`TopCounts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SeenCounts {
+    pub(crate) origins: TopCounts,
+    pub(crate) networks: TopCounts,
+}
+
+impl SeenCounts {
+    /// Counts one request from `seen`.
+    pub(crate) fn add(&mut self, seen: &Seen) {
+        if let Some(origin) = seen.origin() {
+            self.origins.add(&origin.to_string(), 1);
+        }
+        if let Some(network) = seen.network() {
+            self.networks.add(&network.to_string(), 1);
+        }
+    }
+
+    /// Adds everything `other` counted.
+    pub(crate) fn merge(&mut self, other: &SeenCounts) {
+        self.origins.merge(&other.origins);
+        self.networks.merge(&other.networks);
+    }
+}
+
 /// The `n` most counted of `counts`, most counted first (ties by value).
 pub(crate) fn top_of(mut counts: Vec<SeenCount>, n: usize) -> Vec<SeenCount> {
     counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
