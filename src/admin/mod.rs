@@ -80,13 +80,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tower_service::Service;
 
+pub use crate::document::UsageDay;
 pub use openapi::{
     ApiDoc, Introspection, PublicJwk, PublicJwkSet, TokenQuery, TokenRequest, TokenResponse,
     openapi_document,
 };
 pub use schema::{
-    ApiUsageView, AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota,
-    Regenerate, SeenNetworkView, SeenOriginView, TileUrl, Usage, UsageDay,
+    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
+    Usage,
 };
 
 use self::reply::{AdminError, Reply};
@@ -911,21 +912,7 @@ async fn get_usage(
         to: day(to),
         days: rows
             .iter()
-            .map(|r| UsageDay {
-                date: day(r.day),
-                client_id: r.client.to_string(),
-                requests: r.requests,
-                transactions: transactions(r.cost),
-                refusals: r.refusals.clone(),
-                shadowed: r.shadowed.clone(),
-                apis: r
-                    .apis
-                    .iter()
-                    .map(|(name, u)| (name.clone(), ApiUsageView::of(u)))
-                    .collect(),
-                origins: r.origins.iter().map(SeenOriginView::of).collect(),
-                networks: r.networks.iter().map(SeenNetworkView::of).collect(),
-            })
+            .map(crate::limits::DailyUsage::document)
             .collect(),
     };
     Ok(Reply::ok(to_json(&usage)))

@@ -15,13 +15,14 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::schema::{
-    ApiUsageView, AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota,
-    Regenerate, SeenNetworkView, SeenOriginView, TileUrl, Usage, UsageDay,
+    AuditLog, ClientList, ErrorBody, MonthlyQuota, NewTileUrl, Profile, Quota, Regenerate, TileUrl,
+    Usage,
 };
 use crate::client::{Action, ClientKind, Restriction, Status};
 use crate::document::{
-    AuditAction, AuditEntry, AuditOutcome, ClientDocument, ClientPatch, ClientView,
-    CreatedClientView, GrantDocument, NewClient, ProfilePatch, RateLimitDocument,
+    ApiUsageView, AuditAction, AuditEntry, AuditOutcome, ClientDocument, ClientPatch, ClientView,
+    CreatedClientView, GrantDocument, NewClient, ProfilePatch, RateLimitDocument, SeenNetworkView,
+    SeenOriginView, UsageDay,
 };
 use crate::token::ServerMetadata;
 

@@ -3,8 +3,6 @@
 //! them, so the two cannot drift apart. The client and account documents are in
 //! [`document`](crate::document).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -153,93 +151,7 @@ pub struct Usage {
     #[schema(format = Date)]
     pub to: String,
     /// One row per client per day with any traffic.
-    pub days: Vec<UsageDay>,
-}
-
-/// One client's usage on one UTC day.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[non_exhaustive]
-pub struct UsageDay {
-    /// The day (YYYY-MM-DD).
-    #[schema(format = Date)]
-    pub date: String,
-    /// The client.
-    pub client_id: String,
-    /// Authorised requests.
-    pub requests: u64,
-    /// Their cost in transactions.
-    pub transactions: f64,
-    /// Refused requests by reason.
-    pub refusals: BTreeMap<String, u64>,
-    /// Requests a report-only restriction would have refused, by rule.
-    pub shadowed: BTreeMap<String, u64>,
-    /// Authorised requests and their cost, by API.
-    pub apis: BTreeMap<String, ApiUsageView>,
-    /// The origins of refused or report-only requests, the 10 most frequent first.
-    pub origins: Vec<SeenOriginView>,
-    /// The callers' networks (IPv4 /24, IPv6 /48; never a whole address) of refused or
-    /// report-only requests, the 10 most frequent first.
-    pub networks: Vec<SeenNetworkView>,
-}
-
-/// One client's authorised requests to one API on one day.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[non_exhaustive]
-pub struct ApiUsageView {
-    /// Authorised requests.
-    pub requests: u64,
-    /// Their cost in transactions.
-    pub transactions: f64,
-}
-
-impl ApiUsageView {
-    /// The counter's figures, in transactions.
-    pub fn of(usage: &crate::limits::ApiUsage) -> Self {
-        Self {
-            requests: usage.requests,
-            transactions: crate::policy::transactions(usage.cost),
-        }
-    }
-}
-
-/// An origin seen on refused or report-only requests.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[non_exhaustive]
-pub struct SeenOriginView {
-    /// The origin (`https://maps.example.com`).
-    pub origin: String,
-    /// How many requests (never too low; see `TopCounts`).
-    pub count: u64,
-}
-
-impl SeenOriginView {
-    /// The counter's figure.
-    pub fn of(seen: &crate::limits::SeenCount) -> Self {
-        Self {
-            origin: seen.value.clone(),
-            count: seen.count,
-        }
-    }
-}
-
-/// A callers' network seen on refused or report-only requests.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[non_exhaustive]
-pub struct SeenNetworkView {
-    /// The network in CIDR notation (`203.0.113.0/24`, `2001:db8:1::/48`).
-    pub network: String,
-    /// How many requests (never too low; see `TopCounts`).
-    pub count: u64,
-}
-
-impl SeenNetworkView {
-    /// The counter's figure.
-    pub fn of(seen: &crate::limits::SeenCount) -> Self {
-        Self {
-            network: seen.value.clone(),
-            count: seen.count,
-        }
-    }
+    pub days: Vec<crate::document::UsageDay>,
 }
 
 /// Every refusal's body.

@@ -9,6 +9,7 @@
 //!   [`Nullable`] tells an absent field from `null`.
 //! - [`ClientsFile`]: a file of accounts and clients.
 //! - [`AuditEntry`]: a change as the audit log records it.
+//! - [`UsageDay`]: one client's usage on one day.
 //!
 //! Every document refuses fields it does not know. A document that cannot be read is
 //! refused naming the field (and, in a clients file, the entry), never quoting the value:
@@ -33,6 +34,7 @@ mod file;
 mod nullable;
 #[cfg(feature = "admin")]
 mod schema;
+mod usage;
 mod view;
 
 pub use account::{AccountDocument, ProfilePatch};
@@ -44,6 +46,7 @@ pub use client::{
 pub use field::{FieldError, read};
 pub use file::{ClientsFile, ClientsFileError, FileClient};
 pub use nullable::Nullable;
+pub use usage::{ApiUsageView, SeenNetworkView, SeenOriginView, UsageDay};
 pub use view::{ClientView, CreatedClientView};
 
 use crate::error::ConfigError;

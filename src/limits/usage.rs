@@ -27,7 +27,9 @@ use ipnet::IpNet;
 use time::{Date, OffsetDateTime};
 
 use crate::client::{AccountId, ClientId, RateLimit};
+use crate::document::{ApiUsageView, SeenNetworkView, SeenOriginView, UsageDay};
 use crate::error::BackendError;
+use crate::policy::transactions;
 use crate::restrict::RequestOrigin;
 use crate::rule::Rule;
 
@@ -425,6 +427,47 @@ impl ApiUsage {
 }
 
 impl DailyUsage {
+    /// The row as the admin API and the command-line tool show it: costs in transactions,
+    /// the day as YYYY-MM-DD.
+    pub fn document(&self) -> UsageDay {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        UsageDay {
+            date: self.day.format(format).unwrap_or_default(),
+            client_id: self.client.to_string(),
+            requests: self.requests,
+            transactions: transactions(self.cost),
+            refusals: self.refusals.clone(),
+            shadowed: self.shadowed.clone(),
+            apis: self
+                .apis
+                .iter()
+                .map(|(api, usage)| {
+                    let view = ApiUsageView {
+                        requests: usage.requests,
+                        transactions: transactions(usage.cost),
+                    };
+                    (api.clone(), view)
+                })
+                .collect(),
+            origins: self
+                .origins
+                .iter()
+                .map(|seen| SeenOriginView {
+                    origin: seen.value.clone(),
+                    count: seen.count,
+                })
+                .collect(),
+            networks: self
+                .networks
+                .iter()
+                .map(|seen| SeenNetworkView {
+                    network: seen.value.clone(),
+                    count: seen.count,
+                })
+                .collect(),
+        }
+    }
+
     /// No usage yet by `client` on `day`: fill in the counts.
     pub fn new(day: Date, client: ClientId) -> Self {
         Self {

@@ -141,27 +141,7 @@ fn usage_json(
     source: Option<&str>,
     report: Option<&Report>,
 ) -> Value {
-    let days = report.map(|r| {
-        r.rows
-            .iter()
-            .map(|u| {
-                json!({
-                    "date": day_text(u.day),
-                    "client_id": u.client.as_str(),
-                    "requests": u.requests,
-                    "transactions": transactions(u.cost),
-                    "refusals": u.refusals,
-                    "shadowed": u.shadowed,
-                    "apis": u.apis.iter().map(|(api, use_)| (api.clone(), json!({
-                        "requests": use_.requests,
-                        "transactions": transactions(use_.cost),
-                    }))).collect::<serde_json::Map<_, _>>(),
-                    "origins": u.origins.iter().map(|s| json!({"origin": s.value, "count": s.count})).collect::<Vec<_>>(),
-                    "networks": u.networks.iter().map(|s| json!({"network": s.value, "count": s.count})).collect::<Vec<_>>(),
-                })
-            })
-            .collect::<Vec<_>>()
-    });
+    let days = report.map(|r| r.rows.iter().map(DailyUsage::document).collect::<Vec<_>>());
     json!({
         "account_id": account.id.as_str(),
         "daily_quota": account.plan.daily_quota,
