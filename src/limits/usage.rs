@@ -172,7 +172,8 @@ impl SeenCounts {
         }
     }
 
-    /// Adds everything `other` counted.
+    /// Adds everything `other` counted (what a failed write of the leased counter keeps).
+    #[cfg(feature = "redis")]
     pub(crate) fn merge(&mut self, other: &SeenCounts) {
         self.origins.merge(&other.origins);
         self.networks.merge(&other.networks);
